@@ -1,0 +1,24 @@
+"""Process identity system calls (sys/kern/kern_prot.c)."""
+
+from __future__ import annotations
+
+from sim.kern.kernel import syscall_handler
+from sim.kern.kfunc import kfunc
+from sim.kern.pcpu import pcpu
+from sim.kern.proc import Thread
+
+
+@syscall_handler
+@kfunc
+def sys_getpid(td: Thread) -> int:
+    pcpu.machine.charge(pcpu.machine.profile.sys_getpid_ns)
+    td.set_retval(0, td.td_proc.p_pid)
+    return 0
+
+
+@syscall_handler
+@kfunc
+def sys_getuid(td: Thread) -> int:
+    pcpu.machine.charge(pcpu.machine.profile.sys_getpid_ns)
+    td.set_retval(0, td.td_ucred.cr_ruid)
+    return 0

@@ -1,0 +1,154 @@
+"""Processes, threads, credentials and the trapframe (sys/sys/proc.h, sys/sys/ucred.h, machine/frame.h).
+
+Only the fields the modelled paths read or write are here, under FreeBSD's names. Fields that views show are
+written through `set`, which records a delta in the event log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sim.kern.pcpu import pcpu
+
+# td_flags (sys/sys/proc.h, FreeBSD 11): the bits ast() clears and acts on
+TDF_ASTPENDING = 0x00000800  # thread has some asynchronous events
+TDF_NEEDSUSPCHK = 0x00008000  # thread may need to suspend
+TDF_NEEDRESCHED = 0x00010000  # thread needs to yield
+TDF_NEEDSIGCHK = 0x00020000  # thread may need signal delivery
+TDF_ALRMPEND = 0x10000000  # pending SIGVTALRM needs to be posted
+TDF_PROFPEND = 0x20000000  # pending SIGPROF needs to be posted
+TDF_MACPEND = 0x40000000  # AST-based MAC event pending
+AST_FLAGS = (
+    TDF_ASTPENDING | TDF_NEEDSIGCHK | TDF_NEEDSUSPCHK | TDF_NEEDRESCHED | TDF_ALRMPEND | TDF_PROFPEND | TDF_MACPEND
+)
+
+# td_pflags (private to the thread)
+TDP_GEOM = 0x00010000  # thread tickled GEOM: wait for it to settle on return
+TDP_NERRNO = 0x00400000  # the syscall already set td_errno itself
+TDP_AUDITREC = 0x01000000  # audit record pending on thread
+TDP_RFPPWAIT = 0x02000000  # handle RFPPWAIT (vfork) on syscall exit
+
+# p_flag
+P_PPWAIT = 0x00010  # parent is waiting for the vfork'ed child to exec or exit
+P_PROFIL = 0x00020  # has started profiling
+P_TRACED = 0x00800  # debugged process being traced
+
+# p_stops: where a tracing debugger asked to stop (sys/sys/proc.h S_PT_*)
+S_PT_SCE = 0x000010000  # stop on system-call entry
+S_PT_SCX = 0x000020000  # stop on system-call exit
+
+# td_dbgflags
+TDB_SCE = 0x00000008  # thread performs syscall enter
+TDB_SCX = 0x00000010  # thread performs syscall exit
+TDB_USERWR = 0x00000004  # the debugger modified registers or memory
+
+
+@dataclass
+class AuditInfo:
+    ai_auid: int = -1 & 0xFFFFFFFF  # AU_DEFAUDITID: not yet set by login
+
+
+@dataclass(frozen=True, eq=False)
+class Prison:
+    pr_id: int
+    pr_name: str
+
+
+PRISON0 = Prison(0, "0")  # the host: a credential in prison0 is not jailed
+
+
+@dataclass
+class Ucred:
+    """An unforgeable credential: shared, copy-on-write, by processes and their threads."""
+
+    cr_uid: int = 0
+    cr_ruid: int = 0
+    cr_gid: int = 0
+    cr_prison: Prison = PRISON0
+    cr_audit: AuditInfo = field(default_factory=AuditInfo)
+    cr_flags: int = 0
+
+
+def jailed(cred: Ucred) -> bool:
+    """kern_jail.c: a credential is jailed if its prison is not prison0."""
+    return cred.cr_prison is not PRISON0
+
+
+TRAPFRAME_FIELDS = (
+    "tf_rdi", "tf_rsi", "tf_rdx", "tf_rcx", "tf_r8", "tf_r9", "tf_rax", "tf_rbx", "tf_rbp", "tf_r10", "tf_r11",
+    "tf_trapno", "tf_addr", "tf_flags", "tf_err", "tf_rip", "tf_cs", "tf_rflags", "tf_rsp", "tf_ss",
+)  # fmt: skip
+
+
+class Trapframe:
+    """The user registers saved on the kernel stack at a trap; written back to the CPU on return."""
+
+    __slots__ = ("regs",)
+
+    def __init__(self) -> None:
+        self.regs = dict.fromkeys(TRAPFRAME_FIELDS, 0)
+
+    def __getitem__(self, name: str) -> int:
+        return self.regs[name]
+
+    def set(self, name: str, value: int) -> None:
+        old = self.regs[name]
+        if old != value:
+            self.regs[name] = value
+            pcpu.machine.log.delta(("tf", name, old, value))
+
+
+PCB_FULL_IRET = 0x01  # machine/pcb.h: return to user mode with iretq, restoring every register
+
+
+@dataclass
+class Pcb:
+    pcb_onfault: int = 0  # where a faulting copy routine resumes; 0 = a kernel fault here is fatal
+    pcb_flags: int = 0
+
+
+@dataclass
+class SyscallArgs:
+    """struct syscall_args: what sv_fetch_syscall_args read out of the trapframe."""
+
+    code: int = 0
+    callp: object = None
+    args: tuple = ()
+    narg: int = 0
+
+
+@dataclass(eq=False)
+class Proc:
+    p_pid: int
+    p_comm: str
+    p_ucred: Ucred
+    p_flag: int = 0
+    p_stops: int = 0
+    p_traceflag: int = 0  # KTRFAC_* bits of what ktrace records
+    p_throttled: int = 0  # racct: non-zero while throttled
+    p_capmode: bool = False  # cap_enter() was called (stored in cr_flags as CRED_FLAG_CAPMODE in FreeBSD)
+    p_threads: list[Thread] = field(default_factory=list)
+    p_exitstatus: int | None = None
+
+
+@dataclass(eq=False)
+class Thread:
+    td_tid: int
+    td_proc: Proc
+    td_ucred: Ucred
+    td_flags: int = 0
+    td_pflags: int = 0
+    td_dbgflags: int = 0
+    td_errno: int = 0
+    td_retval: list[int] = field(default_factory=lambda: [0, 0])
+    td_frame: Trapframe = field(default_factory=Trapframe)
+    td_pcb: Pcb = field(default_factory=Pcb)
+    td_sa: SyscallArgs = field(default_factory=SyscallArgs)
+    td_syscalls: int = 0
+    td_errno_user: int = 0  # libc's per-thread errno (a TLS variable in user space)
+
+    def set_retval(self, index: int, value: int) -> None:
+        old = self.td_retval[index]
+        self.td_retval[index] = value
+        if old != value:
+            pcpu.machine.log.delta(("td", f"td_retval[{index}]", old, value))

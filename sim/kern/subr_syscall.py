@@ -1,0 +1,164 @@
+"""The machine-independent system-call path (sys/kern/subr_syscall.c, FreeBSD 11), inlined in amd64_syscall().
+
+syscallenter() runs the hooks of the lecture's slide in this order; each is gated by the flag FreeBSD tests, so
+that a hook nobody asked for costs one test (see kfunc.gate) and the log shows it skipped:
+
+  cred_update_thread, sv_fetch_syscall_args, ktrsyscall, ptracestop, IN_CAPABILITY_MODE, syscall_thread_enter,
+  systrace_probe_func, AUDIT_SYSCALL_ENTER, sa->callp->sy_call, AUDIT_SYSCALL_EXIT, systrace_probe_func,
+  syscall_thread_exit, sv_set_syscall_retval
+"""
+
+from __future__ import annotations
+
+from sim.kern.errno import ECAPMODE
+from sim.kern.kfunc import gate, kfunc
+from sim.kern.pcpu import pcpu
+from sim.kern.proc import P_TRACED, S_PT_SCE, S_PT_SCX, TDB_SCE, TDB_SCX, TDP_NERRNO, TDP_RFPPWAIT, Thread
+from sim.kern.subr_trap import userret
+from sim.kern.sysent import SY_THR_STATIC, SYF_CAPENABLED
+from sim.kern.vm_machdep import cpu_set_syscall_retval
+
+KTR_SYSCALL = 1  # sys/sys/ktrace.h: record system-call entry
+KTR_SYSRET = 2  # record system-call return
+
+
+def KTRPOINT(td: Thread, kind: int) -> bool:  # noqa: N802 - the kernel's macro
+    return bool(td.td_proc.p_traceflag & (1 << kind))
+
+
+@kfunc
+def syscallenter(td: Thread) -> int:
+    machine, kernel = pcpu.machine, pcpu.kernel
+    p, sa = td.td_proc, td.td_sa
+
+    if gate("cred_update_thread", "td->td_ucred == p->p_ucred", td.td_ucred is not p.p_ucred):
+        cred_update_thread(td)
+    traced = bool(p.p_flag & P_TRACED)
+    if traced:
+        td.td_dbgflags |= TDB_SCE
+
+    from sim.kern.trap import cpu_fetch_syscall_args
+
+    error = cpu_fetch_syscall_args(td, sa)
+    if gate("ktrsyscall", "KTRPOINT(td, KTR_SYSCALL) is false", KTRPOINT(td, KTR_SYSCALL)):
+        ktrsyscall(sa.code, sa.narg, sa.args)
+    td.td_syscalls += 1
+    if error == 0:
+        if gate("ptracestop", "(p->p_flag & P_TRACED) == 0", traced and bool(p.p_stops & S_PT_SCE)):
+            ptracestop(td, "SIGTRAP")
+        callp = sa.callp
+        capenabled = bool(callp and callp.sy_flags & SYF_CAPENABLED)
+        machine.charge(machine.profile.flag_test_ns)
+        if IN_CAPABILITY_MODE(td) and not capenabled:
+            machine.emit("hook", "IN_CAPABILITY_MODE", f"{_name(sa)} is not CAPENABLED: ECAPMODE")
+            error = ECAPMODE
+        else:
+            machine.emit("skip", "IN_CAPABILITY_MODE", _capmode_reason(td, capenabled))
+            # A syscall compiled into the kernel (SY_THR_STATIC) needs no drain barrier: nothing can unload it.
+            gate("syscall_thread_enter", "sy_thrcnt & SY_THR_STATIC", _thrcnt(sa) & SY_THR_STATIC == 0)
+            if gate("systrace_probe_func", "no syscall:::entry probe enabled", kernel.config.dtrace_syscall):
+                systrace_probe_func(sa, "entry")
+            if gate("AUDIT_SYSCALL_ENTER", "audit_syscalls_enabled == 0", kernel.config.audit):
+                audit_syscall_enter(sa.code, td)
+            handler = kernel.handler(callp)
+            kernel.syscall_counts[_name(sa)] += 1
+            machine.emit("syscall", _name(sa), _format_args(sa))
+            error = handler(td, *sa.args)
+            if gate("AUDIT_SYSCALL_EXIT", "(td->td_pflags & TDP_AUDITREC) == 0", kernel.config.audit):
+                audit_syscall_exit(error, td)
+            if not td.td_pflags & TDP_NERRNO:
+                _set_td_errno(td, error)
+            if gate("systrace_probe_func", "no syscall:::return probe enabled", kernel.config.dtrace_syscall):
+                systrace_probe_func(sa, "return")
+            gate("syscall_thread_exit", "sy_thrcnt & SY_THR_STATIC", _thrcnt(sa) & SY_THR_STATIC == 0)
+    if traced:
+        td.td_dbgflags &= ~TDB_SCE
+    cpu_set_syscall_retval(td, error)
+    return error
+
+
+@kfunc
+def syscallret(td: Thread, error: int) -> None:
+    kernel = pcpu.kernel
+    p, sa = td.td_proc, td.td_sa
+    userret(td, td.td_frame)
+    if gate("ktrsysret", "KTRPOINT(td, KTR_SYSRET) is false", KTRPOINT(td, KTR_SYSRET)):
+        ktrsysret(sa.code, error, td.td_retval[0])
+    td.td_pflags &= ~TDP_NERRNO
+    traced = bool(p.p_flag & P_TRACED)
+    if gate("ptracestop", "(p->p_flag & P_TRACED) == 0", traced and bool(p.p_stops & S_PT_SCX)):
+        td.td_dbgflags |= TDB_SCX
+        ptracestop(td, "SIGTRAP")
+        td.td_dbgflags &= ~TDB_SCX
+    if gate("vfork wait", "(td->td_pflags & TDP_RFPPWAIT) == 0", bool(td.td_pflags & TDP_RFPPWAIT)):
+        kernel.vfork_wait(td)
+
+
+def IN_CAPABILITY_MODE(td: Thread) -> bool:  # noqa: N802 - the kernel's macro
+    return td.td_proc.p_capmode
+
+
+def _capmode_reason(td: Thread, capenabled: bool) -> str:
+    if not IN_CAPABILITY_MODE(td):
+        return "not in capability mode"
+    return "in capability mode, and this call is CAPENABLED"
+
+
+def _thrcnt(sa) -> int:
+    return sa.callp.sy_thrcnt if sa.callp else SY_THR_STATIC
+
+
+def _name(sa) -> str:
+    return sa.callp.name if sa.callp else f"nosys (code {sa.code})"
+
+
+def _format_args(sa) -> str:
+    if not sa.callp:
+        return ""
+    return ", ".join(f"{name}={value:#x}" for (_, name), value in zip(sa.callp.params, sa.args, strict=False))
+
+
+def _set_td_errno(td: Thread, error: int) -> None:
+    old = td.td_errno
+    td.td_errno = error
+    if old != error:
+        pcpu.machine.log.delta(("td", "td_errno", old, error))
+
+
+@kfunc
+def cred_update_thread(td: Thread) -> None:
+    """Take a reference on the process's newer credential: threads cache it to avoid locking on each use."""
+    machine = pcpu.machine
+    machine.charge(machine.profile.cred_update_ns)
+    td.td_ucred = td.td_proc.p_ucred
+
+
+@kfunc
+def ktrsyscall(code: int, narg: int, args: tuple) -> None:
+    pcpu.machine.charge(pcpu.machine.profile.ktrace_record_ns)
+
+
+@kfunc
+def ktrsysret(code: int, error: int, retval: int) -> None:
+    pcpu.machine.charge(pcpu.machine.profile.ktrace_record_ns)
+
+
+@kfunc
+def ptracestop(td: Thread, sig: str) -> None:
+    pcpu.machine.charge(pcpu.machine.profile.ptracestop_ns)
+
+
+@kfunc
+def systrace_probe_func(sa, which: str) -> None:
+    """DTrace's syscall provider fires here; each firing costs time: the probe effect."""
+    pcpu.machine.charge(pcpu.machine.profile.systrace_probe_ns)
+
+
+@kfunc
+def audit_syscall_enter(code: int, td: Thread) -> None:
+    pcpu.machine.charge(pcpu.machine.profile.audit_record_ns)
+
+
+@kfunc
+def audit_syscall_exit(error: int, td: Thread) -> None:
+    pcpu.machine.charge(pcpu.machine.profile.audit_record_ns)

@@ -1,0 +1,46 @@
+"""Machine-dependent trap and system-call handling (sys/amd64/amd64/trap.c, FreeBSD 11)."""
+
+from __future__ import annotations
+
+from sim.kern.kfunc import kfunc
+from sim.kern.pcpu import pcpu
+from sim.kern.proc import SyscallArgs, Thread
+from sim.kern.subr_syscall import syscallenter, syscallret
+
+SYS_syscall = 0  # noqa: N816 - the indirect system call: the number is in the first argument
+ARGUMENT_REGISTERS = (
+    "tf_rdi",
+    "tf_rsi",
+    "tf_rdx",
+    "tf_rcx",
+    "tf_r8",
+    "tf_r9",
+)  # tf_rcx holds what came in %r10
+
+
+@kfunc
+def amd64_syscall(td: Thread, traced: int) -> None:
+    error = syscallenter(td)
+    syscallret(td, error)
+
+
+@kfunc
+def cpu_fetch_syscall_args(td: Thread, sa: SyscallArgs) -> int:
+    """sv_fetch_syscall_args for FreeBSD/amd64: the number from %rax, up to six arguments from registers."""
+    machine = pcpu.machine
+    machine.charge(machine.profile.fetch_args_ns)
+    frame = td.td_frame
+    registers = list(ARGUMENT_REGISTERS)
+    sa.code = frame["tf_rax"]
+    if sa.code == SYS_syscall:
+        sa.code = frame["tf_rdi"]
+        registers.pop(0)
+    sysent = pcpu.kernel.sysent
+    sa.callp = sysent.get(sa.code)  # a number past the table (or a hole in it) gets nosys
+    sa.narg = sa.callp.narg if sa.callp else 0
+    sa.args = tuple(frame[r] for r in registers[: sa.narg])
+    td.set_retval(0, 0)
+    td.set_retval(1, frame["tf_rdx"])
+    name = sa.callp.name if sa.callp else "nosys"
+    machine.emit("hook", "sv_fetch_syscall_args", f"code {sa.code} ({name}), {sa.narg} argument(s) from registers")
+    return 0

@@ -1,0 +1,35 @@
+"""Machine-dependent parts of process support (sys/amd64/amd64/vm_machdep.c)."""
+
+from __future__ import annotations
+
+from sim.kern.errno import EJUSTRETURN, ERESTART
+from sim.kern.kfunc import kfunc
+from sim.kern.pcpu import pcpu
+from sim.kern.proc import PCB_FULL_IRET, Thread
+from sim.machine.cpu import PSL_C
+
+
+@kfunc
+def cpu_set_syscall_retval(td: Thread, error: int) -> None:
+    """sv_set_syscall_retval: success in rax/rdx with carry clear; failure as errno in rax with carry set."""
+    machine = pcpu.machine
+    machine.charge(machine.profile.set_retval_ns)
+    frame = td.td_frame
+    if error == 0:
+        frame.set("tf_rax", td.td_retval[0])
+        frame.set("tf_rdx", td.td_retval[1])
+        frame.set("tf_rflags", frame["tf_rflags"] & ~PSL_C)
+        machine.emit("sysret", "success", f"tf_rax = {td.td_retval[0]}, carry clear")
+    elif error == ERESTART:
+        # 'syscall' is 2 bytes, saved in tf_err: back up over it so the call runs again. %r10 (which held %rcx)
+        # is restored for that next run, and only a full iretq return reloads all the argument registers.
+        frame.set("tf_rip", frame["tf_rip"] - frame["tf_err"])
+        frame.set("tf_r10", frame["tf_rcx"])
+        td.td_pcb.pcb_flags |= PCB_FULL_IRET
+        machine.emit("sysret", "ERESTART", "tf_rip backed up by tf_err: the syscall instruction runs again")
+    elif error == EJUSTRETURN:
+        machine.emit("sysret", "EJUSTRETURN", "the registers were set by the call itself: leave them")
+    else:
+        frame.set("tf_rax", error)
+        frame.set("tf_rflags", frame["tf_rflags"] | PSL_C)
+        machine.emit("sysret", "error", f"tf_rax = errno {error}, carry set")

@@ -1,0 +1,88 @@
+"""The event log: one flat, ordered record of everything that happened in a run.
+
+Every state change in the simulator goes through a few recording primitives that queue a *delta*; the next
+event closes those deltas into itself. A view never reads live simulator objects: it folds deltas (see
+sim/replay.py). With recording off (past the run's step budget) events are only counted, so fast-forward costs
+almost nothing per event, while time and counters are still kept by the machine.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Event(NamedTuple):
+    t_ns: int  # simulated time when the step completed
+    kind: str  # see EVENT_KINDS
+    name: str  # function, instruction, hook or syscall name
+    detail: str  # a short, human-readable argument text
+    deltas: tuple  # the state changes this step made, oldest first
+    depth: int  # kernel call depth at this step (for step over / step out)
+
+
+# What an event kind means; the stepper's narrative and the DTrace providers read these.
+EVENT_KINDS = {
+    "start": "the run begins",
+    "user": "a user-mode instruction or library step",
+    "insn": "a privileged or trap instruction (syscall, sysretq, swapgs, iretq, stac, clac)",
+    "enter": "a kernel function is entered",
+    "exit": "a kernel function returns",
+    "hook": "a syscallenter/syscallret hook runs because its flag is set",
+    "skip": "a hook is skipped: its flag test failed, so it cost only the test",
+    "syscall": "a system call is dispatched through sysent",
+    "sysret": "a system call's result is set in the trapframe",
+    "trap": "a hardware trap or exception is taken",
+    "fault": "a page fault is resolved (or not) by the VM system",
+    "mem": "memory or page tables change",
+    "proc": "a process or thread is created, switched, or exits",
+    "signal": "a signal is posted or delivered",
+    "panic": "the kernel panics and the simulated machine halts",
+    "end": "the run ends",
+}
+
+# Delta tuples, by their first field:
+#   ("reg", name, old, new)       a CPU register (including cpl, the current privilege level)
+#   ("tf", field, old, new)       a field of the current thread's trapframe
+#   ("td", field, old, new)       a field of the current thread (td_retval0, td_errno, td_flags, ...)
+#   ("errno", tid, old, new)      the user thread's errno variable, written by libc's cerror
+
+
+class EventBudgetExceeded(Exception):
+    """The run took more steps than its budget allows."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__(f"the run exceeded its budget of {budget:,} steps")
+        self.budget = budget
+
+
+class EventLog:
+    """Appends events; knows nothing about the views built from it."""
+
+    def __init__(self, record_budget: int, event_budget: int) -> None:
+        self.events: list[Event] = []
+        self.record_budget = record_budget
+        self.event_budget = event_budget
+        self.recording = record_budget > 0
+        self.unrecorded = 0  # events that happened while recording was off
+        self.depth = 0
+        self._pending: list[tuple] = []
+
+    def delta(self, change: tuple) -> None:
+        if self.recording:
+            self._pending.append(change)
+
+    def emit(self, t_ns: int, kind: str, name: str, detail: str = "") -> None:
+        if not self.recording:
+            self.unrecorded += 1
+            if self.unrecorded + self.record_budget > self.event_budget:
+                raise EventBudgetExceeded(self.event_budget)
+            return
+        self.events.append(Event(t_ns, kind, name, detail, tuple(self._pending), self.depth))
+        self._pending.clear()
+        if len(self.events) >= self.record_budget:
+            self.recording = False
+
+    @property
+    def total(self) -> int:
+        """Events that happened, recorded or not."""
+        return len(self.events) + self.unrecorded

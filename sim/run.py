@@ -1,0 +1,157 @@
+"""A run: a command line executed to completion on a fresh simulated machine, recorded as one event log.
+
+A run is a pure function of its inputs (command line, profile, kernel configuration, simulator version), so its
+identity is a hash of them: any process can recompute a run it has not cached and get the same log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from sim import VERSION
+from sim.kern.exception import Xfast_syscall
+from sim.kern.kern_exit import ThreadExited
+from sim.kern.kernel import Kernel, KernelConfig
+from sim.kern.ksyms import PCPU_BASE, PROGRAM_TEXT, USRSTACK, kernel_symbol
+from sim.kern.pcpu import pcpu
+from sim.kern.proc import PRISON0, Prison, Ucred
+from sim.log import Event, EventBudgetExceeded
+from sim.machine.cpu import CR4_PGE, CR4_SMAP, CR4_SMEP
+from sim.machine.machine import Machine
+from sim.machine.profiles import PROFILES
+from sim.user import programs as _programs  # noqa: F401 - registers the programs
+from sim.user.libc import Libc
+from sim.user.programs import lookup
+from sim.user.shell import CommandLineError, parse_command_line
+
+# The handlers register themselves in the sysent table when their modules load, as SYSINITs would.
+from sim.kern import kern_exit, kern_prot  # noqa: F401, E402  isort: skip
+
+DEFAULT_RECORD_BUDGET = 2_000_000  # events kept for stepping; past this the run fast-forwards unrecorded
+DEFAULT_EVENT_BUDGET = 200_000_000  # steps a run may take in all before it is stopped
+
+_cpu_lock = threading.Lock()  # one run owns the simulated CPU (pcpu) at a time
+
+
+class RunError(ValueError):
+    """The run cannot be made as asked; the message is for the person who asked."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    command: str
+    profile: str = "lecture"
+    config: KernelConfig = field(default_factory=KernelConfig)
+
+    def canonical(self) -> str:
+        return json.dumps(
+            {
+                "version": VERSION,
+                "command": self.command,
+                "profile": self.profile,
+                "config": asdict(self.config),
+            },
+            sort_keys=True,
+        )
+
+    @property
+    def run_id(self) -> str:
+        return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
+
+
+@dataclass
+class Run:
+    spec: RunSpec
+    run_id: str
+    events: list[Event]
+    initial_registers: dict[str, int]
+    unrecorded: int
+    user_ns: int
+    sys_ns: int
+    wall_ns: int
+    exit_status: int | None
+    panic: str | None
+    syscalls_by_name: dict[str, int]
+    output: str
+
+    @property
+    def syscalls(self) -> int:
+        return sum(self.syscalls_by_name.values())
+
+    def summary(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "command": self.spec.command,
+            "profile": self.spec.profile,
+            "user_ns": self.user_ns,
+            "sys_ns": self.sys_ns,
+            "wall_ns": self.wall_ns,
+            "exit_status": self.exit_status,
+            "syscalls": self.syscalls,
+            "syscalls_by_name": dict(sorted(self.syscalls_by_name.items())),
+            "events": len(self.events) + self.unrecorded,
+            "events_recorded": len(self.events),
+            "panic": self.panic,
+        }
+
+
+def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budget: int = DEFAULT_EVENT_BUDGET) -> Run:
+    if spec.profile not in PROFILES:
+        raise RunError(f"unknown profile {spec.profile!r} (profiles: {', '.join(PROFILES)})")
+    command = parse_command_line(spec.command)
+    main = lookup(command.program)
+    with _cpu_lock:
+        machine = Machine(PROFILES[spec.profile], record_budget, event_budget)
+        kernel = Kernel(spec.config)
+        pcpu.machine, pcpu.kernel = machine, kernel
+        _boot(machine, spec.config)
+        cred = Ucred(cr_uid=spec.config.uid, cr_ruid=spec.config.uid)
+        if spec.config.jailed:
+            cred.cr_prison = Prison(1, "classroom")
+        td = kernel.new_process(command.program, cred)
+        td.td_proc.p_capmode = spec.config.capability_mode
+        pcpu.curthread = td
+        initial = dict(machine.cpu.regs)
+        machine.emit("start", command.program, f"pid {td.td_proc.p_pid} starts: {spec.command}")
+        libc = Libc()
+        try:
+            status = main(libc, command.argv, dict(command.env))
+            libc._exit(status)
+        except ThreadExited:
+            pass
+        except EventBudgetExceeded as error:
+            raise RunError(f"{spec.command}: {error}; ask for less work (a smaller count or size)") from None
+        machine.emit("end", command.program, "the run is complete")
+        proc = td.td_proc
+        return Run(
+            spec=spec,
+            run_id=spec.run_id,
+            events=machine.log.events,
+            initial_registers=initial,
+            unrecorded=machine.log.unrecorded,
+            user_ns=machine.user_ns,
+            sys_ns=machine.sys_ns,
+            wall_ns=machine.now,
+            exit_status=None if proc.p_exitstatus is None else proc.p_exitstatus >> 8,
+            panic=None,
+            syscalls_by_name=dict(Counter(kernel.syscall_counts)),
+            output="".join(kernel.console),
+        )
+
+
+def _boot(machine: Machine, config: KernelConfig) -> None:
+    """What locore, hammer_time and pmap_bootstrap leave behind that a user process can see."""
+    cpu = machine.cpu
+    machine.lstar_address = kernel_symbol("Xfast_syscall")
+    machine.lstar_handler = Xfast_syscall
+    machine.kernel_gsbase_msr = PCPU_BASE
+    cpu.regs["cr4"] = CR4_PGE | CR4_SMEP | (CR4_SMAP if config.smap else 0)
+    cpu.regs["rip"] = PROGRAM_TEXT
+    cpu.regs["rsp"] = USRSTACK - 0x1000 + 0x8C8  # below argv, envp and the auxiliary vector
+
+
+__all__ = ["CommandLineError", "Run", "RunError", "RunSpec", "record", "PRISON0"]
