@@ -1,0 +1,63 @@
+"""The simulator's command line: `trapscope run`, and the commands later issues add beside it.
+
+sim/ is usable without the web app; app/cli.py adds `serve` and hands everything else to `main` here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sim.kern.kernel import KernelConfig
+from sim.machine.profiles import PROFILES
+from sim.run import Run, RunError, RunSpec, record
+from sim.user.shell import CommandLineError
+
+EXIT_USAGE = 2
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser("run", help="run a command line on the simulated machine and time it")
+    run.add_argument("--profile", choices=sorted(PROFILES), default="lecture", help="machine profile (lecture)")
+    run.add_argument("--json", action="store_true", help="print one JSON object of counters instead")
+    run.add_argument("-c", dest="command", required=True, metavar="'COMMAND LINE'", help="what to run")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = record(RunSpec(command=args.command, profile=args.profile, config=KernelConfig()))
+    if args.json:
+        print(json.dumps(result.summary(), indent=2))
+    else:
+        sys.stdout.write(result.output)
+        print(csh_time_line(result))
+    return 0 if result.exit_status in (0, None) else 1
+
+
+def csh_time_line(run: Run) -> str:
+    """csh's `time` output: %Uu %Ss %E %P%; the memory and I/O fields follow as the run models them."""
+    user, system, wall = run.user_ns / 1e9, run.sys_ns / 1e9, run.wall_ns / 1e9
+    minutes, seconds = divmod(wall, 60)
+    percent = 100.0 * (user + system) / wall if wall else 0.0
+    summary = run.summary()
+    major_faults = summary.get("faults", {}).get("hard", 0)
+    return f"{user:.3f}u {system:.3f}s {int(minutes)}:{seconds:05.2f} {percent:.1f}% 0+0k 0+0io {major_faults}pf+0w"
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        return args.handler(args)
+    except (CommandLineError, RunError) as error:
+        print(f"trapscope: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trapscope", description=__doc__.splitlines()[0])
+    add_commands(parser.add_subparsers(dest="command_name", required=True))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser().parse_args(argv))
