@@ -6,6 +6,7 @@ identity is a hash of them: any process can recompute a run it has not cached an
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import threading
@@ -118,6 +119,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
         initial = dict(machine.cpu.regs)
         machine.emit("start", command.program, f"pid {td.td_proc.p_pid} starts: {spec.command}")
         libc = Libc()
+        gc.disable()  # the log is millions of acyclic tuples: collecting while it grows only costs time
         try:
             status = main(libc, command.argv, dict(command.env))
             libc._exit(status)
@@ -125,6 +127,8 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             pass
         except EventBudgetExceeded as error:
             raise RunError(f"{spec.command}: {error}; ask for less work (a smaller count or size)") from None
+        finally:
+            gc.enable()
         machine.emit("end", command.program, "the run is complete")
         proc = td.td_proc
         return Run(

@@ -19,10 +19,12 @@ def kfunc(fn: F) -> F:
 
     @functools.wraps(fn)
     def traced(*args, **kwargs):
-        machine = pcpu.machine
-        machine.enter(name)
+        log = pcpu.machine.log  # hot: one frame pair per modelled call, so Machine.enter/exit are inlined
+        log.depth += 1
+        log.emit("enter", name)
         rv = fn(*args, **kwargs)
-        machine.exit(name, "" if rv is None else str(rv))
+        log.emit("exit", name, "" if rv is None or not log.recording else str(rv))
+        log.depth -= 1
         return rv
 
     return traced  # type: ignore[return-value]
@@ -34,7 +36,8 @@ def gate(hook: str, condition: str, is_set: bool) -> bool:
     This is the lecture's "making all of this nothing fast": a disabled hook costs only this test.
     """
     machine = pcpu.machine
-    machine.charge(machine.profile.flag_test_ns)
+    log = machine.log
+    log.now += machine.profile.flag_test_ns
     if not is_set:
-        machine.emit("skip", hook, condition)
+        log.emit("skip", hook, condition)
     return is_set

@@ -6,6 +6,8 @@ instruction changed and rebuild the register file at any step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sim.log import EventLog
 
 # rflags bits (sys/x86/include/psl.h)
@@ -33,8 +35,9 @@ USER_CPL = 3
 
 
 class Cpu:
-    def __init__(self, log: EventLog) -> None:
+    def __init__(self, log: EventLog, cpl_changed: Callable[[int], None]) -> None:
         self._log = log
+        self._cpl_changed = cpl_changed  # the machine bills time to the ring being left
         self.regs: dict[str, int] = dict.fromkeys(REGISTERS, 0)
         self.regs["cpl"] = USER_CPL
         self.regs["rflags"] = PSL_USER
@@ -45,6 +48,8 @@ class Cpu:
     def set(self, name: str, value: int) -> None:
         old = self.regs[name]
         if old != value:
+            if name == "cpl":
+                self._cpl_changed(old)
             self.regs[name] = value
             self._log.delta(("reg", name, old, value))
 

@@ -27,9 +27,19 @@ def lookup(name: str) -> Program:
     return PROGRAMS[name]
 
 
-@program("getpid", "calls getpid() once through libc and exits")
+MAX_LOOP = 10_000_000
+
+
+@program("getpid", "calls getpid() through libc COUNT times (default 1) and exits")
 def getpid_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:
-    if len(argv) > 1:
-        raise CommandLineError(f"getpid: unexpected operand {argv[1]!r} (usage: getpid)")
-    libc.getpid()
+    usage = "usage: getpid [COUNT]"
+    if len(argv) > 2:
+        raise CommandLineError(f"getpid: unexpected operand {argv[2]!r} ({usage})")
+    count = 1
+    if len(argv) == 2:
+        if not argv[1].isdigit() or not 1 <= int(argv[1]) <= MAX_LOOP:
+            raise CommandLineError(f"getpid: COUNT must be a whole number from 1 to {MAX_LOOP:,}, not {argv[1]!r}")
+        count = int(argv[1])
+    for _ in range(count):
+        libc.getpid()
     return 0
