@@ -45,6 +45,8 @@ EVENT_KINDS = {
 #   ("tf", field, old, new)       a field of the current thread's trapframe
 #   ("td", field, old, new)       a field of the current thread (td_retval0, td_errno, td_flags, ...)
 #   ("errno", tid, old, new)      the user thread's errno variable, written by libc's cerror
+#   ("thread", old_tid, new_tid)  the thread on the CPU changed (the run's first thread, or cpu_switch);
+#                                 Run.threads maps a tid to its (pid, command name) for execname/pid/tid
 
 
 class EventBudgetExceeded(Exception):

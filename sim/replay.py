@@ -31,6 +31,7 @@ class StepState:
     changed_trapframe: frozenset[str]
     stack: tuple[str, ...]  # kernel frames, outermost first
     errno: int  # the user thread's errno (libc's TLS variable)
+    tid: int  # the thread on the CPU
 
     @property
     def t_ns(self) -> int:
@@ -42,19 +43,21 @@ class StepState:
 
 
 class _State:
-    __slots__ = ("registers", "trapframe", "stack", "errno")
+    __slots__ = ("registers", "trapframe", "stack", "errno", "tid")
 
     def __init__(self, registers: dict[str, int]) -> None:
         self.registers = dict(registers)
         self.trapframe: dict[str, int] = {}
         self.stack: list[str] = []
         self.errno = 0
+        self.tid = 0
 
     def copy(self) -> _State:
         other = _State(self.registers)
         other.trapframe = dict(self.trapframe)
         other.stack = list(self.stack)
         other.errno = self.errno
+        other.tid = self.tid
         return other
 
     def apply(self, event: Event) -> None:
@@ -66,6 +69,8 @@ class _State:
                 self.trapframe[delta[1]] = delta[3]
             elif kind == "errno":
                 self.errno = delta[3]
+            elif kind == "thread":
+                self.tid = delta[2]
         if event.kind == "enter":
             self.stack.append(event.name)
         elif event.kind == "exit":
@@ -101,6 +106,7 @@ class Replay:
             changed_trapframe=frozenset(d[1] for d in event.deltas if d[0] == "tf"),
             stack=tuple(state.stack),
             errno=state.errno,
+            tid=state.tid,
         )
 
     def _state(self, step: int) -> _State:

@@ -78,6 +78,7 @@ class Run:
     panic: str | None
     syscalls_by_name: dict[str, int]
     output: str
+    threads: dict[int, tuple[int, str]]  # tid -> (pid, command name), for every thread the run had
 
     @property
     def syscalls(self) -> int:
@@ -117,6 +118,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
         td.td_proc.p_capmode = spec.config.capability_mode
         pcpu.curthread = td
         initial = dict(machine.cpu.regs)
+        machine.log.delta(("thread", 0, td.td_tid))
         machine.emit("start", command.program, f"pid {td.td_proc.p_pid} starts: {spec.command}")
         libc = Libc()
         gc.disable()  # the log is millions of acyclic tuples: collecting while it grows only costs time
@@ -144,6 +146,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             panic=None,
             syscalls_by_name=dict(Counter(kernel.syscall_counts)),
             output="".join(kernel.console),
+            threads={t.td_tid: (p.p_pid, p.p_comm) for p in kernel.procs for t in p.p_threads},
         )
 
 
