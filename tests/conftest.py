@@ -1,0 +1,58 @@
+"""Suite-wide pytest set-up.
+
+- Registers the ``browser`` marker. Every test under ``tests/browser/`` gets it automatically, so
+  ``pytest -m "not browser"`` runs everything but the Chromium tests.
+- Points pytest-playwright at Debian's Chromium (``/usr/bin/chromium``, installed by ``make test``).
+  Never run ``playwright install``: its browser downloads cannot be fetched here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+BROWSER_TESTS_DIR = Path(__file__).parent / "browser"
+
+#: Debian's Chromium; TRAPSCOPE_CHROMIUM overrides it (e.g. a developer's own build).
+CHROMIUM = os.environ.get("TRAPSCOPE_CHROMIUM", "/usr/bin/chromium")
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "browser: drives real Chromium through Playwright (tests/browser/); deselect with -m 'not browser'",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if BROWSER_TESTS_DIR in item.path.parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """pytest-playwright's launch options, with Debian's Chromium and flags for a headless root CI box."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} not found: run `make test` (it apt-get installs Debian's chromium) or "
+            "`apt-get install chromium`; do not run `playwright install`.",
+            pytrace=False,
+        )
+    args = list(CHROMIUM_ARGS)
+    if browser_type_launch_args.get("headless") is False:  # pytest --headed
+        args.remove("--headless")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": args}
