@@ -1,0 +1,42 @@
+"""The trapscope web app: `create_app()` builds it (uvicorn app.main:create_app --factory).
+
+Everything the browser needs is served from here (no CDN), compressed, behind a strict Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+
+from app import routes_api, routes_pages, vendor
+from app.errors import install_error_handlers
+from app.runs import DEFAULT_MAX_RUNS, RunCache
+from app.security import SecurityHeadersMiddleware
+from app.templating import STATIC_DIR, VersionedStaticFiles, make_templates
+from sim import VERSION
+
+
+def create_app(max_runs: int = DEFAULT_MAX_RUNS) -> FastAPI:
+    app = FastAPI(
+        title="trapscope",
+        version=VERSION,
+        summary="Step through FreeBSD/amd64 system calls, traps and virtual memory, recorded by a simulator.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,  # the interactive docs load their scripts from a CDN, which trapscope never does
+        redoc_url=None,
+    )
+    app.state.runs = RunCache(max_runs)
+    app.state.templates = make_templates()
+    app.add_middleware(GZipMiddleware, minimum_size=512)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost, so error responses get the headers too
+    install_error_handlers(app)
+    app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(vendor.router)
+    app.include_router(routes_pages.router)
+    app.include_router(routes_api.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": VERSION}
+
+    return app

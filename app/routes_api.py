@@ -1,0 +1,141 @@
+"""The JSON API: scenarios, a run's summary, and the machine's state at any step of a scenario's run.
+
+Values are plain integers (registers, times in ns); the words a student reads come from app/views.py, the same
+as the pages', so the page and the API never disagree about a step.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict
+
+from app.errors import BadParameter
+from app.runs import RunCache, get_run_cache
+from app.views import Ring, narrate
+from sim.log import EVENT_KINDS
+from sim.machine.profiles import PROFILES
+from sim.run import RunSpec
+from sim.scenarios.registry import SCENARIOS, Scenario, lookup
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+Runs = Annotated[RunCache, Depends(get_run_cache)]
+
+
+class ScenarioOut(BaseModel):
+    slug: str
+    title: str
+    summary: str
+    command: str
+    profile: str
+    lecture_point: str
+    url: str  # the scenario's stepping page
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> ScenarioOut:
+        return cls(
+            slug=scenario.slug,
+            title=scenario.title,
+            summary=scenario.summary,
+            command=scenario.command,
+            profile=scenario.profile,
+            lecture_point=scenario.lecture_point,
+            url=f"/scenarios/{scenario.slug}",
+        )
+
+
+class RunSummaryOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # counters the simulator adds later (faults, ...) pass through
+
+    run_id: str
+    command: str
+    profile: str
+    last_step: int  # steps are numbered 0 .. last_step
+    user_ns: int
+    sys_ns: int
+    wall_ns: int
+    exit_status: int | None
+    syscalls: int
+    syscalls_by_name: dict[str, int]
+    events: int
+    events_recorded: int
+    panic: str | None
+
+
+class EventOut(BaseModel):
+    kind: str
+    kind_meaning: str
+    name: str
+    detail: str
+    depth: int
+    narrative: str
+
+
+class StepOut(BaseModel):
+    scenario: str
+    run_id: str
+    step: int
+    last_step: int
+    t_ns: int
+    cpl: int
+    mode: str  # "user" or "kernel"
+    event: EventOut
+    registers: dict[str, int]
+    changed_registers: list[str]
+    trapframe: dict[str, int]
+    changed_trapframe: list[str]
+    stack: list[str]  # kernel frames, outermost first
+    errno: int
+    tid: int
+
+
+@router.get("/scenarios")
+async def list_scenarios() -> list[ScenarioOut]:
+    return [ScenarioOut.of(scenario) for scenario in SCENARIOS.values()]
+
+
+@router.get("/runs")
+async def run_summary(
+    runs: Runs,
+    command: Annotated[str, Query(min_length=1, max_length=4096, description="the command line to run")],
+    profile: Annotated[str, Query(description="machine profile")] = "lecture",
+) -> RunSummaryOut:
+    if profile not in PROFILES:
+        valid = ", ".join(PROFILES)
+        raise BadParameter("profile", f"query parameter 'profile' must be one of {valid}, not {profile!r}", valid)
+    cached = await runs.get(RunSpec(command=command, profile=profile))
+    return RunSummaryOut(last_step=cached.last_step, **cached.run.summary())
+
+
+@router.get("/runs/{scenario}/steps/{n}")
+async def step_state(runs: Runs, scenario: str, n: int) -> StepOut:
+    """The machine's state after step `n` of the scenario's run (step 0 is the run's start)."""
+    chosen = lookup(scenario)
+    cached, state = await runs.state_at(chosen.spec(), n)
+    event = state.event
+    return StepOut(
+        scenario=chosen.slug,
+        run_id=cached.run.run_id,
+        step=state.step,
+        last_step=cached.last_step,
+        t_ns=state.t_ns,
+        cpl=state.cpl,
+        mode=Ring(state.cpl).mode,
+        event=EventOut(
+            kind=event.kind,
+            kind_meaning=EVENT_KINDS.get(event.kind, event.kind),
+            name=event.name,
+            detail=event.detail,
+            depth=event.depth,
+            narrative=narrate(event),
+        ),
+        registers=state.registers,
+        changed_registers=sorted(state.changed_registers),
+        trapframe=state.trapframe,
+        changed_trapframe=sorted(state.changed_trapframe),
+        stack=list(state.stack),
+        errno=state.errno,
+        tid=state.tid,
+    )

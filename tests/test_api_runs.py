@@ -1,0 +1,113 @@
+"""The run cache behind every page and API call, and the timeline figure built from a run."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from app.figures import focus_window, ring_timeline
+from app.runs import RunCache
+from sim.machine.cpu import KERNEL_CPL, USER_CPL
+from sim.replay import Replay
+from sim.run import RunError, RunSpec, record
+
+
+class CountingRecorder:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, spec: RunSpec):
+        with self.lock:
+            self.calls.append(spec.command)
+        return record(spec)
+
+
+def test_a_cached_run_is_recorded_once_and_the_oldest_is_evicted():
+    recorder = CountingRecorder()
+    cache = RunCache(max_runs=2, recorder=recorder)
+
+    async def scenario():
+        first = await cache.get(RunSpec("getpid"))
+        assert await cache.get(RunSpec("getpid")) is first
+        await cache.get(RunSpec("getpid 2"))
+        await cache.get(RunSpec("getpid 3"))  # evicts "getpid", the least recently used
+        assert len(cache) == 2
+        await cache.get(RunSpec("getpid"))
+
+    asyncio.run(scenario())
+    assert recorder.calls == ["getpid", "getpid 2", "getpid 3", "getpid"]
+
+
+def test_concurrent_requests_for_one_run_share_one_recording():
+    recorder = CountingRecorder()
+    cache = RunCache(recorder=recorder)
+
+    async def scenario():
+        return await asyncio.gather(*(cache.get(RunSpec("getpid 5")) for _ in range(8)))
+
+    runs = asyncio.run(scenario())
+    assert recorder.calls == ["getpid 5"]
+    assert all(run is runs[0] for run in runs)
+
+
+def test_a_failed_recording_is_reported_to_every_waiter_and_not_cached():
+    def failing(spec: RunSpec):
+        raise RunError(f"{spec.command}: too much work")
+
+    cache = RunCache(recorder=failing)
+
+    async def scenario():
+        return await asyncio.gather(*(cache.get(RunSpec("getpid")) for _ in range(3)), return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(result, RunError) for result in results)
+    assert len(cache) == 0
+
+
+def test_state_at_answers_from_the_replay():
+    cache = RunCache()
+    run = record(RunSpec("getpid"))
+
+    async def scenario():
+        return await cache.state_at(RunSpec("getpid"), 5)
+
+    cached, state = asyncio.run(scenario())
+    assert state.registers == Replay(run).state_at(5).registers
+    assert cached.last_step == len(run.events) - 1
+
+
+@pytest.fixture(scope="module")
+def getpid_run():
+    return record(RunSpec("getpid"))
+
+
+def test_the_focus_window_shows_the_user_time_around_a_syscall(getpid_run):
+    intervals = Replay(getpid_run).ring_intervals()
+    syscall = next(e for e in getpid_run.events if e.kind == "insn" and e.name == "syscall")
+    sysret = next(e for e in getpid_run.events if e.kind == "insn" and e.name == "sysretq")
+    start, end = focus_window(intervals, syscall.t_ns, KERNEL_CPL)
+    assert start == 0, "the user time before the syscall"
+    assert end > sysret.t_ns, "and the return to user mode after it"
+    assert [cpl for _, _, cpl in intervals] == [USER_CPL, KERNEL_CPL, USER_CPL, KERNEL_CPL]  # getpid, then exit
+    assert end < intervals[-1][1], "but not the whole of exit's teardown"
+
+
+def test_the_focus_window_at_the_first_step_starts_at_zero(getpid_run):
+    intervals = Replay(getpid_run).ring_intervals()
+    start, end = focus_window(intervals, 0, USER_CPL)
+    assert start == 0 and end > intervals[0][1]
+
+
+def test_the_timeline_has_user_and_kernel_lanes_that_add_up_to_the_run(getpid_run):
+    intervals = Replay(getpid_run).ring_intervals()
+    figure = ring_timeline(intervals, getpid_run.events)
+    bars = {trace["name"]: trace for trace in figure["data"] if trace["type"] == "bar"}
+    user, kernel = bars["user · ring 3"], bars["kernel · ring 0"]
+    assert sum(user["x"]) + sum(kernel["x"]) == intervals[-1][1] - intervals[0][0]
+    assert sum(user["x"]) == sum(end - start for start, end, cpl in intervals if cpl == USER_CPL)
+    markers = next(trace for trace in figure["data"] if trace["type"] == "scatter")
+    assert "getpid" in markers["text"]
+    assert figure["config"]["displayModeBar"] is False

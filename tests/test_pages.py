@@ -1,0 +1,180 @@
+"""The landing page and the stepping page as HTML: the URL is the state, a step is a small fragment."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.views import describe_delta, narrate
+from sim.log import Event
+from sim.machine.cpu import KERNEL_CPL, USER_CPL
+from sim.run import record
+from sim.scenarios.registry import SCENARIOS, lookup
+
+HTMX = {"HX-Request": "true", "HX-Target": "section#step-panel"}
+STEP_FRAGMENT_LIMIT = 20_000  # bytes, uncompressed: a step must stay small
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app()) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def getpid_run():
+    return record(lookup("getpid").spec())
+
+
+def step_of(run, kind, name):
+    return next(i for i, event in enumerate(run.events) if event.kind == kind and event.name == name)
+
+
+def attribute(html: str, element_id: str, name: str) -> str:
+    tag = re.search(rf'<[a-z]+ id="{element_id}"[^>]*>', html, re.S).group(0)
+    return re.search(rf'{name}="([^"]*)"', tag).group(1)
+
+
+def test_the_landing_page_lists_every_scenario_with_a_link(client):
+    page = client.get("/").text
+    for scenario in SCENARIOS.values():
+        assert f'href="/scenarios/{scenario.slug}"' in page
+        assert scenario.title in page.replace("&#39;", "'")
+
+
+def test_the_stepping_page_opens_at_step_0_in_user_mode(client):
+    page = client.get("/scenarios/getpid").text
+    assert attribute(page, "step-panel", "data-step") == "0"
+    assert f"CPL {USER_CPL}" in page and "user mode" in page
+    assert '<span id="step-back" class="button " aria-disabled="true">' in page, "no Back at the first step"
+    assert attribute(page, "step-forward", "hx-get") == "/scenarios/getpid?step=1"
+
+
+def test_the_page_carries_the_timeline_figure_once_as_json(client, getpid_run):
+    page = client.get("/scenarios/getpid?step=3").text
+    figure = json.loads(
+        re.search(r'<script type="application/json" id="timeline-figure">(.*?)</script>', page, re.S).group(1)
+    )
+    lanes = {trace["name"] for trace in figure["data"] if trace["type"] == "bar"}
+    assert lanes == {"user · ring 3", "kernel · ring 0"}
+    kernel = next(trace for trace in figure["data"] if trace["name"] == "kernel · ring 0")
+    assert (
+        kernel["orientation"] == "h"
+        and kernel["base"][0] == getpid_run.events[step_of(getpid_run, "insn", "syscall")].t_ns
+    )
+    assert figure["layout"]["shapes"][0]["type"] == "line", "the cursor"
+
+
+def test_a_step_is_a_small_fragment_that_carries_only_the_cursor_time(client, getpid_run):
+    syscall = step_of(getpid_run, "insn", "syscall")
+    response = client.get(f"/scenarios/getpid?step={syscall}", headers=HTMX)
+    fragment = response.text
+    assert response.status_code == 200
+    assert "<html" not in fragment and "timeline-figure" not in fragment
+    assert len(response.content) < STEP_FRAGMENT_LIMIT
+    assert fragment.lstrip().startswith('<section id="step-panel"')
+    assert attribute(fragment, "step-panel", "data-t-ns") == str(getpid_run.events[syscall].t_ns)
+    assert re.search(r'<figure id="timeline-box"[^>]* hx-preserve', fragment), "the drawn timeline is kept"
+    assert "<title>" in fragment, "the fragment retitles the page for its history entry"
+    assert "HX-Request" in response.headers["vary"], "caches must keep the page and its fragment apart"
+
+
+def test_the_syscall_step_shows_the_ring_change_and_marks_changed_registers(client, getpid_run):
+    fragment = client.get(f"/scenarios/getpid?step={step_of(getpid_run, 'insn', 'syscall')}", headers=HTMX).text
+    assert f"CPL {KERNEL_CPL}" in fragment and "kernel mode" in fragment
+    assert f"ring {USER_CPL} → {KERNEL_CPL} at this step" in fragment
+    assert '<div class="value-row changed" data-name="cpl">' in fragment
+    assert '<div class="value-row" data-name="rbx">' in fragment, "an unchanged register is not marked"
+    assert "(changed at this step)" in fragment, "the mark is in words too, not only colour"
+    assert "<code>syscall</code>" in fragment
+
+
+def test_inside_sys_getpid_the_kernel_stack_shows_the_path(client, getpid_run):
+    fragment = client.get(f"/scenarios/getpid?step={step_of(getpid_run, 'enter', 'sys_getpid')}", headers=HTMX).text
+    frames = re.findall(r"<li[^>]*><code>(\w+)\(\)</code>", fragment)
+    assert frames[0] == "sys_getpid", "innermost first"
+    assert frames.index("syscallenter") < frames.index("amd64_syscall")
+    assert "tf_rax" in fragment, "the trapframe was built before"
+
+
+def test_the_last_step_has_no_step_forward(client, getpid_run):
+    last = len(getpid_run.events) - 1
+    fragment = client.get(f"/scenarios/getpid?step={last}", headers=HTMX).text
+    assert '<span id="step-forward" class="button primary" aria-disabled="true">' in fragment
+    assert attribute(fragment, "step-back", "href") == f"/scenarios/getpid?step={last - 1}"
+    assert attribute(fragment, "step-reset", "href") == "/scenarios/getpid?step=0"
+
+
+def test_step_links_keep_the_other_query_parameters(client):
+    fragment = client.get("/scenarios/getpid?step=2&view=cpu", headers=HTMX).text
+    assert attribute(fragment, "step-forward", "hx-get") == "/scenarios/getpid?step=3&amp;view=cpu"
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("step", ["abc", "1.5", "", "0x10", "9" * 40])
+def test_a_malformed_step_is_a_422_page_naming_step_and_its_range(client, getpid_run, step):
+    response = client.get("/scenarios/getpid", params={"step": step})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    text = response.text.replace("&#39;", "'")
+    assert "query parameter 'step'" in text
+    assert f"from 0 to {len(getpid_run.events) - 1}" in text
+
+
+@pytest.mark.parametrize("step", ["-1", "100000"])
+def test_a_step_out_of_range_is_a_404_page_naming_the_range(client, getpid_run, step):
+    response = client.get(f"/scenarios/getpid?step={step}")
+    assert response.status_code == 404
+    assert f"steps 0 to {len(getpid_run.events) - 1}" in response.text
+
+
+def test_an_unknown_scenario_is_a_404_page_listing_the_scenarios(client):
+    response = client.get("/scenarios/fork-bomb")
+    assert response.status_code == 404
+    assert "fork-bomb" in response.text.replace("&#39;", "'") and "getpid" in response.text
+    assert 'href="/"' in response.text
+
+
+def test_an_htmx_request_for_a_bad_step_gets_a_fragment_that_stands_in_for_its_target(client):
+    response = client.get("/scenarios/getpid?step=100000", headers=HTMX)
+    assert response.status_code == 404
+    assert "<html" not in response.text
+    assert '<div id="step-panel" class="error-message" role="alert">' in response.text
+
+
+def test_an_unknown_page_is_a_404_page(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+
+
+# ---------------------------------------------------------------- the words a student reads
+
+
+def test_every_event_of_the_getpid_run_is_narrated_as_a_sentence(getpid_run):
+    for event in getpid_run.events:
+        text = narrate(event)
+        assert text[0].isupper() or text.startswith(event.name), "code names keep their case: " + text
+        assert text.endswith("."), text
+        assert event.name in text or event.kind in ("start", "end"), text
+
+
+def test_an_event_kind_the_views_do_not_know_is_still_narrated():
+    text = narrate(Event(5, "tlb", "invlpg", "va 0x1000", (), 1))
+    assert "invlpg" in text and "va 0x1000" in text
+
+
+def test_deltas_are_described_in_words():
+    assert describe_delta(("reg", "cpl", 3, 0)) == "register cpl: 3 → 0"
+    assert describe_delta(("reg", "rax", 20, 1000)) == "register rax: 0x14 → 0x3e8"
+    assert describe_delta(("thread", 0, 100000)) == "thread on the CPU: 0 → 100000"
+    assert describe_delta(("td", "td_retval[0]", 0, 1000)) == "thread td_retval[0]: 0 → 1000"
+    assert describe_delta(("pte", 0x4006000, 0x4001425, 0)) == "pte 0x4006000: 0x4001425 → 0"
+    assert describe_delta(("map", "pid 1000:0x200000", "0x200000-0x202000 r-x", None)).endswith("→ none")
+    assert describe_delta(("page", "zeroed")) == "page: zeroed"
