@@ -12,6 +12,7 @@ import sys
 from sim.kern.kernel import KernelConfig
 from sim.machine.profiles import PROFILES
 from sim.run import Run, RunError, RunSpec, record
+from sim.trace import dtrace
 from sim.user.shell import CommandLineError
 
 EXIT_USAGE = 2
@@ -23,6 +24,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--json", action="store_true", help="print one JSON object of counters instead")
     run.add_argument("-c", dest="command", required=True, metavar="'COMMAND LINE'", help="what to run")
     run.set_defaults(handler=_run)
+    dtrace.add_parser(subparsers)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,0 +1,175 @@
+"""Parse a D program into a lark tree, with errors worded and placed as dtrace(1) places them.
+
+The grammar is sim/trace/d_grammar.lark (LALR, contextual lexer). Lines that start with '#' are directives
+handled here before parsing, as libdtrace's lexer handles them without the C preprocessor: '#pragma D option
+NAME[=VALUE]', and a '#!' interpreter line whose options may include -q. They are blanked, not removed, so that
+line numbers in messages stay those of the script.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+GRAMMAR = Path(__file__).with_name("d_grammar.lark")
+MAX_SCRIPT_BYTES = 64 * 1024  # a teaching script is a page or two; this bounds parse and compile time
+
+# Options a script may set with #pragma D option (dtrace(1) -x). Those the simulator cannot honour are accepted
+# and ignored, as buffer sizes and rates mean nothing when the whole run is already recorded.
+BOOLEAN_OPTIONS = {"quiet", "aggsortkey", "aggsortrev", "flowindent", "destructive", "zdefs", "rawbytes"}
+IGNORED_OPTIONS = {"bufsize", "aggsize", "dynvarsize", "specsize", "switchrate", "aggrate", "cleanrate",
+                   "statusrate", "strsize", "stackframes", "ustackframes", "nspec", "bufpolicy", "bufresize",
+                   "cpu", "defaultargs", "jstackframes", "jstackstrsize", "aggpercpu", "aggzoom", "aggpack",
+                   "aggsortpos", "aggsortkeypos", "stackindent"}  # fmt: skip
+
+
+class DtraceError(ValueError):
+    """A D program that cannot run; the message reads as dtrace(1)'s own and names the line (and column).
+
+    `str(error)` is the one-line message dtrace prints; `context` adds the offending source line with a caret
+    under the column, for people.
+    """
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None, source: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+        self.source = source
+
+    @property
+    def context(self) -> str:
+        if not self.line or not self.source:
+            return ""
+        lines = self.source.splitlines()
+        if not 1 <= self.line <= len(lines):
+            return ""
+        text = lines[self.line - 1].replace("\t", " ")
+        gutter = f"{self.line:5d} | "
+        caret = ""
+        if self.column:
+            caret = "\n" + " " * (len(gutter) - 2) + "| " + " " * (self.column - 1) + f"^ column {self.column}"
+        return gutter + text + caret
+
+
+class CompileError(Exception):
+    """Raised inside the compiler with a bare message and a position; the caller words it as dtrace does."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+@dataclass
+class ParsedProgram:
+    tree: Tree
+    source: str
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(
+        GRAMMAR.read_text(),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+_PRAGMA = re.compile(r"^\s*#\s*pragma\s+D\s+option\s+([A-Za-z_]+)(?:\s*=\s*(\S+))?\s*$")
+_SHEBANG_OPTIONS = re.compile(r"(?:^|\s)-([A-Za-z]+)")
+
+
+def parse(text: str, from_file: bool) -> ParsedProgram:
+    """Parse a D program; `from_file` is true for -s scripts, which must give every probe a body."""
+    if len(text.encode()) > MAX_SCRIPT_BYTES:
+        raise CompileError(f"the program is {len(text.encode()):,} bytes long; the limit is {MAX_SCRIPT_BYTES:,}")
+    options: dict[str, str] = {}
+    lines = text.split("\n")
+    for number, line in enumerate(lines, start=1):
+        stripped = line.lstrip()
+        if not stripped.startswith("#"):
+            continue
+        if number == 1 and stripped.startswith("#!"):
+            for cluster in _SHEBANG_OPTIONS.findall(stripped):
+                if "q" in cluster:
+                    options["quiet"] = "set"
+        else:
+            options.update(_pragma(stripped, number, len(line) - len(stripped) + 1))
+        lines[number - 1] = ""
+    body = "\n".join(lines)
+    try:
+        tree = _parser().parse(body)
+    except UnexpectedInput as error:
+        raise _syntax_error(error, body) from None
+    for clause in tree.children:
+        if clause.data == "predicate_without_actions":
+            raise CompileError(
+                "expected actions { } following probe description and predicate",
+                clause.meta.line,
+                clause.meta.column,
+            )
+    if from_file:
+        for clause in tree.children:
+            if clause.data == "bare_clause":
+                raise CompileError(
+                    "expected predicate and/or actions following probe description",
+                    clause.meta.line,
+                    clause.meta.column,
+                )
+    return ParsedProgram(tree=tree, source=text, options=options)
+
+
+def _pragma(line: str, number: int, column: int) -> dict[str, str]:
+    match = _PRAGMA.match(line)
+    if not match:
+        if re.match(r"#\s*pragma\b", line):
+            raise CompileError("invalid pragma: only '#pragma D option NAME[=VALUE]' is supported", number, column)
+        directive = line.split()[0]
+        raise CompileError(
+            f"unsupported preprocessor directive {directive} (trapscope runs D without the C preprocessor, -C)",
+            number,
+            column,
+        )
+    name, value = match.group(1), match.group(2)
+    if name in BOOLEAN_OPTIONS:
+        return {name: value or "set"}
+    if name in IGNORED_OPTIONS:
+        return {}
+    raise CompileError(f"failed to set option '{name}': Invalid option name", number, column)
+
+
+def _syntax_error(error: UnexpectedInput, text: str) -> CompileError:
+    if isinstance(error, UnexpectedEOF) or (isinstance(error, UnexpectedToken) and error.token.type == "$END"):
+        line, column = _end_position(text)
+        return CompileError("syntax error near end of input", line, column)
+    if isinstance(error, UnexpectedToken):
+        token: Token = error.token
+        return CompileError(f'syntax error near "{token.value}"', token.line, token.column)
+    if isinstance(error, UnexpectedCharacters):
+        near = _word_at(text, error.pos_in_stream)
+        if not near.isprintable() or near.isspace():
+            return CompileError(f"invalid character (0x{ord(near[0]):02x})", error.line, error.column)
+        return CompileError(f'syntax error near "{near}"', error.line, error.column)
+    return CompileError(f"syntax error: {error}")
+
+
+def _word_at(text: str, position: int) -> str:
+    match = re.compile(r"[A-Za-z_0-9@]+|\S").match(text, position)
+    return match.group(0) if match else text[position : position + 1]
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    stripped = text.rstrip()
+    line = stripped.count("\n") + 1
+    column = len(stripped) - (stripped.rfind("\n") + 1) + 1
+    return line, column

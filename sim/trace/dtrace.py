@@ -1,0 +1,266 @@
+"""DTrace over a simulated run: `run_dtrace(script, command, ...)` and the `trapscope dtrace` command.
+
+As `dtrace -s script.d -c 'command'` does on FreeBSD: compile the program (any error stops here, worded as
+dtrace words it), enable its probes, run the command (recorded with the hooks those probes need switched on,
+so their probe effect is in the simulated times), fire BEGIN, every probe the run's events imply, then END,
+and print what dtrace prints. Messages dtrace writes to stderr (matched probes, the traced process's exit,
+drops and errors) are kept apart from its output, as on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sim.kern.kernel import KernelConfig
+from sim.log import Event
+from sim.machine.profiles import PROFILES
+from sim.run import DEFAULT_RECORD_BUDGET, Run, RunSpec, record
+from sim.trace import d_interp
+from sim.trace.d_interp import Program, TraceState, compile_program
+from sim.trace.d_output import Aggregation
+from sim.trace.d_parser import CompileError, DtraceError, parse
+from sim.trace.providers import Enabling, Firing, ProbeCatalog, Stopped, walk
+
+EXIT_ERROR = 1  # dtrace's E_ERROR: the program did not compile, or could not run
+
+
+@dataclass
+class DtraceResult:
+    output: str  # what dtrace prints on stdout
+    stderr: str  # dtrace's own messages: matched probes, the command's exit, drops, runtime errors
+    exit_status: int  # dtrace's exit status: exit()'s argument, else 0
+    program_output: str  # what the traced command itself printed
+    run: Run | None  # the traced run (None when a bare event log was traced)
+    probes_matched: int
+    firings: int
+    trace_seconds: float  # host time spent evaluating the program over the run's events
+    aggregations: dict[str, Aggregation] = field(default_factory=dict)
+
+
+@dataclass
+class CompiledScript:
+    program: Program
+    catalog: ProbeCatalog
+    name: str  # for messages: the script's file name, or the -n description
+    from_file: bool
+
+
+def compile_script(script: str, script_name: str | None = None) -> CompiledScript:
+    """Compile a D program. `script_name` names a -s script file; without it the text is a -n description.
+
+    Raises DtraceError with dtrace's message, e.g. "dtrace: failed to compile script x.d: line 3: ...".
+    """
+    from_file = script_name is not None
+    catalog = ProbeCatalog()
+    try:
+        parsed = parse(script, from_file)
+        program = compile_program(parsed, catalog)
+    except CompileError as error:
+        raise _dtrace_error(error, script, script_name) from None
+    name = script_name if from_file else _cropped(script)
+    return CompiledScript(program, catalog, name, from_file)
+
+
+def _dtrace_error(error: CompileError, script: str, script_name: str | None) -> DtraceError:
+    where = f"line {error.line}: " if error.line else ""
+    if script_name is None and "\n" not in script.strip():
+        where = ""  # a one-line -n description: dtrace names no line (the column is still in the error)
+    if script_name is not None:
+        message = f"dtrace: failed to compile script {script_name}: {where}{error.message}"
+    else:
+        message = f"dtrace: invalid probe specifier {script.strip()}: {where}{error.message}"
+    return DtraceError(message, error.line, error.column, script)
+
+
+def _cropped(description: str) -> str:
+    """dtrace names a -n description by its text up to the first '{', '/' or ';' (compile_str)."""
+    for i, c in enumerate(description):
+        if c in "{/;":
+            return description[:i]
+    return description
+
+
+def required_config(compiled: CompiledScript, config: KernelConfig) -> KernelConfig:
+    """The kernel configuration a run needs for these probes: syscall probes switch systrace_probe_func on."""
+    enabling = Enabling.of(compiled.program.probes)
+    return replace(config, dtrace_syscall=True) if enabling.syscall else config
+
+
+def run_dtrace(
+    script: str,
+    command: str,
+    profile: str = "lecture",
+    quiet: bool = False,
+    *,
+    script_name: str | None = None,
+    config: KernelConfig | None = None,
+    record_budget: int = DEFAULT_RECORD_BUDGET,
+) -> DtraceResult:
+    """Trace `command` with the D program `script` on a fresh simulated machine and return what dtrace prints.
+
+    Raises DtraceError for a program that does not compile, and RunError/CommandLineError for a command line
+    that cannot run.
+    """
+    compiled = compile_script(script, script_name)
+    spec = RunSpec(command=command, profile=profile, config=required_config(compiled, config or KernelConfig()))
+    run = record(spec, record_budget=record_budget)
+    return trace_run(compiled, run, quiet)
+
+
+DTRACE_PID_OFFSET = 1  # dtrace(1) itself started just before the command it runs (-c): the pid before it
+
+
+def trace_run(compiled: CompiledScript, run: Run, quiet: bool = False) -> DtraceResult:
+    """Evaluate a compiled program over a recorded run (the run should come from required_config's config)."""
+    return trace_events(
+        compiled,
+        run.events,
+        run.threads,
+        end_ns=max(run.wall_ns, run.events[-1].t_ns if run.events else 0),  # tracing ends with the run's last step
+        systrace_frames=run.spec.config.dtrace_syscall,
+        quiet=quiet,
+        command_status=run.exit_status,
+        unrecorded=run.unrecorded,
+        program_output=run.output,
+        run=run,
+    )
+
+
+def trace_events(
+    compiled: CompiledScript,
+    events: list[Event],
+    threads: dict[int, tuple[int, str]],
+    *,
+    end_ns: int,
+    systrace_frames: bool,
+    quiet: bool = False,
+    command_status: int | None = 0,
+    unrecorded: int = 0,
+    program_output: str = "",
+    run: Run | None = None,
+) -> DtraceResult:
+    """Evaluate a compiled program over an event log: BEGIN, the firings the events imply, END."""
+    program = compiled.program
+    state = program.start(quiet)
+    stderr: list[str] = []
+    if not state.quiet:
+        n = program.matched
+        kind = "script" if compiled.from_file else "description"
+        stderr.append(f"dtrace: {kind} '{compiled.name}' matched {n} probe{'' if n == 1 else 's'}")
+    started = time.perf_counter()
+    enabling = Enabling.of(program.probes)
+    pid, tid = _traced_process(events, threads)
+    dtrace_pid, dtrace_tid = pid - DTRACE_PID_OFFSET, tid - DTRACE_PID_OFFSET
+    stopped = _fire_dtrace_probe(program, enabling.begin, 0, dtrace_pid, dtrace_tid)
+    if not stopped:
+        last = walk(events, threads, enabling, program.fire, systrace_frames, end_ns)
+        if state.stopping:
+            end_ns = last.t
+        elif not state.quiet:
+            how = f"exited with status {command_status}" if command_status else "has exited"
+            stderr.append(f"dtrace: pid {pid} {how}")
+    stderr.extend(state.errors)
+    if state.error_count > len(state.errors):
+        stderr.append(f"dtrace: {state.error_count - len(state.errors)} more errors on enabled probes")
+    if not state.output_truncated:
+        state.stopping = False
+        _fire_dtrace_probe(program, enabling.end, end_ns, dtrace_pid, dtrace_tid)
+        program.finish(state)
+    stderr.extend(_drop_messages(state, unrecorded, len(events)))
+    elapsed = time.perf_counter() - started
+    return DtraceResult(
+        output="".join(state.out),
+        stderr="".join(line + "\n" for line in stderr),
+        exit_status=state.exit_status,
+        program_output=program_output,
+        run=run,
+        probes_matched=program.matched,
+        firings=state.firings,
+        trace_seconds=elapsed,
+        aggregations=dict(program.aggregations),
+    )
+
+
+def _traced_process(events: list[Event], threads: dict[int, tuple[int, str]]) -> tuple[int, int]:
+    """The command's first thread: the one the run's first event puts on the CPU."""
+    for delta in events[0][4] if events else ():
+        if delta[0] == "thread":
+            tid = delta[2]
+            return threads.get(tid, (0, ""))[0], tid
+    return 0, 0
+
+
+def _fire_dtrace_probe(program: Program, probe, t: int, pid: int, tid: int) -> bool:
+    """Fire BEGIN or END in dtrace's own process; True if the program called exit()."""
+    if probe is None:
+        return False
+    f = Firing()
+    f.probe, f.t, f.pid, f.tid, f.execname = probe, t, pid, tid, "dtrace"
+    try:
+        program.fire(f)
+    except Stopped:
+        return True
+    return False
+
+
+def _drop_messages(state: TraceState, unrecorded: int, recorded: int) -> list[str]:
+    messages = []
+    if state.aggregation_drops:
+        n = state.aggregation_drops
+        messages.append(f"dtrace: {n} aggregation drop{'' if n == 1 else 's'} on CPU 0 (too many distinct keys)")
+    if state.dynamic_drops:
+        n = state.dynamic_drops
+        messages.append(f"dtrace: {n} dynamic variable drop{'' if n == 1 else 's'}")
+    if state.output_truncated:
+        limit = d_interp.MAX_OUTPUT_BYTES
+        messages.append(f"dtrace: the output reached the limit of {limit:,} bytes: tracing stopped")
+    if unrecorded:
+        messages.append(
+            f"dtrace: the run's last {unrecorded:,} events were past its recording budget of "
+            f"{recorded:,}: no probe fired for them"
+        )
+    return messages
+
+
+# --- the command line ---------------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """`trapscope dtrace [-q] [--profile P] (-n 'PROGRAM' | -s FILE) -c 'COMMAND LINE'`."""
+    parser = subparsers.add_parser("dtrace", help="trace a command line with a D program, as dtrace -c does")
+    parser.add_argument("-q", dest="quiet", action="store_true", help="quiet: only what the program prints")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="lecture", help="machine profile (lecture)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("-n", dest="program", metavar="'PROGRAM'", help="a D program given on the command line")
+    source.add_argument("-s", dest="script", metavar="FILE", help="a D script file")
+    parser.add_argument("-c", dest="command", required=True, metavar="'COMMAND LINE'", help="what to run")
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run `trapscope dtrace`; a D error is printed as dtrace prints it and exits 1."""
+    if args.script is not None:
+        try:
+            script = Path(args.script).read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            print(f"dtrace: failed to open {args.script}: {reason}", file=sys.stderr)
+            return EXIT_ERROR
+        name = args.script
+    else:
+        script, name = args.program, None
+    try:
+        result = run_dtrace(script, args.command, args.profile, args.quiet, script_name=name)
+    except DtraceError as error:
+        print(error, file=sys.stderr)
+        if error.context:
+            print(error.context, file=sys.stderr)
+        return EXIT_ERROR
+    sys.stderr.write(result.stderr)
+    sys.stdout.write(result.program_output)
+    sys.stdout.write(result.output)
+    return result.exit_status & 0xFF
