@@ -15,22 +15,26 @@ from dataclasses import asdict, dataclass, field
 
 from sim import VERSION
 from sim.kern.exception import Xfast_syscall
-from sim.kern.kern_exit import ThreadExited
+from sim.kern.init_main import exit_status, install_world, proc0_init, process_times
 from sim.kern.kernel import Kernel, KernelConfig
 from sim.kern.ksyms import PCPU_BASE, PROGRAM_TEXT, USRSTACK, kernel_symbol
 from sim.kern.pcpu import pcpu
 from sim.kern.proc import PRISON0, Prison, Ucred
+from sim.kern.sched import Deadlock, sched_run
 from sim.log import Event, EventBudgetExceeded
 from sim.machine.cpu import CR4_PGE, CR4_SMAP, CR4_SMEP
-from sim.machine.machine import Machine
+from sim.machine.machine import Machine, MachineHalted
 from sim.machine.profiles import PROFILES
 from sim.user import programs as _programs  # noqa: F401 - registers the programs
 from sim.user.libc import Libc
-from sim.user.programs import lookup
+from sim.user.programs import PROGRAMS, lookup, validate
 from sim.user.shell import CommandLineError, parse_command_line
+from sim.vm.vm_exec import exec_first_image
+from sim.vm.vm_init import vm_boot
+from sim.vm.vm_map import PageTables, vmspace_snapshot
 
 # The handlers register themselves in the sysent table when their modules load, as SYSINITs would.
-from sim.kern import kern_exit, kern_prot  # noqa: F401, E402  isort: skip
+from sim.kern import kern_exit, kern_prot, vm_mmap  # noqa: F401, E402  isort: skip
 
 DEFAULT_RECORD_BUDGET = 2_000_000  # events kept for stepping; past this the run fast-forwards unrecorded
 DEFAULT_EVENT_BUDGET = 200_000_000  # steps a run may take in all before it is stopped
@@ -79,6 +83,8 @@ class Run:
     syscalls_by_name: dict[str, int]
     output: str
     threads: dict[int, tuple[int, str]]  # tid -> (pid, command name), for every thread the run had
+    vm: dict = field(default_factory=dict)  # the VM counters: faults by kind and mode, vmmeter (VmMeter.summary)
+    page_tables: dict[int, PageTables] = field(default_factory=dict)  # pid -> its last page tables (pagewalk)
 
     @property
     def syscalls(self) -> int:
@@ -95,6 +101,7 @@ class Run:
             "exit_status": self.exit_status,
             "syscalls": self.syscalls,
             "syscalls_by_name": dict(sorted(self.syscalls_by_name.items())),
+            **self.vm,
             "events": len(self.events) + self.unrecorded,
             "events_recorded": len(self.events),
             "panic": self.panic,
@@ -106,48 +113,93 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
         raise RunError(f"unknown profile {spec.profile!r} (profiles: {', '.join(PROFILES)})")
     command = parse_command_line(spec.command)
     main = lookup(command.program)
+    validate(command.argv, dict(command.env))  # the program's own usage errors, before any run
     with _cpu_lock:
         machine = Machine(PROFILES[spec.profile], record_budget, event_budget)
         kernel = Kernel(spec.config)
         pcpu.machine, pcpu.kernel = machine, kernel
         _boot(machine, spec.config)
+        vm_boot(machine, kernel)
         cred = Ucred(cr_uid=spec.config.uid, cr_ruid=spec.config.uid)
         if spec.config.jailed:
             cred.cr_prison = Prison(1, "classroom")
         td = kernel.new_process(command.program, cred)
-        td.td_proc.p_capmode = spec.config.capability_mode
+        proc0_init(td, spec.config)
+        install_world((name, fn, _program_image(fn)) for name, fn in PROGRAMS.items())
         pcpu.curthread = td
+        exec_first_image(td, command.argv, dict(command.env), _program_image(main))
         initial = dict(machine.cpu.regs)
+        _record_initial_vm(machine, kernel)
         machine.log.delta(("thread", 0, td.td_tid))
         machine.emit("start", command.program, f"pid {td.td_proc.p_pid} starts: {spec.command}")
         libc = Libc()
         gc.disable()  # the log is millions of acyclic tuples: collecting while it grows only costs time
+        panic = None
         try:
-            status = main(libc, command.argv, dict(command.env))
-            libc._exit(status)
-        except ThreadExited:
-            pass
+            # Each thread runs on its own greenlet; this one drives them until no user thread is left.
+            sched_run(td, lambda: libc._exit(main(libc, command.argv, dict(command.env))))
         except EventBudgetExceeded as error:
             raise RunError(f"{spec.command}: {error}; ask for less work (a smaller count or size)") from None
+        except Deadlock as error:
+            raise RunError(f"{spec.command}: {error}") from None
+        except MachineHalted as halt:
+            panic = str(halt)  # the kernel panicked: the simulated machine stopped, the run ends here
         finally:
             gc.enable()
         machine.emit("end", command.program, "the run is complete")
         proc = td.td_proc
+        user_ns, sys_ns = process_times(proc)  # what time(1) reports: the process and its reaped children
         return Run(
             spec=spec,
             run_id=spec.run_id,
             events=machine.log.events,
             initial_registers=initial,
             unrecorded=machine.log.unrecorded,
-            user_ns=machine.user_ns,
-            sys_ns=machine.sys_ns,
-            wall_ns=machine.now,
-            exit_status=None if proc.p_exitstatus is None else proc.p_exitstatus >> 8,
-            panic=None,
+            user_ns=user_ns,
+            sys_ns=sys_ns,
+            wall_ns=machine.now if proc.p_exittime is None else proc.p_exittime,
+            exit_status=exit_status(proc),
+            panic=panic,
             syscalls_by_name=dict(Counter(kernel.syscall_counts)),
             output="".join(kernel.console),
-            threads={t.td_tid: (p.p_pid, p.p_comm) for p in kernel.procs for t in p.p_threads},
+            threads={t.td_tid: (p.p_pid, p.p_comm) for p in kernel.procs + kernel.reaped for t in p.p_threads},
+            vm=kernel.vm.cnt.summary(),
+            page_tables=_final_page_tables(kernel),
         )
+
+
+def _program_image(main) -> object:
+    """The ELF image a program's process is made from (None: a small static one)."""
+    from sim.user.rtld import IMAGES
+
+    return IMAGES.get(getattr(main, "image", None) or "")
+
+
+def _record_initial_vm(machine: Machine, kernel: Kernel) -> None:
+    """What exec left in memory before the run began, as deltas of the start event (the VM view folds them from
+    step 0): each map entry, the objects behind them with their backing chains, and every page handed out."""
+    log, objects = machine.log, {}
+    for proc in kernel.procs:
+        vm_map = proc.p_vmspace.vm_map
+        for entry in vm_map.entries:
+            log.delta(("map", f"{vm_map.name}:{entry.start:#x}", None, entry.describe()))
+            obj = entry.object
+            while obj is not None and obj.id not in objects:
+                objects[obj.id] = obj
+                obj = obj.backing_object
+    for obj in objects.values():
+        log.delta(("object", obj.id, "none", obj.describe()))
+    for pfn, m in sorted(kernel.vm.page_array.items()):
+        log.delta(("page", pfn, "free", m.state()))
+
+
+def _final_page_tables(kernel: Kernel) -> dict[int, PageTables]:
+    """Each process's page tables as it left them: at exit, or now for those still running."""
+    tables = dict(kernel.vm.final_page_tables)
+    for p in kernel.procs:
+        if p.p_vmspace is not None:
+            tables[p.p_pid] = vmspace_snapshot(p.p_vmspace)
+    return tables
 
 
 def _boot(machine: Machine, config: KernelConfig) -> None:

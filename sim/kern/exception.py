@@ -106,15 +106,31 @@ def sysretq(td: Thread) -> None:
 
 
 def doreti_iret(td: Thread) -> None:
-    """doreti's user-return path: every register from the trapframe, then IRETQ."""
+    """The syscall path's full-context return: `jmp doreti`."""
+    pcpu.machine.exit("Xfast_syscall")  # jmp doreti: a tail jump, not a call
+    doreti(td)
+
+
+def doreti(td: Thread) -> None:
+    """Return to user mode restoring every register from the trapframe, with IRETQ (after traps, signal
+    delivery, restarted system calls and a new thread's first return); pending ASTs are handled first."""
     machine = pcpu.machine
     cpu, tf = machine.cpu, td.td_frame
-    machine.exit("Xfast_syscall")  # jmp doreti: a tail jump, not a call
     machine.enter("doreti")
+    while True:  # doreti_ast
+        cpu.set("rflags", cpu["rflags"] & ~PSL_I)
+        machine.charge(machine.profile.flag_test_ns)
+        if not td.td_flags & (TDF_ASTPENDING | TDF_NEEDRESCHED):
+            machine.emit("skip", "ast", "td_flags & (TDF_ASTPENDING|TDF_NEEDRESCHED) == 0")
+            break
+        cpu.set("rflags", cpu["rflags"] | PSL_I)
+        machine.emit("insn", "sti", "an AST is pending: handle it with interrupts on, then test again")
+        ast(tf)
+    td.td_pcb.pcb_flags &= ~PCB_FULL_IRET
     machine.charge(machine.profile.trapframe_ns)
     for reg in ("rdi", "rsi", "rdx", "rcx", "r8", "r9", "rax", "rbx", "rbp", "r10", "r11"):
         cpu.set(reg, tf[f"tf_{reg}"])
-    machine.emit("insn", "restore all registers", "PCB_FULL_IRET: reload the whole trapframe")
+    machine.emit("insn", "restore all registers", "doreti_exit: reload the whole trapframe")
     swapgs()
     machine.exit("doreti")
     machine.charge(machine.profile.sysret_insn_ns)

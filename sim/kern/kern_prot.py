@@ -22,3 +22,21 @@ def sys_getuid(td: Thread) -> int:
     pcpu.machine.charge(pcpu.machine.profile.sys_getpid_ns)
     td.set_retval(0, td.td_ucred.cr_ruid)
     return 0
+
+
+@syscall_handler
+@kfunc
+def sys_getppid(td: Thread) -> int:
+    pcpu.machine.charge(pcpu.machine.profile.sys_getpid_ns)
+    parent = td.td_proc.p_pptr
+    td.set_retval(0, parent.p_pid if parent else 1)  # an orphan's parent is init
+    return 0
+
+
+@syscall_handler
+@kfunc
+def sys_issetugid(td: Thread) -> int:
+    """1 if the process became set-user/group-id (P_SUGID) since its last exec; never, here."""
+    pcpu.machine.charge(pcpu.machine.profile.sys_getpid_ns)
+    td.set_retval(0, 0)
+    return 0

@@ -9,5 +9,9 @@ from sim.kern.proc import Thread
 
 @kfunc
 def nosys(td: Thread, *args: int) -> int:
-    # FreeBSD also posts SIGSYS here; its default action (core dump) arrives with the signal model.
+    """A number with no system call: SIGSYS (whose default action kills the process), and ENOSYS for a
+    process that ignores or catches it."""
+    from sim.kern.kern_sig import SIGSYS, tdsignal
+
+    tdsignal(td, SIGSYS)
     return ENOSYS

@@ -44,6 +44,12 @@ class Kernel:
         self._next_tid = self.FIRST_TID
         self.syscall_counts: Counter[str] = Counter()  # what `trapscope run --json` reports, recorded or not
         self.console: list[str] = []  # what the programs wrote to their terminal
+        # Subsystem state that FreeBSD keeps in globals, made by each subsystem when first used:
+        self.sched = None  # the run queue, callouts and idle thread (sched.py)
+        self.sleepq = None  # wait channel -> sleeping threads (kern_synch.py)
+        self.vfs = None  # the file namespace, buffer cache and syncer (vfs_*.py)
+        self.aio = None  # AIO jobs and daemons (vfs_aio.py)
+        self.reaped: list[Proc] = []  # processes whose parent collected them with wait4 (gone from procs)
 
     def handler(self, entry: Syscall | None) -> Callable[..., int]:
         from sim.kern.kern_syscalls import nosys
@@ -59,16 +65,9 @@ class Kernel:
         self.procs.append(proc)
         return thread
 
-    # Work that the return path reaches only when a flag asks for it; the process and signal model of the
-    # simulator-core issue fills these in. Until then no flag that leads here is ever set.
-    def signal_pending(self, td: Thread) -> bool:
-        return False
-
-    def deliver_signals(self, td: Thread) -> None:
-        raise NotImplementedError("signal delivery")
-
-    def mi_switch(self, td: Thread) -> None:
-        raise NotImplementedError("the scheduler")
-
-    def vfork_wait(self, td: Thread) -> None:
-        raise NotImplementedError("vfork")
+    def new_thread(self, proc: Proc) -> Thread:
+        """Another thread in `proc` (thread_alloc + thread_link), sharing the process's credential."""
+        thread = Thread(td_tid=self._next_tid, td_proc=proc, td_ucred=proc.p_ucred)
+        self._next_tid += 1
+        proc.p_threads.append(thread)
+        return thread

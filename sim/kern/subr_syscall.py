@@ -13,7 +13,17 @@ from __future__ import annotations
 from sim.kern.errno import ECAPMODE
 from sim.kern.kfunc import gate, kfunc
 from sim.kern.pcpu import pcpu
-from sim.kern.proc import P_TRACED, S_PT_SCE, S_PT_SCX, TDB_SCE, TDB_SCX, TDP_NERRNO, TDP_RFPPWAIT, Thread
+from sim.kern.proc import (
+    CRED_FLAG_CAPMODE,
+    P_TRACED,
+    S_PT_SCE,
+    S_PT_SCX,
+    TDB_SCE,
+    TDB_SCX,
+    TDP_NERRNO,
+    TDP_RFPPWAIT,
+    Thread,
+)
 from sim.kern.subr_trap import userret
 from sim.kern.sysent import SY_THR_STATIC, SYF_CAPENABLED
 from sim.kern.vm_machdep import cpu_set_syscall_retval
@@ -79,7 +89,6 @@ def syscallenter(td: Thread) -> int:
 
 @kfunc
 def syscallret(td: Thread, error: int) -> None:
-    kernel = pcpu.kernel
     p, sa = td.td_proc, td.td_sa
     userret(td, td.td_frame)
     if gate("ktrsysret", "KTRPOINT(td, KTR_SYSRET) is false", KTRPOINT(td, KTR_SYSRET)):
@@ -91,11 +100,14 @@ def syscallret(td: Thread, error: int) -> None:
         ptracestop(td, "SIGTRAP")
         td.td_dbgflags &= ~TDB_SCX
     if gate("vfork wait", "(td->td_pflags & TDP_RFPPWAIT) == 0", bool(td.td_pflags & TDP_RFPPWAIT)):
-        kernel.vfork_wait(td)
+        from sim.kern.kern_fork import fork_rfppwait
+
+        fork_rfppwait(td)
 
 
 def IN_CAPABILITY_MODE(td: Thread) -> bool:  # noqa: N802 - the kernel's macro
-    return td.td_proc.p_capmode
+    # The thread's cached credential: cap_enter() takes effect at the next cred_update_thread.
+    return bool(td.td_ucred.cr_flags & CRED_FLAG_CAPMODE)
 
 
 def _capmode_reason(td: Thread, capenabled: bool) -> str:

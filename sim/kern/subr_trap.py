@@ -11,10 +11,13 @@ from sim.kern.pcpu import pcpu
 from sim.kern.proc import (
     AST_FLAGS,
     P_PROFIL,
+    TDF_ALRMPEND,
     TDF_NEEDRESCHED,
     TDF_NEEDSIGCHK,
     TDF_NEEDSUSPCHK,
+    TDF_PROFPEND,
     TDP_GEOM,
+    TDP_OLDMASK,
     Thread,
 )
 
@@ -38,16 +41,31 @@ def userret(td: Thread, frame) -> None:
 @kfunc
 def ast(framep) -> None:
     """Handle the asynchronous work flagged in td_flags: reschedule, signals, single-threading, ..."""
+    from sim.kern.kern_sig import SIGPROF, SIGVTALRM, cursig, kern_psignal, kern_sigprocmask_setmask, postsig
+    from sim.kern.kern_synch import mi_switch
+    from sim.kern.sched import SW_INVOL, SWT_NEEDRESCHED, set_td_flags
+
     td = pcpu.curthread
+    p = td.td_proc
     flags = td.td_flags
-    td.td_flags &= ~AST_FLAGS
-    pcpu.machine.emit("hook", "ast", f"td_flags {flags:#x} cleared")
+    # Clear the bits in one step, so an AST posted while these are handled sets them again and is not lost.
+    set_td_flags(td, flags & ~AST_FLAGS)
+    pcpu.machine.emit("hook", "ast", f"td_flags {flags:#x}: the AST bits are cleared and handled")
+    if gate("SIGVTALRM", "(flags & TDF_ALRMPEND) == 0", bool(flags & TDF_ALRMPEND)):
+        kern_psignal(p, SIGVTALRM)
+    if gate("SIGPROF", "(flags & TDF_PROFPEND) == 0", bool(flags & TDF_PROFPEND)):
+        kern_psignal(p, SIGPROF)
     if gate("mi_switch", "(flags & TDF_NEEDRESCHED) == 0", bool(flags & TDF_NEEDRESCHED)):
-        pcpu.kernel.mi_switch(td)
-    if gate("postsig", "no signal pending", bool(flags & TDF_NEEDSIGCHK) or pcpu.kernel.signal_pending(td)):
-        pcpu.kernel.deliver_signals(td)
+        td.td_priority = td.td_user_pri  # sched_prio(td, td->td_user_pri)
+        mi_switch(SW_INVOL | SWT_NEEDRESCHED)
+    if gate("postsig", "no signal pending", bool(flags & TDF_NEEDSIGCHK) or bool(p.p_siglist | td.td_siglist)):
+        while sig := cursig(td):
+            postsig(sig)
     if gate("thread_suspend_check", "(flags & TDF_NEEDSUSPCHK) == 0", bool(flags & TDF_NEEDSUSPCHK)):
         thread_suspend_check(td)
+    if gate("TDP_OLDMASK", "(td->td_pflags & TDP_OLDMASK) == 0", bool(td.td_pflags & TDP_OLDMASK)):
+        td.td_pflags &= ~TDP_OLDMASK
+        kern_sigprocmask_setmask(td, td.td_oldsigmask)
     userret(td, framep)
 
 
@@ -55,6 +73,8 @@ def ast(framep) -> None:
 def sched_userret(td: Thread) -> None:
     """The scheduler restores the thread's user priority (it may have been lent a higher one in the kernel)."""
     pcpu.machine.charge(pcpu.machine.profile.sched_userret_ns)
+    if td.td_priority != td.td_user_pri:
+        td.td_priority = td.td_user_pri
 
 
 @kfunc

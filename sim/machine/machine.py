@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from sim.log import EventLog
 from sim.machine.cpu import KERNEL_CPL, SF_MASK, USER_CPL, Cpu
+from sim.machine.mmu import Mmu
+from sim.machine.physmem import PhysMem
 from sim.machine.profiles import Profile
 
 
@@ -29,6 +31,8 @@ class Machine:
         self.kernel_gsbase_msr = 0  # MSR_KERNELGSBASE: what swapgs exchanges %gs's base with
         self.lstar_address = 0  # MSR_LSTAR: where SYSCALL jumps; the kernel sets it at boot
         self.lstar_handler: Callable[[], None] | None = None
+        self.physmem = PhysMem(profile.phys_mem_bytes)  # sparse: only touched frames cost the host
+        self.mmu = Mmu(self, self.physmem, profile.tlb_entries, profile.tlb_large_entries)
 
     @property
     def now(self) -> int:
@@ -39,6 +43,12 @@ class Machine:
 
     def _cpl_changed(self, old: int) -> None:
         self._closed_ns[old] += self.log.now - self._ring_since
+        self._ring_since = self.log.now
+
+    def idle(self, ns: int) -> None:
+        """The CPU halts in the idle thread for `ns`: wall time passes, billed to neither user nor system."""
+        self._cpl_changed(self.cpu.regs["cpl"])
+        self.log.now += ns
         self._ring_since = self.log.now
 
     def _ring_ns(self, cpl: int) -> int:

@@ -33,6 +33,50 @@ class Profile:
     sched_userret_ns: int
     # system-call bodies (fixed work beyond copies)
     sys_getpid_ns: int
+    sys_simple_ns: int  # a small body touching only its own process's state (getuid, sigaction, kill, dup)
+    # processes, scheduling and signals
+    cpu_switch_ns: int  # mi_switch + cpu_switch: save one thread's context and load another's
+    sleepq_ns: int  # put a thread on a sleep queue or take it off again
+    fork_ns: int  # fork1's fixed work (proc, thread, credentials, sigacts, descriptor table), VM excluded
+    exit_ns: int  # exit1's fixed work (close descriptors, free sigacts, become a zombie, tell the parent)
+    exec_ns: int  # image activation's fixed work (read the header, new image state), VM excluded
+    sendsig_ns: int  # build a signal frame: registers, mask and siginfo for the handler
+    # descriptors, pipes, sockets, files
+    file_op_ns: int  # fget/fdrop and the fo_read/fo_write dispatch of one read or write
+    pipe_op_ns: int  # one pipe_read/pipe_write pass: pipe lock, state checks, wakeups
+    socket_op_ns: int  # one sosend/soreceive pass: sockbuf lock, mbuf chain walk, pru_send/pru_rcvd
+    mbuf_ns: int  # allocate or free one mbuf cluster
+    vop_ns: int  # a vnode operation's fixed work (lookup, open, read, write), buffers excluded
+    getblk_ns: int  # find or create one buffer in the buffer cache
+    disk_io_ns: int  # a disk request's fixed latency: command, seek, completion interrupt
+    disk_block_ns: int  # transfer one 32 KiB file-system block to or from the disk
+    aio_job_ns: int  # queue or complete one AIO job
+    # memory: the MMU, the VM system and the copy routines (sim/machine/mmu.py, sim/vm/, sim/kern/support.py)
+    phys_mem_bytes: int  # physical memory the VM system manages
+    tlb_entries: int  # 4 KiB translations the TLB holds (oldest evicted first)
+    tlb_large_entries: int  # 2 MiB translations it holds
+    tlb_walk_ns: int  # a TLB miss: the hardware walks the four levels
+    invlpg_ns: int  # invalidate one TLB entry
+    tlb_flush_ns: int  # reload %cr3: drop every non-global entry
+    trap_entry_ns: int  # exception delivery through the IDT and alltraps' register save (trapframe_ns extra)
+    iretq_ns: int  # IRETQ back to the interrupted context
+    stac_clac_ns: int  # one stac or clac around a user access (SMAP)
+    vm_fault_ns: int  # vm_fault's bookkeeping: map lookup, object locks and chain walk, page activation
+    vm_page_alloc_ns: int  # take one page from the free pool (vm_page_alloc)
+    vm_page_free_ns: int  # return one page to the free pool
+    pmap_enter_ns: int  # install one mapping: PTE, pv entry, page flags
+    pte_update_ns: int  # change or clear one PTE in pmap_remove/pmap_protect
+    page_zero_ns: int  # pagezero(): zero one 4 KiB page
+    page_copy_ns: int  # pmap_copy_page(): copy one 4 KiB page
+    copy_byte_ps: int  # copyin/copyout: picoseconds per byte moved
+    user_byte_ps: int  # a user-mode memset/memcpy: picoseconds per byte stored
+    vm_map_op_ns: int  # insert, clip, protect or delete one vm_map entry (map lock, entry allocation)
+    vm_object_op_ns: int  # allocate, shadow, collapse or free one vm_object
+    pageout_page_ns: int  # the page daemon examines one page
+    # user-space libraries (sim/user): the C library's and the run-time linker's own work
+    malloc_call_ns: int  # one malloc() or free() through jemalloc's fast path, its page touches excluded
+    rtld_reloc_ns: int  # the run-time linker processes one relocation (symbol lookup through its cache)
+    malloc_junk_default: bool  # the libc build's opt_junk: a debug (-CURRENT) jemalloc junk-fills by default
 
     @classmethod
     def cost_names(cls) -> list[str]:
@@ -61,6 +105,61 @@ LECTURE = Profile(
     set_retval_ns=40,
     sched_userret_ns=60,
     sys_getpid_ns=80,
+    # Process-model costs on a 1 GHz ARMv7 board with a WITNESS kernel; order-of-magnitude, low confidence:
+    # lmbench on boards of this class reports context switches of ~10 us, signal catch ~5-10 us, fork+exit
+    # ~0.5-1 ms (most of it VM work, which the VM model charges separately).
+    sys_simple_ns=500,  # sys_getpid_ns plus a lock/unlock pair under WITNESS
+    cpu_switch_ns=8000,
+    sleepq_ns=600,
+    fork_ns=150000,
+    exit_ns=50000,
+    exec_ns=200000,
+    sendsig_ns=4000,
+    file_op_ns=1500,  # the lecture's DTrace: write() of a few bytes ~10 us in all, probes included
+    pipe_op_ns=2000,
+    socket_op_ns=4000,
+    mbuf_ns=800,
+    vop_ns=3000,
+    getblk_ns=2000,
+    disk_io_ns=1000000,  # an SD card, as on the BeagleBone: ~1 ms per request
+    disk_block_ns=3300000,  # 32 KiB at ~10 MB/s (class-10 SD card)
+    aio_job_ns=5000,
+    # Memory. The lecture's own figures calibrate the costs of primitives (reference section 10):
+    # - pagezero: the profile-997 stacks put 346 samples (346/997 s = 0.347 s) in pagezero over the 5,120
+    #   zero-fills of dd's 20 MiB buffer: ~67.8 us a page. Writing a freshly allocated frame is that slow on the
+    #   lecture's machine (its platform is unverified), so a page copy, which also writes a fresh frame, is too.
+    # - the rest of a fault: 5,185 traps took 380,762,894 ns (73.4 us each); less pagezero leaves ~5.6 us for
+    #   vm_fault, the page allocation and pmap_enter on a WITNESS kernel, split among them below.
+    # - copies: read() copied out 10 MiB in 697,051 ns with no faults (the pages were already junk-filled):
+    #   ~66 ps a byte; user-mode stores run at the same memory bandwidth.
+    phys_mem_bytes=4 << 30,  # the platform is unverified; 4 GiB so the lab's sizes run without paging
+    tlb_entries=64,
+    tlb_large_entries=16,
+    tlb_walk_ns=100,  # a few cache misses at ~1 GHz (section 10: 200+ cycles cold)
+    invlpg_ns=200,
+    tlb_flush_ns=300,
+    trap_entry_ns=150,  # like SYSCALL's entry (syscall_insn_ns) plus pushing the hardware frame
+    iretq_ns=150,
+    stac_clac_ns=10,
+    vm_fault_ns=3300,
+    vm_page_alloc_ns=1300,
+    vm_page_free_ns=800,
+    pmap_enter_ns=1000,
+    pte_update_ns=300,
+    page_zero_ns=67800,
+    page_copy_ns=67800,
+    copy_byte_ps=66,
+    user_byte_ps=66,
+    vm_map_op_ns=20000,  # the lecture's DTrace: mmap totalled 770,581 ns over rtld's dozen or so calls
+    vm_object_op_ns=2000,
+    pageout_page_ns=1000,
+    # jemalloc 4 built without MALLOC_PRODUCTION (a -CURRENT libc) runs its assertions and statistics: a few
+    # hundred instructions a call at ~1 instruction/ns. Low confidence.
+    malloc_call_ns=300,
+    # rtld's reloc_non_plt(): a hashed symbol lookup with strcmp per relocation, ~200 instructions. Low confidence.
+    rtld_reloc_ns=200,
+    # FreeBSD -CURRENT builds jemalloc with opt_junk on (MALLOC_PRODUCTION undefined); the lecture ran -CURRENT.
+    malloc_junk_default=True,
 )
 
 MODERN = Profile(
@@ -83,6 +182,51 @@ MODERN = Profile(
     set_retval_ns=3,
     sched_userret_ns=5,
     sys_getpid_ns=5,
+    # Process-model costs on a current x86 core, order-of-magnitude, low confidence: lmbench lat_ctx ~1-2 us,
+    # lat_sig catch ~1 us, fork+exit ~50-100 us in all (VM work charged separately by the VM model).
+    sys_simple_ns=20,
+    cpu_switch_ns=1500,
+    sleepq_ns=60,
+    fork_ns=20000,
+    exit_ns=10000,
+    exec_ns=40000,
+    sendsig_ns=400,
+    file_op_ns=50,
+    pipe_op_ns=100,
+    socket_op_ns=300,
+    mbuf_ns=50,
+    vop_ns=200,
+    getblk_ns=150,
+    disk_io_ns=20000,  # an NVMe SSD: ~20 us per request
+    disk_block_ns=16000,  # 32 KiB at ~2 GB/s
+    aio_job_ns=500,
+    # Memory on a current x86 core (reference section 10, low confidence where it says so): zeroing 4 KiB with
+    # rep stosq ~0.3 us at ~14 GB/s; a minor (zero-fill) fault ~1 us in all, so ~0.6 us of fault bookkeeping;
+    # a TLB miss ~10-50 ns with paging-structure caches; copies at ~20 GB/s.
+    phys_mem_bytes=16 << 30,
+    tlb_entries=1536,  # second-level TLB of a recent core
+    tlb_large_entries=1024,
+    tlb_walk_ns=20,
+    invlpg_ns=40,
+    tlb_flush_ns=100,
+    trap_entry_ns=40,
+    iretq_ns=30,
+    stac_clac_ns=2,
+    vm_fault_ns=350,
+    vm_page_alloc_ns=80,
+    vm_page_free_ns=50,
+    pmap_enter_ns=100,
+    pte_update_ns=10,
+    page_zero_ns=300,
+    page_copy_ns=400,
+    copy_byte_ps=50,
+    user_byte_ps=50,
+    vm_map_op_ns=400,
+    vm_object_op_ns=100,
+    pageout_page_ns=50,
+    malloc_call_ns=20,  # jemalloc's fast path on a current core: ~20 ns (jemalloc's own benchmarks, approximate)
+    rtld_reloc_ns=25,  # a symbol lookup with a warm cache: ~100 instructions. Low confidence.
+    malloc_junk_default=False,  # release builds define MALLOC_PRODUCTION: opt_junk is off
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (LECTURE, MODERN)}

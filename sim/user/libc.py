@@ -17,6 +17,8 @@ from sim.kern.ksyms import PROGRAM_TEXT, libc_symbol
 from sim.kern.pcpu import pcpu
 from sim.kern.sysent import SYS
 from sim.machine.cpu import PSL_C
+from sim.user import libc_proc
+from sim.user.uexec import resume_user
 
 C_ARGUMENT_REGISTERS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")  # the SysV amd64 calling convention
 SYSCALL_AT = 8  # offset of the syscall instruction in a stub: mov (5 bytes) + movq (3 bytes)
@@ -49,8 +51,14 @@ class Libc:
 
     def syscall(self, name: str, *args: int) -> int:
         """Call the libc stub for system call `name` and return what C code would see."""
-        machine = pcpu.machine
-        cpu = machine.cpu
+        syscall_at = self._stub_enter(name, *args)
+        pcpu.machine.syscall_instruction()
+        resume_user(syscall_at)  # a restarted call, or a signal handler, may run before the stub goes on
+        return self._stub_return()
+
+    def _stub_enter(self, name: str, *args: int) -> int:
+        """The stub up to its `syscall` instruction; returns that instruction's address."""
+        cpu = pcpu.machine.cpu
         self.call(name, *args)
         stub = libc_symbol(name)
         cpu.set("rax", SYS[name])
@@ -59,8 +67,11 @@ class Libc:
         cpu.set("r10", cpu["rcx"])
         cpu.set("rip", stub + SYSCALL_AT)
         self._step("movq %rcx,%r10", "syscall will overwrite %rcx, so the 4th argument travels in %r10")
-        while cpu["rip"] == stub + SYSCALL_AT:  # ERESTART backs rip up onto the syscall instruction
-            machine.syscall_instruction()
+        return stub + SYSCALL_AT
+
+    def _stub_return(self) -> int:
+        """The stub after its `syscall`: carry set means an errno in %rax."""
+        cpu = pcpu.machine.cpu
         cpu.set("rip", cpu["rip"] + 6)
         if cpu["rflags"] & PSL_C:
             self._step("jb cerror", "carry set: the call failed")
@@ -101,3 +112,48 @@ class Libc:
     def _exit(self, status: int) -> None:
         self.syscall("exit", status)
         raise AssertionError("exit returned")  # the kernel never returns from exit
+
+    # Process, signal and thread calls (libc_proc.py has what they share with the kernel's layouts).
+    def fork(self, child=None) -> int:
+        """fork(2). Python cannot copy this call's stack, so the caller names what the child runs: the child
+        comes back from the very same stub with 0 (after the kernel's fork_return path), then runs child()
+        and exits with its result (0 if it returns none). The parent gets the child's pid."""
+        return libc_proc.fork(self, "fork", child)
+
+    def vfork(self, child=None) -> int:
+        """vfork(2): as fork, but the child borrows the parent's address space and the parent waits until
+        the child has exec'd or exited."""
+        return libc_proc.fork(self, "vfork", child)
+
+    def waitpid(self, pid: int, options: int = 0) -> tuple[int, int]:
+        """wait4(2) with a status word on the stack: (pid or -1, status)."""
+        return libc_proc.waitpid(self, pid, options)
+
+    def kill(self, pid: int, sig: int) -> int:
+        return self.syscall("kill", pid, sig)
+
+    def sigaction(self, sig: int, handler, flags: int = 0, mask: int = 0) -> int:
+        """sigaction(2); `handler` is SIG_DFL, SIG_IGN or a function handler(libc, sig, ...)."""
+        return libc_proc.sigaction(self, sig, handler, flags, mask)
+
+    def signal(self, sig: int, handler) -> int:
+        """signal(3): sigaction with SA_RESTART, as FreeBSD's libc does."""
+        return libc_proc.sigaction(self, sig, handler, libc_proc.SA_RESTART, 0)
+
+    def pipe(self) -> tuple[int, int]:
+        """pipe(2), which FreeBSD 11's libc implements with pipe2(fds, 0): (read fd, write fd) or (-1, -1)."""
+        return libc_proc.fd_pair(self, "pipe2", 0)
+
+    def socketpair(self, domain: int, type_: int, protocol: int = 0) -> tuple[int, int]:
+        return libc_proc.fd_pair(self, "socketpair", domain, type_, protocol)
+
+    def pthread_create(self, start, arg: int = 0) -> int:
+        """pthread_create(3) via thr_new(2); returns the thread handle for pthread_join, or -1."""
+        return libc_proc.pthread_create(self, start, arg)
+
+    def pthread_join(self, thread: int) -> int:
+        return libc_proc.pthread_join(self, thread)
+
+    def clock_gettime(self, clock_id: int, tp: int) -> int:
+        """clock_gettime(2) through the vdso: no trap for the clocks the shared page's timehands serve."""
+        return libc_proc.clock_gettime(self, clock_id, tp)

@@ -11,13 +11,36 @@ Program = Callable[[Libc, tuple[str, ...], dict[str, str]], int]
 PROGRAMS: dict[str, Program] = {}
 
 
-def program(name: str, summary: str) -> Callable[[Program], Program]:
-    def register(fn: Program) -> Program:
-        fn.summary = summary  # type: ignore[attr-defined]
-        PROGRAMS[name] = fn
+Validator = Callable[[tuple[str, ...], dict[str, str]], None]
+
+
+def program(
+    name: str, summary: str, validate: Validator | None = None, image: str | None = None, static: bool = False
+) -> Callable[[Callable], Callable]:
+    """Register a program. With `image`, `fn` is a C-like main(rt, argv, env) that crt.start() wraps in the
+    program's start-up (the run-time linker for a dynamic image); `validate` checks argv before a run starts."""
+
+    def register(fn: Callable) -> Callable:
+        entry = fn
+        if image is not None:
+            from sim.user import crt
+
+            entry = crt.start(fn, image, static)
+        entry.summary = summary  # type: ignore[attr-defined]
+        entry.image = image  # type: ignore[attr-defined]  # the ELF image its process is made from
+        entry.validate = validate  # type: ignore[attr-defined]
+        PROGRAMS[name] = entry
         return fn
 
     return register
+
+
+def validate(argv: tuple[str, ...], env: dict[str, str]) -> None:
+    """Check a command line's operands before the run starts: the program's own usage errors, as
+    CommandLineError."""
+    check = getattr(lookup(argv[0]), "validate", None)
+    if check is not None:
+        check(argv, env)
 
 
 def lookup(name: str) -> Program:
@@ -43,3 +66,7 @@ def getpid_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:
     for _ in range(count):
         libc.getpid()
     return 0
+
+
+# The programs in their own modules register themselves when imported.
+from sim.user import dd, ipc_benchmark  # noqa: E402, F401  isort: skip

@@ -1,0 +1,329 @@
+"""Copying between the kernel and user memory (sys/amd64/amd64/support.S, FreeBSD 11).
+
+The kernel never dereferences a user pointer directly: a system call's buffer is reached only through these
+routines, which
+  1. set pcb_onfault to their fault label, so a page fault they cannot survive comes back here, not as a panic;
+  2. check that the user range lies below VM_MAXUSER_ADDRESS, so a kernel pointer passed in by a user gets
+     EFAULT instead of overwriting the kernel (the lecture's read() into a kernel address);
+  3. open user access with stac (SMAP: the CPU otherwise faults a kernel access to a user page) and close it
+     with clac;
+  4. move the bytes through the MMU in kernel mode: an untouched user page faults here, in kernel mode, and
+     vm_fault zero-fills it (the lecture's dd: pages zeroed only to have zeros copied into them).
+
+Python signatures: copyin(udaddr, kaddr, len) fills kaddr (a bytearray or writable memoryview); copyout(kaddr,
+udaddr, len) reads kaddr, which may be bytes-like or a Fill (e.g. zero_region), so a 10 MiB copy of zeros moves
+no host bytes. Both return 0 or EFAULT. fueword/fuword32/fubyte return -1 (and fueword a (rc, value) pair) on a
+fault, suword/suword32/subyte return 0 or -1, as in FreeBSD.
+"""
+
+from __future__ import annotations
+
+from sim.kern.errno import EFAULT, ENAMETOOLONG
+from sim.kern.kfunc import kfunc
+from sim.kern.ksyms import kernel_symbol
+from sim.kern.pcpu import pcpu
+from sim.kern.trap_pfault import OnFault, kernel_fault
+from sim.machine.cpu import CR4_SMAP, PSL_AC
+from sim.machine.mmu import PGEX_W, GeneralProtection, PageFault
+from sim.machine.physmem import PAGE_MASK, PAGE_SIZE, Fill, describe
+from sim.vm.vm_param import VM_MAXUSER_ADDRESS
+
+ZERO_REGION_SIZE = 2 << 20  # machine/vmparam.h (amd64)
+zero_region = Fill(0, ZERO_REGION_SIZE, "zero_region")  # one zeroed page mapped 512 times, read-only
+
+_FAULT_LABELS = {}  # routine -> the address of its fault label, what pcb_onfault holds
+
+
+def _label(routine: str) -> int:
+    address = _FAULT_LABELS.get(routine)
+    if address is None:
+        address = _FAULT_LABELS[routine] = kernel_symbol(routine) + 0x80
+    return address
+
+
+def _set_onfault(td, value: int) -> None:
+    pcb = td.td_pcb
+    old = pcb.pcb_onfault
+    pcb.pcb_onfault = value
+    if old != value:
+        pcpu.machine.log.delta(("td", "pcb_onfault", old, value))
+
+
+def _user_access(allow: bool) -> None:
+    """stac / clac: with CR4.SMAP, rflags.AC is what lets the kernel touch user pages."""
+    machine = pcpu.machine
+    cpu = machine.cpu
+    if not cpu["cr4"] & CR4_SMAP:
+        return
+    machine.charge(machine.profile.stac_clac_ns)
+    if allow:
+        cpu.set("rflags", cpu["rflags"] | PSL_AC)
+        machine.emit("insn", "stac", "rflags.AC = 1: user pages may be touched (SMAP)")
+    else:
+        cpu.set("rflags", cpu["rflags"] & ~PSL_AC)
+        machine.emit("insn", "clac", "rflags.AC = 0: user pages are off limits again")
+
+
+def _bad_range(udaddr: int, length: int) -> bool:
+    end = udaddr + length
+    return end > VM_MAXUSER_ADDRESS or end >= 1 << 64 or udaddr < 0
+
+
+def _copy_fault(td, routine: str, why: str) -> int:
+    machine = pcpu.machine
+    _set_onfault(td, 0)
+    machine.emit("hook", f"{routine}_fault", f"{why}: return EFAULT")
+    return EFAULT
+
+
+def _translate(va: int, access: int, rip: int) -> int:
+    """A kernel-mode access to a user address: fault (and retry) until it translates, or OnFault."""
+    mmu = pcpu.machine.mmu
+    while True:
+        try:
+            return mmu.translate(va, access)
+        except (PageFault, GeneralProtection) as fault:
+            kernel_fault(fault, rip)
+
+
+@kfunc
+def copyout(kaddr, udaddr: int, length: int) -> int:
+    """Copy `length` bytes from the kernel (bytes-like, or a Fill) to user address udaddr."""
+    machine, td = pcpu.machine, pcpu.curthread
+    _set_onfault(td, _label("copyout_fault"))
+    if length == 0:
+        _set_onfault(td, 0)
+        return 0
+    if _bad_range(udaddr, length):
+        return _copy_fault(td, "copyout", f"{udaddr:#x} + {length} is above VM_MAXUSER_ADDRESS")
+    _user_access(True)
+    try:
+        _copy_to_user(kaddr, udaddr, length, kernel_symbol("copyout") + 0x40, "copyout")
+    except OnFault:
+        _user_access(False)
+        return _copy_fault(td, "copyout", f"the page at {machine.cpu['cr2']:#x} could not be made writable")
+    _user_access(False)
+    _set_onfault(td, 0)
+    return 0
+
+
+def _copy_to_user(kaddr, udaddr: int, length: int, rip: int, what: str) -> None:
+    machine = pcpu.machine
+    log = machine.log
+    mmu, physmem = machine.mmu, machine.physmem
+    ps = machine.profile.copy_byte_ps
+    fill = kaddr.byte if isinstance(kaddr, Fill) else None
+    view = None if fill is not None else memoryview(kaddr).cast("B")
+    off = 0
+    va = udaddr
+    while off < length:
+        n = min(PAGE_SIZE - (va & PAGE_MASK), length - off)
+        try:
+            pa = mmu.translate(va, PGEX_W)
+        except (PageFault, GeneralProtection) as fault:
+            kernel_fault(fault, rip)
+            continue
+        if log.recording:
+            pfn = pa >> 12
+            old = describe(physmem.content(pfn))
+        if fill is not None:
+            physmem.fill(pa, fill, n)
+        else:
+            physmem.write(pa, view[off : off + n])
+        log.now += n * ps // 1000
+        if log.recording:
+            log.delta(("frame", pfn, old, describe(physmem.content(pfn))))
+            log.emit("mem", what, f"{n} bytes to user {va:#x} (frame {pa & ~PAGE_MASK:#x})")
+        else:
+            log.emit("mem", what)
+        off += n
+        va += n
+
+
+@kfunc
+def copyin(udaddr: int, kaddr: bytearray | memoryview, length: int) -> int:
+    """Copy `length` bytes from user address udaddr into kaddr."""
+    machine, td = pcpu.machine, pcpu.curthread
+    _set_onfault(td, _label("copyin_fault"))
+    if length == 0:
+        _set_onfault(td, 0)
+        return 0
+    if _bad_range(udaddr, length):
+        return _copy_fault(td, "copyin", f"{udaddr:#x} + {length} is above VM_MAXUSER_ADDRESS")
+    _user_access(True)
+    try:
+        _copy_from_user(udaddr, kaddr, length, kernel_symbol("copyin") + 0x40, "copyin")
+    except OnFault:
+        _user_access(False)
+        return _copy_fault(td, "copyin", f"the page at {machine.cpu['cr2']:#x} is not readable")
+    _user_access(False)
+    _set_onfault(td, 0)
+    return 0
+
+
+def _copy_from_user(udaddr: int, kaddr, length: int, rip: int, what: str) -> None:
+    machine = pcpu.machine
+    log = machine.log
+    mmu, physmem = machine.mmu, machine.physmem
+    ps = machine.profile.copy_byte_ps
+    dest = kaddr if isinstance(kaddr, memoryview) else memoryview(kaddr)
+    off = 0
+    va = udaddr
+    while off < length:
+        n = min(PAGE_SIZE - (va & PAGE_MASK), length - off)
+        try:
+            pa = mmu.translate(va, 0)
+        except (PageFault, GeneralProtection) as fault:
+            kernel_fault(fault, rip)
+            continue
+        physmem.read_into(pa, n, dest, off)
+        log.now += n * ps // 1000
+        log.emit("mem", what, f"{n} bytes from user {va:#x} (frame {pa & ~PAGE_MASK:#x})" if log.recording else "")
+        off += n
+        va += n
+
+
+@kfunc
+def copyinstr(udaddr: int, kaddr: bytearray, maxlen: int) -> tuple[int, int]:
+    """Copy a NUL-terminated string of at most maxlen bytes (NUL included): (error, bytes copied)."""
+    machine, td = pcpu.machine, pcpu.curthread
+    _set_onfault(td, _label("copyinstr_fault"))
+    physmem = machine.physmem
+    rip = kernel_symbol("copyinstr") + 0x40
+    copied = 0
+    va = udaddr
+    _user_access(True)
+    try:
+        while copied < maxlen:
+            if va >= VM_MAXUSER_ADDRESS:
+                _user_access(False)
+                return _copy_fault(td, "copyinstr", f"{va:#x} is above VM_MAXUSER_ADDRESS"), copied
+            n = min(PAGE_SIZE - (va & PAGE_MASK), maxlen - copied)
+            chunk = physmem.read(_translate(va, 0, rip), n)
+            machine.charge(n * machine.profile.copy_byte_ps // 1000)
+            nul = chunk.find(0)
+            if nul >= 0:
+                kaddr[copied : copied + nul + 1] = chunk[: nul + 1]
+                copied += nul + 1
+                _user_access(False)
+                _set_onfault(td, 0)
+                return 0, copied
+            kaddr[copied : copied + n] = chunk
+            copied += n
+            va += n
+    except OnFault:
+        _user_access(False)
+        return _copy_fault(td, "copyinstr", f"the page at {machine.cpu['cr2']:#x} is not readable"), copied
+    _user_access(False)
+    _set_onfault(td, 0)
+    return ENAMETOOLONG, copied
+
+
+def _fetch(routine: str, base: int, size: int) -> int | None:
+    """fubyte/fuword32/fueword: read `size` bytes at base, None on a fault (fusufault)."""
+    machine, td = pcpu.machine, pcpu.curthread
+    _set_onfault(td, _label("fusufault"))
+    if base < 0 or base > VM_MAXUSER_ADDRESS - size:
+        _copy_fault(td, "fusu", f"{routine}: {base:#x} is above VM_MAXUSER_ADDRESS - {size}")
+        return None
+    _user_access(True)
+    try:
+        data = bytearray(size)
+        _copy_from_user(base, data, size, kernel_symbol(routine) + 0x20, routine)
+    except OnFault:
+        _user_access(False)
+        _copy_fault(td, "fusu", f"{routine}: {base:#x} is not readable")
+        return None
+    _user_access(False)
+    _set_onfault(td, 0)
+    machine.emit("mem", routine, f"{int.from_bytes(data, 'little'):#x} from user {base:#x}")
+    return int.from_bytes(data, "little")
+
+
+def _store(routine: str, base: int, value: int, size: int) -> int:
+    td = pcpu.curthread
+    _set_onfault(td, _label("fusufault"))
+    if base < 0 or base > VM_MAXUSER_ADDRESS - size:
+        _copy_fault(td, "fusu", f"{routine}: {base:#x} is above VM_MAXUSER_ADDRESS - {size}")
+        return -1
+    _user_access(True)
+    try:
+        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        _copy_to_user(data, base, size, kernel_symbol(routine) + 0x20, routine)
+    except OnFault:
+        _user_access(False)
+        _copy_fault(td, "fusu", f"{routine}: {base:#x} is not writable")
+        return -1
+    _user_access(False)
+    _set_onfault(td, 0)
+    return 0
+
+
+@kfunc
+def fueword(base: int) -> tuple[int, int]:
+    """Fetch a 64-bit word: (0, value), or (-1, 0) on a fault."""
+    value = _fetch("fueword", base, 8)
+    return (-1, 0) if value is None else (0, value)
+
+
+@kfunc
+def fueword32(base: int) -> tuple[int, int]:
+    value = _fetch("fueword32", base, 4)
+    return (-1, 0) if value is None else (0, value)
+
+
+@kfunc
+def fuword(base: int) -> int:
+    value = _fetch("fuword", base, 8)
+    return -1 if value is None else value
+
+
+@kfunc
+def fuword32(base: int) -> int:
+    value = _fetch("fuword32", base, 4)
+    return -1 if value is None else value
+
+
+@kfunc
+def fubyte(base: int) -> int:
+    value = _fetch("fubyte", base, 1)
+    return -1 if value is None else value
+
+
+@kfunc
+def suword(base: int, word: int) -> int:
+    return _store("suword", base, word, 8)
+
+
+@kfunc
+def suword32(base: int, word: int) -> int:
+    return _store("suword32", base, word, 4)
+
+
+@kfunc
+def subyte(base: int, byte: int) -> int:
+    return _store("subyte", base, byte, 1)
+
+
+def kernel_deref(va: int, write: bool = False, value: int = 0) -> int:
+    """Kernel code dereferencing a pointer directly (no copy routine, no stac): what a kernel bug does.
+
+    A user page touched this way faults as an SMAP violation when CR4.SMAP is set, and any unresolvable fault
+    here (a NULL pointer) is fatal: trap_fatal prints "Fatal trap 12" and the machine panics (MachineHalted).
+    Returns the 8-byte value read (or 0 after a write).
+    """
+    machine = pcpu.machine
+    physmem = machine.physmem
+    rip = kernel_symbol("kernel_deref") + 0x10
+    machine.emit("insn", "movq (%rax),%rax" if not write else "movq %rdx,(%rax)", f"the kernel dereferences {va:#x}")
+    while True:
+        try:
+            pa = machine.mmu.translate(va, PGEX_W if write else 0)
+            break
+        except (PageFault, GeneralProtection) as fault:
+            kernel_fault(fault, rip)
+    n = min(8, PAGE_SIZE - (pa & PAGE_MASK))
+    if write:
+        physmem.write(pa, (value & ((1 << 64) - 1)).to_bytes(8, "little")[:n])
+        return 0
+    return int.from_bytes(physmem.read(pa, n), "little")

@@ -1,0 +1,419 @@
+"""The page-fault half of sys/amd64/amd64/trap.c and exception.S (FreeBSD 11): IDTVEC(page), trap(),
+trap_pfault() and trap_fatal().
+
+When the MMU cannot translate an address the CPU takes exception 14 (#PF): it saves the faulting address in %cr2,
+pushes an error code (present? write? user? instruction fetch?) and the interrupted context, and jumps through
+the IDT to Xpage, in ring 0. trap() counts the trap (v_trap) and hands page faults to trap_pfault(), which asks
+vm_fault() to make the page available. Then doreti returns with IRETQ, and the faulting instruction runs again.
+
+What happens when vm_fault cannot help depends on where the fault came from:
+  - user mode: the thread gets SIGSEGV (trapsignal);
+  - kernel mode inside copyin/copyout (pcb_onfault set): the saved %rip is replaced by pcb_onfault, so the IRETQ
+    lands in the copy routine's fault handler, which returns EFAULT;
+  - kernel mode otherwise (a kernel bug, such as a NULL dereference, or a user page touched while SMAP forbids
+    it): trap_fatal() prints FreeBSD's "Fatal trap 12" report and the machine panics.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from sim.kern.kfunc import kfunc
+from sim.kern.ksyms import kernel_symbol
+from sim.kern.pcpu import pcpu
+from sim.kern.proc import Trapframe
+from sim.log import EventBudgetExceeded
+from sim.machine.cpu import KERNEL_CPL, PSL_AC, PSL_I, PSL_NT, PSL_T, USER_CPL
+from sim.machine.machine import MachineHalted
+from sim.machine.mmu import PGEX_I, PGEX_P, PGEX_RSV, PGEX_U, PGEX_W, GeneralProtection, PageFault
+from sim.vm.vm_fault import quick_zero_fill_key, vm_fault_quick_zero_fill
+from sim.vm.vm_param import (
+    KERN_INVALID_ADDRESS,
+    KERN_PROTECTION_FAILURE,
+    KERN_SUCCESS,
+    VM_MAXUSER_ADDRESS,
+    VM_PROT_EXECUTE,
+    VM_PROT_READ,
+    VM_PROT_WRITE,
+    trunc_page,
+)
+
+# machine/trap.h: FreeBSD's trap type numbers (tf_trapno), not the IDT vectors
+T_PROTFLT = 9
+T_PAGEFLT = 12
+TRAP_MSG = {T_PROTFLT: "general protection fault", T_PAGEFLT: "page fault"}
+IDT_VECTOR = {T_PROTFLT: 13, T_PAGEFLT: 14}
+IDT_ENTRY = {T_PROTFLT: "Xprot", T_PAGEFLT: "Xpage"}
+
+KCSEL = 0x20  # kernel code selector (GCODE_SEL << 3)
+KDSEL = 0x28
+SEL_RPL_MASK = 3
+SEGV_MAPERR = 1  # sys/signal.h si_code values
+SEGV_ACCERR = 2
+BUS_OBJERR = 3
+
+
+class OnFault(Exception):
+    """Control resumes at pcb_onfault: the copy routine's fault label (copy_fault) runs next."""
+
+
+class KernelTrapframe(Trapframe):
+    """A trapframe pushed on the kernel stack by a fault taken in kernel mode (the thread's td_frame, which holds
+    its user registers, is left alone). Its changes are recorded as ("ktf", field, old, new)."""
+
+    __slots__ = ()
+
+    def set(self, name: str, value: int) -> None:
+        old = self.regs[name]
+        if old != value:
+            self.regs[name] = value
+            pcpu.machine.log.delta(("ktf", name, old, value))
+
+
+def TRAPF_USERMODE(frame: Trapframe) -> bool:  # noqa: N802 - the kernel's macro
+    return (frame["tf_cs"] & SEL_RPL_MASK) == SEL_RPL_MASK
+
+
+# -- the CPU's side: exception delivery ------------------------------------------------------------------------------
+
+
+_SAVED_REGISTERS = tuple(
+    (f"tf_{reg}", reg) for reg in ("rdi", "rsi", "rdx", "rcx", "r8", "r9", "rax", "rbx", "rbp", "r10", "r11")
+)
+_ENTRY_ADDRESS: dict[int, int] = {}
+_SAVED_FIELDS = tuple(field for field, _ in _SAVED_REGISTERS)
+_saved_values = operator.itemgetter(*(reg for _, reg in _SAVED_REGISTERS))
+
+
+def _entry_address(trapno: int) -> int:
+    address = _ENTRY_ADDRESS.get(trapno)
+    if address is None:
+        address = _ENTRY_ADDRESS[trapno] = kernel_symbol(IDT_ENTRY[trapno])
+    return address
+
+
+def _load(target, values: dict, recording: bool) -> None:
+    """Write registers (of the CPU or a trapframe): one recorded delta each when recording, else in one go."""
+    if recording:
+        for name, value in values.items():
+            target.set(name, value)
+    else:
+        target.regs.update(values)
+
+
+def user_fault(fault: PageFault | GeneralProtection) -> None:
+    """An access made in ring 3 failed: take the exception, handle it, and return to user mode (IRETQ).
+
+    Fast-forward: with recording off, a demand-zero fault exactly like one already handled (same path through
+    the kernel, so the same costs and the same number of events) is replayed by vm_fault_quick_zero_fill:
+    the same state changes, and the time and event count the full path took the first time.
+    """
+    machine = pcpu.machine
+    if not machine.log.recording and type(fault) is PageFault:
+        td = pcpu.curthread
+        found = quick_zero_fill_key(td, fault.va, fault.err)
+        if found is not None:
+            key, context = found
+            replay = pcpu.kernel.vm.fault_replays.get(key)
+            if replay is not None:
+                _replay_fault(td, fault, replay, context, vm_fault_quick_zero_fill)
+                return
+            _measure_fault(td, fault, key)
+            return
+    _user_fault(fault)
+
+
+def _measure_fault(td, fault: PageFault, key: tuple) -> None:
+    """Take the fault the full way, and remember what it cost if it went the way the replay reproduces."""
+    machine, vm = pcpu.machine, pcpu.kernel.vm
+    log, cnt = machine.log, vm.cnt
+    prezeroed = key[1]
+    before = (log.now, machine.user_ns, log.total, cnt.v_zfod, cnt.v_ozfod, cnt.v_pagezero, cnt.pde_promotions)
+    _user_fault(fault)
+    after = (log.now, machine.user_ns, log.total, cnt.v_zfod, cnt.v_ozfod, cnt.v_pagezero, cnt.pde_promotions)
+    expected = (before[3] + 1, before[4] + prezeroed, before[5] + (not prezeroed), before[6])
+    if after[3:] == expected and machine.cpu.regs["cpl"] == 3:
+        user = after[1] - before[1]
+        vm.fault_replays[key] = (user, after[0] - before[0] - user, after[2] - before[2])
+
+
+def _replay_fault(td, fault: PageFault, replay: tuple[int, int, int], context: tuple, quick) -> None:
+    machine = pcpu.machine
+    log, regs = machine.log, machine.cpu.regs
+    user_ns, sys_ns, events = replay
+    va, err = fault.va, fault.err
+    log.now += user_ns
+    machine._cpl_changed(USER_CPL)  # what cpu.set("cpl", 0) does, with no delta to record
+    regs["cpl"] = KERNEL_CPL
+    quick(td, va, err, context)
+    tf = td.td_frame.regs
+    tf.update(zip(_SAVED_FIELDS, _saved_values(regs), strict=True))
+    tf.update(tf_rip=regs["rip"], tf_rsp=regs["rsp"], tf_rflags=regs["rflags"], tf_cs=0x43, tf_ss=0x3B)
+    tf.update(tf_trapno=T_PAGEFLT, tf_err=err, tf_addr=va)
+    regs["cr2"] = va
+    log.now += sys_ns
+    machine._cpl_changed(KERNEL_CPL)
+    regs["cpl"] = USER_CPL
+    log.unrecorded += events
+    if log.unrecorded + log.record_budget > log.event_budget:
+        raise EventBudgetExceeded(log.event_budget)
+
+
+def _user_fault(fault: PageFault | GeneralProtection) -> None:
+    from sim.kern.exception import KUCSEL, KUDSEL, doreti, swapgs
+    from sim.kern.ksyms import kernel_stack_top
+
+    machine, td = pcpu.machine, pcpu.curthread
+    cpu, costs = machine.cpu, machine.profile
+    recording = machine.log.recording
+    trapno, err, addr = _decode(fault)
+    regs = cpu.regs
+    # The CPU pushes the interrupted context, switches to the kernel stack and jumps through the IDT.
+    user_rsp, user_rip, user_rflags = regs["rsp"], regs["rip"], regs["rflags"]
+    cpu.set("cpl", KERNEL_CPL)
+    machine.charge(costs.trap_entry_ns)
+    entry = {
+        "rsp": kernel_stack_top(td.td_tid),
+        "rflags": user_rflags & ~(PSL_I | PSL_T | PSL_NT | PSL_AC),
+        "rip": _entry_address(trapno),
+    }
+    if trapno == T_PAGEFLT:
+        entry["cr2"] = addr
+    _load(cpu, entry, recording)
+    machine.emit("trap", _trap_name(trapno), _trap_detail(trapno, err, addr, user=True) if recording else "")
+    machine.enter(IDT_ENTRY[trapno])
+    swapgs()
+    machine.charge(costs.trapframe_ns)
+    tf = td.td_frame
+    saved = {field: regs[reg] for field, reg in _SAVED_REGISTERS}
+    saved.update(tf_rip=user_rip, tf_rsp=user_rsp, tf_rflags=user_rflags, tf_cs=KUCSEL, tf_ss=KUDSEL)
+    saved.update(tf_trapno=trapno, tf_err=err, tf_addr=addr)
+    _load(tf, saved, recording)
+    detail = f"tf_trapno = {trapno}, tf_err = {err:#x}, tf_addr = %cr2 = {addr:#x}" if recording else ""
+    machine.emit("insn", "build trapframe", detail)
+    trap(tf)
+    machine.exit(IDT_ENTRY[trapno])  # jmp doreti
+    doreti(td)
+
+
+def kernel_fault(fault: PageFault | GeneralProtection, rip: int) -> None:
+    """An access made in ring 0 (by `rip`) failed: take the exception on the kernel stack and handle it.
+
+    Returns when the access can be retried; raises OnFault when trap() sent control to pcb_onfault, and
+    MachineHalted (from panic) when the fault was fatal.
+    """
+    machine = pcpu.machine
+    cpu, costs = machine.cpu, machine.profile
+    recording = machine.log.recording
+    trapno, err, addr = _decode(fault)
+    machine.charge(costs.trap_entry_ns)
+    rflags = cpu["rflags"]
+    entry = {"rflags": rflags & ~(PSL_I | PSL_T | PSL_NT), "rip": _entry_address(trapno)}
+    if trapno == T_PAGEFLT:
+        entry["cr2"] = addr
+    _load(cpu, entry, recording)
+    machine.emit("trap", _trap_name(trapno), _trap_detail(trapno, err, addr, user=False) if recording else "")
+    machine.enter(IDT_ENTRY[trapno])
+    machine.charge(costs.trapframe_ns)
+    frame = KernelTrapframe()
+    saved = {"tf_rip": rip, "tf_rsp": cpu["rsp"], "tf_rbp": cpu["rbp"], "tf_rflags": rflags, "tf_cs": KCSEL}
+    saved.update(tf_ss=KDSEL, tf_trapno=trapno, tf_err=err, tf_addr=addr)
+    _load(frame, saved, recording)
+    detail = f"from kernel mode: no swapgs; tf_rip = {rip:#x}, tf_addr = {addr:#x}" if recording else ""
+    machine.emit("insn", "build trapframe", detail)
+    trap(frame)
+    machine.exit(IDT_ENTRY[trapno])
+    machine.enter("doreti")
+    machine.charge(costs.trapframe_ns)
+    machine.exit("doreti")
+    machine.charge(costs.iretq_ns)
+    _load(cpu, {"rip": frame["tf_rip"], "rflags": frame["tf_rflags"]}, recording)
+    resumed = "pcb_onfault, the copy routine's fault label" if frame["tf_rip"] != rip else "the faulting instruction"
+    machine.emit("insn", "iretq", f"back to ring 0 at {frame['tf_rip']:#x} ({resumed})" if recording else "")
+    if frame["tf_rip"] != rip:
+        raise OnFault()
+
+
+def _decode(fault: PageFault | GeneralProtection) -> tuple[int, int, int]:
+    if isinstance(fault, PageFault):
+        return T_PAGEFLT, fault.err, fault.va
+    return T_PROTFLT, 0, fault.va
+
+
+def _trap_name(trapno: int) -> str:
+    return f"#{'PF' if trapno == T_PAGEFLT else 'GP'}"
+
+
+def _trap_detail(trapno: int, err: int, addr: int, user: bool) -> str:
+    ring = "user" if user else "kernel"
+    if trapno == T_PROTFLT:
+        return f"general protection fault (vector 13) in {ring} mode: {addr:#x} is not canonical"
+    return f"page fault (vector 14) in {ring} mode at {addr:#x}: {fault_code_text(err)}; %cr2 = {addr:#x}"
+
+
+def fault_code_text(err: int) -> str:
+    """trap_fatal's wording of a page-fault error code: "supervisor read data, page not present"."""
+    if err & PGEX_RSV:
+        why = "reserved bits in PTE"
+    else:
+        why = "protection violation" if err & PGEX_P else "page not present"
+    return (
+        f"{'user' if err & PGEX_U else 'supervisor'} {'write' if err & PGEX_W else 'read'} "
+        f"{'instruction' if err & PGEX_I else 'data'}, {why}"
+    )
+
+
+# -- trap() ------------------------------------------------------------------------------------------------------
+
+
+@kfunc
+def trap(frame: Trapframe) -> None:
+    """Exception, fault and trap handler: every trap but the system call comes here."""
+    from sim.kern.subr_trap import userret
+
+    vm = pcpu.kernel.vm
+    vm.cnt.v_trap += 1
+    td = pcpu.curthread
+    trapno = frame["tf_trapno"]
+    if TRAPF_USERMODE(frame):
+        if trapno == T_PAGEFLT:
+            result = trap_pfault(frame, True)
+            if result == -1:
+                return
+            if result == 0:
+                userret(td, frame)
+                return
+            signo, ucode = result
+        else:
+            signo, ucode = _sigbus(), BUS_OBJERR
+        _trapsignal(td, signo, ucode, frame["tf_addr"])
+        userret(td, frame)
+        return
+    if trapno == T_PAGEFLT:
+        trap_pfault(frame, False)
+        return
+    if trapno == T_PROTFLT and td.td_pcb.pcb_onfault:
+        frame.set("tf_rip", td.td_pcb.pcb_onfault)
+        return
+    trap_fatal(frame, 0)
+
+
+def _sigbus() -> int:
+    from sim.kern.kern_sig import SIGBUS
+
+    return SIGBUS
+
+
+def _trapsignal(td, signo: int, ucode: int, addr: int) -> None:
+    from sim.kern.kern_sig import trapsignal
+
+    trapsignal(td, signo, ucode, addr)
+
+
+@kfunc
+def trap_pfault(frame: Trapframe, usermode: bool):
+    """Resolve a page fault: 0 if handled, -1 if fatal, else (signal, si_code) for a user-mode failure."""
+    from sim.kern.kern_sig import SIGSEGV
+    from sim.vm.vm_fault import vm_fault
+    from sim.vm.vm_param import VM_MIN_KERNEL_ADDRESS
+
+    td = pcpu.curthread
+    p = td.td_proc
+    vm = pcpu.kernel.vm
+    vm.cnt.fault_usermode = usermode
+    eva = frame["tf_addr"]
+    err = frame["tf_err"]
+    if eva >= VM_MIN_KERNEL_ADDRESS or p.p_vmspace is None:
+        # Kernel addresses are mapped at boot and never fault legitimately (the kernel map is not modelled).
+        if usermode:
+            vm.cnt.count_fault("protection" if err & PGEX_P else "unmapped")
+            return SIGSEGV, SEGV_MAPERR
+        vm.cnt.count_fault("unmapped")
+        return _kernel_nogo(td, frame, eva)
+    map = p.p_vmspace.vm_map
+    if not usermode and (trap_is_smap(frame) or not td.td_pcb.pcb_onfault):
+        # The kernel touched user memory outside a copy routine: a bug, never handled as a normal fault.
+        vm.cnt.count_fault("protection" if err & PGEX_P else "unmapped")
+        trap_fatal(frame, eva)
+        return -1
+    if err & PGEX_RSV:
+        trap_fatal(frame, eva)
+        return -1
+    if err & PGEX_W:
+        ftype = VM_PROT_WRITE
+    elif err & PGEX_I:
+        ftype = VM_PROT_EXECUTE
+    else:
+        ftype = VM_PROT_READ
+    if eva >= VM_MAXUSER_ADDRESS:
+        rv = KERN_INVALID_ADDRESS  # no user map entry can contain it
+        vm.cnt.count_fault("unmapped")
+    else:
+        rv = vm_fault(map, trunc_page(eva), ftype, 0)
+    vm.cnt.fault_usermode = False  # vm_fault called from anywhere else (e.g. vm_fault_quick_hold) is the kernel's
+    if rv == KERN_SUCCESS:
+        return 0
+    if not usermode:
+        return _kernel_nogo(td, frame, eva)
+    # FreeBSD 11 gives binaries of its era SIGSEGV for both (machdep.prot_fault_translation autodetect).
+    return SIGSEGV, SEGV_ACCERR if rv == KERN_PROTECTION_FAILURE else SEGV_MAPERR
+
+
+def _kernel_nogo(td, frame: Trapframe, eva: int) -> int:
+    if td.td_pcb.pcb_onfault:
+        frame.set("tf_rip", td.td_pcb.pcb_onfault)
+        pcpu.machine.emit(
+            "hook", "pcb_onfault", f"resume at {td.td_pcb.pcb_onfault:#x}: the copy routine returns EFAULT"
+        )
+        return 0
+    trap_fatal(frame, eva)
+    return -1
+
+
+def trap_is_smap(frame: Trapframe) -> bool:
+    """A kernel access to a present user page with rflags.AC clear, while CR4.SMAP is on."""
+    from sim.machine.cpu import CR4_SMAP
+
+    smap = bool(pcpu.machine.cpu["cr4"] & CR4_SMAP)
+    return (
+        smap and (frame["tf_err"] & (PGEX_P | PGEX_U | PGEX_I | PGEX_RSV)) == PGEX_P and not frame["tf_rflags"] & PSL_AC
+    )
+
+
+@kfunc
+def trap_fatal(frame: Trapframe, eva: int) -> None:
+    """Print the fatal-trap report to the console, then panic: the machine stops."""
+    td = pcpu.curthread
+    p = td.td_proc
+    trapno = frame["tf_trapno"]
+    code = frame["tf_err"]
+    mode = "user" if TRAPF_USERMODE(frame) else "kernel"
+    lines = [
+        "",
+        "",
+        f"Fatal trap {trapno}: {TRAP_MSG.get(trapno, 'unknown')} while in {mode} mode",
+        "cpuid = 0; apic id = 00",
+    ]
+    if trapno == T_PAGEFLT:
+        lines.append(f"fault virtual address\t= {eva:#x}")
+        lines.append(f"fault code\t\t= {fault_code_text(code)}")
+    rflags = frame["tf_rflags"]
+    eflags = ("trace trap, " if rflags & PSL_T else "") + ("interrupt enabled, " if rflags & PSL_I else "")
+    lines += [
+        f"instruction pointer\t= {frame['tf_cs']:#x}:{frame['tf_rip']:#x}",
+        f"stack pointer\t        = {frame['tf_ss']:#x}:{frame['tf_rsp']:#x}",
+        f"frame pointer\t        = {frame['tf_ss']:#x}:{frame['tf_rbp']:#x}",
+        f"processor eflags\t= {eflags}IOPL = {(rflags >> 12) & 3}",
+        f"current process\t\t= {p.p_pid} ({p.p_comm})",
+        f"trap number\t\t= {trapno}",
+    ]
+    pcpu.kernel.console.append("\n".join(lines) + "\n")
+    panic(TRAP_MSG.get(trapno, "unknown trap"))
+
+
+def panic(message: str) -> None:
+    """The kernel gives up: print "panic: ...", record it, and halt the simulated machine."""
+    machine = pcpu.machine
+    pcpu.kernel.console.append(f"panic: {message}\ncpuid = 0\n")
+    machine.emit("panic", "panic", message)
+    raise MachineHalted(message)

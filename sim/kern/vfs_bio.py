@@ -1,0 +1,142 @@
+"""The buffer cache (sys/kern/vfs_bio.c, FreeBSD 11) in front of a simulated disk.
+
+A write(2) to a file copies into cached buffers and returns: bdwrite() only marks a buffer dirty (a delayed
+write) and puts its vnode on the syncer's worklist; bawrite() starts the disk write and returns without
+waiting; bwrite() waits for it. The disk serves one request at a time and takes its profile's latency plus
+transfer time; completion (biodone) comes later, as an interrupt would, when the CPU gets there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.kern.kfunc import kfunc
+from sim.kern.pcpu import pcpu
+from sim.kern.sched import PRIBIO, Callout, callout_reset
+from sim.kern.vfs_subr import FILEDELAY, Vnode, vfs, vn_syncer_add_to_worklist
+
+# b_flags (sys/sys/buf.h)
+B_ASYNC = 0x00000004  # start the I/O but do not wait for it
+B_DELWRI = 0x00000080  # a delayed write: dirty, not yet on its way to the disk
+B_DONE = 0x00000200
+B_CACHE = 0x00000020  # the buffer holds valid data
+BIO_READ, BIO_WRITE = 1, 2
+
+
+@dataclass(eq=False, repr=False)
+class Buf:
+    b_vp: Vnode
+    b_lblkno: int
+    b_data: bytearray
+    b_flags: int = 0
+    b_iocmd: int = 0
+    b_busy: bool = False  # I/O in flight
+
+    def __repr__(self) -> str:
+        return f"buf {self.b_vp.v_path} block {self.b_lblkno}"
+
+
+@kfunc
+def getblk(vp: Vnode, lbn: int, size: int) -> Buf:
+    """Find the block's buffer in the cache, or make an empty one."""
+    machine = pcpu.machine
+    machine.charge(machine.profile.getblk_ns)
+    bp = vp.v_bufobj.get(lbn)
+    if bp is None:
+        bp = vp.v_bufobj[lbn] = Buf(vp, lbn, bytearray(size))
+    return bp
+
+
+@kfunc
+def bread(vp: Vnode, lbn: int, size: int) -> Buf:
+    """The block's buffer with valid data: from the cache, or read from the disk (the thread sleeps)."""
+    bp = getblk(vp, lbn, size)
+    if not bp.b_flags & B_CACHE:
+        on_disk = vp.v_disk.get(lbn)
+        if on_disk is None:
+            bp.b_flags |= B_CACHE  # a hole, or past what the disk holds: zeros, no I/O
+        else:
+            bp.b_iocmd = BIO_READ
+            bstrategy(bp)
+            bufwait(bp, "biord")
+    return bp
+
+
+@kfunc
+def bdwrite(bp: Buf) -> None:
+    """Delayed write: mark the buffer dirty and let the syncer write it later."""
+    vp = bp.b_vp
+    bp.b_flags |= B_CACHE | B_DONE
+    if not bp.b_flags & B_DELWRI:
+        bp.b_flags |= B_DELWRI
+        vp.bo_dirty += 1
+        vfs().numdirtybuffers += 1
+        if vp.bo_dirty == 1:
+            vn_syncer_add_to_worklist(vp, FILEDELAY)
+    pcpu.machine.emit("mem", "bdwrite", f"{vp.v_path} block {bp.b_lblkno}: dirty in the cache, written later")
+
+
+@kfunc
+def bawrite(bp: Buf) -> None:
+    """Asynchronous write: start the disk write now, do not wait for it."""
+    bp.b_flags |= B_ASYNC
+    bwrite(bp)
+
+
+@kfunc
+def bwrite(bp: Buf) -> None:
+    vp = bp.b_vp
+    bp.b_flags |= B_CACHE
+    if bp.b_flags & B_DELWRI:
+        bp.b_flags &= ~B_DELWRI
+        vp.bo_dirty -= 1
+        vfs().numdirtybuffers -= 1
+    bp.b_iocmd = BIO_WRITE
+    vp.bo_numoutput += 1
+    bstrategy(bp)
+    if not bp.b_flags & B_ASYNC:
+        bufwait(bp, "biowr")
+
+
+@kfunc
+def bstrategy(bp: Buf) -> None:
+    """Queue the transfer on the disk: it completes after the disk's latency and transfer time."""
+    machine, v = pcpu.machine, vfs()
+    start = max(machine.now, v.disk_busy_until)
+    blocks = max(1, len(bp.b_data) // 32768)
+    done = start + machine.profile.disk_io_ns + blocks * machine.profile.disk_block_ns
+    v.disk_busy_until = done
+    bp.b_busy = True
+    what = "write" if bp.b_iocmd == BIO_WRITE else "read"
+    machine.emit("mem", "g_io_request", f"disk {what} of {bp.b_vp.v_path} block {bp.b_lblkno}, done at {done:,} ns")
+    callout_reset(Callout(), done, bufdone, bp)
+
+
+@kfunc
+def bufdone(bp: Buf) -> None:
+    """The disk interrupt: the transfer is complete (biodone)."""
+    from sim.kern.kern_synch import wakeup
+
+    vp, v = bp.b_vp, vfs()
+    if bp.b_iocmd == BIO_WRITE:
+        vp.v_disk[bp.b_lblkno] = bytes(bp.b_data)
+        vp.bo_numoutput -= 1
+        v.disk_writes += 1
+        pcpu.machine.emit("mem", "bufdone", f"{vp.v_path} block {bp.b_lblkno} is on the disk")
+        if vp.bo_numoutput == 0:
+            wakeup(vp)  # bufobj_wwait: an fsync waiting for every write
+    else:
+        bp.b_data[:] = vp.v_disk[bp.b_lblkno][: len(bp.b_data)]
+        v.disk_reads += 1
+        bp.b_flags |= B_CACHE
+    bp.b_flags |= B_DONE
+    bp.b_flags &= ~B_ASYNC
+    bp.b_busy = False
+    wakeup(bp)
+
+
+def bufwait(bp: Buf, wmesg: str) -> None:
+    from sim.kern.kern_synch import msleep
+
+    while bp.b_busy:
+        msleep(bp, PRIBIO, wmesg)

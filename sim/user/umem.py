@@ -1,0 +1,118 @@
+"""Memory access by simulated user programs: loads, stores and instruction fetches in ring 3, through the MMU.
+
+A simulated program's memory traffic goes through here, one page at a time, as the CPU's would: each page is
+translated (TLB, or a page walk), and an access the page tables do not allow raises #PF, which the kernel handles
+(Xpage -> trap -> trap_pfault -> vm_fault) before the access is retried, exactly as an x86 re-executes the
+faulting instruction after IRETQ. A fault the kernel cannot resolve becomes SIGSEGV for the process.
+
+Costs: user_byte_ps per byte stored or loaded, billed to user time; the faults bill their own (system) time.
+"""
+
+from __future__ import annotations
+
+from sim.kern.pcpu import pcpu
+from sim.machine.mmu import PGEX_I, PGEX_U, PGEX_W, GeneralProtection, PageFault
+from sim.machine.physmem import PAGE_MASK, PAGE_SIZE, describe
+
+
+def _translate(va: int, access: int) -> int:
+    mmu = pcpu.machine.mmu
+    while True:
+        try:
+            return mmu.translate(va, access)
+        except (PageFault, GeneralProtection) as fault:
+            from sim.kern.trap_pfault import user_fault
+
+            user_fault(fault)
+
+
+def _pages(va: int, length: int):
+    """(va, n) chunks of [va, va + length) that do not cross a page boundary."""
+    end = va + length
+    while va < end:
+        n = min(PAGE_SIZE - (va & PAGE_MASK), end - va)
+        yield va, n
+        va += n
+
+
+def store(va: int, data: bytes | bytearray | memoryview, what: str = "store") -> None:
+    """Write data at user address va."""
+    machine = pcpu.machine
+    log, physmem = machine.log, machine.physmem
+    ps = machine.profile.user_byte_ps
+    view = memoryview(data).cast("B")
+    off = 0
+    for page_va, n in _pages(va, len(view)):
+        pa = _translate(page_va, PGEX_W | PGEX_U)
+        if log.recording:
+            old = describe(physmem.content(pa >> 12))
+        physmem.write(pa, view[off : off + n])
+        log.now += n * ps // 1000
+        if log.recording:
+            log.delta(("frame", pa >> 12, old, describe(physmem.content(pa >> 12))))
+            log.emit("user", what, f"{n} bytes to {page_va:#x} (frame {pa & ~PAGE_MASK:#x})")
+        else:
+            log.emit("user", what)
+        off += n
+
+
+def memset(va: int, byte: int, length: int, what: str = "memset") -> None:
+    """Set length bytes at user address va to byte (page by page, with no host bytes for whole pages)."""
+    machine = pcpu.machine
+    log, physmem = machine.log, machine.physmem
+    ps = machine.profile.user_byte_ps
+    byte &= 0xFF
+    for page_va, n in _pages(va, length):
+        pa = _translate(page_va, PGEX_W | PGEX_U)
+        if log.recording:
+            old = describe(physmem.content(pa >> 12))
+        physmem.fill(pa, byte, n)
+        log.now += n * ps // 1000
+        if log.recording:
+            log.delta(("frame", pa >> 12, old, describe(physmem.content(pa >> 12))))
+            log.emit("user", what, f"{n} bytes of {byte:#04x} at {page_va:#x} (frame {pa & ~PAGE_MASK:#x})")
+        else:
+            log.emit("user", what)
+
+
+def load(va: int, length: int, what: str = "load") -> bytes:
+    """Read length bytes at user address va."""
+    machine = pcpu.machine
+    log, physmem = machine.log, machine.physmem
+    ps = machine.profile.user_byte_ps
+    out = bytearray(length)
+    off = 0
+    for page_va, n in _pages(va, length):
+        pa = _translate(page_va, PGEX_U)
+        physmem.read_into(pa, n, out, off)
+        log.now += n * ps // 1000
+        log.emit("user", what, f"{n} bytes from {page_va:#x} (frame {pa & ~PAGE_MASK:#x})" if log.recording else "")
+        off += n
+    return bytes(out)
+
+
+def touch(va: int, length: int = 1, write: bool = False, what: str = "touch") -> None:
+    """One access per page of [va, va + length): what a loop striding through a buffer faults in."""
+    machine = pcpu.machine
+    log = machine.log
+    access = PGEX_U | (PGEX_W if write else 0)
+    for page_va, _ in _pages(va, length):
+        pa = _translate(page_va, access)
+        log.now += machine.profile.user_insn_ns
+        log.emit("user", what, f"{'write' if write else 'read'} {page_va:#x} -> {pa:#x}" if log.recording else "")
+
+
+def fetch(va: int) -> int:
+    """An instruction fetch at va (NX pages fault): the physical address fetched from."""
+    pa = _translate(va, PGEX_U | PGEX_I)
+    log = pcpu.machine.log
+    log.emit("user", "fetch", f"instruction fetch at {va:#x} -> {pa:#x}" if log.recording else "")
+    return pa
+
+
+def load_word(va: int) -> int:
+    return int.from_bytes(load(va, 8), "little")
+
+
+def store_word(va: int, value: int) -> None:
+    store(va, (value & ((1 << 64) - 1)).to_bytes(8, "little"))

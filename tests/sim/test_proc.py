@@ -1,0 +1,193 @@
+"""Processes: fork() returns twice, _exit() never returns, wait4() collects the status, execve() replaces the
+image; threads; the scheduler switches address spaces; and a run is deterministic."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.kern import errno as E
+from sim.kern.kernel import Kernel
+from sim.kern.ksyms import libc_symbol
+from sim.replay import Replay
+from sim.run import RunError
+from sim.user import umem
+from sim.user.libc import Libc
+from tests.sim.procutil import buffer, cstring, events_named, run_program
+
+seen: list[str] = []
+
+
+def forks(libc: Libc, argv, env) -> int:
+    def child() -> int:
+        return 42
+
+    pid = libc.fork(child)
+    got, status = libc.waitpid(pid)
+    assert got == pid
+    return status >> 8  # WEXITSTATUS
+
+
+def returns_to_user(run, tid: int) -> list[int]:
+    """The steps at which thread `tid` arrives in user mode (sysretq or iretq)."""
+    replay = Replay(run)
+    return [i for i, e in enumerate(run.events) if e.name in ("sysretq", "iretq") and replay.state_at(i).tid == tid]
+
+
+def test_fork_returns_twice_the_childs_pid_in_the_parent_and_0_in_the_child():
+    run = run_program(forks)
+    replay = Replay(run)
+    parent_tid = Kernel.FIRST_TID
+    child_tid = next(t for t, (pid, _) in run.threads.items() if pid == Kernel.FIRST_PID + 1)
+    fork_stub_return = libc_symbol("fork") + 10  # the instruction after the stub's syscall
+    parent = [i for i in returns_to_user(run, parent_tid) if replay.state_at(i).registers["rip"] == fork_stub_return]
+    child = [i for i in returns_to_user(run, child_tid) if replay.state_at(i).registers["rip"] == fork_stub_return]
+    assert len(parent) == 1 and len(child) == 1  # the same instruction, reached once in each process
+    assert replay.state_at(parent[0]).registers["rax"] == Kernel.FIRST_PID + 1
+    assert replay.state_at(child[0]).registers["rax"] == 0
+    assert run.events[parent[0]].name == "sysretq"  # the parent returns from its system call ...
+    assert run.events[child[0]].name == "iretq"  # ... the child through fork_trampoline and doreti
+    child_path = [e.name for e in run.events[: child[0]] if e.kind == "enter"][-6:]
+    assert child_path[:3] == ["fork_trampoline", "fork_exit", "fork_return"]
+    assert "userret" in child_path
+
+
+def test_wait4_collects_the_childs_exit_status():
+    run = run_program(forks)
+    assert run.exit_status == 42
+    reap = events_named(run, "proc", "reap")[0]
+    assert "status 0x2a00" in run.events[reap].detail  # W_EXITCODE(42, 0)
+
+
+def exits_early(libc: Libc, argv, env) -> int:
+    seen.clear()
+    libc._exit(7)
+    seen.append("after _exit")  # never reached
+    return 0
+
+
+def test_exit_never_returns():
+    run = run_program(exits_early)
+    assert run.exit_status == 7 and seen == []
+    exit_call = [i for i, e in enumerate(run.events) if e.kind == "syscall" and e.name == "exit"][0]
+    assert not [e for e in run.events[exit_call:] if e.kind in ("sysret",) or e.name in ("sysretq", "iretq")]
+
+
+def test_a_context_switch_to_another_process_reloads_cr3():
+    run = run_program(forks)
+    replay = Replay(run)
+    switch = events_named(run, "proc", "cpu_switch")[0]
+    load = max(i for i in range(switch) if "%cr3" in run.events[i].name)
+    assert switch - load < 5  # part of the same context switch
+    assert replay.state_at(load).registers["cr3"] != replay.state_at(load - 1).registers["cr3"]
+    assert "cr3" in replay.state_at(load).changed_registers
+
+
+def test_a_run_is_deterministic():
+    first, second = run_program(forks), run_program(forks)
+    assert first.run_id == second.run_id
+    assert first.events == second.events
+
+
+def execs(libc: Libc, argv, env) -> int:
+    def child() -> int:
+        path = cstring(libc, "/bin/getpid")
+        argv_block = buffer(libc)
+        umem.store(argv_block, path.to_bytes(8, "little") + bytes(8))
+        libc.syscall("execve", path, argv_block, 0)
+        return 99  # only if execve failed
+
+    pid = libc.fork(child)
+    return libc.waitpid(pid)[1] >> 8
+
+
+def test_execve_runs_the_new_program_in_the_same_process():
+    run = run_program(execs)
+    assert run.exit_status == 0  # getpid's own exit status, not the 99 of a failed execve
+    exec_event = events_named(run, "proc", "exec")[0]
+    assert "now runs /bin/getpid" in run.events[exec_event].detail
+    assert next(e for e in run.events[exec_event:] if e.kind == "sysret").name == "EJUSTRETURN"
+    assert any(e.kind == "syscall" and e.name == "getpid" for e in run.events[exec_event:])
+
+
+def vforks(libc: Libc, argv, env) -> int:
+    seen.clear()
+
+    def child() -> int:
+        seen.append("child")
+        return 3
+
+    libc.vfork(child)
+    seen.append("parent")  # the parent resumes only after the child has exited
+    return 0
+
+
+def test_vfork_suspends_the_parent_until_the_child_exits():
+    run = run_program(vforks)
+    assert seen == ["child", "parent"]
+    assert events_named(run, "enter", "fork_rfppwait")
+
+
+def threads(libc: Libc, argv, env) -> int:
+    seen.clear()
+
+    def worker(libc: Libc) -> None:
+        seen.append(f"worker tid {libc.getpid()}")
+
+    thread = libc.pthread_create(worker)
+    libc.pthread_join(thread)
+    seen.append("joined")
+    return 0
+
+
+def test_pthread_create_runs_a_second_thread_in_the_same_process_and_join_waits_for_it():
+    run = run_program(threads)
+    assert run.exit_status == 0
+    assert seen == [f"worker tid {Kernel.FIRST_PID}", "joined"]  # same pid
+    pids = [pid for pid, comm in run.threads.values() if comm.startswith("test-")]
+    assert len(pids) == 2 and len(set(pids)) == 1
+    assert events_named(run, "enter", "sys_thr_new") and events_named(run, "enter", "sys_thr_exit")
+
+
+def waits_forever(libc: Libc, argv, env) -> int:
+    rfd, wfd = libc.pipe()
+    libc.syscall("read", rfd, buffer(libc), 10)  # the write end is open and nobody writes
+    return 0
+
+
+def test_a_run_where_every_thread_sleeps_forever_is_a_clear_error():
+    with pytest.raises(RunError, match="piperd"):
+        run_program(waits_forever)
+
+
+def no_children(libc: Libc, argv, env) -> int:
+    return libc.errno if libc.waitpid(-1)[0] == -1 else 0
+
+
+def test_wait4_without_children_is_echild():
+    assert run_program(no_children).exit_status == E.ECHILD
+
+
+def ping_pong(libc: Libc, argv, env) -> int:
+    rfd, wfd = libc.pipe()
+    buf = buffer(libc)
+
+    def child() -> int:
+        for _ in range(3):
+            libc.syscall("write", wfd, buf, 1)
+        return 0
+
+    libc.fork(child)
+    for _ in range(3):
+        libc.syscall("read", rfd, buf, 1)
+    libc.waitpid(-1)
+    return 0
+
+
+def test_a_woken_reader_preempts_the_writer_at_its_next_return_to_user_mode():
+    run = run_program(ping_pong)
+    assert run.exit_status == 0
+    asts = events_named(run, "hook", "ast")
+    preemptions = [i for i in asts if "mi_switch" in [e.name for e in run.events[i : i + 4] if e.kind == "enter"]]
+    assert preemptions  # ast() found TDF_NEEDRESCHED, set when the write woke the sleeping reader
+    wakeup = max(i for i in events_named(run, "proc", "wakeup") if i < preemptions[0])
+    assert "runnable again" in run.events[wakeup].detail
