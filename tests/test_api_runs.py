@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 
 import pytest
@@ -12,6 +13,12 @@ from app.runs import RunCache
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
 from sim.replay import Replay
 from sim.run import RunError, RunSpec, record
+
+
+def run_in_fresh_loop(scenario):
+    """asyncio.run in a thread of its own: Playwright's sync API may already run a loop in this thread."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, scenario()).result()
 
 
 class CountingRecorder:
@@ -37,7 +44,7 @@ def test_a_cached_run_is_recorded_once_and_the_oldest_is_evicted():
         assert len(cache) == 2
         await cache.get(RunSpec("getpid"))
 
-    asyncio.run(scenario())
+    run_in_fresh_loop(scenario)
     assert recorder.calls == ["getpid", "getpid 2", "getpid 3", "getpid"]
 
 
@@ -48,7 +55,7 @@ def test_concurrent_requests_for_one_run_share_one_recording():
     async def scenario():
         return await asyncio.gather(*(cache.get(RunSpec("getpid 5")) for _ in range(8)))
 
-    runs = asyncio.run(scenario())
+    runs = run_in_fresh_loop(scenario)
     assert recorder.calls == ["getpid 5"]
     assert all(run is runs[0] for run in runs)
 
@@ -62,7 +69,7 @@ def test_a_failed_recording_is_reported_to_every_waiter_and_not_cached():
     async def scenario():
         return await asyncio.gather(*(cache.get(RunSpec("getpid")) for _ in range(3)), return_exceptions=True)
 
-    results = asyncio.run(scenario())
+    results = run_in_fresh_loop(scenario)
     assert all(isinstance(result, RunError) for result in results)
     assert len(cache) == 0
 
@@ -74,7 +81,7 @@ def test_state_at_answers_from_the_replay():
     async def scenario():
         return await cache.state_at(RunSpec("getpid"), 5)
 
-    cached, state = asyncio.run(scenario())
+    cached, state = run_in_fresh_loop(scenario)
     assert state.registers == Replay(run).state_at(5).registers
     assert cached.last_step == len(run.events) - 1
 
