@@ -34,6 +34,8 @@ EVENT_KINDS = {
     "trap": "a hardware trap or exception is taken",
     "fault": "a page fault is resolved (or not) by the VM system",
     "mem": "memory or page tables change",
+    "walk": "the MMU reads one level of the page tables (PML4, PDPT, PD, PT)",
+    "tlb": "a TLB lookup hits or misses, or TLB entries are invalidated",
     "proc": "a process or thread is created, switched, or exits",
     "signal": "a signal is posted or delivered",
     "panic": "the kernel panics and the simulated machine halts",
@@ -47,6 +49,12 @@ EVENT_KINDS = {
 #   ("errno", tid, old, new)      the user thread's errno variable, written by libc's cerror
 #   ("thread", old_tid, new_tid)  the thread on the CPU changed (the run's first thread, or cpu_switch);
 #                                 Run.threads maps a tid to its (pid, command name) for execname/pid/tid
+#   ("ktf", field, old, new)      a field of a kernel-mode trapframe (a fault taken inside the kernel)
+#   ("pte", entry_pa, old, new)   a page-table entry, by its physical address
+#   ("frame", pfn, old, new)      a physical frame's contents, described in words ("zero", "0xa5 fill", ...)
+#   ("page", pfn, old, new)       a vm_page's state ("object N pindex M, PQ_ACTIVE", "free", ...)
+#   ("object", id, old, new)      a vm_object (type, size, backing object: the shadow chain)
+#   ("map", "<vmspace>:<start>", old, new)  a vm_map entry (range, protection, flags, object), None = absent
 
 
 class EventBudgetExceeded(Exception):

@@ -8,6 +8,13 @@ The TLB is not kept coherent with the page tables by the hardware: the kernel mu
 %cr3 reload, which drops every entry that is not global). A missing invalidation is a real bug that this
 model reproduces: a stale entry keeps translating. Writes to %cr3 are noticed at the next translation.
 
+Like Intel's cores, the MMU also keeps a paging-structure cache of PDEs: a walk in a 2 MiB region walked
+recently starts at the PTE ("PDE cache"). invlpg and a %cr3 reload empty it. A walk costs tlb_walk_ns / 4
+for each entry it reads.
+
+Fast-forward: with recording off, _walk_quietly does the same walk without the per-level events (counted all
+the same), which is what lets a run touch gigabytes.
+
 Deltas: ("pte", entry_pa, old, new) for an entry the walk updated (A and D bits).
 """
 

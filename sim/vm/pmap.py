@@ -174,9 +174,17 @@ def _alloc_ptp(why: str):
     """A zeroed, wired page for a page table (the caller retries after the page daemon if memory is short)."""
     from sim.vm.vm_page import PG_ZERO, VM_ALLOC_NOOBJ, VM_ALLOC_SYSTEM, VM_ALLOC_WIRED, VM_ALLOC_ZERO, vm_page_alloc
 
-    m = vm_page_alloc(None, 0, VM_ALLOC_NOOBJ | VM_ALLOC_SYSTEM | VM_ALLOC_WIRED | VM_ALLOC_ZERO)
+    req = VM_ALLOC_NOOBJ | VM_ALLOC_SYSTEM | VM_ALLOC_WIRED | VM_ALLOC_ZERO
+    m = vm_page_alloc(None, 0, req)
     if m is None:
-        raise MemoryError("no free page for a page table")
+        from sim.vm.vm_pageout import vm_wait
+
+        vm_wait()  # VM_WAIT, then try again
+        m = vm_page_alloc(None, 0, req)
+        if m is None:
+            from sim.machine.machine import MachineHalted
+
+            raise MachineHalted("out of memory for page tables")
     if not m.flags & PG_ZERO:
         pmap_zero_page(m)
     else:

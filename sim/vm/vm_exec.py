@@ -283,14 +283,15 @@ def exec_first_image(td, argv: tuple[str, ...], env: dict[str, str], image=None)
 
     machine, vm = pcpu.machine, pcpu.kernel.vm
     log, regs = machine.log, machine.cpu.regs
-    saved = (log.recording, log.unrecorded, log.now, log.depth, regs["cpl"])
+    saved = (log.recording, log.unrecorded, log.event_budget, log.now, log.depth, regs["cpl"])
     log.recording = False
+    log.event_budget = 1 << 62  # the run's budget starts with the run
     regs["cpl"] = KERNEL_CPL
     try:
         vp = _program_vnode(image or default_image(argv[0]))
         error, stack = exec_new_vmspace(td, list(argv), [f"{k}={v}" for k, v in env.items()], vp)
     finally:
-        log.recording, log.unrecorded, log.now, log.depth, regs["cpl"] = saved
+        log.recording, log.unrecorded, log.event_budget, log.now, log.depth, regs["cpl"] = saved
         log._pending.clear()
     if error:
         raise RuntimeError(f"exec of {argv[0]} failed: {NAMES.get(error, error)}")

@@ -298,7 +298,14 @@ def quick_zero_fill_key(td, va: int, err: int) -> tuple | None:
 
 def _page_table(pmap, va: int) -> tuple[list[int], int] | None:
     """The PT page (as entries, and its physical address) that holds va's PTE, if it exists."""
-    frames = pcpu.machine.physmem.frames
+    machine = pcpu.machine
+    frames = machine.physmem.frames
+    if machine.cpu.regs["cr3"] == pmap.pm_cr3 == machine.mmu.loaded_cr3:
+        cached = machine.mmu.pde_cache.get(va >> 21)  # the walk that faulted just used this PDE
+        if cached is not None:
+            table = frames.get((cached & PG_FRAME) >> 12)
+            if type(table) is list:
+                return table, cached & PG_FRAME
     table = frames.get(pmap.pm_pml4 >> 12)
     for shift in (39, 30, 21):
         if type(table) is not list:

@@ -191,3 +191,25 @@ def test_a_woken_reader_preempts_the_writer_at_its_next_return_to_user_mode():
     assert preemptions  # ast() found TDF_NEEDRESCHED, set when the write woke the sleeping reader
     wakeup = max(i for i in events_named(run, "proc", "wakeup") if i < preemptions[0])
     assert "runnable again" in run.events[wakeup].detail
+
+
+def test_a_run_with_processes_files_and_a_syncer_is_identical_across_interpreters():
+    """Nothing may depend on object addresses or string hashing: another interpreter records the same log."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib; from sim.run import RunSpec, record; "
+        "r = record(RunSpec('ipc-static -B -i pipe -t 262144 2proc')); "
+        "s = record(RunSpec('dd if=/dev/zero of=/tmp/f bs=64k count=2')); "
+        "print(hashlib.sha256(repr((r.events, s.events)).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True,
+            text=True, check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }  # fmt: skip
+    assert len(digests) == 1

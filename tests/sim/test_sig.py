@@ -133,3 +133,17 @@ def test_setcontext_rewrites_the_registers_and_returns_ejustreturn():
     setcontext = syscall_events(run, "setcontext")[0]
     assert next(e for e in run.events[setcontext:] if e.kind == "sysret").name == "EJUSTRETURN"
     assert next(e for e in run.events[setcontext:] if e.name in ("sysretq", "iretq")).name == "iretq"
+
+
+def touches_page_zero(libc: Libc, argv, env) -> int:
+    umem.load(0x10, 8)  # a NULL pointer dereference in user mode
+    return 0
+
+
+def test_a_user_fault_the_vm_cannot_resolve_is_sigsegv_which_kills():
+    from sim.kern.kern_sig import SIGSEGV
+
+    run = run_program(touches_page_zero)
+    assert run.exit_status == 128 + SIGSEGV
+    posted = next(e for e in run.events if e.kind == "signal" and e.name == "SIGSEGV")
+    assert "posted to pid" in posted.detail  # by trapsignal, on the page fault's way back to user mode

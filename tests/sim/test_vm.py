@@ -331,3 +331,28 @@ def test_fast_forward_changes_nothing_but_what_is_recorded():
     assert (mmu_fast.hits, mmu_fast.misses) == (mmu_slow.hits, mmu_slow.misses)
     assert fast.td.td_frame.regs == slow.td.td_frame.regs
     assert fast.cpu.regs == slow.cpu.regs
+
+
+class Signalled(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("where", "code"),
+    [("read-only", 2), ("unmapped", 1), ("kernel", 1)],  # SEGV_ACCERR, SEGV_MAPERR
+)
+def test_a_bad_user_access_is_a_sigsegv_with_the_code_freebsd_gives(bench, monkeypatch, where, code):
+    import sim.kern.kern_sig as kern_sig
+
+    delivered = []
+
+    def trapsignal(td, sig, ucode, addr=0):
+        delivered.append((sig, ucode, addr))
+        raise Signalled
+
+    monkeypatch.setattr(kern_sig, "trapsignal", trapsignal)
+    va = {"read-only": bench.mmap_anon(4096, prot=VM_PROT_READ), "unmapped": 0x1234000, "kernel": 0xFFFFFFFF80200000}
+    with pytest.raises(Signalled):
+        umem.store(va[where], b"x")
+    assert delivered == [(kern_sig.SIGSEGV, code, va[where])]
+    assert bench.td.td_frame["tf_trapno"] == 12 and bench.td.td_frame["tf_addr"] == va[where]
