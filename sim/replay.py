@@ -7,12 +7,16 @@ back is as cheap as stepping forward, and a step answered for one student never 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from sim.log import Event
 from sim.run import Run
 
 CHECKPOINT_EVERY = 512
+# Delta kinds that describe big keyed tables (vm_map entries, vm_objects, vm_pages, page-table entries): copying
+# them at every checkpoint would cost more than they are worth, so each key keeps its own history instead.
+KEYED_KINDS = ("map", "object", "page", "pte")
 
 
 class StepOutOfRange(IndexError):
@@ -43,19 +47,30 @@ class StepState:
 
 
 class _State:
-    __slots__ = ("registers", "trapframe", "stack", "errno", "tid")
+    """What the views show, folded from deltas. Each thread has its own kernel stack and trapframe; the
+    ("thread", old, new) delta of cpu_switch changes which one is on the CPU."""
+
+    __slots__ = ("registers", "trapframes", "stacks", "errno", "tid")
 
     def __init__(self, registers: dict[str, int]) -> None:
         self.registers = dict(registers)
-        self.trapframe: dict[str, int] = {}
-        self.stack: list[str] = []
+        self.trapframes: dict[int, dict[str, int]] = {0: {}}
+        self.stacks: dict[int, list[str]] = {0: []}
         self.errno = 0
         self.tid = 0
 
+    @property
+    def trapframe(self) -> dict[str, int]:
+        return self.trapframes[self.tid]
+
+    @property
+    def stack(self) -> list[str]:
+        return self.stacks[self.tid]
+
     def copy(self) -> _State:
         other = _State(self.registers)
-        other.trapframe = dict(self.trapframe)
-        other.stack = list(self.stack)
+        other.trapframes = {tid: dict(frame) for tid, frame in self.trapframes.items()}
+        other.stacks = {tid: list(stack) for tid, stack in self.stacks.items()}
         other.errno = self.errno
         other.tid = self.tid
         return other
@@ -66,18 +81,21 @@ class _State:
             if kind == "reg":
                 self.registers[delta[1]] = delta[3]
             elif kind == "tf":
-                self.trapframe[delta[1]] = delta[3]
+                self.trapframes[self.tid][delta[1]] = delta[3]
             elif kind == "errno":
                 self.errno = delta[3]
             elif kind == "thread":
                 self.tid = delta[2]
+                self.trapframes.setdefault(self.tid, {})
+                self.stacks.setdefault(self.tid, [])
         if event.kind == "enter":
-            self.stack.append(event.name)
+            self.stacks[self.tid].append(event.name)
         elif event.kind == "exit":
-            if self.stack and self.stack[-1] == event.name:
-                self.stack.pop()
+            stack = self.stacks[self.tid]
+            if stack and stack[-1] == event.name:
+                stack.pop()
         elif event.kind == "proc" and event.name == "exit":
-            self.stack.clear()  # exit1() never returns: the thread's kernel stack is abandoned
+            self.stacks[self.tid].clear()  # exit1() never returns: this thread's kernel stack is abandoned
 
 
 class Replay:
@@ -87,6 +105,7 @@ class Replay:
         first = _State(run.initial_registers)
         first.apply(self.events[0])
         self._checkpoints: list[_State] = [first]
+        self._keyed: dict[str, dict[object, tuple[list[int], list[object]]]] | None = None
 
     @property
     def last_step(self) -> int:
@@ -102,7 +121,7 @@ class Replay:
             event=event,
             registers=state.registers,
             changed_registers=frozenset(d[1] for d in event.deltas if d[0] == "reg"),
-            trapframe=state.trapframe,
+            trapframe=dict(state.trapframe),
             changed_trapframe=frozenset(d[1] for d in event.deltas if d[0] == "tf"),
             stack=tuple(state.stack),
             errno=state.errno,
@@ -137,3 +156,35 @@ class Replay:
                     cpl, since = delta[3], event.t_ns
         intervals.append((since, self.events[-1].t_ns, cpl))
         return [interval for interval in intervals if interval[1] > interval[0]]
+
+    def table_at(self, kind: str, step: int) -> dict:
+        """The keyed table that deltas of `kind` (one of KEYED_KINDS) describe after `step`: key -> its latest value.
+
+        ("map", key, old, new) -> map entry key ("pid 1000:0x200000") -> its description; ("object", id, ...) ->
+        object id -> description; ("page", pfn, ...) -> pfn -> state; ("pte", entry_pa, ...) -> entry value. A key
+        whose latest value is None (a map entry removed) is left out. One bisect per key ever written.
+        """
+        if not 0 <= step <= self.last_step:
+            raise StepOutOfRange(step, self.last_step)
+        if self._keyed is None:
+            self._keyed = self._index_keyed()
+        table = {}
+        for key, (steps, values) in self._keyed.get(kind, {}).items():
+            i = bisect_right(steps, step)
+            if i and values[i - 1] is not None:
+                table[key] = values[i - 1]
+        return table
+
+    def _index_keyed(self) -> dict[str, dict[object, tuple[list[int], list[object]]]]:
+        keyed: dict[str, dict[object, tuple[list[int], list[object]]]] = {kind: {} for kind in KEYED_KINDS}
+        for step, event in enumerate(self.events):
+            for delta in event.deltas:
+                history = keyed.get(delta[0])
+                if history is not None and len(delta) == 4:
+                    steps, values = history.setdefault(delta[1], ([], []))
+                    if steps and steps[-1] == step:
+                        values[-1] = delta[3]  # written twice in one step: the last write stands
+                    else:
+                        steps.append(step)
+                        values.append(delta[3])
+        return keyed
