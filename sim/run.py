@@ -101,6 +101,10 @@ class Run:
             "exit_status": self.exit_status,
             "syscalls": self.syscalls,
             "syscalls_by_name": dict(sorted(self.syscalls_by_name.items())),
+            # every entry into the kernel: SYSCALL instructions and exceptions through trap() (no device
+            # interrupts are modelled)
+            "traps": self.syscalls + self.vm.get("vmmeter", {}).get("v_trap", 0),
+            "traps_by_kind": {"syscall": self.syscalls, "exception": self.vm.get("vmmeter", {}).get("v_trap", 0)},
             **self.vm,
             "events": len(self.events) + self.unrecorded,
             "events_recorded": len(self.events),
