@@ -12,8 +12,9 @@ import sys
 from sim.kern.kernel import KernelConfig
 from sim.machine.profiles import PROFILES
 from sim.run import Run, RunError, RunSpec, record
-from sim.trace import dtrace
+from sim.trace import dtrace, export
 from sim.user.shell import CommandLineError
+from sim.vm.pagewalk import PagewalkError, format_pagewalk, pagewalk
 
 EXIT_USAGE = 2
 
@@ -25,6 +26,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("-c", dest="command", required=True, metavar="'COMMAND LINE'", help="what to run")
     run.set_defaults(handler=_run)
     dtrace.add_parser(subparsers)
+    walk = subparsers.add_parser("pagewalk", help="run a command line, then walk an address in its page tables")
+    walk.add_argument("--profile", choices=sorted(PROFILES), default="lecture", help="machine profile (lecture)")
+    walk.add_argument("--json", action="store_true", help="print the walk as one JSON object")
+    walk.add_argument("--va", required=True, type=_address, metavar="ADDRESS", help="address (0x... or decimal)")
+    walk.add_argument("--pid", type=int, help="whose page tables (default: the first process)")
+    walk.add_argument("-c", dest="command", required=True, metavar="'COMMAND LINE'", help="what to run first")
+    walk.set_defaults(handler=_pagewalk)
+    export.add_parser(subparsers)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -35,6 +44,28 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(result.output)
         print(csh_time_line(result))
     return 0 if result.exit_status in (0, None) else 1
+
+
+def _address(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address (write it as 0x... or in decimal)") from None
+    if not 0 <= value < 1 << 64:
+        raise argparse.ArgumentTypeError(f"{text} is not a 64-bit address")
+    return value
+
+
+def _pagewalk(args: argparse.Namespace) -> int:
+    result = pagewalk(record(RunSpec(command=args.command, profile=args.profile)), args.va, args.pid)
+    if args.json:
+        levels = [{key: level[key] for key in ("level", "index", "entry", "flags")} for level in result["levels"]]
+        report = {"va": result["va"], "levels": levels}
+        report.update({"pa": result["pa"]} if "pa" in result else {"fault": result["fault"]})
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_pagewalk(result))
+    return 0 if "pa" in result else 1
 
 
 def csh_time_line(run: Run) -> str:
@@ -50,7 +81,7 @@ def csh_time_line(run: Run) -> str:
 def run_command(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
-    except (CommandLineError, RunError) as error:
+    except (CommandLineError, RunError, PagewalkError) as error:
         print(f"trapscope: {error}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -32,3 +32,32 @@ def test_an_unknown_program_is_a_clear_error_not_a_traceback(capsys):
 def test_an_unbalanced_quote_is_a_clear_error(capsys):
     assert main(["run", "-c", "getpid 'oops"]) == 2
     assert "No closing quotation" in capsys.readouterr().err
+
+
+def test_pagewalk_json_walks_the_text_page_to_a_physical_address(capsys):
+    assert main(["pagewalk", "--json", "--va", "0x201000", "-c", "getpid"]) == 0
+    walk = json.loads(capsys.readouterr().out)
+    assert walk["va"] == 0x201000
+    assert [level["level"] for level in walk["levels"]] == ["PML4E", "PDPTE", "PDE", "PTE"]
+    assert [level["index"] for level in walk["levels"]] == [0, 0, 1, 1]  # 0x201000 = PD 1, PT 1
+    assert "NX" not in walk["levels"][-1]["flags"] and "P" in walk["levels"][-1]["flags"]
+    assert walk["pa"] % 4096 == 0 and "fault" not in walk
+
+
+def test_pagewalk_of_an_unmapped_address_names_the_level_that_stopped_it(capsys):
+    assert main(["pagewalk", "--json", "--va", "0xdead", "-c", "getpid"]) == 1
+    walk = json.loads(capsys.readouterr().out)
+    assert "pa" not in walk and "not present" in walk["fault"]
+
+
+def test_pagewalk_of_an_unknown_process_is_a_clear_error(capsys):
+    assert main(["pagewalk", "--va", "0x1000", "--pid", "5", "-c", "getpid"]) == 2
+    assert "no process 5" in capsys.readouterr().err
+
+
+def test_run_json_counts_every_kernel_entry_as_a_trap(capsys):
+    assert main(["run", "--json", "-c", "dd if=/dev/zero of=/dev/null bs=1m count=1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["traps_by_kind"]["syscall"] == report["syscalls"]
+    assert report["traps_by_kind"]["exception"] == report["faults_user_mode"] + report["faults_kernel_mode"]
+    assert report["traps"] == report["syscalls"] + report["traps_by_kind"]["exception"]

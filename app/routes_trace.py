@@ -1,0 +1,595 @@
+"""The trace page: a D console over a run, its aggregations drawn, flame graphs, and exports.
+
+    /trace?command=dd+if=/dev/zero+of=/dev/null+bs=10m+count=1&script=...&flame=@traces&baseline=...
+
+The URL is the state: the command line, the machine profile, the D script, which flame graph is shown (`flame`:
+the run's exact frame times, or `@name`, an aggregation keyed by stack()), where it is zoomed (`focus`), what
+its search box holds (`search`), and the run to compare against (`baseline`). The same URL answers an htmx
+request (the form's Trace button) with only the results (partials/trace_results.html); the flame graph and the
+differential flame graph load into it as separate fragments, so the D output shows as soon as it is ready.
+
+A D program that does not compile answers 400 with dtrace's message, the line and the column: an htmx request
+gets the error panel (partials/trace_error.html) retargeted into place by HX-Retarget, and the URL is not pushed,
+so the editor keeps what the student typed and the last good results stay on screen.
+
+Runs come from the app's run cache: the run the D program traces is recorded with the hooks its probes need
+(DTrace's syscall provider switches systrace_probe_func on, and each firing costs simulated time), and the same
+command recorded without them is the run the flame graph, the stepper and the probe-effect comparison use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
+
+from app import trace_figures
+from app.errors import BadParameter
+from app.runs import CachedRun, RunCache, get_run_cache
+from app.templating import get_templates
+from app.trace_examples import EXAMPLES, LECTURE_SYSCALL_TIMES
+from sim.kern.kernel import KernelConfig
+from sim.machine.profiles import PROFILES
+from sim.run import Run, RunError, RunSpec
+from sim.scenarios.registry import SCENARIOS
+from sim.trace import export as exports
+from sim.trace import flame
+from sim.trace.d_parser import DtraceError
+from sim.trace.dtrace import DtraceResult, compile_script, required_config, trace_run
+from sim.trace.flame import FlameError, FlameGraph, Stack
+from sim.user.shell import MAX_COMMAND_LENGTH, CommandLineError
+
+router = APIRouter(include_in_schema=False)
+
+Runs = Annotated[RunCache, Depends(get_run_cache)]
+Templates = Annotated[Jinja2Templates, Depends(get_templates)]
+
+DEFAULT_COMMAND = "dd if=/dev/zero of=/dev/null bs=10m count=1"
+JUNK_TRUE, JUNK_FALSE = f"MALLOC_CONF=junk:true {DEFAULT_COMMAND}", f"MALLOC_CONF=junk:false {DEFAULT_COMMAND}"
+SCRIPT_NAME = "script.d"  # what dtrace's messages call the console's program
+MAX_SCRIPT_BYTES = 8 * 1024  # the script travels in the URL, which servers and proxies cap at a few KB more
+MAX_SHOWN_OUTPUT = 256 * 1024  # characters of output the page shows; the rest is counted, not sent
+MAX_STACK_PARAMETER = 4096
+MAX_SEARCH = 200
+MAX_TRACE_RESULTS = 16  # D programs' results kept, most recently used first
+RUN_FLAME = "run"
+_AGGREGATION = re.compile(r"@[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+# --- the query string ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    command: str
+    profile: str
+    script: str | None  # None: nothing to trace yet (the editor shows the first example)
+    quiet: bool
+    flame: str  # "run" or "@aggregation"
+    baseline: str | None  # the command line the differential flame graph compares against
+    focus: str | None  # the flame graph's zoomed frame (its stack as text)
+    search: str | None
+
+    @property
+    def spec(self) -> RunSpec:
+        """The run without DTrace: what the flame graph, the stepper and the probe-effect baseline show."""
+        return RunSpec(command=self.command, profile=self.profile)
+
+    def params(self, **changes: str | None) -> list[tuple[str, str]]:
+        values = {
+            "command": self.command,
+            "profile": self.profile,
+            "script": self.script,
+            "quiet": "1" if self.quiet else None,
+            "flame": None if self.flame == RUN_FLAME else self.flame,
+            "baseline": self.baseline,
+            "focus": self.focus,
+            "search": self.search,
+            **changes,
+        }
+        if values["profile"] == "lecture":
+            values["profile"] = None
+        return [(name, value) for name, value in values.items() if value]
+
+    def url(self, path: str = "/trace", **changes: str | None) -> str:
+        return f"{path}?{urlencode(self.params(**changes))}"
+
+
+def trace_url(command: str, profile: str = "lecture") -> str:
+    """The trace page for a command line (what a stepping page links to, with its run's command)."""
+    params = [("command", command)] + ([("profile", profile)] if profile != "lecture" else [])
+    return f"/trace?{urlencode(params)}"
+
+
+def _text(params: QueryParams, name: str, limit: int) -> str | None:
+    values = params.getlist(name)
+    if len(values) > 1:
+        raise BadParameter(name, f"query parameter {name!r} is given {len(values)} times; give it once")
+    if not values:
+        return None
+    value = values[0]
+    if len(value.encode()) > limit:
+        raise BadParameter(
+            name, f"query parameter {name!r} is {len(value.encode()):,} bytes long; the limit is {limit:,}"
+        )
+    return value
+
+
+def parse_query(params: QueryParams) -> TraceQuery:
+    """Every parameter checked once: a wrong one is a 4xx naming it and what it accepts."""
+    command = (_text(params, "command", MAX_COMMAND_LENGTH) or "").strip() or DEFAULT_COMMAND
+    profile = _text(params, "profile", 64) or "lecture"
+    if profile not in PROFILES:
+        valid = ", ".join(PROFILES)
+        raise BadParameter("profile", f"query parameter 'profile' must be one of {valid}, not {profile!r}", valid)
+    script = _text(params, "script", MAX_SCRIPT_BYTES)
+    if script is not None:
+        script = script.replace("\r\n", "\n")
+        if not script.strip():
+            script = None
+    flame_source = _text(params, "flame", 80) or RUN_FLAME
+    if flame_source != RUN_FLAME and not _AGGREGATION.fullmatch(flame_source):
+        valid = "'run' (exact frame times) or @name (an aggregation keyed by stack())"
+        raise BadParameter("flame", f"query parameter 'flame' must be {valid}, not {flame_source!r}", valid)
+    baseline = (_text(params, "baseline", MAX_COMMAND_LENGTH) or "").strip() or None
+    return TraceQuery(
+        command=command,
+        profile=profile,
+        script=script,
+        quiet=(_text(params, "quiet", 8) or "") in ("1", "on", "true"),
+        flame=flame_source,
+        baseline=baseline,
+        focus=_text(params, "focus", MAX_STACK_PARAMETER) or None,
+        search=_text(params, "search", MAX_SEARCH) or None,
+    )
+
+
+def wants_fragment(request: Request) -> bool:
+    """An htmx request for part of the page (not a history restore, which wants the whole page)."""
+    headers = request.headers
+    return (
+        headers.get("hx-request") == "true"
+        and headers.get("hx-history-restore-request") != "true"
+        and headers.get("hx-request-type") != "full"
+    )
+
+
+# --- D programs' results, cached ----------------------------------------------------------------------------
+
+
+class TraceResults:
+    """A small LRU of D programs' results, by run and program text (a program is deterministic over a run)."""
+
+    def __init__(self, max_entries: int = MAX_TRACE_RESULTS) -> None:
+        self.max_entries = max_entries
+        self._results: OrderedDict[tuple[str, str, bool], DtraceResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, run: Run, script: str, quiet: bool) -> DtraceResult:
+        key = (run.run_id, hashlib.sha256(script.encode()).hexdigest(), quiet)
+        with self._lock:
+            found = self._results.get(key)
+            if found is not None:
+                self._results.move_to_end(key)
+                return found
+        result = trace_run(compile_script(script, SCRIPT_NAME), run, quiet)
+        with self._lock:
+            self._results[key] = result
+            while len(self._results) > self.max_entries:
+                self._results.popitem(last=False)
+        return result
+
+
+def get_trace_results(request: Request) -> TraceResults:
+    """The app's cache of D results (made on first use, kept on app.state beside the run cache)."""
+    state = request.app.state
+    results = getattr(state, "trace_results", None)
+    if results is None:
+        results = state.trace_results = TraceResults()
+    return results
+
+
+Results = Annotated[TraceResults, Depends(get_trace_results)]
+
+
+@dataclass
+class Traced:
+    """A D program's results over a command, with the run it traced and the same command run without DTrace."""
+
+    result: DtraceResult
+    traced: Run
+    plain: Run
+
+
+async def trace(query: TraceQuery, runs: RunCache, results: TraceResults) -> Traced:
+    """Compile (DtraceError if it does not), record or fetch both runs, evaluate the program (cached)."""
+    assert query.script is not None
+    compiled = compile_script(query.script, SCRIPT_NAME)
+    config = required_config(compiled, KernelConfig())
+    plain = await runs.get(query.spec)
+    traced = plain if config == query.spec.config else await runs.get(replace(query.spec, config=config))
+    result = await run_in_threadpool(results.get, traced.run, query.script, query.quiet)
+    return Traced(result, traced.run, plain.run)
+
+
+def run_flame(cached: CachedRun) -> FlameGraph:
+    return cached.derived("flame", lambda c: flame.flame_from_run(c.run))
+
+
+# --- views --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProbeEffect:
+    traced_sys_ns: int
+    plain_sys_ns: int
+    traced_user_ns: int
+    plain_user_ns: int
+    traced_wall_ns: int
+    plain_wall_ns: int
+    firings: int
+    probe_cost_ns: int  # one syscall-probe firing, from the machine profile
+
+    @property
+    def sys_delta_ns(self) -> int:
+        return self.traced_sys_ns - self.plain_sys_ns
+
+    @property
+    def sys_delta_percent(self) -> float:
+        return 100.0 * self.sys_delta_ns / self.plain_sys_ns if self.plain_sys_ns else 0.0
+
+
+def probe_effect(traced: Traced, profile: str) -> ProbeEffect:
+    return ProbeEffect(
+        traced_sys_ns=traced.traced.sys_ns,
+        plain_sys_ns=traced.plain.sys_ns,
+        traced_user_ns=traced.traced.user_ns,
+        plain_user_ns=traced.plain.user_ns,
+        traced_wall_ns=traced.traced.wall_ns,
+        plain_wall_ns=traced.plain.wall_ns,
+        firings=traced.result.firings,
+        probe_cost_ns=PROFILES[profile].systrace_probe_ns,
+    )
+
+
+def _shown(text: str) -> tuple[str, int]:
+    """What the page shows of an output, and how many characters it leaves out."""
+    if len(text) <= MAX_SHOWN_OUTPUT:
+        return text, 0
+    return text[:MAX_SHOWN_OUTPUT], len(text) - MAX_SHOWN_OUTPUT
+
+
+def results_view(query: TraceQuery, traced: Traced) -> dict:
+    result = traced.result
+    figures = []
+    for name, aggregation in result.aggregations.items():
+        figure = trace_figures.aggregation_figure(aggregation)
+        if figure is not None:
+            figures.append({"id": f"aggregation-{name or '_'}", "name": f"@{name}", "figure": figure})
+    stdout, stdout_cut = _shown(result.output)
+    program_output, program_cut = _shown(result.program_output)
+    return {
+        "stdout": stdout,
+        "stdout_cut": stdout_cut,
+        "stderr": result.stderr,
+        "program_output": program_output,
+        "program_cut": program_cut,
+        "exit_status": result.exit_status,
+        "probes_matched": result.probes_matched,
+        "firings": result.firings,
+        "trace_ms": result.trace_seconds * 1000,
+        "figures": figures,
+        "stack_aggregations": flame.stack_aggregations(result.aggregations),
+        "probe_effect": probe_effect(traced, query.profile),
+    }
+
+
+def _example_links(query: TraceQuery) -> list[dict]:
+    return [
+        {
+            "slug": e.slug,
+            "title": e.title,
+            "look_for": e.look_for,
+            "url": query.url(script=e.script, flame=None, focus=None, search=None),
+            "current": e.script == query.script,
+        }
+        for e in EXAMPLES
+    ]
+
+
+def page_context(query: TraceQuery, request: Request) -> dict:
+    return {
+        "q": query,
+        "profiles": list(PROFILES),
+        "editor_script": query.script if query.script is not None else LECTURE_SYSCALL_TIMES,
+        "examples": _example_links(query),
+        "max_script_bytes": MAX_SCRIPT_BYTES,
+        "flame_url": query.url("/trace/flame"),
+        "diff_url": query.url("/trace/diff") if query.baseline else None,
+        "diff_example_url": query.url(command=JUNK_TRUE, baseline=JUNK_FALSE, flame=None, focus=None),
+        "fragment": wants_fragment(request),
+    }
+
+
+def error_context(error: DtraceError | CommandLineError | RunError | BadParameter) -> dict:
+    if isinstance(error, DtraceError):
+        return {
+            "message": str(error),
+            "context": error.context,
+            "line": error.line,
+            "column": error.column,
+            "parameter": "script",
+        }
+    parameter = getattr(error, "parameter", None) or ("command" if isinstance(error, CommandLineError) else None)
+    return {"message": str(error), "context": "", "line": None, "column": None, "parameter": parameter}
+
+
+def _status(error: Exception) -> int:
+    return 422 if isinstance(error, BadParameter) else 400
+
+
+# --- the page -----------------------------------------------------------------------------------------------
+
+
+@router.get("/trace", response_class=HTMLResponse)
+async def trace_page(request: Request, runs: Runs, results: Results, templates: Templates) -> Response:
+    try:
+        query = parse_query(request.query_params)
+    except BadParameter as error:
+        return _error_response(request, templates, error, None)
+    context = page_context(query, request)
+    context["results"] = None
+    context["error"] = None
+    if query.script is not None:
+        try:
+            context["results"] = results_view(query, await trace(query, runs, results))
+        except (DtraceError, CommandLineError, RunError) as error:
+            return _error_response(request, templates, error, query)
+    template = "partials/trace_results.html" if context["fragment"] else "trace.html"
+    response = templates.TemplateResponse(request, template, context)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def _error_response(
+    request: Request,
+    templates: Jinja2Templates,
+    error: DtraceError | CommandLineError | RunError | BadParameter,
+    query: TraceQuery | None,
+) -> Response:
+    """A 4xx: the error panel alone for htmx (retargeted into its place, URL not pushed), else the whole page."""
+    status = _status(error)
+    if query is None:
+        query = TraceQuery(DEFAULT_COMMAND, "lecture", None, False, RUN_FLAME, None, None, None)
+        if request.query_params.get("command"):
+            query = replace(query, command=request.query_params["command"][:MAX_COMMAND_LENGTH])
+    context = {**page_context(query, request), "error": error_context(error), "results": None}
+    if context["fragment"]:
+        response = templates.TemplateResponse(request, "partials/trace_error.html", context, status)
+        response.headers.update({"HX-Retarget": "#trace-error", "HX-Reswap": "outerHTML", "HX-Push-Url": "false"})
+    else:
+        context["editor_script"] = request.query_params.get("script", context["editor_script"])[:MAX_SCRIPT_BYTES]
+        response = templates.TemplateResponse(request, "trace.html", context, status)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+# --- fragments: the flame graph, the differential flame graph, one frame ------------------------------------
+
+
+async def _flame_graph(query: TraceQuery, runs: RunCache, results: TraceResults) -> tuple[FlameGraph, CachedRun]:
+    """The flame graph the query asks for, and the untraced run (for steps and the exact-times source)."""
+    cached = await runs.get(query.spec)
+    if query.flame == RUN_FLAME:
+        return await run_in_threadpool(run_flame, cached), cached
+    if query.script is None:
+        raise BadParameter("flame", f"flame={query.flame} names an aggregation, but there is no D script to fill it")
+    traced = await trace(query, runs, results)
+    _, graph = exports.aggregation_graph(traced.result.aggregations, query.flame)
+    return graph, cached
+
+
+def _problem(request: Request, templates: Jinja2Templates, element_id: str, error: Exception) -> Response:
+    context = {"element_id": element_id, "message": str(error), "context": getattr(error, "context", "")}
+    return templates.TemplateResponse(request, "partials/trace_problem.html", context, _status(error))
+
+
+@router.get("/trace/flame", response_class=HTMLResponse)
+async def flame_fragment(request: Request, runs: Runs, results: Results, templates: Templates) -> Response:
+    try:
+        query = parse_query(request.query_params)
+        graph, cached = await _flame_graph(query, runs, results)
+    except (BadParameter, DtraceError, CommandLineError, RunError, FlameError, exports.ExportError) as error:
+        return _problem(request, templates, "trace-flame", error)
+    pruned = await run_in_threadpool(flame.prune, graph)
+    sources = [{"flame": RUN_FLAME, "label": "exact frame times of the run", "url": query.url(flame=None)}]
+    if query.script is not None:
+        try:
+            traced = await trace(query, runs, results)
+            names = flame.stack_aggregations(traced.result.aggregations)
+        except (DtraceError, RunError):
+            names = []
+        sources += [
+            {"flame": f"@{n}", "label": f"@{n} by stack (D aggregation)", "url": query.url(flame=f"@{n}")}
+            for n in names
+        ]
+    for source in sources:
+        source["fragment_url"] = source["url"].replace("/trace?", "/trace/flame?", 1)
+        source["current"] = source["flame"] == query.flame
+    aggregation = None if query.flame == RUN_FLAME else query.flame
+    context = {
+        "q": query,
+        "graph": graph,
+        "pruned": pruned,
+        "figure": trace_figures.flame_figure(graph, pruned, query.focus),
+        "sources": sources,
+        "frame_url": query.url("/trace/frame", focus=None, search=None),
+        "downloads": [
+            {"format": f, "url": query.url("/trace/export", format=f.name, focus=None, search=None)}
+            for f in exports.FORMATS.values()
+        ],
+        "aggregation": aggregation,
+        "run": cached.run,
+        "unit": trace_figures.UNITS.get(graph.unit, graph.unit),
+    }
+    return templates.TemplateResponse(request, "partials/trace_flame.html", context)
+
+
+@router.get("/trace/diff", response_class=HTMLResponse)
+async def diff_fragment(request: Request, runs: Runs, templates: Templates) -> Response:
+    try:
+        query = parse_query(request.query_params)
+        if query.baseline is None:
+            raise BadParameter("baseline", "query parameter 'baseline' names the command line to compare against")
+        after = await runs.get(query.spec)
+        before = await runs.get(RunSpec(command=query.baseline, profile=query.profile))
+    except (BadParameter, CommandLineError, RunError) as error:
+        return _problem(request, templates, "trace-diff", error)
+    after_graph = await run_in_threadpool(run_flame, after)
+    before_graph = await run_in_threadpool(run_flame, before)
+    diff = flame.differential(before_graph, after_graph)
+    min_value = after_graph.total * flame.DEFAULT_MIN_WIDTH_PX / flame.DEFAULT_WIDTH_PX
+    changes = sorted(flame.self_changes(diff), key=lambda n: -abs(n.delta))
+    context = {
+        "q": query,
+        "diff": diff,
+        "figure": trace_figures.diff_figure(diff, min_value),
+        "changes": changes[:12],
+        "before": before.run,
+        "after": after.run,
+        "swap_url": query.url(command=query.baseline, baseline=query.command, focus=None),
+    }
+    return templates.TemplateResponse(request, "partials/trace_diff.html", context)
+
+
+@router.get("/trace/frame", response_class=HTMLResponse)
+async def frame_fragment(request: Request, runs: Runs, results: Results, templates: Templates) -> Response:
+    try:
+        query = parse_query(request.query_params)
+        text = _text(request.query_params, "stack", MAX_STACK_PARAMETER)
+        if not text:
+            raise BadParameter("stack", "query parameter 'stack' names a frame by its stack, e.g. dd;-;Xpage;trap")
+        stack = flame.parse_stack(text)
+        graph, cached = await _flame_graph(query, runs, results)
+    except (BadParameter, DtraceError, CommandLineError, RunError, FlameError, exports.ExportError) as error:
+        return _problem(request, templates, "frame-info", error)
+    value = graph.value_of(stack) if stack else graph.total
+    if stack and value == 0:
+        return _problem(request, templates, "frame-info", BadParameter("stack", f"no frame {text!r} in this graph"))
+    plain = await run_in_threadpool(run_flame, cached) if query.flame != RUN_FLAME else graph
+    step = first_step(plain, stack, samples=query.flame != RUN_FLAME)
+    context = {
+        "q": query,
+        "stack": stack,
+        "name": stack[-1] if stack else flame.ROOT,
+        "value": value,
+        "self_value": graph.stacks.get(stack, 0),
+        "total": graph.total,
+        "unit": trace_figures.UNITS.get(graph.unit, graph.unit),
+        "step": step,
+        "stepper": stepper_url(query.spec, step) if step is not None else None,
+        "scenarios": list(SCENARIOS.values()),
+    }
+    return templates.TemplateResponse(request, "partials/trace_frame.html", context)
+
+
+def first_step(plain: FlameGraph, stack: Stack, samples: bool) -> int | None:
+    """The first step of the untraced run at which `stack` (of an exact-times graph) or the call path a
+    sampled stack names (``kernel`trap;kernel`trap_pfault``, entry points as bare addresses) was on the CPU."""
+    if not stack:
+        return 0
+    if not samples:
+        n = len(stack)
+        return min((step for s, step in plain.first_steps.items() if s[:n] == stack), default=None)
+    named = [frame.split("`", 1)[-1] for frame in stack if not frame.split("`", 1)[-1].startswith("0x")]
+    if named and named[-1] == flame.USER_FRAME and len(named) == 1:
+        return min((step for s, step in plain.first_steps.items() if s[1:] == (flame.USER_FRAME,)), default=None)
+    if not named:
+        return min((step for s, step in plain.first_steps.items() if s[1:2] == (flame.KERNEL_SEPARATOR,)), default=None)
+    best = None
+    for s, step in plain.first_steps.items():
+        frames = s[2:] if s[1:2] == (flame.KERNEL_SEPARATOR,) else ()
+        if frames and frames[-1] == named[-1] and _subsequence(named, frames) and (best is None or step < best):
+            best = step
+    return best
+
+
+def _subsequence(needle: list[str], haystack: tuple[str, ...]) -> bool:
+    it = iter(haystack)
+    return all(frame in it for frame in needle)
+
+
+def stepper_url(spec: RunSpec, step: int) -> str | None:
+    """The stepping page of a scenario whose command line (with some values of its knobs) is this run's."""
+    for scenario in SCENARIOS.values():
+        knobs = _scenario_knobs(scenario, spec.command)
+        if knobs is None or spec.config != scenario.config:
+            continue
+        params = [(k, v) for k, v in knobs.items() if v != scenario.defaults.get(k)]
+        if spec.profile != scenario.profile:
+            params.append(("profile", spec.profile))
+        params.append(("step", str(step)))
+        return f"/scenarios/{scenario.slug}?{urlencode(params)}"
+    return None
+
+
+def _scenario_knobs(scenario, command: str) -> dict[str, str] | None:
+    """The knob values that make the scenario's command line this one (`{}` for a scenario without knobs)."""
+    defaults = dict(getattr(scenario, "defaults", None) or {})
+    if not defaults:
+        return {} if command.split() == scenario.command.split() else None
+    words = command.split()
+    knobs = {}
+    if words and words[0].startswith("MALLOC_CONF=") and "malloc_conf" in defaults:
+        knobs["malloc_conf"] = words.pop(0).partition("=")[2]
+    pattern = re.escape(scenario.command)
+    for knob in defaults:
+        pattern = pattern.replace(re.escape("{" + knob + "}"), f"(?P<{knob}>\\S+)")
+    match = re.fullmatch(pattern, " ".join(words))
+    if match is None:
+        return None
+    knobs.update({k: v for k, v in match.groupdict().items() if v is not None})
+    try:
+        rebuilt = scenario.command_line(knobs)
+    except (ValueError, KeyError):
+        return None
+    return knobs if rebuilt.split() == command.split() else None
+
+
+# --- exports ------------------------------------------------------------------------------------------------
+
+
+@router.get("/trace/export")
+async def export_file(request: Request, runs: Runs, results: Results) -> Response:
+    """A download: the run's exact frame times, or (with script and flame=@name) a D aggregation's stacks."""
+    query = parse_query(request.query_params)
+    format_name = _text(request.query_params, "format", 32) or ""
+    if format_name not in exports.FORMATS:
+        valid = ", ".join(exports.FORMATS)
+        raise BadParameter("format", f"query parameter 'format' must be one of {valid}, not {format_name!r}", valid)
+    try:
+        graph, cached = await _flame_graph(query, runs, results)
+    except DtraceError as error:
+        raise BadParameter("script", str(error)) from None
+    except (FlameError, exports.ExportError) as error:
+        raise BadParameter("flame", str(error)) from None
+    if query.flame == RUN_FLAME:
+        made = await run_in_threadpool(exports.export_run, cached.run, format_name, graph)
+    else:
+        stem = f"{exports.run_stem(cached.run)}-{query.flame.lstrip('@')}"
+        made = exports.export_graph(graph, format_name, stem)
+    return Response(
+        made.body,
+        media_type=made.format.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{made.filename}"'},
+    )

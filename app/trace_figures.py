@@ -1,0 +1,232 @@
+"""Plotly figures for the trace page: flame graphs (icicles in flame orientation), differential flame graphs,
+and charts of D aggregations. Each is a JSON-ready dict that static/trace.js hands to Plotly.newPlot.
+
+A flame graph is a go.Icicle of every drawn frame, identified by its stack (`dd;-;Xpage;trap`, so a name that
+occurs in several places stays distinct), valued by its inclusive value with branchvalues="total" (a parent is
+never smaller than its drawn children: sim/trace/flame.py prunes whole subtrees), in flamegraph.pl's order
+(siblings by name), tiled bottom-up: tiling=dict(orientation="v", flip="y").
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import plotly.graph_objects as go
+
+from sim.trace.d_output import QUANTIZE_NBUCKETS, QUANTIZE_ZEROBUCKET, Aggregation, quantize_bucket_value
+from sim.trace.flame import KERNEL_SEPARATOR, ROOT, USER_FRAME, FlameDiff, FlameGraph, Pruned, stack_text
+
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Liberation Sans', sans-serif"
+FRAME_FONT = "ui-monospace, 'DejaVu Sans Mono', 'Liberation Mono', Menlo, monospace"
+USER_COLOUR = "#56B4E9"  # Okabe-Ito sky blue: user mode, as the stepper's user lane is blue
+SEPARATOR_COLOUR = "#a0a0a0"  # flamegraph.pl's grey user/kernel separator
+ROOT_COLOUR = "#d9d9d9"
+SEARCH_COLOUR = "#e600e6"  # flamegraph.pl's search highlight, rgb(230,0,230)
+PATHBAR_PX = 30  # room above the plot for the path bar a zoomed icicle shows
+FRAME_HEIGHT_PX = 24  # flamegraph.pl draws 16 px frames; a projector wants them taller
+MIN_FLAME_HEIGHT_PX, MAX_FLAME_HEIGHT_PX = 320, 900
+MAX_BARS = 40  # the largest entries of a keyed aggregation that a bar chart shows
+MAX_HISTOGRAMS = 6  # quantize() keys drawn, largest first
+
+UNITS = {"nanoseconds": "ns", "samples": "samples", "none": ""}
+
+
+def frame_colour(name: str) -> str:
+    """flamegraph.pl's "hot" palette, hashed on the name (--hash) so a function keeps its colour everywhere."""
+    if name == USER_FRAME:
+        return USER_COLOUR
+    if name == KERNEL_SEPARATOR:
+        return SEPARATOR_COLOUR
+    if name == ROOT:
+        return ROOT_COLOUR
+    h = zlib.crc32(name.encode())
+    v1, v2, v3 = (h & 0xFF) / 255, ((h >> 8) & 0xFF) / 255, ((h >> 16) & 0xFF) / 255
+    return f"rgb({205 + round(50 * v3)},{round(230 * v1)},{round(55 * v2)})"
+
+
+def _unit(graph: FlameGraph) -> str:
+    unit = UNITS.get(graph.unit, graph.unit)
+    return f" {unit}" if unit else ""
+
+
+def _layout(height: int, title: str | None = None) -> dict[str, Any]:
+    return dict(
+        template="none",
+        height=height,
+        margin=dict(l=4, r=4, t=36 if title else PATHBAR_PX, b=4),
+        title=dict(text=title, x=0, xanchor="left", font=dict(size=15)) if title else None,
+        font=dict(family=FONT, size=14, color="#1b1b1b"),
+        paper_bgcolor="#ffffff",
+        hoverlabel=dict(font=dict(family=FRAME_FONT, size=14)),
+        uniformtext=dict(minsize=10, mode="hide"),
+    )
+
+
+def _figure(fig: go.Figure) -> dict[str, Any]:
+    figure = fig.to_plotly_json()
+    figure["config"] = {"displayModeBar": False, "responsive": True}
+    return figure
+
+
+def flame_figure(graph: FlameGraph, pruned: Pruned, focus: str | None = None) -> dict[str, Any]:
+    """A flame graph: hover for a frame's inclusive and self value, click to zoom into it."""
+    nodes = pruned.nodes
+    unit = _unit(graph)
+    ids = [stack_text(n.stack) for n in nodes]
+    icicle = go.Icicle(
+        ids=ids,
+        labels=[n.name for n in nodes],
+        parents=[stack_text(n.stack[:-1]) if n.stack else "" for n in nodes],
+        values=[n.inclusive for n in nodes],
+        branchvalues="total",
+        sort=False,
+        tiling=dict(orientation="v", flip="y"),
+        marker=dict(colors=[frame_colour(n.name) for n in nodes], line=dict(color="#ffffff", width=0.5)),
+        leaf=dict(opacity=1),
+        customdata=[[n.self_value] for n in nodes],
+        texttemplate="%{label}",
+        textfont=dict(family=FRAME_FONT, size=13, color="#1b1b1b"),
+        hovertemplate=(
+            f"%{{label}}<br>%{{value:,}}{unit} · %{{percentRoot:.2%}} of all"
+            f"<br>self %{{customdata[0]:,}}{unit}<extra></extra>"
+        ),
+        pathbar=dict(visible=True, side="top", textfont=dict(family=FRAME_FONT, size=13)),
+        level=focus if focus in ids else None,
+    )
+    return _figure(go.Figure(icicle, layout=_layout(flame_height(max(len(n.stack) for n in nodes)))))
+
+
+def flame_height(depth: int) -> int:
+    """Tall enough for every level (the root is level 0) at FRAME_HEIGHT_PX, and for the path bar above."""
+    return min(max((depth + 1) * FRAME_HEIGHT_PX + 40, MIN_FLAME_HEIGHT_PX), MAX_FLAME_HEIGHT_PX)
+
+
+def diff_colour(delta: int, max_abs: int) -> str:
+    """difffolded's colours: red for more, blue for less, deeper with the size of the change; white if equal."""
+    if not delta or not max_abs:
+        return "rgb(245,245,245)"
+    fade = round(210 * (1 - min(abs(delta) / max_abs, 1.0)))
+    return f"rgb(255,{fade},{fade})" if delta > 0 else f"rgb({fade},{fade},255)"
+
+
+def diff_figure(diff: FlameDiff, min_value: float) -> dict[str, Any]:
+    """A differential flame graph: widths are the second run's, colours the change from the first."""
+    unit = _unit(diff.after)
+    kept = {node.stack for node in diff.nodes if not node.stack or node.after >= min_value and node.after > 0}
+    nodes = [n for n in diff.nodes if n.stack in kept and (not n.stack or n.stack[:-1] in kept)]
+    max_abs = diff.max_abs_delta
+    icicle = go.Icicle(
+        ids=[stack_text(n.stack) for n in nodes],
+        labels=[n.name for n in nodes],
+        parents=[stack_text(n.stack[:-1]) if n.stack else "" for n in nodes],
+        values=[n.after for n in nodes],
+        branchvalues="total",
+        sort=False,
+        tiling=dict(orientation="v", flip="y"),
+        marker=dict(colors=[diff_colour(n.delta, max_abs) for n in nodes], line=dict(color="#888888", width=0.5)),
+        leaf=dict(opacity=1),
+        customdata=[[n.before, n.delta] for n in nodes],
+        texttemplate="%{label}",
+        textfont=dict(family=FRAME_FONT, size=13, color="#1b1b1b"),
+        hovertemplate=(
+            f"%{{label}}<br>after %{{value:,}}{unit}, before %{{customdata[0]:,}}{unit}"
+            f"<br>change %{{customdata[1]:+,}}{unit}<extra></extra>"
+        ),
+        pathbar=dict(visible=True, side="top", textfont=dict(family=FRAME_FONT, size=13)),
+    )
+    return _figure(go.Figure(icicle, layout=_layout(flame_height(max(len(n.stack) for n in nodes)))))
+
+
+# --- aggregations -------------------------------------------------------------------------------------------
+
+
+def key_label(aggregation: Aggregation, key: tuple) -> str:
+    """A key as a chart label: its components joined; a stack by its leaf frame."""
+    parts = []
+    for component, dtype in zip(key, aggregation.key_types, strict=True):
+        if dtype.kind == "stack":
+            parts.append(component[0] if component else "(user mode)")
+        else:
+            parts.append(str(component))
+    return ", ".join(parts)
+
+
+def histogram_rows(aggregation: Aggregation, datum: list[int]) -> list[tuple[str, int]]:
+    """The rows dtrace prints for a quantize()/lquantize() value: (bucket label, count), one empty bucket
+    either side of the non-empty ones."""
+    if aggregation.function == "quantize":
+        labels = [str(quantize_bucket_value(i)) for i in range(QUANTIZE_NBUCKETS)]
+    else:
+        top = aggregation.base + aggregation.levels * aggregation.step
+        labels = [f"< {aggregation.base}"]
+        labels += [str(aggregation.base + i * aggregation.step) for i in range(aggregation.levels)]
+        labels.append(f">= {top}")
+    used = [i for i, count in enumerate(datum) if count]
+    if not used:
+        zero = QUANTIZE_ZEROBUCKET if aggregation.function == "quantize" else 1
+        used = [zero]
+    first, last = max(used[0] - 1, 0), min(used[-1] + 1, len(datum) - 1)
+    return [(labels[i], datum[i]) for i in range(first, last + 1)]
+
+
+def aggregation_figure(aggregation: Aggregation) -> dict[str, Any] | None:
+    """A bar chart of a keyed aggregation, or a histogram per key of a quantize()/lquantize() one; None when
+    there is nothing to draw (no entries, or one keyless number that the output already shows)."""
+    if not aggregation.data:
+        return None
+    name = f"@{aggregation.name}"
+    if aggregation.function in ("quantize", "lquantize"):
+        return _histograms(aggregation, name)
+    if not aggregation.key_types:
+        return None
+    entries = aggregation.sorted_entries()[-MAX_BARS:]  # printa's order, ascending: the largest are last
+    labels = [key_label(aggregation, key) for key, _ in entries]
+    values = [aggregation.value(datum) for _, datum in entries]
+    shown = f" (the {len(entries)} largest of {len(aggregation.data)})" if len(aggregation.data) > len(entries) else ""
+    fig = go.Figure(
+        go.Bar(
+            orientation="h",
+            x=values,
+            y=labels,
+            marker=dict(color="#D55E00"),
+            text=[f"{v:,}" for v in values],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:,}<extra></extra>",
+        ),
+        layout=_layout(min(120 + 26 * len(entries), 1200), f"{name}: {aggregation.function}(){shown}"),
+    )
+    fig.update_layout(
+        margin=dict(l=8, r=16, t=36, b=36),
+        yaxis=dict(type="category", automargin=True, tickfont=dict(family=FRAME_FONT, size=13)),
+        xaxis=dict(tickformat=",d", gridcolor="#e5e5e5", automargin=True),
+    )
+    return _figure(fig)
+
+
+def _histograms(aggregation: Aggregation, name: str) -> dict[str, Any]:
+    entries = aggregation.sorted_entries()[-MAX_HISTOGRAMS:][::-1]
+    fig = go.Figure()
+    for key, datum in entries:
+        rows = histogram_rows(aggregation, datum)  # type: ignore[arg-type]
+        label = key_label(aggregation, key) if key else name
+        fig.add_trace(
+            go.Bar(
+                x=[bucket for bucket, _ in rows],
+                y=[count for _, count in rows],
+                name=label,
+                hovertemplate="value ≥ %{x}: %{y:,}<extra>" + label + "</extra>",
+            )
+        )
+    shown = (
+        f" (the {len(entries)} largest keys of {len(aggregation.data)})" if len(aggregation.data) > len(entries) else ""
+    )
+    fig.update_layout(_layout(380, f"{name}: {aggregation.function}(){shown}"))
+    fig.update_layout(
+        margin=dict(l=8, r=16, t=36, b=8),
+        barmode="group",
+        showlegend=len(entries) > 1,
+        xaxis=dict(type="category", title=dict(text="value (bucket's lower bound)"), automargin=True),
+        yaxis=dict(title=dict(text="count"), tickformat=",d", gridcolor="#e5e5e5", automargin=True),
+    )
+    return _figure(fig)
