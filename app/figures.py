@@ -1,94 +1,168 @@
-"""Plotly figures built from a recorded run, as plain JSON-ready dicts for static/trapscope.js.
+"""Plotly figures of a recorded run, for static/trapscope.js.
 
-The ring timeline is built once per run and sent once with the page; a step only moves its cursor (the first
-shape of the layout, CURSOR_SHAPE) and the window the main plot shows (focus_window), so a step's fragment carries
-three numbers, not a figure. Double-clicking the plot shows the whole run (Plotly's autorange).
+The ring timeline is sent once with the page as a layout (built here with plotly's graph_objects) and compact
+data: the times and steps of every ring change and of every syscall, trap and fault, delta-encoded, so that a dd
+run's ten thousand ring changes cost tens of kilobytes, not megabytes. The browser turns them into two lanes of
+rectangles and three rows of markers (static/trapscope.js). A step only moves the cursor (the layout's first
+shape) and the window the plot shows (focus_window): three numbers in the step panel's data attributes.
+
+The latency figure's layout is built here too; a step sends only its bars' names and values.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import plotly.graph_objects as go
 
+from app.navigate import LogIndex
 from sim.log import Event
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
 
-# Okabe-Ito colours, distinguishable with every common colour-vision deficiency; lanes are also labelled.
+# Okabe-Ito colours, distinguishable with every common colour-vision deficiency; every one also has a label.
 USER_COLOUR = "#0072B2"
 KERNEL_COLOUR = "#D55E00"
+SYSCALL_COLOUR = "#000000"
+TRAP_COLOUR = "#CC79A7"
+FAULT_COLOUR = "#009E73"
 CURSOR_COLOUR = "#111111"
+SYSCALL_BAR_COLOUR = "#444444"  # time inside system calls: kernel time, but not the traps' vermillion
 LANES = {USER_CPL: "user · ring 3", KERNEL_CPL: "kernel · ring 0"}
+LANE_Y = {USER_CPL: 0.0, KERNEL_CPL: 1.0}  # each lane is a band from y to y + LANE_HEIGHT
+LANE_HEIGHT = 0.8
+MARK_Y = {"syscall": 2.0, "trap": 2.0, "fault": 2.0}  # the events row above the lanes
 CURSOR_SHAPE = 0  # index of the cursor line in layout.shapes
-MAX_SYSCALL_LABELS = 40  # past this many, syscall markers keep their hover text but lose their labels
+MAX_SYSCALL_LABELS = 60  # past this many, syscall markers keep their hover text but lose their labels
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Liberation Sans', sans-serif"
 
 
-def ring_timeline(intervals: list[tuple[int, int, int]], events: list[Event], cursor_ns: int = 0) -> dict[str, Any]:
-    """User and kernel lanes of horizontal bars against simulated time, syscalls marked, a cursor line.
+def _deltas(values: list[int]) -> list[int]:
+    previous, out = 0, []
+    for value in values:
+        out.append(value - previous)
+        previous = value
+    return out
 
-    `intervals` are Replay.ring_intervals(): (start_ns, end_ns, cpl) for each stretch of time in one ring.
-    """
-    fig = go.Figure()
-    for cpl, colour in ((USER_CPL, USER_COLOUR), (KERNEL_CPL, KERNEL_COLOUR)):
-        spans = [(start, end) for start, end, ring in intervals if ring == cpl]
-        fig.add_trace(
-            go.Bar(
-                orientation="h",
-                name=LANES[cpl],
-                y=[LANES[cpl]] * len(spans),
-                base=[start for start, _ in spans],
-                x=[end - start for start, end in spans],
-                marker=dict(color=colour, line=dict(width=0)),
-                customdata=[end - start for start, end in spans],
-                # %{x} of a bar drawn from a base is where it ends
-                hovertemplate="%{base:,} – %{x:,} ns: %{customdata:,} ns<extra>%{y}</extra>",
-            )
-        )
-    syscalls = [event for event in events if event.kind == "syscall"]
-    fig.add_trace(
-        go.Scatter(
-            name="system calls",
-            x=[event.t_ns for event in syscalls],
-            y=[LANES[KERNEL_CPL]] * len(syscalls),
-            mode="markers+text" if len(syscalls) <= MAX_SYSCALL_LABELS else "markers",
-            text=[event.name for event in syscalls],
-            textposition="top center",
-            textfont=dict(size=13, color=CURSOR_COLOUR),
-            marker=dict(symbol="diamond", size=9, color=CURSOR_COLOUR),
-            hovertemplate="%{text}() dispatched at %{x:,} ns<extra>system call</extra>",
-        )
-    )
-    fig.update_layout(
+
+def _marks(positions: list[int], events: list[Event], names: list[str] | None = None) -> dict[str, Any]:
+    table: dict[str, int] = {}
+    labels = names if names is not None else [events[p].name for p in positions]
+    return {
+        "t": _deltas([events[p].t_ns for p in positions]),
+        "s": _deltas(positions),
+        "names": list(dict.fromkeys(labels)),
+        "n": [table.setdefault(label, len(table)) for label in labels],
+    }
+
+
+def timeline_data(index: LogIndex, events: list[Event], initial_cpl: int) -> dict[str, Any]:
+    """The ring changes and the marked events of a run, compact (see the module docstring)."""
+    syscalls = index.syscall_insns
+    dispatched = index.positions("syscall")
+    syscall_names = []
+    for step in syscalls:
+        found = LogIndex.next_after(dispatched, step)
+        syscall_names.append(events[found].name if found is not None else "syscall")
+    ring_cpl = index.ring_cpl
+    return {
+        "cpl0": initial_cpl,
+        "end": events[-1].t_ns,
+        "last": index.last_step,
+        "changes": {
+            "t": _deltas([events[p].t_ns for p in index.ring_changes]),
+            "s": _deltas(index.ring_changes),
+            "cpl": ring_cpl,
+        },
+        "marks": {
+            "syscall": _marks(syscalls, events, syscall_names),
+            "trap": _marks(index.positions("trap"), events),
+            "fault": _marks(index.positions("fault"), events),
+        },
+        "labels": len(syscalls) <= MAX_SYSCALL_LABELS,
+        "style": {
+            "user": USER_COLOUR,
+            "kernel": KERNEL_COLOUR,
+            "syscall": SYSCALL_COLOUR,
+            "trap": TRAP_COLOUR,
+            "fault": FAULT_COLOUR,
+            "laneY": {"user": LANE_Y[USER_CPL], "kernel": LANE_Y[KERNEL_CPL]},
+            "laneHeight": LANE_HEIGHT,
+            "markY": MARK_Y,
+            "laneNames": {"user": LANES[USER_CPL], "kernel": LANES[KERNEL_CPL]},
+        },
+    }
+
+
+@cache
+def timeline_layout() -> dict[str, Any]:
+    """The timeline's layout and config: lanes labelled on the y axis, time on x, the cursor as shape 0."""
+    layout = go.Layout(
         template="none",
-        height=190,
-        margin=dict(l=120, r=16, t=8, b=44),
+        height=210,
+        margin=dict(l=128, r=16, t=8, b=44),
         font=dict(family=FONT, size=14, color="#222222"),
         showlegend=False,
-        barmode="overlay",
-        bargap=0.35,
         plot_bgcolor="#ffffff",
         paper_bgcolor="#ffffff",
+        hovermode="closest",
+        hoverdistance=60,
         hoverlabel=dict(font=dict(family=FONT, size=14)),
         xaxis=dict(
             title=dict(text="simulated time (ns)", font=dict(size=14), standoff=4),
-            range=list(focus_window(intervals, cursor_ns, USER_CPL)),
             showgrid=True,
             gridcolor="#e5e5e5",
             zeroline=False,
             tickformat=",d",
         ),
         yaxis=dict(
-            categoryorder="array",
-            categoryarray=[LANES[KERNEL_CPL], LANES[USER_CPL]],
+            range=[-0.15, 2.45],
+            tickvals=[LANE_Y[USER_CPL] + LANE_HEIGHT / 2, LANE_Y[KERNEL_CPL] + LANE_HEIGHT / 2, MARK_Y["syscall"]],
+            ticktext=[LANES[USER_CPL], LANES[KERNEL_CPL], "events"],
             showgrid=False,
+            zeroline=False,
             fixedrange=True,
         ),
-        shapes=[cursor_shape(cursor_ns)],
+        shapes=[cursor_shape(0)],
     )
-    figure = fig.to_plotly_json()
-    figure["config"] = {"displayModeBar": False, "responsive": True}
-    return figure
+    return {
+        "layout": layout.to_plotly_json(),
+        "config": {"displayModeBar": False, "responsive": True, "doubleClick": False},
+    }
+
+
+@cache
+def latency_layout() -> dict[str, Any]:
+    """The latency figure: horizontal bars of time so far per system call and per kind of trap."""
+    layout = go.Layout(
+        template="none",
+        height=320,
+        margin=dict(l=260, r=90, t=8, b=44),
+        font=dict(family=FONT, size=14, color="#222222"),
+        showlegend=False,
+        plot_bgcolor="#ffffff",
+        paper_bgcolor="#ffffff",
+        xaxis=dict(title=dict(text="simulated time so far (ns)", standoff=4), tickformat=",d", gridcolor="#e5e5e5"),
+        yaxis=dict(autorange="reversed", automargin=True),
+        bargap=0.25,
+    )
+    return {
+        "layout": layout.to_plotly_json(),
+        "config": {"displayModeBar": False, "responsive": True, "staticPlot": False},
+        "colours": {"syscall": SYSCALL_BAR_COLOUR, "trap": KERNEL_COLOUR, "other": "#999999"},
+    }
+
+
+def ring_intervals(index: LogIndex, initial_cpl: int) -> list[tuple[int, int, int]]:
+    """(start_ns, end_ns, cpl) for each stretch of time spent in one ring (as Replay.ring_intervals, from the
+    index)."""
+    times = index.times
+    intervals, cpl, since = [], initial_cpl, 0
+    for step, new_cpl in zip(index.ring_changes, index.ring_cpl, strict=True):
+        intervals.append((since, times[step], cpl))
+        cpl, since = new_cpl, times[step]
+    intervals.append((since, times[index.last_step], cpl))
+    return [interval for interval in intervals if interval[1] > interval[0]]
 
 
 def focus_window(intervals: list[tuple[int, int, int]], t_ns: int, cpl: int) -> tuple[int, int]:
@@ -96,14 +170,24 @@ def focus_window(intervals: list[tuple[int, int, int]], t_ns: int, cpl: int) -> 
     before and after it, so the transitions into and out of the current ring are on screen."""
     if not intervals:
         return (0, max(t_ns, 1))
-    here = next(
-        (i for i, (start, end, ring) in enumerate(intervals) if ring == cpl and start <= t_ns <= end),
-        next((i for i, (start, end, _) in enumerate(intervals) if start <= t_ns <= end), len(intervals) - 1),
-    )
+    here = _interval_at(intervals, t_ns, cpl)
     start = intervals[max(here - 1, 0)][0]
     end = intervals[min(here + 1, len(intervals) - 1)][1]
     pad = max(1, (end - start) // 30)
     return (max(0, start - pad), end + pad)
+
+
+def _interval_at(intervals: list[tuple[int, int, int]], t_ns: int, cpl: int) -> int:
+    from bisect import bisect_right
+
+    i = bisect_right(intervals, (t_ns, float("inf"), 0)) - 1
+    i = max(0, min(i, len(intervals) - 1))
+    for candidate in (i, i - 1, i + 1):  # the stretch containing t in ring cpl; at a boundary, either side
+        if 0 <= candidate < len(intervals):
+            start, end, ring = intervals[candidate]
+            if ring == cpl and start <= t_ns <= end:
+                return candidate
+    return i
 
 
 def cursor_shape(t_ns: int) -> dict[str, Any]:

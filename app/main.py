@@ -8,12 +8,27 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import routes_api, routes_pages, vendor
+from app import routes_api, routes_pages, routes_trace, vendor
 from app.errors import install_error_handlers
+from app.params import WEB_EVENT_BUDGET
 from app.runs import DEFAULT_MAX_RUNS, RunCache
 from app.security import SecurityHeadersMiddleware
 from app.templating import STATIC_DIR, VersionedStaticFiles, make_templates
 from sim import VERSION
+from sim.run import Run, RunError, RunSpec, record
+
+EXEC_SLACK = 200_000  # exec's own unrecorded steps before the run begins, which the event budget also counts
+
+
+def web_record(spec: RunSpec) -> Run:
+    """A web run records every step it takes, and may take no more: a huge dd is refused with the limit named."""
+    run = record(spec, record_budget=WEB_EVENT_BUDGET, event_budget=WEB_EVENT_BUDGET + EXEC_SLACK)
+    if run.unrecorded:
+        raise RunError(
+            f"{spec.command}: the run takes more than {WEB_EVENT_BUDGET:,} steps, the web's limit for one run; "
+            "ask for less work (a smaller bs or count), or use `trapscope run` at the command line"
+        )
+    return run
 
 
 def create_app(max_runs: int = DEFAULT_MAX_RUNS) -> FastAPI:
@@ -25,7 +40,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS) -> FastAPI:
         docs_url=None,  # the interactive docs load their scripts from a CDN, which trapscope never does
         redoc_url=None,
     )
-    app.state.runs = RunCache(max_runs)
+    app.state.runs = RunCache(max_runs, recorder=web_record)
     app.state.templates = make_templates()
     app.add_middleware(GZipMiddleware, minimum_size=512)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost, so error responses get the headers too
@@ -34,6 +49,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS) -> FastAPI:
     app.include_router(vendor.router)
     app.include_router(routes_pages.router)
     app.include_router(routes_api.router)
+    app.include_router(routes_trace.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

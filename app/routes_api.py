@@ -39,7 +39,7 @@ class ScenarioOut(BaseModel):
             slug=scenario.slug,
             title=scenario.title,
             summary=scenario.summary,
-            command=scenario.command,
+            command=scenario.command_line(),
             profile=scenario.profile,
             lecture_point=scenario.lecture_point,
             url=f"/scenarios/{scenario.slug}",

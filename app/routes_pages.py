@@ -1,56 +1,60 @@
 """HTML pages: the landing page and the stepping page of a scenario.
 
-The stepping page's URL is its state (`/scenarios/getpid?step=4`). The same URL answers an htmx request with
-only the step panel (partials/step_panel.html), so a Step button is one small GET whose URL is pushed to history,
-and history restores, reloads and pasted links all land on the step the URL names.
+The stepping page's URL is its state (`/scenarios/getpid?step=4&views=cpu,source`). One URL answers three ways:
+  - a plain GET: the whole page;
+  - an htmx request aimed at the step panel (a step control): only partials/step_panel.html, a few KB;
+  - an htmx request aimed at the stepper (a new run from the parameters form, a view or mode toggle, history
+    restore): partials/stepper.html, which carries the timeline figure of the (maybe new) run.
+`?at=NS` (the timeline's click-to-jump) names a time instead of a step: it is answered with the step running at
+that time, and the canonical `?step=N` URL goes to history (HX-Push-Url, or a redirect without htmx).
 """
 
 from __future__ import annotations
 
-import re
+from collections import Counter
+from dataclasses import replace
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from app.errors import BadParameter
-from app.figures import focus_window, ring_timeline
-from app.runs import CachedRun, RunCache, get_run_cache
+from app.figures import latency_layout, timeline_layout
+from app.params import EVENT_KIND_NAMES, VIEWS, MalformedStep, parse_query, step_problem
+from app.runs import RunCache, get_run_cache
+from app.security import embed_policy
+from app.stepper import stepper_run, stepper_view
 from app.templating import get_templates
-from app.views import step_view
-from sim.scenarios.registry import SCENARIOS, lookup
+from sim.replay import StepOutOfRange
+from sim.scenarios.registry import KNOBS, SCENARIOS, lookup
 
 router = APIRouter(include_in_schema=False)
 
 Runs = Annotated[RunCache, Depends(get_run_cache)]
 Templates = Annotated[Jinja2Templates, Depends(get_templates)]
 
-_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,18}")
-
-
-def parse_step(raw: str | None, last_step: int) -> int:
-    """The `step` query parameter: absent means the first step; anything but a whole number is an error."""
-    if raw is None:
-        return 0
-    if not _WHOLE_NUMBER.fullmatch(raw.strip()):
-        valid = f"a whole number from 0 to {last_step}"
-        raise BadParameter("step", f"query parameter 'step' must be {valid}, not {raw!r}", valid)
-    return int(raw)
-
-
-def ring_intervals(cached: CachedRun) -> list[tuple[int, int, int]]:
-    return cached.replay.ring_intervals()
-
-
-def timeline_figure(cached: CachedRun) -> dict:
-    return ring_timeline(cached.derived("ring_intervals", ring_intervals), cached.run.events)
-
 
 def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
+
+
+def wants_panel_only(request: Request) -> bool:
+    """A step control's request: htmx, aimed at the step panel, and not a history restore."""
+    return (
+        is_htmx(request)
+        and request.headers.get("hx-target", "").endswith("#step-panel")
+        and request.headers.get("hx-history-restore-request") != "true"
+    )
+
+
+def _trace_url(command: str, profile: str) -> str | None:
+    """The D console and flame graphs for this run's command (app/routes_trace.py), if the app has them."""
+    try:
+        from app.routes_trace import trace_url
+    except ImportError:
+        return None
+    return trace_url(command, profile)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -59,23 +63,49 @@ async def landing(request: Request, templates: Templates) -> HTMLResponse:
 
 
 @router.get("/scenarios/{slug}", response_class=HTMLResponse)
-async def scenario_page(
-    request: Request, slug: str, runs: Runs, templates: Templates, step: str | None = None
-) -> HTMLResponse:
+async def scenario_page(request: Request, slug: str, runs: Runs, templates: Templates) -> Response:
     scenario = lookup(slug)
-    cached = await runs.get(scenario.spec())
-    cached, state = await runs.state_at(scenario.spec(), parse_step(step, cached.last_step))
-
-    def url_for_step(n: int) -> str:
-        return f"{request.url.path}?{urlencode({**request.query_params, 'step': n})}"
-
-    intervals = await run_in_threadpool(cached.derived, "ring_intervals", ring_intervals)
-    window = focus_window(intervals, state.t_ns, state.cpl)
-    context = {"view": step_view(scenario, state, cached.last_step, url_for_step, window), "fragment": is_htmx(request)}
-    if context["fragment"]:
-        response = templates.TemplateResponse(request, "partials/step_panel.html", context)
+    params = request.query_params
+    multi = Counter(name for name, _ in params.multi_items())
+    try:
+        query = parse_query(request.url.path, scenario, dict(params), multi)
+    except MalformedStep as error:
+        # say which steps exist: that needs the run, which the rest of the query names
+        query = parse_query(request.url.path, scenario, {k: v for k, v in params.items() if k != "step"}, {})
+        cached = await runs.get(query.spec)
+        raise step_problem(error, cached.last_step) from None
+    cached = await runs.get(query.spec)
+    derived = await run_in_threadpool(stepper_run, cached)
+    if query.at_ns is not None:
+        step = derived.index.step_at_time(query.at_ns)
+        url = query.url(step)
+        if not is_htmx(request):
+            return RedirectResponse(url, status_code=303)
+        query = replace(query, step=step, at_ns=None)
+    step = query.step or 0
+    headers = {}
+    if is_htmx(request) and request.headers.get("hx-history-restore-request") != "true":
+        headers["HX-Push-Url"] = query.url(step)  # the canonical URL, whatever the form or link sent
+    if not 0 <= step <= cached.last_step:
+        raise StepOutOfRange(step, cached.last_step)
+    state = await run_in_threadpool(cached.state_at, step)
+    view = await run_in_threadpool(stepper_view, query, cached, derived, state)
+    context = {
+        "view": view,
+        "trace_url": _trace_url(query.spec.command, query.profile),
+        "fragment": is_htmx(request),
+        "views": VIEWS,
+        "knobs": KNOBS,
+        "event_kinds": EVENT_KIND_NAMES,
+    }
+    if wants_panel_only(request):
+        template = "partials/step_panel.html"
     else:
-        context["timeline"] = await run_in_threadpool(cached.derived, "timeline", timeline_figure)
-        response = templates.TemplateResponse(request, "scenario.html", context)
-    response.headers["Vary"] = "HX-Request"  # one URL, two representations: the page and its step panel
+        context["timeline"] = {**timeline_layout(), "data": derived.timeline}
+        context["latency_figure"] = latency_layout()
+        template = "partials/stepper.html" if is_htmx(request) else "scenario.html"
+    response = templates.TemplateResponse(request, template, context, headers=headers)
+    response.headers["Vary"] = "HX-Request, HX-Target"  # one URL, three representations
+    if query.embed:
+        response.headers["Content-Security-Policy"] = embed_policy()
     return response

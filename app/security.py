@@ -8,20 +8,30 @@ the page draws with no CSP violation under exactly this policy).
 
 from __future__ import annotations
 
+import os
+
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-    ]
-)
+_POLICY = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+]
+# Who may put a page in a frame: only trapscope itself, except embed mode (?embed=1), which lecture slides frame
+# from anywhere unless TRAPSCOPE_FRAME_ANCESTORS names the sources allowed (CSP source list syntax).
+CONTENT_SECURITY_POLICY = "; ".join([*_POLICY, "frame-ancestors 'self'"])
+
+
+def embed_policy() -> str:
+    """The policy of an embed-mode page: the same, but it may be framed by the slides' origin."""
+    ancestors = os.environ.get("TRAPSCOPE_FRAME_ANCESTORS", "").strip() or "*"
+    return "; ".join([*_POLICY, f"frame-ancestors {ancestors}"])
+
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,

@@ -25,6 +25,7 @@ from sim.machine.cpu import (
     REGISTERS,
     USER_CPL,
 )
+from sim.machine.mmu import flags_text
 from sim.replay import StepState
 from sim.scenarios.registry import Scenario
 
@@ -65,7 +66,15 @@ RFLAGS_BITS = (("CF", PSL_C), ("TF", PSL_T), ("IF", PSL_I), ("DF", PSL_D), ("NT"
 CR4_BITS = (("PGE", CR4_PGE), ("SMEP", CR4_SMEP), ("SMAP", CR4_SMAP))
 DELTA_SUBJECTS = {"reg": "register", "tf": "trapframe", "td": "thread", "errno": "errno of thread"}
 DECIMAL_NOTE_REGISTERS = set(GENERAL_REGISTERS) - {"r11"}  # SYSCALL leaves rflags in r11: flags, not a number
-DECIMAL_DELTA_KINDS = {"td", "errno"}  # return values, pids and errno values read best in decimal
+DECIMAL_DELTA_KINDS = {"td", "errno"}
+FAULT_WORDS = {
+    "zero_fill": "a demand-zero fill, a fresh page zeroed",
+    "cow": "copy-on-write, the page copied for this process",
+    "soft": "a soft fault, the page was already resident",
+    "hard": "a hard fault, the page read from its pager",
+    "protection": "a protection violation",
+    "unmapped": "no mapping at that address",
+}  # return values, pids and errno values read best in decimal
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,42 @@ class ValueRow:
 
 
 @dataclass(frozen=True)
+class FlagChip:
+    """One bit of rflags or CR4, set or clear, with what it means; shown in words as well as colour."""
+
+    register: str
+    name: str
+    on: bool
+    meaning: str
+    changed: bool  # this step flipped it
+
+
+RFLAGS_MEANINGS = {
+    "CF": "carry: set by the kernel when a system call fails (libc's jb cerror)",
+    "TF": "trap flag: single-step",
+    "IF": "interrupts enabled",
+    "DF": "direction flag",
+    "NT": "nested task",
+    "AC": "alignment check: with SMAP, stac sets it to let the kernel touch user pages",
+}
+CR4_MEANINGS = {
+    "PGE": "global pages: kernel TLB entries survive a %cr3 reload",
+    "SMEP": "the kernel may not execute user pages",
+    "SMAP": "the kernel may not touch user pages unless rflags.AC is set (stac)",
+}
+
+
+def flag_chips(registers: dict[str, int], old: dict[str, int]) -> tuple[FlagChip, ...]:
+    chips = []
+    for register, bits, meanings in (("rflags", RFLAGS_BITS, RFLAGS_MEANINGS), ("cr4", CR4_BITS, CR4_MEANINGS)):
+        value = registers.get(register, 0)
+        before = old.get(register, value)
+        for name, bit in bits:
+            chips.append(FlagChip(register, name, bool(value & bit), meanings[name], bool((value ^ before) & bit)))
+    return tuple(chips)
+
+
+@dataclass(frozen=True)
 class StepView:
     scenario: Scenario
     step: int
@@ -109,6 +154,7 @@ class StepView:
     errno: int
     url_for_step: Callable[[int], str]
     timeline_window: tuple[int, int]  # the time range the timeline shows at this step (figures.focus_window)
+    flags: tuple[FlagChip, ...] = ()  # rflags and CR4 bit by bit
 
     @property
     def previous_step(self) -> int | None:
@@ -142,6 +188,10 @@ def value_note(name: str, value: int) -> str:
         return ", ".join(flags)
     if name == "cr4":
         return _bits(value, CR4_BITS)
+    if name == "cr2":
+        return "the address of the last page fault" if value else ""
+    if name == "cr3":
+        return "the page-table root (PML4)" if value else ""
     if name.removeprefix("tf_") in DECIMAL_NOTE_REGISTERS and 10 <= value < 1_000_000:
         return str(value)  # a small number in a general register is a count, a pid or a syscall number
     return ""
@@ -205,6 +255,19 @@ def narrate(event: Event) -> str:
             )
         case "sysret":
             text = f"The system call's result is set in the trapframe ({name}){tail}"
+        case "trap":
+            text = f"The CPU takes a trap, {name}" + (f": {detail}" if detail else "")
+        case "fault":
+            how = FAULT_WORDS.get(name, name)
+            text = f"vm_fault resolves the page fault: {how} ({name})" + (f"; {detail}" if detail else "")
+        case "walk":
+            text = f"The MMU reads the {name} of the walk: {detail}" if detail else f"The MMU reads a {name}"
+        case "tlb" if name == "miss":
+            text = f"TLB miss: {detail}" if detail else "TLB miss"
+        case "tlb" if name == "fill":
+            text = f"TLB fill: the translation {detail}" if detail else "TLB fill"
+        case "mem":
+            text = f"Memory changes ({name})" + (f": {detail}" if detail else "")
         case "end":
             text = "The run is complete" if detail == "the run is complete" else f"The run ends{tail}"
         case _:
@@ -220,12 +283,31 @@ def describe_delta(delta: tuple) -> str:
     subject = DELTA_SUBJECTS.get(kind, kind)
     if kind == "thread" and len(delta) == 3:
         return f"thread on the CPU: {delta[1]} → {delta[2]}"
+    if len(delta) == 4 and kind in VM_DELTAS:
+        return _describe_vm_delta(*delta)
     as_hex = kind not in DECIMAL_DELTA_KINDS
     if len(delta) == 4:
         field = delta[1] if isinstance(delta[1], str) else _format(delta[1], as_hex)
         old, new = (_format(value, as_hex and delta[1] != "cpl") for value in delta[2:])
         return f"{subject} {field}: {old} → {new}"
     return f"{subject}: " + ", ".join(_format(part, as_hex) for part in delta[1:])
+
+
+VM_DELTAS = ("pte", "page", "frame", "map", "object", "ktf")
+
+
+def _describe_vm_delta(kind: str, key: object, old: object, new: object) -> str:
+    """A VM delta in words: which PTE, page, frame, map entry or object, and its old and new state."""
+    if kind == "pte" and isinstance(key, int) and isinstance(old, int) and isinstance(new, int):
+        return f"page-table entry at {key:#x}: {old:#x} ({flags_text(old)}) → {new:#x} ({flags_text(new)})"
+    if kind in ("page", "frame") and isinstance(key, int):
+        what = "vm_page of frame" if kind == "page" else "contents of frame"
+        return f"{what} {key << 12:#x}: {old} → {new}"
+    if kind == "map":
+        return f"vm_map entry {key}: {old or 'none'} → {new or 'removed'}"
+    if kind == "object":
+        return f"vm_object {key}: {old} → {new}"
+    return f"kernel trapframe {key}: {_format(old, True)} → {_format(new, True)}"
 
 
 def _format(value: object, as_hex: bool) -> str:
@@ -262,4 +344,5 @@ def step_view(
         errno=state.errno,
         url_for_step=url_for_step,
         timeline_window=timeline_window,
+        flags=flag_chips(state.registers, old_registers),
     )

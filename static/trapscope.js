@@ -1,47 +1,299 @@
 // trapscope's browser glue. The server renders every step; this file only
-//  - draws the Plotly figures a page carries as JSON (<script type="application/json">, never executed),
-//  - moves the timeline's cursor to the step htmx has just swapped in (the panel's data-t-ns) and shows the
-//    time around it (data-window: the server's choice, app/figures.py focus_window),
-//  - maps keys to the controls that declare them with data-key (so a new control needs no new JS).
-// It keeps no state of its own: the URL and the swapped-in HTML are the state.
+//  - draws the figures a page carries as JSON (<script type="application/json">, never executed): the ring
+//    timeline (compact data turned into lanes and markers here), the latency bars and the frame grid (a canvas);
+//  - moves the timeline's cursor to the step htmx has just swapped in (the panel's data-t-ns) and shows the time
+//    around it (data-window: the server's choice, app/figures.py focus_window);
+//  - jumps to the step at a clicked time or marker (the server resolves ?at=NS and pushes the ?step=N URL);
+//  - maps keys to the controls that declare them with data-key (so a new control needs no new JS), opens the
+//    keyboard help (?), and gives focus back to the control that had it when its panel is replaced.
+// It keeps no state of its own that matters: the URL and the swapped-in HTML are the state.
 (function () {
   "use strict";
 
   const CURSOR_SHAPE = 0; // app/figures.py: the cursor is the first shape of the timeline's layout
-  const TYPING = "input, textarea, select, [contenteditable]";
+  const TYPING = "input:not([type=range]), textarea, select, [contenteditable]";
+  const FRAME_CLASSES = { z: "frame-zero", f: "frame-free", u: "frame-used", t: "frame-table", ".": "frame-untouched" };
 
-  // The step the page shows: {t, window: [start, end]} from the step panel's data attributes.
+  function readJSON(id) {
+    const source = document.getElementById(id);
+    return source ? JSON.parse(source.textContent) : null;
+  }
+
+  // The step the page shows: {step, t, window: [start, end]} from the step panel's data attributes.
   function currentStep() {
     const panel = document.getElementById("step-panel");
     if (!panel || !panel.dataset.tNs) return null;
-    return { t: Number(panel.dataset.tNs), window: panel.dataset.window.split(" ").map(Number) };
+    return {
+      step: Number(panel.dataset.step),
+      t: Number(panel.dataset.tNs),
+      window: panel.dataset.window.split(" ").map(Number),
+    };
+  }
+
+  // ---------------------------------------------------------------- the ring timeline
+  //
+  // A run may change ring tens of thousands of times (dd: one page fault per 4 KiB). Drawing them all would make
+  // every step's redraw take seconds, so the figure draws only what the shown time range holds, at the detail a
+  // pixel can show: stretches closer than a pixel merge, and at most one marker of a kind per pixel column. A
+  // zoom, a pan or a step draws the new range the same way (Plotly.react with a handful of points).
+
+  let timeline = null; // {host, lanes: {3: [starts, ends], 0: [...]}, marks, style, layout, config, end, range}
+  let clickTimer = 0;
+
+  function undelta(values) {
+    let sum = 0;
+    return values.map((v) => (sum += v));
+  }
+
+  function decodeTimeline(figure) {
+    const data = figure.data;
+    const times = undelta(data.changes.t);
+    const lanes = { 3: [[], []], 0: [[], []] };
+    let cpl = data.cpl0;
+    let since = 0;
+    const add = (a, b) => {
+      if (b > a && lanes[cpl]) {
+        lanes[cpl][0].push(a);
+        lanes[cpl][1].push(b);
+      }
+    };
+    times.forEach((t, i) => {
+      add(since, t);
+      cpl = data.changes.cpl[i];
+      since = t;
+    });
+    add(since, data.end);
+    const marks = {};
+    for (const kind of Object.keys(MARKS)) {
+      const m = data.marks[kind];
+      marks[kind] = { t: undelta(m.t), s: undelta(m.s), text: m.n.map((i) => m.names[i]) };
+    }
+    return { lanes, marks, style: data.style, labels: data.labels, end: data.end };
+  }
+
+  function firstAtOrAfter(sorted, value) {
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid] < value) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  // One lane: a rectangle per stretch of time in the ring (merged below a pixel), all in one path; hovering near a
+  // rectangle's edge names the stretch and its length.
+  function laneTrace(name, colour, lane, range, nsPerPixel, y0, height) {
+    const [starts, ends] = lane;
+    const x = [];
+    const y = [];
+    const customdata = [];
+    const top = y0 + height;
+    const push = (a, b) => {
+      const middle = (a + b) / 2;
+      x.push(a, middle, b, b, middle, a, a, null);
+      y.push(y0, y0, y0, top, top, top, y0, null);
+      const info = [a, b, b - a];
+      customdata.push(info, info, info, info, info, info, info, null);
+    };
+    let i = Math.max(0, firstAtOrAfter(ends, range[0]));
+    let a = null;
+    let b = null;
+    for (; i < starts.length && starts[i] <= range[1]; i++) {
+      if (a !== null && starts[i] - b <= nsPerPixel) {
+        b = ends[i];
+        continue;
+      }
+      if (a !== null) push(a, b);
+      a = starts[i];
+      b = ends[i];
+    }
+    if (a !== null) push(a, b);
+    return {
+      type: "scatter", mode: "lines", name, x, y, customdata, fill: "toself", fillcolor: colour,
+      line: { width: 0.5, color: colour }, hoveron: "points",
+      hovertemplate: `${name}: %{customdata[0]:,} – %{customdata[1]:,} ns (%{customdata[2]:,} ns)<extra></extra>`,
+    };
+  }
+
+  const MARKS = {
+    syscall: { symbol: "diamond", size: 10, label: "system call" },
+    trap: { symbol: "triangle-down", size: 10, label: "trap" },
+    fault: { symbol: "x-thin-open", size: 10, label: "fault resolved" },
+  };
+
+  function markTrace(kind, marks, range, nsPerPixel, style, labels) {
+    const spec = MARKS[kind];
+    const x = [];
+    const customdata = [];
+    const text = [];
+    let lastPixel = -Infinity;
+    for (let i = firstAtOrAfter(marks.t, range[0]); i < marks.t.length && marks.t[i] <= range[1]; i++) {
+      const pixel = Math.floor(marks.t[i] / nsPerPixel);
+      if (pixel === lastPixel) continue; // one marker of a kind per pixel column
+      lastPixel = pixel;
+      x.push(marks.t[i]);
+      customdata.push(marks.s[i]);
+      text.push(marks.text[i]);
+    }
+    const withText = kind === "syscall" && labels && x.length <= 40;
+    return {
+      type: "scatter", mode: withText ? "markers+text" : "markers", name: spec.label,
+      x, y: x.map(() => style.markY[kind]), customdata, text,
+      textposition: "top center", textfont: { size: 13, color: "#111111" },
+      marker: { symbol: spec.symbol, size: spec.size, color: style[kind], line: { width: 2, color: style[kind] } },
+      hovertemplate: `${spec.label}: %{text} at %{x:,} ns · step %{customdata} (click to go)<extra></extra>`,
+      cliponaxis: false,
+    };
+  }
+
+  function renderTimeline(range) {
+    const { host, lanes, marks, style, labels } = timeline;
+    const width = Math.max(100, host.clientWidth - 144);
+    const nsPerPixel = Math.max(1e-9, (range[1] - range[0]) / width);
+    const margin = range[1] - range[0];
+    const wide = [range[0] - margin, range[1] + margin]; // a little either side, for a pan
+    const traces = [
+      laneTrace(style.laneNames.user, style.user, lanes[3], wide, nsPerPixel, style.laneY.user, style.laneHeight),
+      laneTrace(style.laneNames.kernel, style.kernel, lanes[0], wide, nsPerPixel, style.laneY.kernel, style.laneHeight),
+      ...Object.keys(MARKS).map((kind) => markTrace(kind, marks[kind], wide, nsPerPixel, style, labels)),
+    ];
+    const step = currentStep();
+    const cursor = Object.assign({}, timeline.layout.shapes[CURSOR_SHAPE], step ? { x0: step.t, x1: step.t } : {});
+    const projector = Boolean(host.closest(".projector"));
+    const layout = Object.assign({}, timeline.layout, {
+      xaxis: Object.assign({}, timeline.layout.xaxis, { range, autorange: false }),
+      shapes: [cursor],
+      font: Object.assign({}, timeline.layout.font, projector ? { size: 18 } : {}),
+    });
+    timeline.range = range;
+    timeline.rendering = true;
+    return Plotly.react(host, traces, layout, timeline.config).then(() => {
+      timeline.rendering = false;
+    });
   }
 
   function drawTimeline() {
     const host = document.getElementById("timeline");
-    const source = document.getElementById("timeline-figure");
-    if (!host || !source || host.dataset.drawn) return;
-    const figure = JSON.parse(source.textContent);
-    const step = currentStep();
-    if (step) {
-      figure.layout.shapes[CURSOR_SHAPE].x0 = step.t;
-      figure.layout.shapes[CURSOR_SHAPE].x1 = step.t;
-      figure.layout.xaxis.range = step.window;
-    }
-    Plotly.newPlot(host, figure.data, figure.layout, figure.config);
+    const figure = readJSON("timeline-figure");
+    if (!host || !figure || host.dataset.drawn) return;
+    timeline = Object.assign(decodeTimeline(figure), { host, layout: figure.layout, config: figure.config });
     host.dataset.drawn = "true";
+    const step = currentStep();
+    renderTimeline(step ? step.window : [0, timeline.end]).then(() => bindTimeline(host));
   }
 
   function moveCursor() {
     const host = document.getElementById("timeline");
     const step = currentStep();
-    if (!host || !host.dataset.drawn || !step) return;
-    Plotly.relayout(host, {
-      [`shapes[${CURSOR_SHAPE}].x0`]: step.t,
-      [`shapes[${CURSOR_SHAPE}].x1`]: step.t,
-      "xaxis.range": step.window,
+    if (!host || !host.dataset.drawn || !step || !timeline || timeline.host !== host) return;
+    renderTimeline(step.window);
+  }
+
+  function goTo(name, value) {
+    const url = new URL(location.href);
+    url.searchParams.delete("step");
+    url.searchParams.delete("at");
+    url.searchParams.set(name, String(value));
+    setBusy(true);
+    htmx.ajax("GET", url.pathname + url.search, {
+      target: "#step-panel",
+      swap: "outerHTML",
+      headers: { "HX-Target": "section#step-panel" }, // as a step control's request says: answer with the panel
     });
   }
+
+  function bindTimeline(host) {
+    let markerClicked = false;
+    let down = null;
+    host.on("plotly_relayout", (change) => {
+      if (timeline.rendering || timeline.host !== host) return;
+      const range = host.layout.xaxis.range;
+      if (change["xaxis.autorange"]) renderTimeline([0, timeline.end]);
+      else if (range) renderTimeline(range.map(Number));
+    });
+    host.on("plotly_click", (event) => {
+      const point = event.points && event.points[0];
+      if (point && typeof point.customdata === "number") {
+        markerClicked = true;
+        goTo("step", point.customdata);
+      }
+    });
+    host.addEventListener("mousedown", (event) => {
+      down = { x: event.clientX, y: event.clientY };
+    });
+    host.addEventListener("dblclick", () => {
+      clearTimeout(clickTimer);
+      renderTimeline([0, timeline.end]); // the whole run
+    });
+    host.addEventListener("click", (event) => {
+      const drag = host.querySelector(".nsewdrag");
+      const moved = down && Math.hypot(event.clientX - down.x, event.clientY - down.y) > 4;
+      if (!drag || moved || event.detail > 1) return;
+      const box = drag.getBoundingClientRect();
+      if (event.clientX < box.left || event.clientX > box.right) return;
+      const [start, end] = timeline.range;
+      const t = Math.round(start + ((event.clientX - box.left) / box.width) * (end - start));
+      clearTimeout(clickTimer);
+      clickTimer = setTimeout(() => {
+        if (!markerClicked) goTo("at", Math.max(0, t));
+        markerClicked = false;
+      }, 250); // a second click within this is a double-click: show the whole run instead
+    });
+  }
+
+  // ---------------------------------------------------------------- latency bars and the frame grid
+
+  function drawLatency() {
+    const host = document.getElementById("latency-chart");
+    const bars = readJSON("latency-bars");
+    const figure = readJSON("latency-layout");
+    if (!host || !bars || !figure) return;
+    const layout = Object.assign({}, figure.layout, { height: 70 + 30 * Math.max(bars.names.length, 1) });
+    const trace = {
+      type: "bar", orientation: "h", y: bars.names, x: bars.values, text: bars.labels,
+      textposition: "outside", cliponaxis: false,
+      marker: { color: bars.categories.map((c) => figure.colours[c] || "#999999") },
+      hovertemplate: "%{y}: %{text}<extra></extra>",
+    };
+    Plotly.react(host, [trace], layout, figure.config);
+  }
+
+  function colourOf(className) {
+    const probe = document.createElement("span");
+    probe.className = `frame-swatch ${className}`;
+    probe.hidden = false;
+    document.body.appendChild(probe);
+    const colour = getComputedStyle(probe).backgroundColor;
+    probe.remove();
+    return colour;
+  }
+
+  function drawFrameGrid() {
+    const canvas = document.getElementById("frame-grid");
+    if (!canvas || !canvas.getContext) return;
+    const columns = Number(canvas.dataset.columns);
+    const cell = canvas.width / columns;
+    const context = canvas.getContext("2d");
+    const colours = {};
+    for (const [code, className] of Object.entries(FRAME_CLASSES)) colours[code] = colourOf(className);
+    const changed = colourOf("frame-changed");
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    let index = 0;
+    for (const run of canvas.dataset.runs.split(",")) {
+      if (!run) continue;
+      const code = run[0];
+      const count = Number(run.slice(1));
+      const lower = code.toLowerCase();
+      context.fillStyle = code !== lower ? changed : colours[lower];
+      for (let i = 0; i < count; i++, index++) {
+        context.fillRect((index % columns) * cell, Math.floor(index / columns) * cell, cell - 0.5, cell - 0.5);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- keys
 
   // Keys pressed while a step is on its way wait their turn, so four quick presses of → are four steps: pressing
   // again at once would click the old panel's link, which still points at the step already requested.
@@ -53,12 +305,21 @@
   function setBusy(value) {
     busy = value;
     clearTimeout(busyTimer);
-    if (busy) busyTimer = setTimeout(() => setBusy(false), 10000); // never wedge on a response that never came
+    if (busy) busyTimer = setTimeout(() => setBusy(false), 15000); // never wedge on a response that never came
     else pressQueuedKey();
   }
 
   function controlFor(key) {
     return document.querySelector(`[data-key~="${CSS.escape(key)}"]`);
+  }
+
+  function press(control) {
+    if (control.matches("input, select, textarea")) {
+      control.focus();
+      return false;
+    }
+    control.click();
+    return control.matches("a[hx-get]");
   }
 
   function pressQueuedKey() {
@@ -68,25 +329,61 @@
       queuedKeys.length = 0; // e.g. → at the last step: the rest would go nowhere either
       return;
     }
-    setBusy(true);
-    control.click();
+    if (press(control)) setBusy(true);
+    else pressQueuedKey();
   }
 
   function onKey(event) {
+    if (event.key === "Escape" && event.target instanceof Element && event.target.matches(TYPING)) {
+      event.target.blur(); // leave a text field: the stepping keys work again
+      return;
+    }
     if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
     if (event.target instanceof Element && event.target.closest(TYPING)) return;
+    if (event.target instanceof Element && event.target.matches("input[type=range]") && event.key !== "?") return;
+    if (document.querySelector("dialog[open]")) return;
     if (!controlFor(event.key)) return;
     event.preventDefault();
     if (queuedKeys.length < MAX_QUEUED_KEYS) queuedKeys.push(event.key);
     pressQueuedKey();
   }
 
-  document.addEventListener("htmx:before:request", () => setBusy(true));
-  document.addEventListener("htmx:after:swap", () => {
+  function openHelp(event) {
+    const button = event.target instanceof Element && event.target.closest("#help-button");
+    if (!button) return;
+    const dialog = document.getElementById("help");
+    if (dialog && !dialog.open) dialog.showModal();
+  }
+
+  // ---------------------------------------------------------------- swaps
+
+  let focusedId = null;
+
+  function redraw() {
+    drawTimeline();
     moveCursor();
+    drawLatency();
+    drawFrameGrid();
+  }
+
+  document.addEventListener("htmx:before:request", () => setBusy(true));
+  document.addEventListener("htmx:before:swap", () => {
+    const active = document.activeElement;
+    const typing = active instanceof Element && active.matches(TYPING);
+    if (typing) active.blur(); // a breakpoint typed in and sent: the stepping keys work again at once
+    focusedId = active && active !== document.body && active.id && !typing ? active.id : null;
+  });
+  document.addEventListener("htmx:after:swap", () => {
+    redraw();
+    if (focusedId) {
+      const again = document.getElementById(focusedId);
+      if (again && again !== document.activeElement) again.focus({ preventScroll: true });
+    }
     setBusy(false);
   });
   document.addEventListener("htmx:error", () => setBusy(false));
   document.addEventListener("keydown", onKey);
-  drawTimeline(); // deferred scripts run after parsing, in order: Plotly is loaded and the DOM is complete
+  document.addEventListener("click", openHelp);
+  redraw(); // deferred scripts run after parsing, in order: Plotly is loaded and the DOM is complete
+  document.documentElement.dataset.ready = "true"; // the keys are bound (tests wait for this)
 })();

@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from app.figures import focus_window, ring_timeline
+from app.figures import focus_window, ring_intervals, timeline_data, timeline_layout
+from app.navigate import LogIndex
 from app.runs import RunCache
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
 from sim.replay import Replay
@@ -108,13 +109,32 @@ def test_the_focus_window_at_the_first_step_starts_at_zero(getpid_run):
     assert start == 0 and end > intervals[0][1]
 
 
-def test_the_timeline_has_user_and_kernel_lanes_that_add_up_to_the_run(getpid_run):
-    intervals = Replay(getpid_run).ring_intervals()
-    figure = ring_timeline(intervals, getpid_run.events)
-    bars = {trace["name"]: trace for trace in figure["data"] if trace["type"] == "bar"}
-    user, kernel = bars["user · ring 3"], bars["kernel · ring 0"]
-    assert sum(user["x"]) + sum(kernel["x"]) == intervals[-1][1] - intervals[0][0]
-    assert sum(user["x"]) == sum(end - start for start, end, cpl in intervals if cpl == USER_CPL)
-    markers = next(trace for trace in figure["data"] if trace["type"] == "scatter")
-    assert "getpid" in markers["text"]
-    assert figure["config"]["displayModeBar"] is False
+def undelta(values):
+    total, out = 0, []
+    for value in values:
+        total += value
+        out.append(total)
+    return out
+
+
+def test_the_index_gives_the_same_ring_intervals_as_the_replay(getpid_run):
+    index = LogIndex(getpid_run.events)
+    assert ring_intervals(index, getpid_run.initial_registers["cpl"]) == Replay(getpid_run).ring_intervals()
+
+
+def test_the_timeline_data_holds_every_ring_change_and_marks_syscalls_with_their_steps(getpid_run):
+    index = LogIndex(getpid_run.events)
+    data = timeline_data(index, getpid_run.events, USER_CPL)
+    changes = undelta(data["changes"]["s"])
+    cpl_steps = [i for i, e in enumerate(getpid_run.events) if any(d[:2] == ("reg", "cpl") for d in e.deltas)]
+    assert changes == cpl_steps
+    assert data["changes"]["cpl"] == [KERNEL_CPL, USER_CPL, KERNEL_CPL]  # getpid, then _exit never returns
+    assert undelta(data["changes"]["t"]) == [getpid_run.events[s].t_ns for s in cpl_steps]
+    syscalls = data["marks"]["syscall"]
+    names = [syscalls["names"][i] for i in syscalls["n"]]
+    assert names == ["getpid", "exit"]
+    first = undelta(syscalls["s"])[0]
+    assert getpid_run.events[first].kind == "insn" and getpid_run.events[first].name == "syscall"
+    layout = timeline_layout()
+    assert layout["layout"]["shapes"][0]["type"] == "line", "the cursor is shape 0"
+    assert layout["config"]["displayModeBar"] is False
