@@ -8,6 +8,8 @@ reloaded (PCB_FULL_IRET, set for instance when a system call is restarted).
 
 from __future__ import annotations
 
+import operator
+
 from sim.kern.ksyms import PCPU_BASE, kernel_stack_top
 from sim.kern.pcpu import pcpu
 from sim.kern.proc import PCB_FULL_IRET, TDF_ASTPENDING, TDF_NEEDRESCHED, Thread
@@ -21,37 +23,46 @@ KUDSEL = 0x3B  # user data selector with RPL 3
 SYSCALL_INSN_LEN = 2  # tf_err holds it, so ERESTART can back up tf_rip over the instruction
 
 
+# What the entry saves, in its order: SYSCALL left the user's rflags in %r11 and the return address in %rcx, so the
+# 4th argument came in %r10 (saved as tf_rcx); the registers are then stored with one set_many (same deltas).
+_ENTRY_FIELDS = (
+    "tf_rflags", "tf_rip", "tf_rsp", "tf_rdi", "tf_rsi", "tf_rdx", "tf_r8", "tf_r9", "tf_rax", "tf_rbx", "tf_rbp",
+    "tf_r10", "tf_r11", "tf_rcx", "tf_cs", "tf_ss", "tf_err", "tf_trapno", "tf_addr", "tf_flags",
+)  # fmt: skip
+_ENTRY_REGISTERS = operator.itemgetter("r11", "rcx", "rsp", "rdi", "rsi", "rdx", "r8", "r9", "rax", "rbx", "rbp",
+                                       "r10", "r11", "r10")  # fmt: skip
+_ENTRY_CONSTANTS = (KUCSEL, KUDSEL, SYSCALL_INSN_LEN, 0, 0, TF_HASSEGS)  # tf_cs ... tf_flags
+_SYSRET_REGISTERS = ("rdi", "rsi", "rdx", "rax", "r11", "rcx", "rsp")
+_SYSRET_FIELDS = operator.itemgetter("tf_rdi", "tf_rsi", "tf_rdx", "tf_rax", "tf_rflags", "tf_rip", "tf_rsp")
+
+_DORETI_REGISTERS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9", "rax", "rbx", "rbp", "r10", "r11")
+_DORETI_FIELDS = operator.itemgetter(*(f"tf_{reg}" for reg in _DORETI_REGISTERS))
+_IRETQ_REGISTERS = ("rip", "rflags", "rsp")
+_IRETQ_FIELDS = operator.itemgetter("tf_rip", "tf_rflags", "tf_rsp")
+
+
 def Xfast_syscall() -> None:  # noqa: N802 - FreeBSD's symbol name
     machine, td = pcpu.machine, pcpu.curthread
     cpu, costs = machine.cpu, machine.profile
+    regs = cpu.regs
     machine.enter("Xfast_syscall")
 
     swapgs()
-    user_rsp = cpu["rsp"]
+    user_rsp = regs["rsp"]
     cpu.set("rsp", kernel_stack_top(td.td_tid))
     machine.emit("insn", "movq PCPU(RSP0),%rsp", "switch from the user stack to this thread's kernel stack")
 
-    machine.charge(costs.trapframe_ns)
+    machine.log.now += costs.trapframe_ns
     tf = td.td_frame
-    tf.set("tf_rflags", cpu["r11"])  # SYSCALL left the user's rflags in %r11 ...
-    tf.set("tf_rip", cpu["rcx"])  # ... and the return address in %rcx, so the 4th argument came in %r10
-    tf.set("tf_rsp", user_rsp)
-    for reg in ("rdi", "rsi", "rdx", "r8", "r9", "rax", "rbx", "rbp", "r10", "r11"):
-        tf.set(f"tf_{reg}", cpu[reg])
-    tf.set("tf_rcx", cpu["r10"])
-    tf.set("tf_cs", KUCSEL)
-    tf.set("tf_ss", KUDSEL)
-    tf.set("tf_err", SYSCALL_INSN_LEN)
-    tf.set("tf_trapno", 0)
-    tf.set("tf_addr", 0)
-    tf.set("tf_flags", TF_HASSEGS)
+    saved = _ENTRY_REGISTERS(regs)
+    tf.set_many(_ENTRY_FIELDS, (*saved[:2], user_rsp, *saved[3:], *_ENTRY_CONSTANTS))
     td.td_pcb.pcb_flags &= ~PCB_FULL_IRET
     machine.emit("insn", "build trapframe", "save the user registers on the kernel stack; tf_err = 2")
 
-    cpu.set("rflags", cpu["rflags"] | PSL_I)
+    cpu.set("rflags", regs["rflags"] | PSL_I)
     machine.emit("insn", "sti", "interrupts back on: the kernel may now be preempted")
 
-    amd64_syscall(td, tf["tf_rflags"] & PSL_T)
+    amd64_syscall(td, tf.regs["tf_rflags"] & PSL_T)
     _return_to_user(td)
 
 
@@ -59,16 +70,16 @@ def _return_to_user(td: Thread) -> None:
     machine = pcpu.machine
     cpu = machine.cpu
     while True:
-        cpu.set("rflags", cpu["rflags"] & ~PSL_I)
+        cpu.set("rflags", cpu.regs["rflags"] & ~PSL_I)
         machine.emit("insn", "cli", "interrupts off while deciding how to return")
         if td.td_pcb.pcb_flags & PCB_FULL_IRET:
             doreti_iret(td)
             return
-        machine.charge(machine.profile.flag_test_ns)
+        machine.log.now += machine.profile.flag_test_ns
         if not td.td_flags & (TDF_ASTPENDING | TDF_NEEDRESCHED):
             machine.emit("skip", "ast", "td_flags & (TDF_ASTPENDING|TDF_NEEDRESCHED) == 0")
             break
-        cpu.set("rflags", cpu["rflags"] | PSL_I)
+        cpu.set("rflags", cpu.regs["rflags"] | PSL_I)
         machine.emit("insn", "sti", "an AST is pending: handle it with interrupts on, then test again")
         ast(td.td_frame)
     sysretq(td)
@@ -78,29 +89,27 @@ def swapgs() -> None:
     """Exchange %gs's base with MSR_KERNELGSBASE: the kernel finds its pcpu (and curthread) through %gs."""
     machine = pcpu.machine
     cpu = machine.cpu
-    machine.charge(machine.profile.swapgs_ns)
-    previous = cpu["gsbase"]
-    cpu.set("gsbase", machine.kernel_gsbase_msr)
+    machine.log.now += machine.profile.swapgs_ns
+    previous = cpu.regs["gsbase"]
+    new = machine.kernel_gsbase_msr
+    cpu.set("gsbase", new)
     machine.kernel_gsbase_msr = previous
-    to_kernel = cpu["gsbase"] == PCPU_BASE
+    to_kernel = new == PCPU_BASE
     machine.emit("insn", "swapgs", "%gs now points at this CPU's pcpu" if to_kernel else "the user's %gs is back")
 
 
 def sysretq(td: Thread) -> None:
     machine = pcpu.machine
     cpu, tf = machine.cpu, td.td_frame
-    machine.charge(machine.profile.trapframe_ns)
-    for reg in ("rdi", "rsi", "rdx", "rax"):
-        cpu.set(reg, tf[f"tf_{reg}"])
-    cpu.set("r11", tf["tf_rflags"])
-    cpu.set("rcx", tf["tf_rip"])
-    cpu.set("rsp", tf["tf_rsp"])
+    log, costs = machine.log, machine.profile
+    log.now += costs.trapframe_ns
+    cpu.set_many(_SYSRET_REGISTERS, _SYSRET_FIELDS(tf.regs))
     machine.emit("insn", "restore registers", "rax, rdx: return values; r11, rcx: rflags and rip for sysretq")
     swapgs()
     machine.exit("Xfast_syscall")
-    machine.charge(machine.profile.sysret_insn_ns)
-    cpu.set("rip", cpu["rcx"])
-    cpu.set("rflags", cpu["r11"])
+    log.now += costs.sysret_insn_ns
+    regs = cpu.regs
+    cpu.set_many(("rip", "rflags"), (regs["rcx"], regs["r11"]))
     cpu.set("cpl", USER_CPL)
     machine.emit("insn", "sysretq", "back to ring 3 at the instruction after syscall")
 
@@ -128,14 +137,11 @@ def doreti(td: Thread) -> None:
         ast(tf)
     td.td_pcb.pcb_flags &= ~PCB_FULL_IRET
     machine.charge(machine.profile.trapframe_ns)
-    for reg in ("rdi", "rsi", "rdx", "rcx", "r8", "r9", "rax", "rbx", "rbp", "r10", "r11"):
-        cpu.set(reg, tf[f"tf_{reg}"])
+    cpu.set_many(_DORETI_REGISTERS, _DORETI_FIELDS(tf.regs))
     machine.emit("insn", "restore all registers", "doreti_exit: reload the whole trapframe")
     swapgs()
     machine.exit("doreti")
     machine.charge(machine.profile.sysret_insn_ns)
-    cpu.set("rip", tf["tf_rip"])
-    cpu.set("rflags", tf["tf_rflags"])
-    cpu.set("rsp", tf["tf_rsp"])
+    cpu.set_many(_IRETQ_REGISTERS, _IRETQ_FIELDS(tf.regs))
     cpu.set("cpl", USER_CPL)
     machine.emit("insn", "iretq", "back to ring 3 at tf_rip")

@@ -52,9 +52,12 @@ class Kernel:
         self.reaped: list[Proc] = []  # processes whose parent collected them with wait4 (gone from procs)
 
     def handler(self, entry: Syscall | None) -> Callable[..., int]:
-        from sim.kern.kern_syscalls import nosys
+        fn = HANDLERS.get(entry.name) if entry else None
+        if fn is None:
+            from sim.kern.kern_syscalls import nosys  # imported only when needed: it is rare, and imports are slow
 
-        return HANDLERS.get(entry.name, nosys) if entry else nosys
+            return nosys
+        return fn
 
     def new_process(self, comm: str, cred: Ucred) -> Thread:
         proc = Proc(p_pid=self._next_pid, p_comm=comm, p_ucred=cred)

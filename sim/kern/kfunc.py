@@ -6,28 +6,103 @@ Those frame events are what the call-stack view, DTrace's fbt provider and the f
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import TypeVar
 
 from sim.kern.pcpu import pcpu
+from sim.log import Event, EventBudgetExceeded, new_event
 
 F = TypeVar("F", bound=Callable)
 
 
+# The wrapper, made for each function with the function's own parameters (PARAMS) and call (ARGS), so that a call
+# costs a plain call rather than packing *args and **kwargs; its own names start with _kf_, so no parameter shadows
+# them. Hot: one frame pair per modelled call, so Machine.enter/exit and EventLog.emit are inlined (the same events
+# emit makes: the pending deltas, the budget, and only a count once recording is off).
+_TRACED = """
+def traced(PARAMS):
+    _kf_log = _kf_pcpu.machine.log
+    _kf_depth = _kf_log.depth = _kf_log.depth + 1
+    if _kf_log.recording:
+        _kf_pending = _kf_log._pending
+        if _kf_pending:
+            _kf_deltas = _kf_tuple(_kf_pending)
+            _kf_log.events.append(_kf_new(_kf_Event, (_kf_log.now, "enter", _kf_name, "", _kf_deltas, _kf_depth)))
+            _kf_pending.clear()
+        else:
+            _kf_log.events.append(_kf_new(_kf_Event, (_kf_log.now, "enter", _kf_name, "", (), _kf_depth)))
+        _kf_log._room -= 1
+        if not _kf_log._room:
+            _kf_log.recording = False
+    else:
+        _kf_log.unrecorded += 1
+        if _kf_log.unrecorded + _kf_log.record_budget > _kf_log.event_budget:
+            raise _kf_Budget(_kf_log.event_budget)
+    _kf_rv = _kf_fn(ARGS)
+    if _kf_log.recording:
+        _kf_pending = _kf_log._pending
+        _kf_detail = "" if _kf_rv is None else _kf_str(_kf_rv)
+        if _kf_pending:
+            _kf_deltas = _kf_tuple(_kf_pending)
+            _kf_event = (_kf_log.now, "exit", _kf_name, _kf_detail, _kf_deltas, _kf_log.depth)
+            _kf_log.events.append(_kf_new(_kf_Event, _kf_event))
+            _kf_pending.clear()
+        else:
+            _kf_event = (_kf_log.now, "exit", _kf_name, _kf_detail, (), _kf_log.depth)
+            _kf_log.events.append(_kf_new(_kf_Event, _kf_event))
+        _kf_log._room -= 1
+        if not _kf_log._room:
+            _kf_log.recording = False
+    else:
+        _kf_log.unrecorded += 1
+        if _kf_log.unrecorded + _kf_log.record_budget > _kf_log.event_budget:
+            raise _kf_Budget(_kf_log.event_budget)
+    _kf_log.depth -= 1
+    return _kf_rv
+"""
+
+
+def _parameters(fn: Callable) -> tuple[str, str] | None:
+    """(the wrapper's parameter list, the call's argument list) for fn's signature; None if it takes *args or
+    **kwargs or positional-only parameters (the generic wrapper serves those)."""
+    params, args = [], []
+    keyword_only = False
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is p.POSITIONAL_OR_KEYWORD:
+            params.append(p.name)
+            args.append(p.name)
+        elif p.kind is p.KEYWORD_ONLY:
+            if not keyword_only:
+                params.append("*")
+                keyword_only = True
+            params.append(p.name)
+            args.append(f"{p.name}={p.name}")
+        else:
+            return None
+        if p.name.startswith("_kf_"):
+            return None  # the wrapper's own names
+    return ", ".join(params), ", ".join(args)
+
+
 def kfunc(fn: F) -> F:
     name = fn.__name__
-
-    @functools.wraps(fn)
-    def traced(*args, **kwargs):
-        log = pcpu.machine.log  # hot: one frame pair per modelled call, so Machine.enter/exit are inlined
-        log.depth += 1
-        log.emit("enter", name)
-        rv = fn(*args, **kwargs)
-        log.emit("exit", name, "" if rv is None or not log.recording else str(rv))
-        log.depth -= 1
-        return rv
-
+    namespace = {"_kf_pcpu": pcpu, "_kf_Event": Event, "_kf_Budget": EventBudgetExceeded, "_kf_new": new_event,
+                 "_kf_fn": fn, "_kf_name": name, "_kf_tuple": tuple, "_kf_str": str}  # fmt: skip
+    signature = _parameters(fn)
+    params, args = signature if signature is not None else ("*args, **kwargs", "*args, **kwargs")
+    exec(_TRACED.replace("PARAMS", params).replace("ARGS", args), namespace)  # noqa: S102 - our own template
+    traced = namespace["traced"]
+    traced.__defaults__ = fn.__defaults__ if signature is not None else None
+    traced.__kwdefaults__ = fn.__kwdefaults__ if signature is not None else None
+    functools.wraps(fn)(traced)
+    traced.__kfunc__ = traced  # see is_kfunc (a wrapper of this wrapper copies the attribute, but is not it)
     return traced  # type: ignore[return-value]
+
+
+def is_kfunc(value: object) -> bool:
+    """Is `value` a modelled kernel function made by @kfunc (one whose calls are frame events)?"""
+    return callable(value) and getattr(value, "__kfunc__", None) is value
 
 
 def gate(hook: str, condition: str, is_set: bool) -> bool:
@@ -39,5 +114,18 @@ def gate(hook: str, condition: str, is_set: bool) -> bool:
     log = machine.log
     log.now += machine.profile.flag_test_ns
     if not is_set:
-        log.emit("skip", hook, condition)
+        if log.recording:  # EventLog.emit, inlined: two in three events on the syscall path are frames or gates
+            pending = log._pending
+            if pending:
+                log.events.append(new_event(Event, (log.now, "skip", hook, condition, tuple(pending), log.depth)))
+                pending.clear()
+            else:
+                log.events.append(new_event(Event, (log.now, "skip", hook, condition, (), log.depth)))
+            log._room -= 1
+            if not log._room:
+                log.recording = False
+        else:
+            log.unrecorded += 1
+            if log.unrecorded + log.record_budget > log.event_budget:
+                raise EventBudgetExceeded(log.event_budget)
     return is_set

@@ -5,6 +5,7 @@ Addresses are derived from the symbol's name (a stable hash), so they are the sa
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 KERNBASE = 0xFFFFFFFF80000000  # amd64 vmparam.h: the kernel is linked here
@@ -23,10 +24,12 @@ def _place(name: str, base: int, span: int) -> int:
     return base + (zlib.crc32(name.encode()) % span) & ~0xF
 
 
+@functools.cache  # a pure function of the name, asked for on every call a program makes
 def kernel_symbol(name: str) -> int:
     return _place(name, KERNEL_TEXT, KERNEL_TEXT_SPAN)
 
 
+@functools.cache
 def libc_symbol(name: str) -> int:
     return _place(name, LIBC_BASE, LIBC_SPAN)
 

@@ -104,6 +104,7 @@ class Trapframe:
     """The user registers saved on the kernel stack at a trap; written back to the CPU on return."""
 
     __slots__ = ("regs",)
+    delta_kind = "tf"  # the first field of this frame's deltas
 
     def __init__(self) -> None:
         self.regs = dict.fromkeys(TRAPFRAME_FIELDS, 0)
@@ -112,10 +113,27 @@ class Trapframe:
         return self.regs[name]
 
     def set(self, name: str, value: int) -> None:
-        old = self.regs[name]
+        regs = self.regs
+        old = regs[name]
         if old != value:
-            self.regs[name] = value
-            pcpu.machine.log.delta(("tf", name, old, value))
+            regs[name] = value
+            log = pcpu.machine.log
+            if log.recording:  # EventLog.delta, inlined
+                log._pending.append(("tf", name, old, value))
+
+    def set_many(self, names: tuple[str, ...], values) -> None:
+        """`set` for each of names with the matching value, in order: the same deltas, in one call."""
+        regs = self.regs
+        log = pcpu.machine.log
+        if log.recording:
+            pending, kind = log._pending, self.delta_kind
+            for name, value in zip(names, values, strict=False):
+                old = regs[name]
+                if old != value:
+                    regs[name] = value
+                    pending.append((kind, name, old, value))
+        else:
+            regs.update(zip(names, values, strict=False))
 
 
 PCB_FULL_IRET = 0x01  # machine/pcb.h: return to user mode with iretq, restoring every register
@@ -202,7 +220,13 @@ class Thread:
     td_rux_base: tuple[int, int] = (0, 0)  # machine user/sys ns when this thread last went on the CPU
 
     def set_retval(self, index: int, value: int) -> None:
-        old = self.td_retval[index]
-        self.td_retval[index] = value
+        retval = self.td_retval
+        old = retval[index]
+        retval[index] = value
         if old != value:
-            pcpu.machine.log.delta(("td", f"td_retval[{index}]", old, value))
+            log = pcpu.machine.log
+            if log.recording:
+                log._pending.append(("td", _RETVAL_FIELDS[index], old, value))
+
+
+_RETVAL_FIELDS = ("td_retval[0]", "td_retval[1]")

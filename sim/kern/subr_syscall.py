@@ -28,6 +28,10 @@ from sim.kern.subr_trap import userret
 from sim.kern.sysent import SY_THR_STATIC, SYF_CAPENABLED
 from sim.kern.vm_machdep import cpu_set_syscall_retval
 
+# The ABI's sysentvec sv_fetch_syscall_args (cpu_fetch_syscall_args for amd64): trap.py sets it when it loads,
+# as elf64_freebsd_sysvec points at it, so syscallenter calls it without importing trap.py (which imports this).
+sv_fetch_syscall_args = None
+
 KTR_SYSCALL = 1  # sys/sys/ktrace.h: record system-call entry
 KTR_SYSRET = 2  # record system-call return
 
@@ -47,40 +51,44 @@ def syscallenter(td: Thread) -> int:
     if traced:
         td.td_dbgflags |= TDB_SCE
 
-    from sim.kern.trap import cpu_fetch_syscall_args
-
-    error = cpu_fetch_syscall_args(td, sa)
+    fetch = sv_fetch_syscall_args
+    if fetch is None:  # trap.py fills it in when it loads; a partial import of the kernel gets it here
+        from sim.kern.trap import cpu_fetch_syscall_args as fetch
+    error = fetch(td, sa)
     if gate("ktrsyscall", "KTRPOINT(td, KTR_SYSCALL) is false", KTRPOINT(td, KTR_SYSCALL)):
         ktrsyscall(sa.code, sa.narg, sa.args)
     td.td_syscalls += 1
     if error == 0:
+        config = kernel.config
         if gate("ptracestop", "(p->p_flag & P_TRACED) == 0", traced and bool(p.p_stops & S_PT_SCE)):
             ptracestop(td, "SIGTRAP")
         callp = sa.callp
+        name = _name(sa)
         capenabled = bool(callp and callp.sy_flags & SYF_CAPENABLED)
-        machine.charge(machine.profile.flag_test_ns)
+        machine.log.now += machine.profile.flag_test_ns
         if IN_CAPABILITY_MODE(td) and not capenabled:
-            machine.emit("hook", "IN_CAPABILITY_MODE", f"{_name(sa)} is not CAPENABLED: ECAPMODE")
+            machine.emit("hook", "IN_CAPABILITY_MODE", f"{name} is not CAPENABLED: ECAPMODE")
             error = ECAPMODE
         else:
             machine.emit("skip", "IN_CAPABILITY_MODE", _capmode_reason(td, capenabled))
             # A syscall compiled into the kernel (SY_THR_STATIC) needs no drain barrier: nothing can unload it.
-            gate("syscall_thread_enter", "sy_thrcnt & SY_THR_STATIC", _thrcnt(sa) & SY_THR_STATIC == 0)
-            if gate("systrace_probe_func", "no syscall:::entry probe enabled", kernel.config.dtrace_syscall):
+            dynamic = _thrcnt(sa) & SY_THR_STATIC == 0
+            gate("syscall_thread_enter", "sy_thrcnt & SY_THR_STATIC", dynamic)
+            if gate("systrace_probe_func", "no syscall:::entry probe enabled", config.dtrace_syscall):
                 systrace_probe_func(sa, "entry")
-            if gate("AUDIT_SYSCALL_ENTER", "audit_syscalls_enabled == 0", kernel.config.audit):
+            if gate("AUDIT_SYSCALL_ENTER", "audit_syscalls_enabled == 0", config.audit):
                 audit_syscall_enter(sa.code, td)
             handler = kernel.handler(callp)
-            kernel.syscall_counts[_name(sa)] += 1
-            machine.emit("syscall", _name(sa), _format_args(sa))
+            kernel.syscall_counts[name] += 1
+            machine.emit("syscall", name, _format_args(sa) if machine.log.recording else "")
             error = handler(td, *sa.args)
-            if gate("AUDIT_SYSCALL_EXIT", "(td->td_pflags & TDP_AUDITREC) == 0", kernel.config.audit):
+            if gate("AUDIT_SYSCALL_EXIT", "(td->td_pflags & TDP_AUDITREC) == 0", config.audit):
                 audit_syscall_exit(error, td)
             if not td.td_pflags & TDP_NERRNO:
                 _set_td_errno(td, error)
-            if gate("systrace_probe_func", "no syscall:::return probe enabled", kernel.config.dtrace_syscall):
+            if gate("systrace_probe_func", "no syscall:::return probe enabled", config.dtrace_syscall):
                 systrace_probe_func(sa, "return")
-            gate("syscall_thread_exit", "sy_thrcnt & SY_THR_STATIC", _thrcnt(sa) & SY_THR_STATIC == 0)
+            gate("syscall_thread_exit", "sy_thrcnt & SY_THR_STATIC", dynamic)
     if traced:
         td.td_dbgflags &= ~TDB_SCE
     cpu_set_syscall_retval(td, error)

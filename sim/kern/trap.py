@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sim.kern import subr_syscall
 from sim.kern.kfunc import kfunc
 from sim.kern.pcpu import pcpu
 from sim.kern.proc import SyscallArgs, Thread
@@ -28,19 +29,25 @@ def amd64_syscall(td: Thread, traced: int) -> None:
 def cpu_fetch_syscall_args(td: Thread, sa: SyscallArgs) -> int:
     """sv_fetch_syscall_args for FreeBSD/amd64: the number from %rax, up to six arguments from registers."""
     machine = pcpu.machine
-    machine.charge(machine.profile.fetch_args_ns)
-    frame = td.td_frame
-    registers = list(ARGUMENT_REGISTERS)
-    sa.code = frame["tf_rax"]
-    if sa.code == SYS_syscall:
-        sa.code = frame["tf_rdi"]
-        registers.pop(0)
-    sysent = pcpu.kernel.sysent
-    sa.callp = sysent.get(sa.code)  # a number past the table (or a hole in it) gets nosys
-    sa.narg = sa.callp.narg if sa.callp else 0
-    sa.args = tuple(frame[r] for r in registers[: sa.narg])
+    machine.log.now += machine.profile.fetch_args_ns
+    frame = td.td_frame.regs
+    registers = ARGUMENT_REGISTERS
+    code = frame["tf_rax"]
+    if code == SYS_syscall:
+        code = frame["tf_rdi"]
+        registers = registers[1:]
+    sa.code = code
+    callp = sa.callp = pcpu.kernel.sysent.get(code)  # a number past the table (or a hole in it) gets nosys
+    narg = sa.narg = callp.narg if callp else 0
+    sa.args = tuple([frame[r] for r in registers[:narg]])
     td.set_retval(0, 0)
     td.set_retval(1, frame["tf_rdx"])
-    name = sa.callp.name if sa.callp else "nosys"
-    machine.emit("hook", "sv_fetch_syscall_args", f"code {sa.code} ({name}), {sa.narg} argument(s) from registers")
+    if machine.log.recording:
+        name = callp.name if callp else "nosys"
+        machine.emit("hook", "sv_fetch_syscall_args", f"code {code} ({name}), {narg} argument(s) from registers")
+    else:
+        machine.emit("hook", "sv_fetch_syscall_args")
     return 0
+
+
+subr_syscall.sv_fetch_syscall_args = cpu_fetch_syscall_args  # amd64's sysentvec entry (see subr_syscall.py)

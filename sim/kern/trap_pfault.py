@@ -18,20 +18,39 @@ from __future__ import annotations
 
 import operator
 
+from sim.kern.exception import KUCSEL, KUDSEL, doreti, swapgs
 from sim.kern.kfunc import kfunc
-from sim.kern.ksyms import kernel_symbol
+from sim.kern.ksyms import kernel_stack_top, kernel_symbol
 from sim.kern.pcpu import pcpu
 from sim.kern.proc import Trapframe
+from sim.kern.subr_trap import userret
 from sim.log import EventBudgetExceeded
 from sim.machine.cpu import KERNEL_CPL, PSL_AC, PSL_I, PSL_NT, PSL_T, USER_CPL
 from sim.machine.machine import MachineHalted
-from sim.machine.mmu import PGEX_I, PGEX_P, PGEX_RSV, PGEX_U, PGEX_W, GeneralProtection, PageFault
-from sim.vm.vm_fault import quick_zero_fill_key, vm_fault_quick_zero_fill
+from sim.machine.mmu import (
+    PG_A,
+    PG_FRAME,
+    PG_G,
+    PG_M,
+    PG_NX,
+    PG_RW,
+    PG_U,
+    PG_V,
+    PGEX_I,
+    PGEX_P,
+    PGEX_RSV,
+    PGEX_U,
+    PGEX_W,
+    GeneralProtection,
+    PageFault,
+)
+from sim.vm.vm_fault import quick_zero_fill_key, vm_fault, vm_fault_quick_zero_fill
 from sim.vm.vm_param import (
     KERN_INVALID_ADDRESS,
     KERN_PROTECTION_FAILURE,
     KERN_SUCCESS,
     VM_MAXUSER_ADDRESS,
+    VM_MIN_KERNEL_ADDRESS,
     VM_PROT_EXECUTE,
     VM_PROT_READ,
     VM_PROT_WRITE,
@@ -62,6 +81,7 @@ class KernelTrapframe(Trapframe):
     its user registers, is left alone). Its changes are recorded as ("ktf", field, old, new)."""
 
     __slots__ = ()
+    delta_kind = "ktf"
 
     def set(self, name: str, value: int) -> None:
         old = self.regs[name]
@@ -83,6 +103,7 @@ _SAVED_REGISTERS = tuple(
 _ENTRY_ADDRESS: dict[int, int] = {}
 _SAVED_FIELDS = tuple(field for field, _ in _SAVED_REGISTERS)
 _saved_values = operator.itemgetter(*(reg for _, reg in _SAVED_REGISTERS))
+_saved_in_frame = operator.itemgetter(*_SAVED_FIELDS)
 
 
 def _entry_address(trapno: int) -> int:
@@ -108,19 +129,140 @@ def user_fault(fault: PageFault | GeneralProtection) -> None:
     the kernel, so the same costs and the same number of events) is replayed by vm_fault_quick_zero_fill:
     the same state changes, and the time and event count the full path took the first time.
     """
+    if pcpu.machine.log.recording or type(fault) is not PageFault or not _fault_quietly(fault.va, fault.err, fault):
+        _user_fault(fault)
+
+
+def not_present_fault(va: int, err: int) -> None:
+    """user_fault(PageFault(va, err, "PTE not present")), for loops that met Mmu.NOT_PRESENT (recording off):
+    the exception object is made only if the fault takes the full path."""
+    if not _fault_quietly(va, err, None):
+        _user_fault(PageFault(va, err, "PTE not present"))
+
+
+def _fault_quietly(va: int, err: int, fault: PageFault | None) -> bool:
+    """Take a user page fault (recording off) by replaying one like it, or the full way while measuring it for
+    later replays; False if it is not a fault the replay covers (the caller takes the full path)."""
+    td = pcpu.curthread
+    found = quick_zero_fill_key(td, va, err)
+    if found is None:
+        return False
+    key, context = found
+    replay = pcpu.kernel.vm.fault_replays.get(key)
+    if replay is not None:
+        _replay_fault(td, va, err, replay, context)
+    else:
+        _measure_fault(td, fault if fault is not None else PageFault(va, err, "PTE not present"), key)
+    return True
+
+
+def memset_pages_quietly(va: int, end: int, byte: int, store_ns: int) -> int:
+    """Fast-forward of a user-mode memset over the whole pages of [va, end) with recording off: for each page,
+    what the CPU's store, the MMU and (for a page not yet there) the replayed #PF do, fused in one loop, with the
+    same state changes, time and event counts as umem.memset page by page. Returns where it stopped: `end`, or
+    the first page it leaves to the general path (anything but a TLB hit, a present PTE under a cached PDE, or a
+    demand-zero fault that _fault_quietly would replay from the region's reservation); it changes nothing for
+    that page. store_ns is the store's time for one page (its bytes at user_byte_ps)."""
     machine = pcpu.machine
-    if not machine.log.recording and type(fault) is PageFault:
-        td = pcpu.curthread
-        found = quick_zero_fill_key(td, fault.va, fault.err)
-        if found is not None:
-            key, context = found
-            replay = pcpu.kernel.vm.fault_replays.get(key)
-            if replay is not None:
-                _replay_fault(td, fault, replay, context, vm_fault_quick_zero_fill)
-                return
-            _measure_fault(td, fault, key)
-            return
-    _user_fault(fault)
+    log, mmu = machine.log, machine.mmu
+    if log.recording or mmu.regs["cr3"] != mmu.loaded_cr3:
+        return va
+    td = pcpu.curthread
+    kvm = pcpu.kernel.vm
+    frames = machine.physmem.frames
+    tlb, tlb_large, pde_cache = mmu.tlb, mmu.tlb_large, mmu.pde_cache
+    tlb_entries, level_ns = mmu.tlb_entries, mmu.level_ns
+    access = PGEX_W | PGEX_U  # a user write: allowed if the entry has PG_U and PG_RW (Mmu._allowed)
+    region = -1  # the 2 MiB region `run` was made for
+    run = None
+    while va < end:
+        vpn = va >> 12
+        cached = tlb.get(vpn)
+        if cached is not None:  # Mmu.translate's TLB hit
+            if not (cached & PG_U and cached & PG_RW and cached & PG_M):
+                return va
+            mmu.hits += 1
+            pfn = (cached & PG_FRAME) >> 12
+        else:
+            if tlb_large.get(va >> 21) is not None:
+                return va
+            pde = pde_cache.get(va >> 21)
+            if pde is None:
+                return va
+            pt = frames.get((pde & PG_FRAME) >> 12)
+            if type(pt) is not list:
+                return va
+            i1 = vpn & 0x1FF
+            if not pt[i1] & PG_V:
+                # #PF, page not present: replayed if the region's faults are plain zero fills (quick_zero_fill_key
+                # for the region's first one; for the rest, what that key depends on and can change page to page).
+                if va >> 21 != region:
+                    run = _zero_fill_run(td, va, access)
+                    if run is None:
+                        return va  # (tried again at the next page: the general path may make it replayable)
+                    region = va >> 21
+                replay, map, entry, object, pt_and_pa, rv, key_end = run
+                pindex = (va - entry.start + entry.offset) >> 12
+                index = vpn & 0x1FF  # (pindex + pg_color) & 511: the object is coloured to match the region
+                if (
+                    va >= key_end
+                    or pindex in object.memq
+                    or pindex in object.swblk
+                    or rv.popmap >> index & 1
+                    or rv.popcnt >= 511
+                    or kvm.phys.free_count + kvm.v_reserved_free <= kvm.v_free_reserved + 1
+                ):
+                    return va
+                # The walk that faulted (Mmu._walk_quietly: the PDE cache, then the PTE), then the fault.
+                mmu.misses += 1
+                mmu.walks += 1
+                log.now += level_ns
+                log.unrecorded += 3
+                _replay_fault(td, va, access, replay, (map, entry, object, pindex, pt_and_pa, rv, index))
+            e1 = pt[i1]
+            eff = (pde & e1 & (PG_RW | PG_U)) | ((pde | e1) & PG_NX) | (e1 & (PG_G | PG_M))
+            if not (eff & PG_U and eff & PG_RW):
+                return va  # (only a page that was present already can get here: nothing was changed for it)
+            # The walk (again, after a fault), then the TLB fill (Mmu._walk_quietly's success path).
+            mmu.misses += 1
+            mmu.walks += 1
+            log.now += level_ns
+            if not e1 & PG_A:
+                pt[i1] = e1 = e1 | PG_A
+            if not e1 & PG_M:
+                pt[i1] = e1 = e1 | PG_M
+                eff |= PG_M
+            log.unrecorded += 4
+            if len(tlb) >= tlb_entries:
+                del tlb[next(iter(tlb))]
+            tlb[vpn] = (e1 & PG_FRAME) | eff
+            pfn = (e1 & PG_FRAME) >> 12
+        # The store: the whole frame becomes `byte` (PhysMem.fill_frame), one "user" event.
+        if byte:
+            frames[pfn] = byte
+        else:
+            frames.pop(pfn, None)
+        log.now += store_ns
+        log.unrecorded += 1
+        if log.unrecorded + log.record_budget > log.event_budget:
+            raise EventBudgetExceeded(log.event_budget)
+        va += 4096
+    return va
+
+
+def _zero_fill_run(td, va: int, access: int) -> tuple | None:
+    """What memset_pages_quietly needs to replay the demand-zero faults of va's 2 MiB region: the replay and
+    context of the fault at va (quick_zero_fill_key), if it comes from an existing reservation and was measured
+    already, with where the key stops holding (the end of the map entry). None if the region's faults are not
+    replayable that way."""
+    found = quick_zero_fill_key(td, va, access & (PGEX_W | PGEX_U | PGEX_I))
+    if found is None:
+        return None
+    key, (map, entry, object, _pindex, pt_and_pa, rv, _index) = found
+    replay = pcpu.kernel.vm.fault_replays.get(key)
+    if replay is None or rv is None or object.pg_color & 0x1FF != (va >> 12) - _pindex & 0x1FF:
+        return None
+    return replay, map, entry, object, pt_and_pa, rv, entry.end
 
 
 def _measure_fault(td, fault: PageFault, key: tuple) -> None:
@@ -137,32 +279,46 @@ def _measure_fault(td, fault: PageFault, key: tuple) -> None:
         vm.fault_replays[key] = (user, after[0] - before[0] - user, after[2] - before[2])
 
 
-def _replay_fault(td, fault: PageFault, replay: tuple[int, int, int], context: tuple, quick) -> None:
+def _replay_fault(td, va: int, err: int, replay: tuple[int, int, int], context: tuple) -> None:
     machine = pcpu.machine
     log, regs = machine.log, machine.cpu.regs
     user_ns, sys_ns, events = replay
-    va, err = fault.va, fault.err
-    log.now += user_ns
-    machine._cpl_changed(USER_CPL)  # what cpu.set("cpl", 0) does, with no delta to record
+    # The fault's time: user_ns in ring 3, then sys_ns in ring 0, billed as cpu.set("cpl", ...) would at each
+    # change of ring (Machine._cpl_changed), with no delta to record.
+    now = log.now + user_ns
+    closed = machine._closed_ns
+    closed[USER_CPL] += now - machine._ring_since
     regs["cpl"] = KERNEL_CPL
-    quick(td, va, err, context)
+    vm_fault_quick_zero_fill(td, va, err, context)
     tf = td.td_frame.regs
-    tf.update(zip(_SAVED_FIELDS, _saved_values(regs), strict=True))
-    tf.update(tf_rip=regs["rip"], tf_rsp=regs["rsp"], tf_rflags=regs["rflags"], tf_cs=0x43, tf_ss=0x3B)
-    tf.update(tf_trapno=T_PAGEFLT, tf_err=err, tf_addr=va)
+    saved = _saved_values(regs)
+    if _saved_in_frame(tf) != saved:  # a loop's faults find the same registers in the frame: nothing to write
+        tf.update(zip(_SAVED_FIELDS, saved, strict=True))
+    tf["tf_rip"] = regs["rip"]
+    tf["tf_rsp"] = regs["rsp"]
+    tf["tf_rflags"] = regs["rflags"]
+    tf["tf_cs"] = KUCSEL
+    tf["tf_ss"] = KUDSEL
+    tf["tf_trapno"] = T_PAGEFLT
+    tf["tf_err"] = err
+    tf["tf_addr"] = va
     regs["cr2"] = va
-    log.now += sys_ns
-    machine._cpl_changed(KERNEL_CPL)
+    closed[KERNEL_CPL] += sys_ns
+    log.now = machine._ring_since = now + sys_ns
     regs["cpl"] = USER_CPL
     log.unrecorded += events
     if log.unrecorded + log.record_budget > log.event_budget:
         raise EventBudgetExceeded(log.event_budget)
 
 
-def _user_fault(fault: PageFault | GeneralProtection) -> None:
-    from sim.kern.exception import KUCSEL, KUDSEL, doreti, swapgs
-    from sim.kern.ksyms import kernel_stack_top
+# What the CPU loads on a trap from user mode (the IDT entry, the kernel stack, %cr2 for #PF), in that order, and
+# what Xpage/Xprot save in the trapframe: the registers, the interrupted context, and the trap's own fields.
+_ENTRY_REGISTERS = {T_PAGEFLT: ("rsp", "rflags", "rip", "cr2"), T_PROTFLT: ("rsp", "rflags", "rip")}
+_USER_FRAME_FIELDS = (*_SAVED_FIELDS, "tf_rip", "tf_rsp", "tf_rflags", "tf_cs", "tf_ss", "tf_trapno", "tf_err",
+                      "tf_addr")  # fmt: skip
 
+
+def _user_fault(fault: PageFault | GeneralProtection) -> None:
     machine, td = pcpu.machine, pcpu.curthread
     cpu, costs = machine.cpu, machine.profile
     recording = machine.log.recording
@@ -171,24 +327,16 @@ def _user_fault(fault: PageFault | GeneralProtection) -> None:
     # The CPU pushes the interrupted context, switches to the kernel stack and jumps through the IDT.
     user_rsp, user_rip, user_rflags = regs["rsp"], regs["rip"], regs["rflags"]
     cpu.set("cpl", KERNEL_CPL)
-    machine.charge(costs.trap_entry_ns)
-    entry = {
-        "rsp": kernel_stack_top(td.td_tid),
-        "rflags": user_rflags & ~(PSL_I | PSL_T | PSL_NT | PSL_AC),
-        "rip": _entry_address(trapno),
-    }
-    if trapno == T_PAGEFLT:
-        entry["cr2"] = addr
-    _load(cpu, entry, recording)
+    machine.log.now += costs.trap_entry_ns
+    entry_rflags = user_rflags & ~(PSL_I | PSL_T | PSL_NT | PSL_AC)
+    cpu.set_many(_ENTRY_REGISTERS[trapno], (kernel_stack_top(td.td_tid), entry_rflags, _entry_address(trapno), addr))
     machine.emit("trap", _trap_name(trapno), _trap_detail(trapno, err, addr, user=True) if recording else "")
     machine.enter(IDT_ENTRY[trapno])
     swapgs()
-    machine.charge(costs.trapframe_ns)
+    machine.log.now += costs.trapframe_ns
     tf = td.td_frame
-    saved = {field: regs[reg] for field, reg in _SAVED_REGISTERS}
-    saved.update(tf_rip=user_rip, tf_rsp=user_rsp, tf_rflags=user_rflags, tf_cs=KUCSEL, tf_ss=KUDSEL)
-    saved.update(tf_trapno=trapno, tf_err=err, tf_addr=addr)
-    _load(tf, saved, recording)
+    saved = (*_saved_values(regs), user_rip, user_rsp, user_rflags, KUCSEL, KUDSEL, trapno, err, addr)
+    tf.set_many(_USER_FRAME_FIELDS, saved)
     detail = f"tf_trapno = {trapno}, tf_err = {err:#x}, tf_addr = %cr2 = {addr:#x}" if recording else ""
     machine.emit("insn", "build trapframe", detail)
     trap(tf)
@@ -201,7 +349,54 @@ def kernel_fault(fault: PageFault | GeneralProtection, rip: int) -> None:
 
     Returns when the access can be retried; raises OnFault when trap() sent control to pcb_onfault, and
     MachineHalted (from panic) when the fault was fatal.
+
+    Fast-forward: with recording off, a copy routine's demand-zero fault exactly like one already handled is
+    replayed, as user_fault does for user-mode faults (see _kernel_fault_quietly).
     """
+    if not pcpu.machine.log.recording and type(fault) is PageFault and _kernel_fault_quietly(fault, rip):
+        return
+    _kernel_fault(fault, rip)
+
+
+def _kernel_fault_quietly(fault: PageFault, rip: int) -> bool:
+    """A kernel-mode #PF in a copy routine (pcb_onfault set) on a page not present, that vm_fault would fill with
+    zeros as quick_zero_fill_key sees it (recording off): replay one measured before (its time, all in ring 0,
+    and its event count) with vm_fault_quick_zero_fill's state changes; the CPU ends as IRETQ leaves it (%rip
+    at the faulting instruction, rflags as they were, %cr2 the address). False if not such a fault."""
+    td = pcpu.curthread
+    va, err = fault.va, fault.err
+    if not td.td_pcb.pcb_onfault or err & (PGEX_P | PGEX_U | PGEX_RSV):
+        return False
+    found = quick_zero_fill_key(td, va, err)
+    if found is None:
+        return False
+    key, context = found
+    key = ("kernel", *key)
+    machine, vm = pcpu.machine, pcpu.kernel.vm
+    log, cnt, regs = machine.log, vm.cnt, machine.cpu.regs
+    replay = vm.fault_replays.get(key)
+    if replay is not None:
+        sys_ns, events = replay
+        vm_fault_quick_zero_fill(td, va, err, context, usermode=False)
+        regs["rip"] = rip
+        regs["cr2"] = va
+        log.now += sys_ns
+        log.unrecorded += events
+        if log.unrecorded + log.record_budget > log.event_budget:
+            raise EventBudgetExceeded(log.event_budget)
+        return True
+    # Take it the full way, and remember what it cost if it went the way the replay reproduces.
+    prezeroed = key[2]
+    before = (log.now, log.total, cnt.v_zfod, cnt.v_ozfod, cnt.v_pagezero, cnt.pde_promotions, regs["rflags"])
+    _kernel_fault(fault, rip)
+    after = (log.now, log.total, cnt.v_zfod, cnt.v_ozfod, cnt.v_pagezero, cnt.pde_promotions, regs["rflags"])
+    expected = (before[2] + 1, before[3] + prezeroed, before[4] + (not prezeroed), before[5], before[6])
+    if after[2:] == expected and regs["cpl"] == KERNEL_CPL and regs["rip"] == rip and regs["cr2"] == va:
+        vm.fault_replays[key] = (after[0] - before[0], after[1] - before[1])
+    return True
+
+
+def _kernel_fault(fault: PageFault | GeneralProtection, rip: int) -> None:
     machine = pcpu.machine
     cpu, costs = machine.cpu, machine.profile
     recording = machine.log.recording
@@ -269,8 +464,6 @@ def fault_code_text(err: int) -> str:
 @kfunc
 def trap(frame: Trapframe) -> None:
     """Exception, fault and trap handler: every trap but the system call comes here."""
-    from sim.kern.subr_trap import userret
-
     vm = pcpu.kernel.vm
     vm.cnt.v_trap += 1
     td = pcpu.curthread
@@ -313,10 +506,6 @@ def _trapsignal(td, signo: int, ucode: int, addr: int) -> None:
 @kfunc
 def trap_pfault(frame: Trapframe, usermode: bool):
     """Resolve a page fault: 0 if handled, -1 if fatal, else (signal, si_code) for a user-mode failure."""
-    from sim.kern.kern_sig import SIGSEGV
-    from sim.vm.vm_fault import vm_fault
-    from sim.vm.vm_param import VM_MIN_KERNEL_ADDRESS
-
     td = pcpu.curthread
     p = td.td_proc
     vm = pcpu.kernel.vm
@@ -327,7 +516,7 @@ def trap_pfault(frame: Trapframe, usermode: bool):
         # Kernel addresses are mapped at boot and never fault legitimately (the kernel map is not modelled).
         if usermode:
             vm.cnt.count_fault("protection" if err & PGEX_P else "unmapped")
-            return SIGSEGV, SEGV_MAPERR
+            return _sigsegv(), SEGV_MAPERR
         vm.cnt.count_fault("unmapped")
         return _kernel_nogo(td, frame, eva)
     map = p.p_vmspace.vm_map
@@ -356,7 +545,13 @@ def trap_pfault(frame: Trapframe, usermode: bool):
     if not usermode:
         return _kernel_nogo(td, frame, eva)
     # FreeBSD 11 gives binaries of its era SIGSEGV for both (machdep.prot_fault_translation autodetect).
-    return SIGSEGV, SEGV_ACCERR if rv == KERN_PROTECTION_FAILURE else SEGV_MAPERR
+    return _sigsegv(), SEGV_ACCERR if rv == KERN_PROTECTION_FAILURE else SEGV_MAPERR
+
+
+def _sigsegv() -> int:
+    from sim.kern.kern_sig import SIGSEGV  # kern_sig imports much of the kernel: loaded when first needed
+
+    return SIGSEGV
 
 
 def _kernel_nogo(td, frame: Trapframe, eva: int) -> int:

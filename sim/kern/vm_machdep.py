@@ -13,13 +13,12 @@ from sim.machine.cpu import PSL_C
 def cpu_set_syscall_retval(td: Thread, error: int) -> None:
     """sv_set_syscall_retval: success in rax/rdx with carry clear; failure as errno in rax with carry set."""
     machine = pcpu.machine
-    machine.charge(machine.profile.set_retval_ns)
+    machine.log.now += machine.profile.set_retval_ns
     frame = td.td_frame
     if error == 0:
-        frame.set("tf_rax", td.td_retval[0])
-        frame.set("tf_rdx", td.td_retval[1])
-        frame.set("tf_rflags", frame["tf_rflags"] & ~PSL_C)
-        machine.emit("sysret", "success", f"tf_rax = {td.td_retval[0]}, carry clear")
+        retval = td.td_retval
+        frame.set_many(("tf_rax", "tf_rdx", "tf_rflags"), (retval[0], retval[1], frame.regs["tf_rflags"] & ~PSL_C))
+        machine.emit("sysret", "success", f"tf_rax = {retval[0]}, carry clear" if machine.log.recording else "")
     elif error == ERESTART:
         # 'syscall' is 2 bytes, saved in tf_err: back up over it so the call runs again. %r10 (which held %rcx)
         # is restored for that next run, and only a full iretq return reloads all the argument registers.

@@ -46,12 +46,28 @@ class Cpu:
         return self.regs[name]
 
     def set(self, name: str, value: int) -> None:
-        old = self.regs[name]
+        regs = self.regs
+        old = regs[name]
         if old != value:
             if name == "cpl":
                 self._cpl_changed(old)
-            self.regs[name] = value
-            self._log.delta(("reg", name, old, value))
+            regs[name] = value
+            log = self._log
+            if log.recording:  # EventLog.delta, inlined: no delta is built when nothing records it
+                log._pending.append(("reg", name, old, value))
+
+    def set_many(self, names: tuple[str, ...], values) -> None:
+        """`set` for each of names (never "cpl") with the matching value, in order: the same deltas, in one call."""
+        regs = self.regs
+        if self._log.recording:
+            pending = self._log._pending
+            for name, value in zip(names, values, strict=False):
+                old = regs[name]
+                if old != value:
+                    regs[name] = value
+                    pending.append(("reg", name, old, value))
+        else:
+            regs.update(zip(names, values, strict=False))
 
     @property
     def cpl(self) -> int:

@@ -74,11 +74,11 @@ class Machine:
     def syscall_instruction(self) -> None:
         """SYSCALL: return address to %rcx, rflags to %r11, mask rflags with IA32_FMASK, ring 0 at MSR_LSTAR."""
         cpu = self.cpu
-        cpu.set("rcx", cpu["rip"] + 2)
-        cpu.set("r11", cpu["rflags"])
-        cpu.set("rflags", cpu["rflags"] & ~SF_MASK)
+        regs = cpu.regs
+        rflags = regs["rflags"]
+        cpu.set_many(("rcx", "r11", "rflags"), (regs["rip"] + 2, rflags, rflags & ~SF_MASK))
         cpu.set("cpl", KERNEL_CPL)
         cpu.set("rip", self.lstar_address)
-        self.charge(self.profile.syscall_insn_ns)
+        self.log.now += self.profile.syscall_insn_ns
         self.emit("insn", "syscall", "ring 3 -> ring 0 at MSR_LSTAR; %rcx = return address, %r11 = rflags")
         self.lstar_handler()

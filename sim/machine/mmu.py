@@ -81,6 +81,9 @@ _CR4_SMAP = 0x00200000
 _PSL_AC = 0x00040000
 
 
+NOT_PRESENT = -2  # Mmu._walk_quietly / translate_quiet: a user page's PTE is not present (a #PF to take)
+
+
 def count_unrecorded(log, n: int) -> None:
     """n events that happened while recording is off, counted (and held to the budget) as EventLog.emit would
     count them one by one: for fast-forward paths that skip the calls."""
@@ -206,6 +209,31 @@ class Mmu:
             pa = self._walk_quietly(va, access)
             if pa >= 0:
                 return pa
+            if pa == NOT_PRESENT:
+                raise PageFault(va, access & (PGEX_W | PGEX_U | PGEX_I), "PTE not present")
+        return self._walk(va, access)
+
+    def translate_quiet(self, va: int, access: int) -> int:
+        """translate() for fast-forward loops: the same, except that with recording off a page whose PTE is not
+        present (in a page table the PDE cache leads to) gives NOT_PRESENT rather than raising PageFault (the
+        walk's costs and events are counted all the same): the caller takes the fault without an exception."""
+        if self.log.recording or self.regs["cr3"] != self.loaded_cr3:
+            return self.translate(va, access)
+        cached = self.tlb.get(va >> PAGE_SHIFT)
+        if cached is not None:
+            if self._allowed(cached, access) and (not access & PGEX_W or cached & PG_M):
+                self.hits += 1
+                return (cached & PG_FRAME) | (va & PAGE_MASK)
+        else:
+            cached = self.tlb_large.get(va >> PDRSHIFT)
+            if cached is not None and self._allowed(cached, access) and (not access & PGEX_W or cached & PG_M):
+                self.hits += 1
+                return (cached & PG_PS_FRAME) | (va & (NBPDR - 1))
+        if USER_TOP <= va < KERNEL_BOTTOM or va > ADDRESS_MASK:
+            raise GeneralProtection(va)
+        pa = self._walk_quietly(va, access)
+        if pa >= 0 or pa == NOT_PRESENT:
+            return pa
         return self._walk(va, access)
 
     def _allowed(self, eff: int, access: int) -> bool:
@@ -257,6 +285,43 @@ class Mmu:
                 if recording
                 else "",
             )
+        if first == 3:
+            # Only the PTE to read (the loop below, unrolled for its commonest case: the same events and costs).
+            index = (va >> PAGE_SHIFT) & 0x1FF
+            entry_pa = table_pa + (index << 3)
+            table = frames.get(table_pa >> PAGE_SHIFT)
+            log.now += self.level_ns
+            if type(table) is list:
+                entry = table[index]
+            else:
+                table = None
+                entry = physmem.read_entry(entry_pa)
+            if not entry & PG_V:
+                log.emit(
+                    "walk",
+                    "PTE",
+                    f"PTE[{index}] at {entry_pa:#x} = {entry:#x}: not present -> #PF" if recording else "",
+                )
+                raise PageFault(va, access & (PGEX_W | PGEX_U | PGEX_I), "PTE not present")
+            if not entry & PG_A:
+                new = entry | PG_A
+                if table is not None:
+                    table[index] = new
+                else:
+                    physmem.write_entry(entry_pa, new)
+                if recording:
+                    log.delta(("pte", entry_pa, entry, new))
+                entry = new
+            eff &= entry
+            nx |= entry & PG_NX
+            log.emit(
+                "walk",
+                "PTE",
+                f"PTE[{index}] at {entry_pa:#x} = {entry:#x} ({flags_text(entry)}) -> page {entry & PG_FRAME:#x}"
+                if recording
+                else "",
+            )
+            first = 4  # nothing left for the loop
         for level in range(first, 4):
             shift = LEVEL_SHIFTS[level]
             index = (va >> shift) & 0x1FF
@@ -349,8 +414,8 @@ class Mmu:
 
     def _walk_quietly(self, va: int, access: int) -> int:
         """The same walk unrolled, for fast-forward: -1 (nothing done) if it needs the general walk (a large
-        page, an unusual table), else the physical address, or PageFault, with the same counts and costs."""
-        fault = access & (PGEX_W | PGEX_U | PGEX_I)
+        page, an unusual table), else the physical address, or PageFault, with the same counts and costs; a PTE
+        not present under a cached PDE, the common fault, is returned as NOT_PRESENT for the caller to raise."""
         log = self.log
         cached_pde = self.pde_cache.get(va >> PDRSHIFT)
         if cached_pde is not None:
@@ -363,16 +428,30 @@ class Mmu:
             i1 = (va >> 12) & 0x1FF
             e1 = pt[i1]
             if not e1 & PG_V:
-                count_unrecorded(log, 3)  # the miss, the cache hit and the PTE
-                raise PageFault(va, fault, "PTE not present")
+                log.unrecorded += 3  # count_unrecorded(log, 3): the miss, the cache hit and the PTE
+                if log.unrecorded + log.record_budget > log.event_budget:
+                    raise EventBudgetExceeded(log.event_budget)
+                return NOT_PRESENT  # the caller raises PageFault(va, fault, "PTE not present"), or takes it so
             if not e1 & PG_A:
                 pt[i1] = e1 = e1 | PG_A
             eff = (cached_pde & e1 & (PG_RW | PG_U)) | ((cached_pde | e1) & PG_NX) | (e1 & (PG_G | PG_M))
             if not self._allowed(eff, access):
                 count_unrecorded(log, 3)
-                raise PageFault(va, fault | PGEX_P, "protection violation")
-            count_unrecorded(log, 4)  # the miss, the cache hit, the PTE and the fill
-            return self._fill_quietly(va, access, pt, i1, e1, eff)
+                raise PageFault(va, (access & (PGEX_W | PGEX_U | PGEX_I)) | PGEX_P, "protection violation")
+            log.unrecorded += 4  # count_unrecorded(log, 4): the miss, the cache hit, the PTE and the fill
+            if log.unrecorded + log.record_budget > log.event_budget:
+                raise EventBudgetExceeded(log.event_budget)
+            # _fill_quietly, inline
+            if access & PGEX_W and not e1 & PG_M:
+                pt[i1] = e1 = e1 | PG_M
+                eff |= PG_M
+            frame = e1 & PG_FRAME
+            tlb = self.tlb
+            if len(tlb) >= self.tlb_entries:
+                del tlb[next(iter(tlb))]
+            tlb[va >> PAGE_SHIFT] = frame | eff
+            return frame | (va & PAGE_MASK)
+        fault = access & (PGEX_W | PGEX_U | PGEX_I)
         frames = self.physmem.frames
         pml4 = frames.get((self.regs["cr3"] & PG_FRAME) >> PAGE_SHIFT)
         if type(pml4) is not list:

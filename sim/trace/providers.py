@@ -80,19 +80,13 @@ class Probe:
 # --- the catalogue ------------------------------------------------------------------------------------------
 
 
-def _kfunc_code():
-    from sim.kern.kfunc import kfunc
-
-    return kfunc(lambda: None).__code__
-
-
 @cache
 def modelled_kernel_functions() -> frozenset[str]:
     """Every @kfunc in the kernel and VM packages: the names fbt offers probes for."""
     import sim.kern
     import sim.vm
+    from sim.kern.kfunc import is_kfunc
 
-    code = _kfunc_code()
     names: set[str] = set()
     for package in (sim.kern, sim.vm):
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
@@ -101,7 +95,7 @@ def modelled_kernel_functions() -> frozenset[str]:
             except Exception:  # noqa: BLE001 - a module another change left broken has no probes to offer
                 continue
             for value in _functions_of(module):
-                if getattr(value, "__code__", None) is code:
+                if is_kfunc(value):
                     names.add(value.__name__)
     return frozenset(names)
 

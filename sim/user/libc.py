@@ -13,6 +13,8 @@ cerror stores %rax in the calling thread's errno and returns -1.
 
 from __future__ import annotations
 
+import functools
+
 from sim.kern.ksyms import PROGRAM_TEXT, libc_symbol
 from sim.kern.pcpu import pcpu
 from sim.kern.sysent import SYS
@@ -22,6 +24,16 @@ from sim.user.uexec import resume_user
 
 C_ARGUMENT_REGISTERS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")  # the SysV amd64 calling convention
 SYSCALL_AT = 8  # offset of the syscall instruction in a stub: mov (5 bytes) + movq (3 bytes)
+
+
+# The registers `call` writes with n arguments: the first n argument registers, then %rsp and %rip.
+_CALL_REGISTERS = tuple((*C_ARGUMENT_REGISTERS[:n], "rsp", "rip") for n in range(len(C_ARGUMENT_REGISTERS) + 1))
+
+
+@functools.cache
+def _mov_text(name: str) -> tuple[str, str]:
+    """The stub's first step for system call `name`: made once per name, shared by every call's event."""
+    return f"mov $SYS_{name},%eax", f"system-call number {SYS[name]}"
 
 
 def to_signed(value: int) -> int:
@@ -35,19 +47,25 @@ class Libc:
 
     def _step(self, text: str, detail: str = "") -> None:
         machine = pcpu.machine
-        machine.charge(machine.profile.user_insn_ns)
+        machine.log.now += machine.profile.user_insn_ns
         machine.emit("user", text, detail)
 
     def call(self, function: str, *args: int) -> None:
         """The caller's side of a C call: arguments into registers, then `call`."""
-        cpu = pcpu.machine.cpu
-        for register, value in zip(C_ARGUMENT_REGISTERS, args, strict=False):
-            cpu.set(register, value & ((1 << 64) - 1))
+        machine = pcpu.machine
+        cpu = machine.cpu
+        args = args[: len(C_ARGUMENT_REGISTERS)]
+        values = [value & ((1 << 64) - 1) for value in args]
         self.return_address += 5
-        cpu.set("rsp", cpu["rsp"] - 8)
-        cpu.set("rip", libc_symbol(function))
-        arguments = zip(C_ARGUMENT_REGISTERS, args, strict=False)
-        self._step(f"call {function}", ", ".join(f"{register}={value:#x}" for register, value in arguments))
+        values += (cpu.regs["rsp"] - 8, libc_symbol(function))
+        cpu.set_many(_CALL_REGISTERS[len(args)], values)
+        if not machine.log.recording:
+            self._step("call")
+        elif args:
+            arguments = zip(C_ARGUMENT_REGISTERS, args, strict=False)
+            self._step(f"call {function}", ", ".join([f"{register}={value:#x}" for register, value in arguments]))
+        else:
+            self._step(f"call {function}", "")
 
     def syscall(self, name: str, *args: int) -> int:
         """Call the libc stub for system call `name` and return what C code would see."""
@@ -61,23 +79,22 @@ class Libc:
         cpu = pcpu.machine.cpu
         self.call(name, *args)
         stub = libc_symbol(name)
-        cpu.set("rax", SYS[name])
-        cpu.set("rip", stub + 5)
-        self._step(f"mov $SYS_{name},%eax", f"system-call number {SYS[name]}")
-        cpu.set("r10", cpu["rcx"])
-        cpu.set("rip", stub + SYSCALL_AT)
+        cpu.set_many(("rax", "rip"), (SYS[name], stub + 5))
+        self._step(*_mov_text(name))
+        cpu.set_many(("r10", "rip"), (cpu.regs["rcx"], stub + SYSCALL_AT))
         self._step("movq %rcx,%r10", "syscall will overwrite %rcx, so the 4th argument travels in %r10")
         return stub + SYSCALL_AT
 
     def _stub_return(self) -> int:
         """The stub after its `syscall`: carry set means an errno in %rax."""
         cpu = pcpu.machine.cpu
-        cpu.set("rip", cpu["rip"] + 6)
-        if cpu["rflags"] & PSL_C:
+        regs = cpu.regs
+        cpu.set("rip", regs["rip"] + 6)
+        if regs["rflags"] & PSL_C:
             self._step("jb cerror", "carry set: the call failed")
             return self._cerror()
         self._step("jb cerror", "carry clear: not taken")
-        return self._ret(to_signed(cpu["rax"]))
+        return self._ret(to_signed(regs["rax"]))
 
     def _cerror(self) -> int:
         machine = pcpu.machine
@@ -92,10 +109,10 @@ class Libc:
         return self._ret(-1)
 
     def _ret(self, value: int) -> int:
-        cpu = pcpu.machine.cpu
-        cpu.set("rsp", cpu["rsp"] + 8)
-        cpu.set("rip", self.return_address)
-        self._step("ret", f"back in the program with {value}")
+        machine = pcpu.machine
+        cpu = machine.cpu
+        cpu.set_many(("rsp", "rip"), (cpu.regs["rsp"] + 8, self.return_address))
+        self._step("ret", f"back in the program with {value}" if machine.log.recording else "")
         return value
 
     @property

@@ -38,8 +38,22 @@ from sim.machine.mmu import (
     count_unrecorded,
     flags_text,
 )
-from sim.machine.physmem import NPTEPG, PAGE_SHIFT, PAGE_SIZE
+from sim.machine.physmem import NPTEPG, PAGE_SHIFT, PAGE_SIZE, describe
+from sim.vm.vm_page import (
+    PG_FICTITIOUS,
+    PG_ZERO,
+    PGA_WRITEABLE,
+    PHYS_TO_VM_PAGE,
+    VM_ALLOC_NOOBJ,
+    VM_ALLOC_SYSTEM,
+    VM_ALLOC_WIRED,
+    VM_ALLOC_ZERO,
+    VPO_UNMANAGED,
+    vm_page_alloc,
+    vm_page_free_zero,
+)
 from sim.vm.vm_param import (
+    DMAP_TO_PHYS,
     NBPDR,
     PDRMASK,
     PHYS_TO_DMAP,
@@ -172,8 +186,6 @@ def pmap_mapping(pmap: Pmap, va: int) -> int:
 
 def _alloc_ptp(why: str):
     """A zeroed, wired page for a page table (the caller retries after the page daemon if memory is short)."""
-    from sim.vm.vm_page import PG_ZERO, VM_ALLOC_NOOBJ, VM_ALLOC_SYSTEM, VM_ALLOC_WIRED, VM_ALLOC_ZERO, vm_page_alloc
-
     req = VM_ALLOC_NOOBJ | VM_ALLOC_SYSTEM | VM_ALLOC_WIRED | VM_ALLOC_ZERO
     m = vm_page_alloc(None, 0, req)
     if m is None:
@@ -198,8 +210,6 @@ def _pmap_allocpte(pmap: Pmap, va: int) -> tuple[list[int], int, int, object]:
 
     The PT page's wire_count is raised for the entry the caller is about to make valid.
     """
-    from sim.vm.vm_page import PHYS_TO_VM_PAGE
-
     physmem = _physmem()
     table_pa = pmap.pm_pml4
     for level in range(3):
@@ -228,8 +238,6 @@ _TABLE_NAMES = ("PML4", "PDPT", "PD", "PT")
 
 def _unwire_ptp(pmap: Pmap, va: int, ptp) -> None:
     """One entry fewer in this page-table page: free it, and clear its parent's entry, when it is empty."""
-    from sim.vm.vm_page import PHYS_TO_VM_PAGE, vm_page_free_zero
-
     ptp.wire_count -= 1
     level = 3
     while ptp.wire_count == 0 and level > 0:
@@ -268,8 +276,6 @@ def _pte_bits(prot: int, va: int, wired: bool, managed: bool) -> int:
 @kfunc
 def pmap_enter(pmap: Pmap, va: int, m, prot: int, flags: int, psind: int = 0) -> int:
     """Map page m at va with protection prot; flags carries the access that caused it (VM_PROT_WRITE sets D)."""
-    from sim.vm.vm_page import PG_FICTITIOUS, PGA_WRITEABLE, VPO_UNMANAGED
-
     machine = pcpu.machine
     machine.charge(machine.profile.pmap_enter_ns)
     pa = m.phys_addr
@@ -320,8 +326,6 @@ def pmap_enter(pmap: Pmap, va: int, m, prot: int, flags: int, psind: int = 0) ->
 @kfunc
 def pmap_enter_quick(pmap: Pmap, va: int, m, prot: int) -> None:
     """Map m read-only at va if nothing is mapped there (vm_fault_prefault's neighbours)."""
-    from sim.vm.vm_page import PG_FICTITIOUS, VPO_UNMANAGED
-
     machine = pcpu.machine
     pde = pmap_pde(pmap, va)
     if pde is not None and pde[0][pde[1]] & PG_PS:
@@ -342,7 +346,6 @@ def pmap_enter_quick(pmap: Pmap, va: int, m, prot: int) -> None:
 def _pv_remove(pte: int, pmap: Pmap, va: int) -> None:
     if not pte & PG_MANAGED:
         return
-    from sim.vm.vm_page import PHYS_TO_VM_PAGE
 
     m = PHYS_TO_VM_PAGE(pte & PG_FRAME)
     m.pv.remove((pmap, va & ~(PAGE_SIZE - 1)))
@@ -382,7 +385,6 @@ def pmap_remove(pmap: Pmap, sva: int, eva: int) -> None:
         pt_pa = table[index] & PG_FRAME
         pt = _physmem().table(pt_pa >> PAGE_SHIFT)
         end = min(eva, next_pd)
-        from sim.vm.vm_page import PHYS_TO_VM_PAGE
 
         ptp = PHYS_TO_VM_PAGE(pt_pa)
         while va < end:
@@ -410,8 +412,6 @@ def pmap_remove(pmap: Pmap, sva: int, eva: int) -> None:
 
 
 def _remove_pde(pmap: Pmap, va: int, table: list[int], index: int, table_pa: int) -> None:
-    from sim.vm.vm_page import PHYS_TO_VM_PAGE, vm_page_free_zero
-
     machine = pcpu.machine
     pde = table[index]
     machine.charge(machine.profile.pte_update_ns)
@@ -442,8 +442,6 @@ def _remove_pde(pmap: Pmap, va: int, table: list[int], index: int, table_pa: int
 
 def _unwire_upper(pmap: Pmap, va: int, ptp, level: int) -> None:
     """Like _unwire_ptp for a PD (level 2) or PDPT (level 1) page."""
-    from sim.vm.vm_page import PHYS_TO_VM_PAGE, vm_page_free_zero
-
     ptp.wire_count -= 1
     while ptp.wire_count == 0 and level > 0:
         table, index, table_pa = _slot(pmap, va, level - 1)
@@ -501,8 +499,6 @@ def pmap_protect(pmap: Pmap, sva: int, eva: int, prot: int) -> None:
                     machine.charge(costs.pte_update_ns)
                     _pte_store(pt, i, pt_pa, 3, new, f"pmap_protect {va:#x}")
                     if old & PG_M and not new & PG_M and old & PG_MANAGED:
-                        from sim.vm.vm_page import PHYS_TO_VM_PAGE
-
                         PHYS_TO_VM_PAGE(old & PG_FRAME).dirty = 0xFF
                     if old & PG_A:
                         anychanged = True
@@ -522,8 +518,6 @@ def _reduced(entry: int, prot: int) -> int:
 
 def _note_dirty_range(old: int, new: int, va: int) -> None:
     if old & PG_M and not new & PG_M and old & PG_MANAGED:
-        from sim.vm.vm_page import PHYS_TO_VM_PAGE
-
         base = old & PG_PS_FRAME
         for i in range(NPTEPG):
             PHYS_TO_VM_PAGE(base + i * PAGE_SIZE).dirty = 0xFF
@@ -549,7 +543,6 @@ def pmap_remove_all(m) -> None:
         m.pv.remove((pmap, va))
         if pte & PG_A:
             pmap_invalidate_page(pmap, va)
-        from sim.vm.vm_page import PHYS_TO_VM_PAGE
 
         _unwire_ptp(pmap, va, PHYS_TO_VM_PAGE(table_pa))
     m.aflags &= ~0x02  # PGA_WRITEABLE
@@ -605,7 +598,6 @@ def pmap_is_modified(m) -> bool:
 def pmap_promote_pde(pmap: Pmap, va: int) -> bool:
     """Replace 512 PTEs mapping 2 MiB of contiguous, aligned frames alike with one PDE (PS set)."""
     machine, vm = pcpu.machine, pcpu.kernel.vm
-    from sim.vm.vm_page import PHYS_TO_VM_PAGE
 
     table, index, table_pa = pmap_pde(pmap, va)
     pt_pa = table[index] & PG_FRAME
@@ -665,16 +657,12 @@ def pmap_zero_page(m) -> None:
 @kfunc
 def pagezero(va: int) -> None:
     """rep stosq over 4 KiB (sys/amd64/amd64/support.S)."""
-    from sim.vm.vm_param import DMAP_TO_PHYS
-
     machine = pcpu.machine
     machine.charge(machine.profile.page_zero_ns)
     pfn = DMAP_TO_PHYS(va) >> PAGE_SHIFT
     pcpu.kernel.vm.cnt.v_pagezero += 1
     log = machine.log
     if log.recording:
-        from sim.machine.physmem import describe
-
         log.delta(("frame", pfn, describe(machine.physmem.content(pfn)), "zero"))
         machine.physmem.zero_frame(pfn)
         log.emit("mem", "page zeroed", f"frame {pfn << PAGE_SHIFT:#x} (DMAP {va:#x}) is now all zero")
@@ -690,16 +678,12 @@ def pmap_copy_page(msrc, mdst) -> None:
 
 @kfunc
 def pagecopy(src: int, dst: int) -> None:
-    from sim.vm.vm_param import DMAP_TO_PHYS
-
     machine = pcpu.machine
     machine.charge(machine.profile.page_copy_ns)
     spfn, dpfn = DMAP_TO_PHYS(src) >> PAGE_SHIFT, DMAP_TO_PHYS(dst) >> PAGE_SHIFT
     pcpu.kernel.vm.cnt.v_pagecopy += 1
     log = machine.log
     if log.recording:
-        from sim.machine.physmem import describe
-
         log.delta(("frame", dpfn, describe(machine.physmem.content(dpfn)), describe(machine.physmem.content(spfn))))
         machine.physmem.copy_frame(spfn, dpfn)
         log.emit("mem", "page copied", f"frame {spfn << PAGE_SHIFT:#x} copied to {dpfn << PAGE_SHIFT:#x}")
@@ -732,8 +716,6 @@ def pmap_pinit(pmap: Pmap) -> None:
 @kfunc
 def pmap_remove_pages(pmap: Pmap) -> None:
     """Tear down every user mapping at exit, quickly: no per-page TLB invalidation (the %cr3 is going away)."""
-    from sim.vm.vm_page import PHYS_TO_VM_PAGE
-
     machine = pcpu.machine
     physmem = _physmem()
     cost = machine.profile.pte_update_ns
@@ -793,8 +775,6 @@ def _remove_ptes_quietly(pmap: Pmap, pt: list[int], live: list[tuple[int, int]],
 @kfunc
 def pmap_release(pmap: Pmap) -> None:
     """Free the PML4 of an address space with no mappings left."""
-    from sim.vm.vm_page import PHYS_TO_VM_PAGE, vm_page_free_zero
-
     physmem = _physmem()
     m = PHYS_TO_VM_PAGE(pmap.pm_pml4)
     physmem.zero_frame(m.pfn)

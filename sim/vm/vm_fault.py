@@ -256,7 +256,9 @@ def quick_zero_fill_key(td, va: int, err: int) -> tuple | None:
     if vm is None or err & 1 or va >= VM_MAXUSER_ADDRESS or td.td_flags or td.td_siglist or p.p_siglist:
         return None
     map = vm.vm_map
-    entry = vm_map_lookup_entry(map, va)
+    entry = map.hint  # vm_map_lookup_entry's first try, inline: a run of faults stays in one entry
+    if entry is None or not entry.start <= va < entry.end:
+        entry = vm_map_lookup_entry(map, va)
     if entry is None or entry.wired or entry.eflags & MAP_ENTRY_NEEDS_COPY:
         return None
     access = VM_PROT_WRITE if err & 2 else VM_PROT_READ
@@ -289,8 +291,8 @@ def quick_zero_fill_key(td, va: int, err: int) -> tuple | None:
     pt = _page_table(map.pmap, va)
     if pt is None:
         return None  # the page table must be there already: allocating one takes a longer path
-    if kvm.free_count() <= kvm.v_free_reserved + 1 or td.td_priority != td.td_user_pri:
-        return None
+    if kvm.phys.free_count + kvm.v_reserved_free <= kvm.v_free_reserved + 1 or td.td_priority != td.td_user_pri:
+        return None  # (the first test is kvm.free_count() <= ..., inline)
     key = (access, prezeroed, entry.protection, td.td_pflags, td.td_pcb.pcb_flags & PCB_FULL_IRET, p.p_flag,
            p.p_throttled, p.p_traceflag)  # fmt: skip
     return key, (map, entry, object, pindex, pt, rv, index)
@@ -300,8 +302,9 @@ def _page_table(pmap, va: int) -> tuple[list[int], int] | None:
     """The PT page (as entries, and its physical address) that holds va's PTE, if it exists."""
     machine = pcpu.machine
     frames = machine.physmem.frames
-    if machine.cpu.regs["cr3"] == pmap.pm_cr3 == machine.mmu.loaded_cr3:
-        cached = machine.mmu.pde_cache.get(va >> 21)  # the walk that faulted just used this PDE
+    mmu = machine.mmu
+    if mmu.regs["cr3"] == pmap.pm_cr3 == mmu.loaded_cr3:
+        cached = mmu.pde_cache.get(va >> 21)  # the walk that faulted just used this PDE
         if cached is not None:
             table = frames.get((cached & PG_FRAME) >> 12)
             if type(table) is list:
@@ -317,10 +320,10 @@ def _page_table(pmap, va: int) -> tuple[list[int], int] | None:
     return (table, entry & PG_FRAME) if type(table) is list else None
 
 
-def vm_fault_quick_zero_fill(td, va: int, err: int, context: tuple) -> None:
+def vm_fault_quick_zero_fill(td, va: int, err: int, context: tuple, usermode: bool = True) -> None:
     """What vm_fault's zero-fill path does to the VM state, without the steps' events: the page from the
     reservation, zeroed, entered writable (or not) in the pmap, activated and counted. `context` is what
-    quick_zero_fill_key found."""
+    quick_zero_fill_key found; `usermode` is the mode the fault was taken in (kernel: copyout's faults)."""
     kvm = pcpu.kernel.vm
     cnt = kvm.cnt
     map, entry, object, pindex, (pt, pt_pa), rv, index = context
@@ -375,4 +378,4 @@ def vm_fault_quick_zero_fill(td, va: int, err: int, context: tuple) -> None:
     m.queue = PQ_ACTIVE  # vm_page_activate
     m.act_count = ACT_INIT
     kvm.queues[PQ_ACTIVE].pages[m] = None
-    cnt.faults_user["zero_fill"] += 1
+    (cnt.faults_user if usermode else cnt.faults_kernel)["zero_fill"] += 1

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from sim.kern.kfunc import kfunc
 from sim.kern.pcpu import pcpu
+from sim.log import EventBudgetExceeded
 from sim.machine.physmem import PAGE_SHIFT
+from sim.vm.vm_reserv import vm_reserv_alloc_page, vm_reserv_free_page
 
 # m->flags
 PG_FICTITIOUS = 0x0004  # a fake page: a device's memory, not RAM the VM system owns
@@ -121,8 +123,6 @@ def vm_page_alloc(object, pindex: int, req: int) -> VmPage | None:
     A normal allocation leaves the last few free pages to the system (v_free_reserved): the caller then waits
     for the page daemon (VM_WAIT), as vm_fault does.
     """
-    from sim.vm.vm_reserv import vm_reserv_alloc_page
-
     machine, vm = pcpu.machine, pcpu.kernel.vm
     machine.charge(machine.profile.vm_page_alloc_ns)
     if req & VM_ALLOC_CLASS_MASK == VM_ALLOC_NORMAL and vm.free_count() <= vm.v_free_reserved:
@@ -183,8 +183,6 @@ def vm_page_remove(m: VmPage) -> None:
 @kfunc
 def vm_page_free(m: VmPage) -> None:
     """Return a page to the free pool: take it off its object and queue (it must be unmapped already)."""
-    from sim.vm.vm_reserv import vm_reserv_free_page
-
     machine, vm = pcpu.machine, pcpu.kernel.vm
     machine.log.now += machine.profile.vm_page_free_ns
     old = m.state() if machine.log.recording else ""
@@ -222,8 +220,6 @@ def vm_page_free_many(pages: list[VmPage]) -> None:
         free(m)
     log.unrecorded += 2 * len(pages)  # each call's enter and exit frame events
     if log.unrecorded + log.record_budget > log.event_budget:
-        from sim.log import EventBudgetExceeded
-
         raise EventBudgetExceeded(log.event_budget)
 
 

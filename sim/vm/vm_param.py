@@ -64,7 +64,11 @@ VM_PROT_DEFAULT = VM_PROT_ALL
 
 
 def prot_text(prot: int) -> str:
-    return "".join(c if prot & bit else "-" for bit, c in ((1, "r"), (2, "w"), (4, "x")))
+    """The r, w and x bits of a vm_prot_t as text ("rw-" for read and write); VM_PROT_COPY and above are not shown."""
+    return _PROT_TEXTS[prot & VM_PROT_ALL]
+
+
+_PROT_TEXTS = tuple("".join(c if prot & bit else "-" for bit, c in ((1, "r"), (2, "w"), (4, "x"))) for prot in range(8))
 
 
 # vm_inherit_t (vm/vm_inherit.h), the values minherit(2) takes
