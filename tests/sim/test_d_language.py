@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sim.trace.dtrace import compile_script
+from sim.trace.lecture_scripts import LECTURE_PROFILE, LECTURE_SYSCALL_TIMES, LECTURE_TRAPS
 from tests.sim.d_logs import LogBuilder, trace
 
 
@@ -19,55 +20,6 @@ def begin(body: str, quiet: bool = True) -> str:
     output = trace(f"BEGIN {{ {body} }}", log, quiet=quiet).output
     assert output.endswith("\n")
     return output[:-1]
-
-
-LECTURE_SYSCALL_TIMES = """\
-syscall:::entry /execname == "dd"/ {
-        self->start = timestamp;
-        self->insyscall = 1;
-}
-
-syscall:::return /execname == "dd" && self->insyscall != 0/ {
-        length = timestamp - self->start;
-        @syscall_time[probefunc] = sum(length);
-        @totaltime = sum(length);
-        self->insyscall = 0;
-}
-
-END {
-        printa(@syscall_time);
-        printa(@totaltime);
-}
-"""
-
-LECTURE_TRAPS = """\
-syscall:::entry /execname == "dd"/ {
-    @syscalls = count();
-    self->insyscall = 1;
-    self->start = timestamp;
-}
-
-
-syscall:::return /execname == "dd" && self->insyscall != 0/ {
-    length = timestamp - self->start; @syscall_time = sum(length);
-    self->insyscall = 0;
-}
-
-fbt::trap:entry /execname == "dd" && self->insyscall == 0/ {
-    @traps = count(); self->start = timestamp;
-}
-
-fbt::trap:return /execname == "dd" && self->insyscall == 0/ {
-    length = timestamp - self->start; @trap_time = sum(length);
-}
-
-END {
-    printa(@syscalls); printa(@syscall_time);
-    printa(@traps); printa(@trap_time);
-}
-"""
-
-LECTURE_PROFILE = 'profile-997 /execname == "dd"/ { @traces[stack()] = count(); }\n'
 
 
 @pytest.mark.parametrize("script", [LECTURE_SYSCALL_TIMES, LECTURE_TRAPS, LECTURE_PROFILE])
