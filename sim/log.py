@@ -78,11 +78,12 @@ class EventLog:
         self.now = 0  # simulated nanoseconds since the run began
         self.record_budget = record_budget
         self.event_budget = event_budget
-        self.recording = record_budget > 0
+        # Read it as a flag: is this event recorded? It is the number of events that may still be recorded, so
+        # one decrement per event both counts the budget down and, at 0, turns recording off.
+        self.recording = max(record_budget, 0)
         self.unrecorded = 0  # events that happened while recording was off
         self.depth = 0
         self._pending: list[tuple] = []
-        self._room = record_budget  # events that may still be recorded
 
     def delta(self, change: tuple) -> None:
         # Hot callers (Cpu.set, Trapframe.set, kfunc) inline this: `if log.recording: log._pending.append(...)`.
@@ -99,9 +100,7 @@ class EventLog:
                 pending.clear()
             else:
                 self.events.append(new_event(Event, (self.now, kind, name, detail, (), self.depth)))
-            self._room -= 1
-            if not self._room:
-                self.recording = False
+            self.recording -= 1  # past the budget (0), recording is off
             return
         self.unrecorded += 1
         if self.unrecorded + self.record_budget > self.event_budget:

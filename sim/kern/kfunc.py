@@ -32,9 +32,7 @@ def traced(PARAMS):
             _kf_pending.clear()
         else:
             _kf_log.events.append(_kf_new(_kf_Event, (_kf_log.now, "enter", _kf_name, "", (), _kf_depth)))
-        _kf_log._room -= 1
-        if not _kf_log._room:
-            _kf_log.recording = False
+        _kf_log.recording -= 1
     else:
         _kf_log.unrecorded += 1
         if _kf_log.unrecorded + _kf_log.record_budget > _kf_log.event_budget:
@@ -51,9 +49,7 @@ def traced(PARAMS):
         else:
             _kf_event = (_kf_log.now, "exit", _kf_name, _kf_detail, (), _kf_log.depth)
             _kf_log.events.append(_kf_new(_kf_Event, _kf_event))
-        _kf_log._room -= 1
-        if not _kf_log._room:
-            _kf_log.recording = False
+        _kf_log.recording -= 1
     else:
         _kf_log.unrecorded += 1
         if _kf_log.unrecorded + _kf_log.record_budget > _kf_log.event_budget:
@@ -91,7 +87,9 @@ def kfunc(fn: F) -> F:
                  "_kf_fn": fn, "_kf_name": name, "_kf_tuple": tuple, "_kf_str": str}  # fmt: skip
     signature = _parameters(fn)
     params, args = signature if signature is not None else ("*args, **kwargs", "*args, **kwargs")
-    exec(_TRACED.replace("PARAMS", params).replace("ARGS", args), namespace)  # noqa: S102 - our own template
+    source = _TRACED.replace("PARAMS", params).replace("ARGS", args)
+    where = f"<@kfunc wrapper of {fn.__module__}.{fn.__qualname__}>"  # what a traceback names this frame
+    exec(compile(source, where, "exec"), namespace)  # noqa: S102 - our own template
     traced = namespace["traced"]
     traced.__defaults__ = fn.__defaults__ if signature is not None else None
     traced.__kwdefaults__ = fn.__kwdefaults__ if signature is not None else None
@@ -121,9 +119,7 @@ def gate(hook: str, condition: str, is_set: bool) -> bool:
                 pending.clear()
             else:
                 log.events.append(new_event(Event, (log.now, "skip", hook, condition, (), log.depth)))
-            log._room -= 1
-            if not log._room:
-                log.recording = False
+            log.recording -= 1
         else:
             log.unrecorded += 1
             if log.unrecorded + log.record_budget > log.event_budget:

@@ -133,9 +133,9 @@ def _name(sa) -> str:
 
 
 def _format_args(sa) -> str:
-    if not sa.callp:
+    if not sa.callp or not sa.args:
         return ""
-    return ", ".join(f"{name}={value:#x}" for (_, name), value in zip(sa.callp.params, sa.args, strict=False))
+    return ", ".join([f"{name}={value:#x}" for (_, name), value in zip(sa.callp.params, sa.args, strict=False)])
 
 
 def _set_td_errno(td: Thread, error: int) -> None:

@@ -43,11 +43,27 @@ def cpu_fetch_syscall_args(td: Thread, sa: SyscallArgs) -> int:
     td.set_retval(0, 0)
     td.set_retval(1, frame["tf_rdx"])
     if machine.log.recording:
-        name = callp.name if callp else "nosys"
-        machine.emit("hook", "sv_fetch_syscall_args", f"code {code} ({name}), {narg} argument(s) from registers")
+        machine.emit("hook", "sv_fetch_syscall_args", _fetch_text(code, callp))
     else:
         machine.emit("hook", "sv_fetch_syscall_args")
     return 0
+
+
+_FETCH_TEXTS: dict[int, tuple[object, str]] = {}
+
+
+def _fetch_text(code: int, callp) -> str:
+    """sv_fetch_syscall_args' detail, made once per system-call number (and sysent entry)."""
+    cached = _FETCH_TEXTS.get(code)
+    if cached is not None and cached[0] is callp:
+        return cached[1]
+    if len(_FETCH_TEXTS) >= 4096:
+        _FETCH_TEXTS.clear()  # numbers past the table (nosys) must not pile up
+    name = callp.name if callp else "nosys"
+    narg = callp.narg if callp else 0
+    text = f"code {code} ({name}), {narg} argument(s) from registers"
+    _FETCH_TEXTS[code] = (callp, text)
+    return text
 
 
 subr_syscall.sv_fetch_syscall_args = cpu_fetch_syscall_args  # amd64's sysentvec entry (see subr_syscall.py)

@@ -18,7 +18,7 @@ def cpu_set_syscall_retval(td: Thread, error: int) -> None:
     if error == 0:
         retval = td.td_retval
         frame.set_many(("tf_rax", "tf_rdx", "tf_rflags"), (retval[0], retval[1], frame.regs["tf_rflags"] & ~PSL_C))
-        machine.emit("sysret", "success", f"tf_rax = {retval[0]}, carry clear" if machine.log.recording else "")
+        machine.emit("sysret", "success", _success_text(retval[0]) if machine.log.recording else "")
     elif error == ERESTART:
         # 'syscall' is 2 bytes, saved in tf_err: back up over it so the call runs again. %r10 (which held %rcx)
         # is restored for that next run, and only a full iretq return reloads all the argument registers.
@@ -32,3 +32,16 @@ def cpu_set_syscall_retval(td: Thread, error: int) -> None:
         frame.set("tf_rax", error)
         frame.set("tf_rflags", frame["tf_rflags"] | PSL_C)
         machine.emit("sysret", "error", f"tf_rax = errno {error}, carry set")
+
+
+_SUCCESS_TEXTS: dict[int, str] = {}
+
+
+def _success_text(rax: int) -> str:
+    """The "sysret success" detail, made once per value: a loop of calls shares one string (time and memory)."""
+    text = _SUCCESS_TEXTS.get(rax)
+    if text is None:
+        if len(_SUCCESS_TEXTS) >= 4096:
+            _SUCCESS_TEXTS.clear()  # values that never repeat (addresses, byte counts) must not pile up
+        text = _SUCCESS_TEXTS[rax] = f"tf_rax = {rax}, carry clear"
+    return text

@@ -36,6 +36,19 @@ def _mov_text(name: str) -> tuple[str, str]:
     return f"mov $SYS_{name},%eax", f"system-call number {SYS[name]}"
 
 
+_RET_TEXTS: dict[int, str] = {}
+
+
+def _ret_text(value: int) -> str:
+    """The stub's "ret" detail, made once per value (a loop of calls shares one string)."""
+    text = _RET_TEXTS.get(value)
+    if text is None:
+        if len(_RET_TEXTS) >= 4096:
+            _RET_TEXTS.clear()  # values that never repeat must not pile up
+        text = _RET_TEXTS[value] = f"back in the program with {value}"
+    return text
+
+
 def to_signed(value: int) -> int:
     value &= (1 << 64) - 1
     return value - (1 << 64) if value >> 63 else value
@@ -112,7 +125,7 @@ class Libc:
         machine = pcpu.machine
         cpu = machine.cpu
         cpu.set_many(("rsp", "rip"), (cpu.regs["rsp"] + 8, self.return_address))
-        self._step("ret", f"back in the program with {value}" if machine.log.recording else "")
+        self._step("ret", _ret_text(value) if machine.log.recording else "")
         return value
 
     @property
