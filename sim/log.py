@@ -8,6 +8,7 @@ almost nothing per event, while time and counters are still kept by the machine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 
@@ -84,6 +85,9 @@ class EventLog:
         self.unrecorded = 0  # events that happened while recording was off
         self.depth = 0
         self._pending: list[tuple] = []
+        # Called as probe_hook(function, "entry" | "return") at each @kfunc frame's fbt probe sites, or None: the
+        # probe effect of armed DTrace probes (see kfunc). None costs one attribute test per frame event.
+        self.probe_hook: Callable[[str, str], None] | None = None
 
     def delta(self, change: tuple) -> None:
         # Hot callers (Cpu.set, Trapframe.set, kfunc) inline this: `if log.recording: log._pending.append(...)`.

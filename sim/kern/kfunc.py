@@ -19,7 +19,9 @@ F = TypeVar("F", bound=Callable)
 # The wrapper, made for each function with the function's own parameters (PARAMS) and call (ARGS), so that a call
 # costs a plain call rather than packing *args and **kwargs; its own names start with _kf_, so no parameter shadows
 # them. Hot: one frame pair per modelled call, so Machine.enter/exit and EventLog.emit are inlined (the same events
-# emit makes: the pending deltas, the budget, and only a count once recording is off).
+# emit makes: the pending deltas, the budget, and only a count once recording is off). `log.probe_hook` is None
+# unless a DTrace program enabled fbt or profile probes: it is called where fbt's entry and return probes sit (the
+# function's first instruction and its `ret`), inside the frame, so what a probe costs is billed to the function.
 _TRACED = """
 def traced(PARAMS):
     _kf_log = _kf_pcpu.machine.log
@@ -37,7 +39,11 @@ def traced(PARAMS):
         _kf_log.unrecorded += 1
         if _kf_log.unrecorded + _kf_log.record_budget > _kf_log.event_budget:
             raise _kf_Budget(_kf_log.event_budget)
+    if _kf_log.probe_hook is not None:
+        _kf_log.probe_hook(_kf_name, "entry")
     _kf_rv = _kf_fn(ARGS)
+    if _kf_log.probe_hook is not None:
+        _kf_log.probe_hook(_kf_name, "return")
     if _kf_log.recording:
         _kf_pending = _kf_log._pending
         _kf_detail = "" if _kf_rv is None else _kf_str(_kf_rv)
