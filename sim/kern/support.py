@@ -18,6 +18,8 @@ fault, suword/suword32/subyte return 0 or -1, as in FreeBSD.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sim.kern.errno import EFAULT, ENAMETOOLONG
 from sim.kern.kfunc import kfunc
 from sim.kern.ksyms import kernel_symbol
@@ -89,19 +91,32 @@ def _translate(va: int, access: int, rip: int) -> int:
 @kfunc
 def copyout(kaddr, udaddr: int, length: int) -> int:
     """Copy `length` bytes from the kernel (bytes-like, or a Fill) to user address udaddr."""
-    machine, td = pcpu.machine, pcpu.curthread
-    _set_onfault(td, _label("copyout_fault"))
+    rip = kernel_symbol("copyout") + 0x40
+    return _guarded_copy(
+        "copyout",
+        udaddr,
+        length,
+        lambda: _copy_to_user(kaddr, udaddr, length, rip, "copyout"),
+        "could not be made writable",
+    )
+
+
+def _guarded_copy(routine: str, udaddr: int, length: int, move: Callable[[], None], unreachable: str) -> int:
+    """What support.S's copyin and copyout share around the move itself: pcb_onfault pointing at the routine's
+    fault label, the VM_MAXUSER_ADDRESS check, stac before and clac after. Returns 0 or EFAULT."""
+    td = pcpu.curthread
+    _set_onfault(td, _label(f"{routine}_fault"))
     if length == 0:
         _set_onfault(td, 0)
         return 0
     if _bad_range(udaddr, length):
-        return _copy_fault(td, "copyout", f"{udaddr:#x} + {length} is above VM_MAXUSER_ADDRESS")
+        return _copy_fault(td, routine, f"{udaddr:#x} + {length} is above VM_MAXUSER_ADDRESS")
     _user_access(True)
     try:
-        _copy_to_user(kaddr, udaddr, length, kernel_symbol("copyout") + 0x40, "copyout")
+        move()
     except OnFault:
         _user_access(False)
-        return _copy_fault(td, "copyout", f"the page at {machine.cpu['cr2']:#x} could not be made writable")
+        return _copy_fault(td, routine, f"the page at {pcpu.machine.cpu['cr2']:#x} {unreachable}")
     _user_access(False)
     _set_onfault(td, 0)
     return 0
@@ -143,22 +158,10 @@ def _copy_to_user(kaddr, udaddr: int, length: int, rip: int, what: str) -> None:
 @kfunc
 def copyin(udaddr: int, kaddr: bytearray | memoryview, length: int) -> int:
     """Copy `length` bytes from user address udaddr into kaddr."""
-    machine, td = pcpu.machine, pcpu.curthread
-    _set_onfault(td, _label("copyin_fault"))
-    if length == 0:
-        _set_onfault(td, 0)
-        return 0
-    if _bad_range(udaddr, length):
-        return _copy_fault(td, "copyin", f"{udaddr:#x} + {length} is above VM_MAXUSER_ADDRESS")
-    _user_access(True)
-    try:
-        _copy_from_user(udaddr, kaddr, length, kernel_symbol("copyin") + 0x40, "copyin")
-    except OnFault:
-        _user_access(False)
-        return _copy_fault(td, "copyin", f"the page at {machine.cpu['cr2']:#x} is not readable")
-    _user_access(False)
-    _set_onfault(td, 0)
-    return 0
+    rip = kernel_symbol("copyin") + 0x40
+    return _guarded_copy(
+        "copyin", udaddr, length, lambda: _copy_from_user(udaddr, kaddr, length, rip, "copyin"), "is not readable"
+    )
 
 
 def _copy_from_user(udaddr: int, kaddr, length: int, rip: int, what: str) -> None:
