@@ -2,6 +2,8 @@
 
 - Registers the ``browser`` marker. Every test under ``tests/browser/`` gets it automatically, so
   ``pytest -m "not browser"`` runs everything but the Chromium tests.
+- Shares the web tests' fixtures: ``client`` (a TestClient of a fresh app, one per test module) and the
+  scenario runs ``getpid_run`` and ``dd_run`` (recorded once per session: a run is immutable).
 - Points pytest-playwright at Debian's Chromium (``/usr/bin/chromium``, installed by ``make test``).
   Never run ``playwright install``: its browser downloads cannot be fetched here.
 """
@@ -12,6 +14,11 @@ import os
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from sim.run import Run, record
+from sim.scenarios.registry import lookup
 
 BROWSER_TESTS_DIR = Path(__file__).parent / "browser"
 
@@ -56,3 +63,19 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     if browser_type_launch_args.get("headless") is False:  # pytest --headed
         args.remove("--headless")
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": args}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app()) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def getpid_run() -> Run:
+    return record(lookup("getpid").spec())
+
+
+@pytest.fixture(scope="session")
+def dd_run() -> Run:
+    return record(lookup("dd-system-time").spec())

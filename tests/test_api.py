@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.main import create_app
 from sim.machine.cpu import KERNEL_CPL, PSL_C, USER_CPL
 from sim.replay import Replay
-from sim.run import record
-from sim.scenarios.registry import lookup
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app()) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def getpid_run():
-    return record(lookup("getpid").spec())
-
-
-def step_of(run, kind, name):
-    return next(i for i, event in enumerate(run.events) if event.kind == kind and event.name == name)
+from tests.steps import step_of
 
 
 def test_healthz_answers_ok(client):

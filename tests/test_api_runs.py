@@ -6,8 +6,6 @@ import asyncio
 import concurrent.futures
 import threading
 
-import pytest
-
 from app.figures import focus_window, ring_intervals, timeline_data, timeline_layout
 from app.navigate import LogIndex
 from app.runs import RunCache
@@ -85,11 +83,6 @@ def test_state_at_answers_from_the_replay():
     cached, state = run_in_fresh_loop(scenario)
     assert state.registers == Replay(run).state_at(5).registers
     assert cached.last_step == len(run.events) - 1
-
-
-@pytest.fixture(scope="module")
-def getpid_run():
-    return record(RunSpec("getpid"))
 
 
 def test_the_focus_window_shows_the_user_time_around_a_syscall(getpid_run):

@@ -7,33 +7,16 @@ import json
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.main import create_app
 from app.views import describe_delta, narrate
 from sim.log import Event
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
-from sim.run import record
-from sim.scenarios.registry import SCENARIOS, lookup
+from sim.scenarios.registry import SCENARIOS
+from tests.steps import step_of
 
 HTMX = {"HX-Request": "true", "HX-Target": "section#step-panel"}
 STEP_WIRE_LIMIT = 20_000  # bytes a step transfers (compressed, as sent): a step must stay small
 STEP_FRAGMENT_LIMIT = 40_000  # bytes before compression, every view shown
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app()) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def getpid_run():
-    return record(lookup("getpid").spec())
-
-
-def step_of(run, kind, name):
-    return next(i for i, event in enumerate(run.events) if event.kind == kind and event.name == name)
 
 
 def attribute(html: str, element_id: str, name: str) -> str:

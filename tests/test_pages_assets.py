@@ -6,18 +6,10 @@ import json
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.main import create_app
 from app.vendor import PACKAGE_LOCK, accepts, accepts_gzip, plotly_css, vendor_urls
 
 IMMUTABLE = "public, max-age=31536000, immutable"
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app()) as client:
-        yield client
 
 
 def test_htmx_is_served_at_the_version_package_lock_pins(client):

@@ -8,10 +8,8 @@ import html
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app import main as app_main
-from app.main import create_app
 from app.navigate import LogIndex
 from app.params import MAX_DD_BYTES, VIEWS
 from sim.run import record
@@ -20,22 +18,6 @@ from sim.scenarios.registry import SCENARIOS, lookup
 PANEL = {"HX-Request": "true", "HX-Target": "section#step-panel"}
 STEPPER = {"HX-Request": "true", "HX-Target": "div#stepper"}
 WIRE_LIMIT = 20_000  # bytes a step may transfer, compressed as the browser receives it
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app()) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def getpid_run():
-    return record(lookup("getpid").spec())
-
-
-@pytest.fixture(scope="module")
-def dd_run():
-    return record(lookup("dd-system-time").spec())
 
 
 def frames_after(event) -> int:

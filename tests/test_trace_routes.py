@@ -8,9 +8,7 @@ import json
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.main import create_app
 from app.routes_trace import JUNK_FALSE, JUNK_TRUE, MAX_SCRIPT_BYTES, MAX_SHOWN_OUTPUT, trace_url
 from app.trace_examples import EXAMPLES, LECTURE_PROFILE, LECTURE_SYSCALL_TIMES
 from sim.machine.profiles import PROFILES
@@ -22,12 +20,6 @@ from tests.sim.test_export import check_chrome, check_folded, check_speedscope
 DD = "dd if=/dev/zero of=/dev/null bs=10m count=1"
 HTMX = {"HX-Request": "true", "HX-Target": "div#trace-results"}
 BROKEN = 'syscall:::entry /execname == "dd"/ {\n        @calls[probefunc] = count(;\n}\n'
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app()) as client:
-        yield client
 
 
 def figure(page: str, element_id: str) -> dict:

@@ -9,16 +9,12 @@ from sim.kern.kernel import Kernel
 from sim.machine.cpu import KERNEL_CPL, PSL_C, USER_CPL
 from sim.replay import Replay, StepOutOfRange
 from sim.run import RunSpec, record
+from tests.steps import step_of
 
 
 @pytest.fixture(scope="module")
 def run():
     return record(RunSpec("getpid"))
-
-
-def step_of(run, kind, name, occurrence=0):
-    matches = [i for i, e in enumerate(run.events) if e.kind == kind and e.name == name]
-    return matches[occurrence]
 
 
 def test_getpid_returns_the_pid_in_rax_with_carry_clear(run):
