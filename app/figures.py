@@ -94,17 +94,25 @@ def timeline_data(index: LogIndex, events: list[Event], initial_cpl: int) -> dic
     }
 
 
-@cache
-def timeline_layout() -> dict[str, Any]:
-    """The timeline's layout and config: lanes labelled on the y axis, time on x, the cursor as shape 0."""
-    layout = go.Layout(
+def _plain_layout(**specific: Any) -> go.Layout:
+    """What every trapscope figure shares: no template, white ground, the page's font, no legend (every trace
+    is labelled where it is drawn)."""
+    common = dict(
         template="none",
-        height=210,
-        margin=dict(l=128, r=16, t=8, b=44),
         font=dict(family=FONT, size=14, color="#222222"),
         showlegend=False,
         plot_bgcolor="#ffffff",
         paper_bgcolor="#ffffff",
+    )
+    return go.Layout(**{**common, **specific})
+
+
+@cache
+def timeline_layout() -> dict[str, Any]:
+    """The timeline's layout and config: lanes labelled on the y axis, time on x, the cursor as shape 0."""
+    layout = _plain_layout(
+        height=210,
+        margin=dict(l=128, r=16, t=8, b=44),
         hovermode="closest",
         hoverdistance=60,
         hoverlabel=dict(font=dict(family=FONT, size=14)),
@@ -134,14 +142,9 @@ def timeline_layout() -> dict[str, Any]:
 @cache
 def latency_layout() -> dict[str, Any]:
     """The latency figure: horizontal bars of time so far per system call and per kind of trap."""
-    layout = go.Layout(
-        template="none",
+    layout = _plain_layout(
         height=320,
         margin=dict(l=260, r=90, t=8, b=44),
-        font=dict(family=FONT, size=14, color="#222222"),
-        showlegend=False,
-        plot_bgcolor="#ffffff",
-        paper_bgcolor="#ffffff",
         xaxis=dict(title=dict(text="simulated time so far (ns)", standoff=4), tickformat=",d", gridcolor="#e5e5e5"),
         yaxis=dict(autorange="reversed", automargin=True),
         bargap=0.25,
