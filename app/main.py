@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import routes_api, routes_pages, routes_trace, vendor
+from app import routes_api, routes_console, routes_pages, routes_trace, vendor
 from app.errors import install_error_handlers
 from app.params import WEB_EVENT_BUDGET
 from app.runs import DEFAULT_MAX_RUNS, RunCache
@@ -42,6 +42,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS) -> FastAPI:
     )
     app.state.runs = RunCache(max_runs, recorder=web_record)
     app.state.templates = make_templates()
+    routes_console.install_console(app.state.templates)
     app.add_middleware(GZipMiddleware, minimum_size=512)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost, so error responses get the headers too
     install_error_handlers(app)
@@ -50,6 +51,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS) -> FastAPI:
     app.include_router(routes_pages.router)
     app.include_router(routes_api.router)
     app.include_router(routes_trace.router)
+    app.include_router(routes_console.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

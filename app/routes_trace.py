@@ -12,9 +12,10 @@ A D program that does not compile answers 400 with dtrace's message, the line an
 gets the error panel (partials/trace_error.html) retargeted into place by HX-Retarget, and the URL is not pushed,
 so the editor keeps what the student typed and the last good results stay on screen.
 
-Runs come from the app's run cache: the run the D program traces is recorded with the hooks its probes need
-(DTrace's syscall provider switches systrace_probe_func on, and each firing costs simulated time), and the same
-command recorded without them is the run the flame graph, the stepper and the probe-effect comparison use.
+Runs come from the app's run cache: the run the D program traces is recorded with the probes it enables armed
+(syscall probes switch systrace_probe_func on, fbt probes put int3 at their functions' entries and returns, profile
+probes start a timer cyclic; each firing costs simulated time, sim/kern/dtrace_probe.py), and the same command
+recorded without them is the run the flame graph, the stepper and the probe-effect comparison use.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from app.errors import BadParameter
 from app.runs import CachedRun, RunCache, get_run_cache
 from app.templating import get_templates
 from app.trace_examples import EXAMPLES, LECTURE_SYSCALL_TIMES
+from sim.kern.dtrace_probe import firing_ns
 from sim.kern.kernel import KernelConfig
 from sim.machine.profiles import PROFILES
 from sim.run import Run, RunError, RunSpec
@@ -229,6 +231,31 @@ def run_flame(cached: CachedRun) -> FlameGraph:
 # --- views --------------------------------------------------------------------------------------------------
 
 
+# What fires each kind of probe, for the page (the costs are sim/kern/dtrace_probe.py's, from the machine profile).
+PROBE_KINDS = {
+    "syscall": ("syscall", "`syscallenter()` calls `systrace_probe_func` before and after the call's handler"),
+    "fbt": ("fbt", "`int3` at the function's first instruction or its `ret`: a #BP trap, `dtrace_invop`, "
+            "`fbt_invop`, `dtrace_probe`, the displaced instruction emulated, `iretq`"),
+    "profile": ("profile / tick", "the cyclic's timer interrupt, every period, whatever the CPU is running: "
+                "`profile_fire`, `dtrace_probe` (paid here at the next kernel function boundary)"),
+}  # fmt: skip
+
+
+@dataclass
+class ProbeCost:
+    """One kind of probe that fired in the traced run: how often, and what each firing cost."""
+
+    kind: str
+    label: str
+    how: str
+    firings: int
+    per_firing_ns: int
+
+    @property
+    def total_ns(self) -> int:
+        return self.firings * self.per_firing_ns
+
+
 @dataclass
 class ProbeEffect:
     traced_sys_ns: int
@@ -237,8 +264,7 @@ class ProbeEffect:
     plain_user_ns: int
     traced_wall_ns: int
     plain_wall_ns: int
-    firings: int
-    probe_cost_ns: int  # one syscall-probe firing, from the machine profile
+    costs: list[ProbeCost]  # the kinds that fired, with their firings counted by the kernel (Run.probe_firings)
 
     @property
     def sys_delta_ns(self) -> int:
@@ -248,8 +274,32 @@ class ProbeEffect:
     def sys_delta_percent(self) -> float:
         return 100.0 * self.sys_delta_ns / self.plain_sys_ns if self.plain_sys_ns else 0.0
 
+    @property
+    def user_delta_ns(self) -> int:
+        return self.traced_user_ns - self.plain_user_ns
+
+    @property
+    def wall_delta_ns(self) -> int:
+        return self.traced_wall_ns - self.plain_wall_ns
+
+    @property
+    def wall_delta_percent(self) -> float:
+        return 100.0 * self.wall_delta_ns / self.plain_wall_ns if self.plain_wall_ns else 0.0
+
+    @property
+    def charged_ns(self) -> int:
+        """Every firing's cost: the machine's time the probes took, in this process or not (ticks in idle)."""
+        return sum(cost.total_ns for cost in self.costs)
+
 
 def probe_effect(traced: Traced, profile: str) -> ProbeEffect:
+    per_firing = firing_ns(PROFILES[profile])
+    firings = traced.traced.probe_firings
+    costs = [
+        ProbeCost(kind, *PROBE_KINDS[kind], firings[kind], per_firing[kind])
+        for kind in PROBE_KINDS
+        if firings.get(kind)
+    ]
     return ProbeEffect(
         traced_sys_ns=traced.traced.sys_ns,
         plain_sys_ns=traced.plain.sys_ns,
@@ -257,8 +307,7 @@ def probe_effect(traced: Traced, profile: str) -> ProbeEffect:
         plain_user_ns=traced.plain.user_ns,
         traced_wall_ns=traced.traced.wall_ns,
         plain_wall_ns=traced.plain.wall_ns,
-        firings=traced.result.firings,
-        probe_cost_ns=PROFILES[profile].systrace_probe_ns,
+        costs=costs,
     )
 
 

@@ -67,6 +67,7 @@ CR4_BITS = (("PGE", CR4_PGE), ("SMEP", CR4_SMEP), ("SMAP", CR4_SMAP))
 DELTA_SUBJECTS = {"reg": "register", "tf": "trapframe", "td": "thread", "errno": "errno of thread"}
 DECIMAL_NOTE_REGISTERS = set(GENERAL_REGISTERS) - {"r11"}  # SYSCALL leaves rflags in r11: flags, not a number
 DECIMAL_DELTA_KINDS = {"td", "errno"}
+HEX_TD_FIELDS = {"pcb_onfault", "td_flags", "td_pflags", "td_sigmask"}  # an address and bit sets: hex reads better
 FAULT_WORDS = {
     "zero_fill": "a demand-zero fill, a fresh page zeroed",
     "cow": "copy-on-write, the page copied for this process",
@@ -285,7 +286,7 @@ def describe_delta(delta: tuple) -> str:
         return f"thread on the CPU: {delta[1]} → {delta[2]}"
     if len(delta) == 4 and kind in VM_DELTAS:
         return _describe_vm_delta(*delta)
-    as_hex = kind not in DECIMAL_DELTA_KINDS
+    as_hex = kind not in DECIMAL_DELTA_KINDS or (kind == "td" and delta[1] in HEX_TD_FIELDS)
     if len(delta) == 4:
         field = delta[1] if isinstance(delta[1], str) else _format(delta[1], as_hex)
         old, new = (_format(value, as_hex and delta[1] != "cpl") for value in delta[2:])

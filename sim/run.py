@@ -14,9 +14,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from sim import VERSION
+from sim.kern.dtrace_probe import arm_probes
 from sim.kern.exception import Xfast_syscall
 from sim.kern.init_main import exit_status, install_world, proc0_init, process_times
-from sim.kern.kernel import Kernel, KernelConfig
+from sim.kern.kernel import DTRACE_PROBE_FIELDS, Kernel, KernelConfig
 from sim.kern.ksyms import PCPU_BASE, PROGRAM_TEXT, USRSTACK, kernel_symbol
 from sim.kern.pcpu import pcpu
 from sim.kern.proc import PRISON0, Prison, Ucred
@@ -64,7 +65,7 @@ class RunSpec:
                 "version": VERSION,
                 "command": self.command,
                 "profile": self.profile,
-                "config": asdict(self.config),
+                "config": _config_fields(self.config),
             },
             sort_keys=True,
         )
@@ -72,6 +73,16 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
+
+
+def _config_fields(config: KernelConfig) -> dict:
+    """The configuration as it names a run: armed DTrace probes only when there are some, so that every run made
+    without them keeps the id it had before they could be armed."""
+    fields = asdict(config)
+    for name in DTRACE_PROBE_FIELDS:
+        if not fields[name]:
+            del fields[name]
+    return fields
 
 
 @dataclass
@@ -91,6 +102,7 @@ class Run:
     threads: dict[int, tuple[int, str]]  # tid -> (pid, command name), for every thread the run had
     vm: dict = field(default_factory=dict)  # the VM counters: faults by kind and mode, vmmeter (VmMeter.summary)
     page_tables: dict[int, PageTables] = field(default_factory=dict)  # pid -> its last page tables (pagewalk)
+    probe_firings: dict[str, int] = field(default_factory=dict)  # armed DTrace probes' firings by kind (dtrace_probe)
 
     @property
     def syscalls(self) -> int:
@@ -115,6 +127,7 @@ class Run:
             "events": len(self.events) + self.unrecorded,
             "events_recorded": len(self.events),
             "panic": self.panic,
+            **({"probe_firings": self.probe_firings} if self.probe_firings else {}),
         }
 
 
@@ -142,6 +155,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
         _record_initial_vm(machine, kernel)
         machine.log.delta(("thread", 0, td.td_tid))
         machine.emit("start", command.program, f"pid {td.td_proc.p_pid} starts: {spec.command}")
+        probes = arm_probes(machine, kernel, spec.config)  # None (no probe hook) unless DTrace armed probes
         libc = Libc()
         gc.disable()  # the log is millions of acyclic tuples: collecting while it grows only costs time
         panic = None
@@ -161,6 +175,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             gc.freeze()
             gc.unfreeze()
             gc.enable()
+        firings = probes.finish() if probes is not None else {}
         machine.emit("end", command.program, "the run is complete")
         proc = td.td_proc
         user_ns, sys_ns = process_times(proc)  # what time(1) reports: the process and its reaped children
@@ -180,6 +195,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             threads={t.td_tid: (p.p_pid, p.p_comm) for p in kernel.procs + kernel.reaped for t in p.p_threads},
             vm=kernel.vm.cnt.summary(),
             page_tables=_final_page_tables(kernel),
+            probe_firings=firings,
         )
 
 

@@ -159,6 +159,9 @@ def test_deltas_are_described_in_words():
     assert describe_delta(("reg", "rax", 20, 1000)) == "register rax: 0x14 → 0x3e8"
     assert describe_delta(("thread", 0, 100000)) == "thread on the CPU: 0 → 100000"
     assert describe_delta(("td", "td_retval[0]", 0, 1000)) == "thread td_retval[0]: 0 → 1000"
+    assert describe_delta(("td", "pcb_onfault", 0, 0xFFFFFFFF80B24A60)) == (
+        "thread pcb_onfault: 0 → 0xffffffff80b24a60"  # a code address: hex, as the CPU view shows %rip
+    )
     assert describe_delta(("pte", 0x4006000, 0x4001425, 0)) == (
         "page-table entry at 0x4006000: 0x4001425 (P US A PG_MANAGED) → 0x0 (-)"
     )

@@ -30,6 +30,16 @@ class KernelConfig:
     jailed: bool = False  # the process runs in a jail
     uid: int = 0  # the credential's effective uid (0 = root)
     smap: bool = True  # CR4.SMAP set by pmap_bootstrap
+    # DTrace probes armed by an enabled D program (sim/trace/dtrace.py required_config), each with its probe effect
+    # (sim/kern/dtrace_probe.py): functions whose first instruction (fbt entry) or whose `ret`s (fbt return) fbt
+    # has overwritten with int3, and the periods in ns of the profile-N/tick-N cyclics. Sorted tuples: hashable.
+    dtrace_fbt_entry: tuple[str, ...] = ()
+    dtrace_fbt_return: tuple[str, ...] = ()
+    dtrace_profile_ns: tuple[int, ...] = ()
+
+
+# KernelConfig fields that name a run (RunSpec.canonical) only when set, so that runs without them keep their ids.
+DTRACE_PROBE_FIELDS = ("dtrace_fbt_entry", "dtrace_fbt_return", "dtrace_profile_ns")
 
 
 class Kernel:

@@ -28,6 +28,8 @@ class Profile:
     ktrace_record_ns: int  # build and queue one ktrace record
     ptracestop_ns: int  # stop for the debugger and resume (excluding the debugger's own time)
     systrace_probe_ns: int  # one DTrace syscall probe firing: the probe effect
+    fbt_probe_ns: int  # an fbt probe firing past its #BP trap: dtrace_invop, fbt_invop, dtrace_probe, emulation
+    profile_probe_ns: int  # a profile-N/tick-N firing past its timer interrupt: the cyclic, profile_fire, dtrace_probe
     audit_record_ns: int  # audit_syscall_enter/exit building a record
     set_retval_ns: int
     sched_userret_ns: int
@@ -101,6 +103,13 @@ LECTURE = Profile(
     ktrace_record_ns=4000,  # ktrace allocates a request and queues it to the ktrace writer thread
     ptracestop_ns=20000,  # two context switches to and from the debugger
     systrace_probe_ns=2500,  # a DTrace probe firing on the lecture board: the probe effect per firing
+    # fbt and profile firings run the same dtrace_probe (its ECB walk, predicates and actions) as a syscall
+    # probe's, plus their own dispatch, each ~100 instructions at ~1 instruction/ns: dtrace_invop's handler list,
+    # fbt_invop's patch-point hash lookup and the displaced push/ret emulated (fbt_isa.c, dtrace_asm.S); the
+    # cyclic's expiry and profile_fire's bookkeeping (profile.c). The #BP or timer interrupt itself is charged
+    # with trap_entry_ns, trapframe_ns and iretq_ns (sim/kern/dtrace_probe.py). Low confidence, like systrace's.
+    fbt_probe_ns=2600,
+    profile_probe_ns=2600,
     audit_record_ns=3000,  # audit record allocation and BSM token building
     set_retval_ns=40,
     sched_userret_ns=60,
@@ -178,6 +187,11 @@ MODERN = Profile(
     ktrace_record_ns=600,
     ptracestop_ns=5000,
     systrace_probe_ns=250,  # DTrace probe firing on a modern core: a few hundred ns
+    # fbt and profile: the same dtrace_probe plus ~100 instructions of dispatch (dtrace_invop/fbt_invop and the
+    # emulated instruction; the cyclic and profile_fire) at ~4 instructions/ns; the #BP or timer interrupt is
+    # charged separately (trap_entry_ns, trapframe_ns, iretq_ns). Low confidence.
+    fbt_probe_ns=275,
+    profile_probe_ns=275,
     audit_record_ns=400,
     set_retval_ns=3,
     sched_userret_ns=5,

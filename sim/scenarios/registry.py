@@ -40,6 +40,7 @@ class Scenario:
     defaults: Mapping[str, str] = field(default_factory=dict)  # knob -> its value when the caller gives none
     question: str = ""  # the question the scenario puts to the student, if any
     views: tuple[str, ...] = ()  # the views that tell this scenario's story best (projector mode's default)
+    slide: str = ""  # the lecture slide it belongs to: the landing page groups scenarios by slide
 
     @property
     def knobs(self) -> tuple[str, ...]:
@@ -105,6 +106,199 @@ register(
         ),
         question="Which of syscallenter's hooks ran, and what did the skipped ones cost?",
         views=("narrative", "timeline", "cpu", "source"),
+        slide="System calls",
+    )
+)
+
+# The lecture's own system-call examples (sim/user/lecture_programs.py, lecture_files.py), slide by slide.
+
+register(
+    Scenario(
+        slug="eintr",
+        title="EINTR: a signal interrupts a blocking read()",
+        summary=(
+            "The parent sleeps in read() on an empty pipe; its child sends it SIGUSR1. The kernel aborts the "
+            "sleep, delivers the signal through the trampoline in the shared page, and, as the handler was "
+            "installed without SA_RESTART, read() returns -1 with the carry flag set: cerror stores errno 4."
+        ),
+        command="eintr",
+        lecture_point=(
+            'System calls have quirks normal functions lack: per-thread errno, and EINTR, "work got '
+            'interrupted, try again".'
+        ),
+        question="The child also wrote two bytes into the pipe. Why did the parent's read() not get them?",
+        views=("narrative", "timeline", "cpu", "source"),
+        slide="System calls",
+    )
+)
+
+register(
+    Scenario(
+        slug="eintr-restart",
+        title="SA_RESTART: the interrupted read() runs again",
+        summary=(
+            "The same program with the handler installed with SA_RESTART (eintr -r). After the handler, the "
+            "kernel answers ERESTART: it backs the saved %rip up over the 2-byte syscall instruction, so the "
+            "read() is issued again and returns the child's two bytes."
+        ),
+        command="eintr -r",
+        lecture_point=(
+            "With SA_RESTART the kernel restarts the interrupted call itself: the program never sees EINTR, "
+            "and the log shows the same syscall instruction executed twice."
+        ),
+        question="Which register did the kernel change so that the call ran again, and by how much?",
+        views=("narrative", "timeline", "cpu", "source"),
+        slide="System calls",
+    )
+)
+
+register(
+    Scenario(
+        slug="fork-returns-twice",
+        title="fork() returns ... twice",
+        summary=(
+            "One process calls fork(); two come back from the same instruction of libc's stub. The parent returns "
+            "through sysretq with the child's pid in %rax; the child, a new process with a copy of the parent's "
+            "address space, leaves the kernel through fork_trampoline, fork_return and iretq with 0 in %rax."
+        ),
+        command="fork",
+        lecture_point="Some system calls manipulate control flow or the process life cycle: fork() returns twice.",
+        question="Find the two returns to user mode at the same %rip. What differs between them besides %rax?",
+        views=("narrative", "timeline", "cpu", "vm"),
+        slide="System-call synchrony",
+    )
+)
+
+register(
+    Scenario(
+        slug="exit-never-returns",
+        title="_exit() never returns",
+        summary=(
+            "The program prints a line, calls _exit(3), and has another printf after it. exit1() frees the "
+            "address space and thread_exit() hands the CPU to another thread (cpu_throw): there is no sysretq, "
+            "and the second line never appears."
+        ),
+        command="exit",
+        lecture_point="Some system calls manipulate control flow or the process life cycle: _exit() never returns.",
+        question="Which kernel steps follow the exit system call, and where does the CPU go instead of returning?",
+        views=("narrative", "timeline", "cpu", "source"),
+        slide="System-call synchrony",
+    )
+)
+
+register(
+    Scenario(
+        slug="pthread-create",
+        title="pthread_create() creates a thread",
+        summary=(
+            "libthr maps a stack and calls thr_new(2): the kernel makes a second thread in the same process, "
+            "which starts in thread_start. Both threads print the same pid and different thread ids; "
+            "pthread_join() sleeps in _umtx_op until thr_exit wakes it."
+        ),
+        command="thread",
+        lecture_point="Some system calls manipulate control flow or the thread life cycle: pthread_create().",
+        question="The two threads share a pid. Do they share an address space (compare %cr3)?",
+        views=("narrative", "timeline", "cpu", "source"),
+        slide="System-call synchrony",
+    )
+)
+
+register(
+    Scenario(
+        slug="setcontext",
+        title="setcontext() rewrites the thread's registers",
+        summary=(
+            "getcontext() copies the thread's saved registers out to a ucontext; the program rewrites its %rip "
+            "and %rsp, and setcontext() loads them into the trapframe and answers EJUSTRETURN, so the thread "
+            "leaves the kernel through iretq into a function no one called, on a new stack."
+        ),
+        command="setcontext",
+        lecture_point="Some system calls manipulate control flow: setcontext() rewrites thread register state.",
+        question="Why does setcontext() return through iretq rather than sysretq?",
+        views=("narrative", "timeline", "cpu", "source"),
+        slide="System-call synchrony",
+    )
+)
+
+register(
+    Scenario(
+        slug="write-file",
+        title="write(): done, but not on the disk yet",
+        summary=(
+            "write() copies the data into the buffer cache (a delayed write, bdwrite) and returns; the program "
+            "overwrites its buffer at once and the file still holds what was written. The disk gets the data "
+            "only about 30 seconds later, when the syncer kernel process writes the dirty buffer out."
+        ),
+        command="write-file",
+        lecture_point=(
+            "Synchronous calls can do asynchronous work: write() writes to the disk eventually, and copy "
+            "semantics let the caller reuse its buffer immediately."
+        ),
+        question="How long after write() returned did the disk write complete, and which thread started it?",
+        views=("narrative", "timeline", "source"),
+        slide="System-call asynchrony",
+    )
+)
+
+register(
+    Scenario(
+        slug="aio-write",
+        title="aio_write(): the caller must wait",
+        summary=(
+            "aio_write() only queues a job and returns 0; an AIO daemon (a kernel process) borrows the program's "
+            "address space and does the write. Until the disk has it, aio_error() answers EINPROGRESS (36); "
+            "aio_return() then collects the byte count, and only then may the buffer be reused."
+        ),
+        command="aio-write",
+        lecture_point=(
+            "Some system calls have asynchronous semantics: aio_write() requests a write, aio_error() and "
+            "aio_return() collect the result later, and the caller must wait to reuse its buffer (shared "
+            "semantics)."
+        ),
+        question="Which thread copies the program's buffer into the kernel, and in whose address space?",
+        views=("narrative", "timeline", "cpu", "source"),
+        slide="System-call asynchrony",
+    )
+)
+
+register(
+    Scenario(
+        slug="clock-gettime-vdso",
+        title="clock_gettime() without a system call",
+        summary=(
+            "libc's clock_gettime() finds the kernel's timekeeping page (the vdso's timehands, mapped into "
+            "every process) and computes the time in user mode from rdtscp. The first call's first read of that "
+            "shared page takes a page fault (demand paging, not a system call); the second call never leaves "
+            "ring 3."
+        ),
+        command="clock-gettime",
+        lecture_point=(
+            "System calls need not trap: the vdso gives libc a dynamic implementation that reads kernel-"
+            "maintained data directly."
+        ),
+        question="The first call traps once and the second not at all. What did the first call's trap do?",
+        views=("narrative", "timeline", "cpu"),
+        slide="System-call invocation",
+    )
+)
+
+register(
+    Scenario(
+        slug="read-kernel-pointer",
+        title="A kernel pointer passed to read() gets EFAULT",
+        summary=(
+            "read() from /dev/zero into a user buffer succeeds. The same call with a kernel address (KERNBASE) "
+            "as the buffer fails: copyout() checks the range against VM_MAXUSER_ADDRESS before it touches "
+            "anything, the call returns with the carry flag set, and cerror stores errno 14 (EFAULT)."
+        ),
+        command="read-kernel-pointer",
+        lecture_point=(
+            "The user-kernel interface is a key TCB surface: system-call arguments are processed with the "
+            "rights of user code, so read() may not store through a kernel pointer."
+        ),
+        question="Did the kernel fault on the kernel address, or refuse it before touching it?",
+        views=("narrative", "timeline", "cpu", "source"),
+        slide="Security and reliability",
     )
 )
 
@@ -125,6 +319,7 @@ register(
         ),
         question="time(1) says 0.396 s of system time; DTrace finds 3 ms in system calls. Where is the rest?",
         views=("narrative", "timeline", "walk", "vm", "latency"),
+        slide="System calls in practice: dd",
     )
 )
 
@@ -145,6 +340,7 @@ register(
         ),
         question="With junk filling off, do the faults go away, or only move? Compare the latency view.",
         views=("narrative", "timeline", "source", "latency"),
+        slide="System calls in practice: dd",
     )
 )
 

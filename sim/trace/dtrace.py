@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sim.kern.dtrace_probe import fbt_clock_read_ns, firing_ns
 from sim.kern.kernel import KernelConfig
 from sim.log import Event
 from sim.machine.profiles import PROFILES
@@ -85,9 +86,18 @@ def _cropped(description: str) -> str:
 
 
 def required_config(compiled: CompiledScript, config: KernelConfig) -> KernelConfig:
-    """The kernel configuration a run needs for these probes: syscall probes switch systrace_probe_func on."""
+    """The kernel configuration a run needs for these probes, so that each firing costs its probe effect
+    (sim/kern/dtrace_probe.py): syscall probes switch systrace_probe_func on, fbt probes put int3 at their
+    functions' entries and returns, profile-N/tick-N probes start a cyclic each. A probe is armed when enabled,
+    whatever its predicate says: the predicate is evaluated in dtrace_probe, after the firing's cost is paid."""
     enabling = Enabling.of(compiled.program.probes)
-    return replace(config, dtrace_syscall=True) if enabling.syscall else config
+    return replace(
+        config,
+        dtrace_syscall=config.dtrace_syscall or enabling.syscall,
+        dtrace_fbt_entry=tuple(sorted({*config.dtrace_fbt_entry, *enabling.fbt_entry})),
+        dtrace_fbt_return=tuple(sorted({*config.dtrace_fbt_return, *enabling.fbt_return})),
+        dtrace_profile_ns=tuple(sorted([*config.dtrace_profile_ns, *(p.period_ns for p in enabling.profile)])),
+    )
 
 
 def run_dtrace(
@@ -122,6 +132,7 @@ def trace_run(compiled: CompiledScript, run: Run, quiet: bool = False) -> Dtrace
         run.threads,
         end_ns=max(run.wall_ns, run.events[-1].t_ns if run.events else 0),  # tracing ends with the run's last step
         systrace_frames=run.spec.config.dtrace_syscall,
+        fbt_firing=_fbt_firing(run),
         quiet=quiet,
         command_status=run.exit_status,
         unrecorded=run.unrecorded,
@@ -137,6 +148,7 @@ def trace_events(
     *,
     end_ns: int,
     systrace_frames: bool,
+    fbt_firing: tuple[int, int] = (0, 0),
     quiet: bool = False,
     command_status: int | None = 0,
     unrecorded: int = 0,
@@ -157,7 +169,7 @@ def trace_events(
     dtrace_pid, dtrace_tid = pid - DTRACE_PID_OFFSET, tid - DTRACE_PID_OFFSET
     stopped = _fire_dtrace_probe(program, enabling.begin, 0, dtrace_pid, dtrace_tid)
     if not stopped:
-        last = walk(events, threads, enabling, program.fire, systrace_frames, end_ns)
+        last = walk(events, threads, enabling, program.fire, systrace_frames, end_ns, fbt_firing)
         if state.stopping:
             end_ns = last.t
         elif not state.quiet:
@@ -183,6 +195,16 @@ def trace_events(
         trace_seconds=elapsed,
         aggregations=dict(program.aggregations),
     )
+
+
+def _fbt_firing(run: Run) -> tuple[int, int]:
+    """(when dtrace_probe reads the clock in an fbt firing, what the firing costs) in this run; (0, 0) if its fbt
+    probes were not armed."""
+    config = run.spec.config
+    if not (config.dtrace_fbt_entry or config.dtrace_fbt_return) or run.spec.profile not in PROFILES:
+        return 0, 0
+    costs = PROFILES[run.spec.profile]
+    return fbt_clock_read_ns(costs), firing_ns(costs)["fbt"]
 
 
 def _traced_process(events: list[Event], threads: dict[int, tuple[int, str]]) -> tuple[int, int]:

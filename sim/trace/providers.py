@@ -9,9 +9,14 @@ A probe firing is derived from the run's event log, never from live simulator ob
   value, or -1 with errno set, as FreeBSD's systrace passes them.
 - fbt:kernel:FUNC:entry/return fire on the frame enter/exit events of every @kfunc kernel function
   (return: arg1 = the return value). Assembly entry points (Xfast_syscall, doreti, ...) have no fbt probes, as
-  on FreeBSD, and appear in stack() as bare addresses, as in the lecture's output.
+  on FreeBSD, and appear in stack() as bare addresses, as in the lecture's output. The run is recorded with the
+  enabled ones armed (KernelConfig.dtrace_fbt_entry/return): each firing's #BP trap and dtrace_probe cost time
+  inside the frame, after the entry event and before the exit event (sim/kern/dtrace_probe.py).
 - profile:::profile-N and tick-N fire on simulated time, every 1e9/N ns (or N ns/us/ms/s/...), with stack() =
-  the kernel frames open at that instant, leaf first; arg0 = kernel PC (0 in user mode), arg1 = user PC.
+  the kernel frames open at that instant, leaf first; arg0 = kernel PC (0 in user mode), arg1 = user PC. The
+  run is recorded with a cyclic per enabled probe (KernelConfig.dtrace_profile_ns) whose every firing costs a
+  timer interrupt and dtrace_probe; it fires at the same period boundaries as these samples, so they agree in
+  number.
 - dtrace:::BEGIN before the first event, dtrace:::END after the last (or after exit()).
 - proc:kernel::create/exit (FreeBSD's names; create is fork) from "proc" events, and vminfo:kernel:vm_fault:*
   from "fault" events (zfod, cow_fault, maj_fault, prot_fault, as_fault, kernel_asflt).
@@ -382,12 +387,15 @@ def walk(
     fire: Callable[[Firing], None],
     systrace_frames: bool,
     end_ns: int,
+    fbt_firing: tuple[int, int] = (0, 0),
 ) -> Firing:
     """Fire the enabled probes in the order the run's events imply. Returns the firing state at the end (for END).
 
     `fire` may raise Stopped to end the walk early (exit()); the returned firing then holds that moment.
+    `fbt_firing` is (when in a firing dtrace_probe reads the clock, what the whole firing costs) for a run recorded
+    with its fbt probes armed (sim/kern/dtrace_probe.py), or (0, 0).
     """
-    w = _Walk(events, threads, enabling, fire, systrace_frames)
+    w = _Walk(events, threads, enabling, fire, systrace_frames, fbt_firing)
     try:
         w.run(end_ns)
     except Stopped:
@@ -396,7 +404,7 @@ def walk(
 
 
 class _Walk:
-    def __init__(self, events, threads, enabling: Enabling, fire, systrace_frames: bool) -> None:
+    def __init__(self, events, threads, enabling: Enabling, fire, systrace_frames: bool, fbt_firing=(0, 0)) -> None:
         self.events = events
         self.threads = threads
         self.e = enabling
@@ -416,6 +424,7 @@ class _Walk:
         self.oncpu: dict[int, int] = {}  # tid -> on-CPU ns before it last went on the CPU
         self.oncpu_since = 0
         self.dtrace_ns: dict[int, int] = {}  # tid -> ns spent in DTrace's own probe handling
+        self.fbt_clock, self.fbt_cost = fbt_firing  # an armed fbt firing: its clock read, its cost (0: not armed)
         self.systrace_since = 0
         self.last = -1  # index of the last event applied
         self.callee: str | None = None  # the function whose entry/return is firing: the stack starts at its caller
@@ -559,12 +568,25 @@ class _Walk:
     # -- providers --
 
     def _fbt(self, probe: Probe, i: int, t: int, function: str, returned: str | None) -> None:
-        """fbt entry (returned is None: no arguments recorded) or return (arg1 = the value the function returned)."""
+        """fbt entry (returned is None: no arguments recorded) or return (arg1 = the value the function returned).
+
+        In a run recorded with the probe armed, the kernel charged each firing's cost inside the frame: just after
+        the entry event, just before the exit event (sim/kern/dtrace_probe.py). dtrace_probe reads the clock partway
+        through a firing (after the #BP is delivered), so timestamp is taken there, and the firing's cost is
+        DTrace's time, not the thread's (vtimestamp). An interval from entry to return then holds one firing's cost:
+        the end of the entry firing and the start of the return's.
+        """
+        clock, cost = self.fbt_clock, self.fbt_cost
+        if cost:
+            t = t + clock if returned is None else t - cost + clock
+            self.dtrace_ns[self.tid] = self.dtrace_ns.get(self.tid, 0) + clock
         self.callee = function
         try:
             self.fire(self._prepare(probe, i, t, _no_args if returned is None else lambda: (0, _int(returned))))
         finally:
             self.callee = None
+            if cost:
+                self.dtrace_ns[self.tid] = self.dtrace_ns.get(self.tid, 0) + cost - clock
 
     def _systrace(self, i: int, t: int) -> None:
         """systrace_probe_func is entered twice per call: before the handler (entry) and after it (return)."""

@@ -281,7 +281,7 @@ def test_the_help_overlay_lists_the_keys_and_closes_with_escape(page: Page):
     page.keyboard.press("?")
     help_dialog = page.locator("#help")
     expect(help_dialog).to_be_visible()
-    for key in ("← or h", "→ or l", "n", "u", "s", "t", "f", "r", "End or e", "Home or 0", "p", "g", "b"):
+    for key in ("← or h", "→ or l", "n", "u", "s", "t", "f", "r", "End or e", "Home or 0", "p", "g", "b", "d", "Ctrl"):
         expect(help_dialog.locator("kbd", has_text=re.compile(rf"^{re.escape(key)}$")).first).to_be_visible()
     page.keyboard.press("Escape")
     expect(help_dialog).to_be_hidden()

@@ -11,9 +11,10 @@ from sim.kern.sys_pipe import BIG_PIPE_SIZE, PIPE_SIZE
 from sim.kern.uipc_socket import SB_MAX_ADJ
 from sim.kern.uipc_usrreq import UNPST_SENDSPACE
 from sim.kern.vfs_subr import FILEDELAY
+from sim.run import Run, RunSpec, record
 from sim.user import umem
 from sim.user.libc import Libc
-from tests.sim.procutil import O_CREAT, O_RDWR, buffer, events_named, open_path, read_int, run_program
+from tests.sim.procutil import buffer, events_named, open_path, read_int, run_program
 
 MIB = 1 << 20
 
@@ -110,23 +111,15 @@ def test_a_socketpair_moves_data_between_processes_blocking_on_its_send_buffer()
     assert any("sbwait" in d for d in sleeps)  # the 64 KiB write had to wait for the reader: 8 KiB buffers
 
 
-def writes_a_file(fsync: bool):
-    def main(libc: Libc, argv, env) -> int:
-        fd = open_path(libc, "/tmp/out", O_RDWR | O_CREAT)
-        buf = buffer(libc)
-        umem.store(buf, b"lecture 4")
-        if libc.syscall("write", fd, buf, 9) != 9:
-            return 1
-        if fsync:
-            libc.syscall("fsync", fd)
-        return 0
-
-    main.__name__ = f"writes_a_file_{'fsync' if fsync else 'nofsync'}"
-    return main
+def writes_a_file(fsync: bool) -> Run:
+    """The lecture's write-file program (sim/user/lecture_files.py): write(), then fsync() with -s."""
+    run = record(RunSpec("write-file -s" if fsync else "write-file"))
+    assert run.exit_status == 0 and "write(3, buf, 10) returned 10" in run.output
+    return run
 
 
 def test_write_returns_before_the_data_reaches_the_disk_and_the_syncer_writes_it_later():
-    run = run_program(writes_a_file(False))
+    run = writes_a_file(False)
     write = next(i for i, e in enumerate(run.events) if e.kind == "syscall" and e.name == "write")
     returned = next(i for i in range(write, len(run.events)) if run.events[i].name == "sysretq")
     on_disk = events_named(run, "mem", "bufdone")
@@ -139,30 +132,15 @@ def test_write_returns_before_the_data_reaches_the_disk_and_the_syncer_writes_it
 
 
 def test_fsync_waits_until_the_disk_has_the_data():
-    run = run_program(writes_a_file(True))
+    run = writes_a_file(True)
     fsync = next(i for i, e in enumerate(run.events) if e.kind == "syscall" and e.name == "fsync")
     returned = next(i for i in range(fsync, len(run.events)) if run.events[i].name == "sysretq")
     assert any(fsync < i < returned for i in events_named(run, "mem", "bufdone"))
 
 
-def aio(libc: Libc, argv, env) -> int:
-    fd = open_path(libc, "/tmp/aio", O_RDWR | O_CREAT)
-    data = buffer(libc)
-    umem.store(data, b"x" * 100)
-    cb = buffer(libc)
-    umem.store(cb, struct.pack("<i4xqQQ", fd, 0, data, 100))
-    if libc.syscall("aio_write", cb) != 0:
-        return 1
-    first = libc.syscall("aio_error", cb)  # may still be in progress
-    while libc.syscall("aio_error", cb) == E.EINPROGRESS:
-        libc.syscall("sched_yield")
-    result = libc.syscall("aio_return", cb)
-    return 0 if (first in (E.EINPROGRESS, 0), result) == (True, 100) else 2
-
-
 def test_aio_write_queues_the_job_and_aio_return_collects_the_byte_count():
-    run = run_program(aio)
-    assert run.exit_status == 0
+    run = record(RunSpec("aio-write"))  # the lecture's aio-write program (sim/user/lecture_files.py)
+    assert run.exit_status == 0 and "aio_return(&cb) returned 10:" in run.output
     queued = events_named(run, "proc", "aio_queue")[0]
     aio_call = max(i for i, e in enumerate(run.events[:queued]) if e.kind == "syscall")
     assert run.events[aio_call].name == "aio_write"
@@ -170,19 +148,11 @@ def test_aio_write_queues_the_job_and_aio_return_collects_the_byte_count():
     assert done > queued and any(comm == "aiod1" for _, comm in run.threads.values())
 
 
-def clock(libc: Libc, argv, env) -> int:
-    tp = buffer(libc)
-    libc.clock_gettime(4, tp)  # CLOCK_MONOTONIC
-    first = read_int(tp + 8, 8) + read_int(tp, 8) * 10**9
-    libc.getpid()
-    libc.clock_gettime(4, tp)
-    second = read_int(tp + 8, 8) + read_int(tp, 8) * 10**9
-    return 0 if second > first > 0 else 1
-
-
 def test_clock_gettime_reads_the_vdso_without_a_system_call():
-    run = run_program(clock)
+    run = record(RunSpec("clock-gettime"))  # the lecture's clock-gettime program (sim/user/lecture_files.py)
     assert run.exit_status == 0
+    first, second = (int(line.split()[-2].replace(".", "")) for line in run.output.splitlines()[:2])
+    assert second > first > 0
     assert "clock_gettime" not in run.syscalls_by_name
     assert [e.name for e in run.events if e.kind == "user" and e.name == "rdtscp"]
 

@@ -9,22 +9,12 @@ from sim.kern import errno as E
 from sim.kern.kernel import Kernel
 from sim.kern.ksyms import libc_symbol
 from sim.replay import Replay
-from sim.run import RunError
+from sim.run import RunError, RunSpec, record
 from sim.user import umem
 from sim.user.libc import Libc
 from tests.sim.procutil import buffer, cstring, events_named, run_program
 
 seen: list[str] = []
-
-
-def forks(libc: Libc, argv, env) -> int:
-    def child() -> int:
-        return 42
-
-    pid = libc.fork(child)
-    got, status = libc.waitpid(pid)
-    assert got == pid
-    return status >> 8  # WEXITSTATUS
 
 
 def returns_to_user(run, tid: int) -> list[int]:
@@ -34,7 +24,7 @@ def returns_to_user(run, tid: int) -> list[int]:
 
 
 def test_fork_returns_twice_the_childs_pid_in_the_parent_and_0_in_the_child():
-    run = run_program(forks)
+    run = record(RunSpec("fork 42"))  # the lecture's fork program (sim/user/lecture_programs.py)
     replay = Replay(run)
     parent_tid = Kernel.FIRST_TID
     child_tid = next(t for t, (pid, _) in run.threads.items() if pid == Kernel.FIRST_PID + 1)
@@ -52,28 +42,21 @@ def test_fork_returns_twice_the_childs_pid_in_the_parent_and_0_in_the_child():
 
 
 def test_wait4_collects_the_childs_exit_status():
-    run = run_program(forks)
+    run = record(RunSpec("fork 42"))
     assert run.exit_status == 42
     reap = events_named(run, "proc", "reap")[0]
     assert "status 0x2a00" in run.events[reap].detail  # W_EXITCODE(42, 0)
 
 
-def exits_early(libc: Libc, argv, env) -> int:
-    seen.clear()
-    libc._exit(7)
-    seen.append("after _exit")  # never reached
-    return 0
-
-
 def test_exit_never_returns():
-    run = run_program(exits_early)
-    assert run.exit_status == 7 and seen == []
+    run = record(RunSpec("exit 7"))  # prints a line after _exit(), which must never appear
+    assert run.exit_status == 7 and run.output == "calling _exit(7)\n"
     exit_call = [i for i, e in enumerate(run.events) if e.kind == "syscall" and e.name == "exit"][0]
     assert not [e for e in run.events[exit_call:] if e.kind in ("sysret",) or e.name in ("sysretq", "iretq")]
 
 
 def test_a_context_switch_to_another_process_reloads_cr3():
-    run = run_program(forks)
+    run = record(RunSpec("fork 42"))
     replay = Replay(run)
     switch = events_named(run, "proc", "cpu_switch")[0]
     load = max(i for i in range(switch) if "%cr3" in run.events[i].name)
@@ -83,7 +66,7 @@ def test_a_context_switch_to_another_process_reloads_cr3():
 
 
 def test_a_run_is_deterministic():
-    first, second = run_program(forks), run_program(forks)
+    first, second = record(RunSpec("fork 42")), record(RunSpec("fork 42"))
     assert first.run_id == second.run_id
     assert first.events == second.events
 
@@ -127,23 +110,13 @@ def test_vfork_suspends_the_parent_until_the_child_exits():
     assert events_named(run, "enter", "fork_rfppwait")
 
 
-def threads(libc: Libc, argv, env) -> int:
-    seen.clear()
-
-    def worker(libc: Libc) -> None:
-        seen.append(f"worker tid {libc.getpid()}")
-
-    thread = libc.pthread_create(worker)
-    libc.pthread_join(thread)
-    seen.append("joined")
-    return 0
-
-
 def test_pthread_create_runs_a_second_thread_in_the_same_process_and_join_waits_for_it():
-    run = run_program(threads)
+    run = record(RunSpec("thread"))  # the lecture's thread program: each thread prints getpid()
     assert run.exit_status == 0
-    assert seen == [f"worker tid {Kernel.FIRST_PID}", "joined"]  # same pid
-    pids = [pid for pid, comm in run.threads.values() if comm.startswith("test-")]
+    lines = run.output.splitlines()
+    assert lines[2].startswith(f"thread: getpid() = {Kernel.FIRST_PID},")  # same pid
+    assert lines[-1] == "main: pthread_join() returned 0"  # after the thread's line: joined
+    pids = [pid for pid, comm in run.threads.values() if comm == "thread"]
     assert len(pids) == 2 and len(set(pids)) == 1
     assert events_named(run, "enter", "sys_thr_new") and events_named(run, "enter", "sys_thr_exit")
 

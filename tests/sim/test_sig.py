@@ -8,46 +8,28 @@ from sim.kern import errno as E
 from sim.kern.kern_sig import SA_RESTART, SIGKILL, SIGTERM, SIGUSR1
 from sim.kern.ksyms import libc_symbol
 from sim.replay import Replay
+from sim.run import Run, RunSpec, record
 from sim.user import umem
 from sim.user.libc import Libc
 from sim.user.uexec import SIGCODE
-from tests.sim.procutil import buffer, events_named, run_program, syscall_events
-
-handled: list[int] = []
+from tests.sim.procutil import events_named, run_program, syscall_events
 
 
 def on_usr1(libc: Libc, sig: int) -> None:
-    handled.append(sig)
     libc.getpid()  # a handler may make system calls of its own
 
 
-def interrupted_read(flags: int):
-    def main(libc: Libc, argv, env) -> int:
-        handled.clear()
-        libc.sigaction(SIGUSR1, on_usr1, flags)
-        rfd, wfd = libc.pipe()
-        buf = buffer(libc)
-        parent = libc.getpid()
-
-        def child() -> int:
-            libc.kill(parent, SIGUSR1)  # the parent is asleep in read(): this interrupts it
-            umem.store(buf, b"hi")
-            libc.syscall("write", wfd, buf, 2)  # data for a restarted read
-            return 0
-
-        libc.fork(child)
-        n = libc.syscall("read", rfd, buf, 100)
-        result = libc.errno if n == -1 else 100 + n
-        libc.waitpid(-1)
-        return result if handled == [SIGUSR1] else 1
-
-    main.__name__ = f"interrupted_read_{flags}"
-    return main
+def interrupted_read(flags: int) -> Run:
+    """The lecture's eintr program (sim/user/lecture_programs.py): its child sends SIGUSR1 to the parent asleep in
+    read() on an empty pipe, then writes two bytes for a restarted read."""
+    run = record(RunSpec("eintr -r" if flags & SA_RESTART else "eintr"))
+    assert run.output.count("handler: caught signal") == 1
+    return run
 
 
 def test_a_blocking_pipe_read_interrupted_by_a_caught_signal_fails_with_eintr():
-    run = run_program(interrupted_read(0))
-    assert run.exit_status == E.EINTR
+    run = interrupted_read(0)
+    assert "read() returned -1, errno 4 (EINTR" in run.output
     assert len(syscall_events(run, "read")) == 1  # not run again
     abort = events_named(run, "enter", "sleepq_abort")[0]
     sleep = max(i for i in events_named(run, "proc", "sleep") if i < abort)
@@ -55,8 +37,8 @@ def test_a_blocking_pipe_read_interrupted_by_a_caught_signal_fails_with_eintr():
 
 
 def test_with_sa_restart_the_read_runs_again_after_the_handler():
-    run = run_program(interrupted_read(SA_RESTART))
-    assert run.exit_status == 100 + 2  # the restarted read got the child's two bytes
+    run = interrupted_read(SA_RESTART)
+    assert "read() returned 2: 'hi'" in run.output  # the restarted read got the child's two bytes
     reads = syscall_events(run, "read")
     assert len(reads) == 2
     restart = next(i for i, e in enumerate(run.events) if e.kind == "sysret" and e.name == "ERESTART")
@@ -67,7 +49,7 @@ def test_with_sa_restart_the_read_runs_again_after_the_handler():
 
 
 def test_delivery_runs_the_handler_through_the_trampoline_and_sigreturn_returns_ejustreturn():
-    run = run_program(interrupted_read(0))
+    run = interrupted_read(0)
     send = events_named(run, "signal", "sendsig")[0]
     replay = Replay(run)
     iretq = next(i for i in range(send, len(run.events)) if run.events[i].name == "iretq")
@@ -106,30 +88,9 @@ def test_sigkill_cannot_be_caught():
     assert run_program(catch_kill).exit_status == E.EINVAL
 
 
-def resumed_here(libc: Libc) -> None:
-    handled.append(-1)
-    libc._exit(9)
-
-
-def sets_context(libc: Libc, argv, env) -> int:
-    from sim.kern.machdep import UC_MCONTEXT
-    from sim.user.uexec import text_address
-
-    handled.clear()
-    uc = buffer(libc)
-    if libc.syscall("getcontext", uc) != 0:
-        return 1
-    stack = buffer(libc, 16384)
-    umem.store(uc + UC_MCONTEXT + 160, text_address(resumed_here).to_bytes(8, "little"))  # mc_rip
-    umem.store(uc + UC_MCONTEXT + 184, (stack + 16384 - 8).to_bytes(8, "little"))  # mc_rsp
-    libc.syscall("setcontext", uc)
-    handled.append(-2)  # never: setcontext does not return
-    return 2
-
-
 def test_setcontext_rewrites_the_registers_and_returns_ejustreturn():
-    run = run_program(sets_context)
-    assert run.exit_status == 9 and handled == [-1]
+    run = record(RunSpec("setcontext"))  # rewrites mc_rip and mc_rsp to a function that prints and exits
+    assert run.exit_status == 0 and run.output.splitlines()[-1].startswith("on_new_stack: running at %rip")
     setcontext = syscall_events(run, "setcontext")[0]
     assert next(e for e in run.events[setcontext:] if e.kind == "sysret").name == "EJUSTRETURN"
     assert next(e for e in run.events[setcontext:] if e.name in ("sysretq", "iretq")).name == "iretq"
