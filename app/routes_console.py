@@ -16,6 +16,7 @@ A plain GET (no htmx: a browser without JavaScript) is sent on to the trace page
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -39,7 +40,7 @@ from app.routes_trace import (
 )
 from app.runs import RunCache, get_run_cache
 from app.templating import get_templates
-from app.trace_examples import EXAMPLES
+from app.trace_examples import examples_for, program_of
 from sim.kern.kernel import KernelConfig
 from sim.run import RunError
 from sim.scenarios.registry import UnknownScenario, lookup
@@ -67,12 +68,12 @@ def console_query(slug: str, params: QueryParams) -> tuple[stepper_params.Steppe
     query = parse_query(QueryParams([("command", spec.command), ("profile", spec.profile), *console_items]))
     if query.script is None:
         raise BadParameter("script", "the editor is empty: write a D program, or pick an example script")
-    return page, query
+    return page, replace(query, config=page.config)
 
 
 def untraced_switches(page: stepper_params.StepperQuery) -> list[str]:
-    """The page's kernel switches that the traced run does not have: the trace page's runs use the default
-    kernel configuration (app/routes_trace.py TraceQuery has no config yet)."""
+    """The page's kernel switches that the trace page will not have: its URL carries none, so its runs use the
+    default kernel configuration (the console itself traces with the page's)."""
     default = KernelConfig()
     return [
         f"{label} {'on' if getattr(page.config, field) else 'off'}"
@@ -124,7 +125,6 @@ def install_console(templates: Jinja2Templates) -> None:
     """What a stepping page's console needs beyond the page's own context: the example scripts (the lecture's
     three first) and the script size limit. Registered once, when the app is made."""
     templates.env.globals["d_console"] = {
-        "examples": EXAMPLES,
-        "first_script": EXAMPLES[0].script,
+        "examples_for": lambda command: examples_for(program_of(command)),
         "max_script_bytes": MAX_SCRIPT_BYTES,
     }

@@ -38,7 +38,7 @@ from app import trace_figures
 from app.errors import BadParameter
 from app.runs import CachedRun, RunCache, get_run_cache
 from app.templating import get_templates
-from app.trace_examples import EXAMPLES, LECTURE_SYSCALL_TIMES
+from app.trace_examples import examples_for, program_of
 from sim.kern.dtrace_probe import firing_ns
 from sim.kern.kernel import KernelConfig
 from sim.machine.profiles import PROFILES
@@ -81,11 +81,14 @@ class TraceQuery:
     baseline: str | None  # the command line the differential flame graph compares against
     focus: str | None  # the flame graph's zoomed frame (its stack as text)
     search: str | None
+    # The kernel's switches. The trace page's URL does not carry them (its runs use the defaults); the stepping
+    # page's D console passes its own, so that it traces the run the stepper shows.
+    config: KernelConfig = KernelConfig()
 
     @property
     def spec(self) -> RunSpec:
         """The run without DTrace: what the flame graph, the stepper and the probe-effect baseline show."""
-        return RunSpec(command=self.command, profile=self.profile)
+        return RunSpec(command=self.command, profile=self.profile, config=self.config)
 
     def params(self, **changes: str | None) -> list[tuple[str, str]]:
         values = {
@@ -217,7 +220,7 @@ async def trace(query: TraceQuery, runs: RunCache, results: TraceResults) -> Tra
     """Compile (DtraceError if it does not), record or fetch both runs, evaluate the program (cached)."""
     assert query.script is not None
     compiled = compile_script(query.script, SCRIPT_NAME)
-    config = required_config(compiled, KernelConfig())
+    config = required_config(compiled, query.spec.config)
     plain = await runs.get(query.spec)
     traced = plain if config == query.spec.config else await runs.get(replace(query.spec, config=config))
     result = await run_in_threadpool(results.get, traced.run, query.script, query.quiet)
@@ -352,15 +355,16 @@ def _example_links(query: TraceQuery) -> list[dict]:
             "url": query.url(script=e.script, flame=None, focus=None, search=None),
             "current": e.script == query.script,
         }
-        for e in EXAMPLES
+        for e in examples_for(program_of(query.command))
     ]
 
 
 def page_context(query: TraceQuery, request: Request) -> dict:
+    first_example = examples_for(program_of(query.command))[0]
     return {
         "q": query,
         "profiles": list(PROFILES),
-        "editor_script": query.script if query.script is not None else LECTURE_SYSCALL_TIMES,
+        "editor_script": query.script if query.script is not None else first_example.script,
         "examples": _example_links(query),
         "max_script_bytes": MAX_SCRIPT_BYTES,
         "flame_url": query.url("/trace/flame"),

@@ -6,9 +6,10 @@ each example says what to look for in its output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sim.trace.lecture_scripts import LECTURE_PROFILE, LECTURE_SYSCALL_TIMES, LECTURE_TRAPS
+from sim.user.shell import CommandLineError, parse_command_line
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,8 @@ class Example:
     slug: str
     title: str
     script: str
-    look_for: str  # what the output shows, in a sentence
+    look_for: str  # what the output shows over dd, in a sentence
+    look_for_any: str  # what it shows over any other program
 
 
 EXAMPLES: tuple[Example, ...] = (
@@ -26,23 +28,27 @@ EXAMPLES: tuple[Example, ...] = (
         LECTURE_SYSCALL_TIMES,
         "time in each system call, summed: read() dominates, yet all of them together are a small part of dd's "
         "system time",
+        "time in each system call the program makes, summed, against its whole system time",
     ),
     Example(
         "traps",
         "Lecture: traps in practice (1)",
         LECTURE_TRAPS,
         "55 system calls against thousands of traps: time in traps outside system calls far outweighs syscall time",
+        "the program's system calls against the traps it takes outside them (page faults, mostly)",
     ),
     Example(
         "profile",
         "Lecture: traps in practice (3)",
         LECTURE_PROFILE,
         "kernel stacks sampled 997 times a second: pagezero under pmap_zero_page and vm_fault dominates",
+        "kernel stacks sampled 997 times a second while the program runs",
     ),
     Example(
         "profile-top",
         "Profile: the five hottest kernel stacks",
         'profile-997 /execname == "dd"/ { @traces[stack()] = count(); }\n\nEND { trunc(@traces, 5); }\n',
+        "the same samples cut to the five most frequent stacks (the flame graph keeps them all)",
         "the same samples cut to the five most frequent stacks (the flame graph keeps them all)",
     ),
     Example(
@@ -54,13 +60,40 @@ EXAMPLES: tuple[Example, ...] = (
         "        self->ts = 0;\n"
         "}\n",
         "a power-of-two histogram of how long each system call took, in ns",
+        "a power-of-two histogram of how long each system call took, in ns",
     ),
     Example(
         "kernel-calls",
         "Kernel functions dd calls most (fbt)",
         'fbt:::entry /execname == "dd"/ { @calls[probefunc] = count(); }\n\nEND { trunc(@calls, 15); }\n',
         "entries into each modelled kernel function: the fault path runs once per page dd touches",
+        "entries into each modelled kernel function the program's system calls and traps reach",
     ),
 )
 
 EXAMPLES_BY_SLUG = {example.slug: example for example in EXAMPLES}
+
+
+def examples_for(program: str) -> tuple[Example, ...]:
+    """The examples for a run of `program`: as they are for dd (the lecture's own), else the same D with each
+    predicate naming the program, and words that claim nothing about dd."""
+    if program in ("dd", ""):  # "": a command line that does not parse, which the page reports on its own
+        return EXAMPLES
+    return tuple(
+        replace(
+            e,
+            title=e.title.replace("dd", program)
+            + (f', with execname "{program}"' if e.title.startswith("Lecture") else ""),
+            script=e.script.replace('execname == "dd"', f'execname == "{program}"'),
+            look_for=e.look_for_any,
+        )
+        for e in EXAMPLES
+    )
+
+
+def program_of(command: str) -> str:
+    """The program a command line runs (what execname is), or "" for one that does not parse."""
+    try:
+        return parse_command_line(command).program
+    except CommandLineError:
+        return ""

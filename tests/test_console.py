@@ -8,12 +8,12 @@ import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.main import create_app
 from app.routes_trace import MAX_SCRIPT_BYTES
 from app.trace_examples import EXAMPLES, LECTURE_PROFILE, LECTURE_SYSCALL_TIMES, LECTURE_TRAPS
+from sim.kern.kernel import KernelConfig
 from sim.trace.dtrace import run_dtrace
+from tests.pages import text_of
 
 DD = "dd if=/dev/zero of=/dev/null bs=10m count=1"
 PAGE = "/scenarios/dd-system-time"
@@ -21,19 +21,6 @@ CONSOLE = f"{PAGE}/console"
 HTMX = {"HX-Request": "true", "HX-Target": "div#console-results"}
 BROKEN = 'syscall:::entry /execname == "dd"/ {\n        @calls[probefunc] = count(;\n}\n'
 SMALL = {"bs": "64k", "count": "2"}  # a quick run for the checks that only need some run
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app()) as client:
-        yield client
-
-
-def text_of(page: str, element_id: str) -> str:
-    found = re.search(rf'<pre id="{element_id}"[^>]*>(.*?)</pre>', page, re.S)
-    assert found, f"no <pre id={element_id}>"
-    text = html.unescape(found.group(1))
-    return text.removeprefix("\n")  # as a browser reads <pre>: a newline right after the tag is not content
 
 
 def error_panel(response) -> dict[str, str]:
@@ -138,9 +125,14 @@ def test_an_unknown_scenario_is_a_404_in_the_console(client):
     assert "no scenario named 'nosuch'" in error_panel(response)["text"]
 
 
-def test_a_page_switch_the_trace_does_not_apply_is_said(client):
-    response = client.get(CONSOLE, params={**SMALL, "smap": "0", "script": LECTURE_TRAPS}, headers=HTMX)
+def test_the_console_traces_with_the_pages_kernel_switches_and_says_the_trace_page_will_not(client):
+    command = "dd if=/dev/zero of=/dev/null bs=64k count=2"
+    response = client.get(CONSOLE, params={**SMALL, "smap": "0", "script": LECTURE_SYSCALL_TIMES}, headers=HTMX)
     assert response.status_code == 200
+    without_smap = run_dtrace(LECTURE_SYSCALL_TIMES, command, config=KernelConfig(smap=False), script_name="script.d")
+    with_smap = run_dtrace(LECTURE_SYSCALL_TIMES, command, script_name="script.d")
+    assert without_smap.output != with_smap.output  # stac/clac around every copy cost time only with SMAP on
+    assert text_of(response.text, "d-stdout") == without_smap.output
     assert "SMAP (CR4.SMAP) off" in html.unescape(response.text)
 
 
@@ -160,3 +152,15 @@ def test_the_forms_hidden_fields_hold_the_pages_run_for_a_browser_without_javasc
     form = page[page.index('<form id="trace-form"') : page.index("</form>", page.index('<form id="trace-form"'))]
     hidden = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)
     assert hidden == [("bs", "64k"), ("count", "2"), ("profile", "modern")]  # the run, not the step or the views
+
+
+def test_on_another_programs_page_the_examples_name_that_program(client):
+    page = html.unescape(client.get("/scenarios/fork-returns-twice").text)
+    fork_first = LECTURE_SYSCALL_TIMES.replace('execname == "dd"', 'execname == "fork"')
+    assert f">{fork_first}</textarea>" in page  # the lecture's D, its predicate naming this page's program
+    assert 'execname == "dd"' not in page
+    response = client.get(
+        "/scenarios/fork-returns-twice/console", params={"script": fork_first, "quiet": "1"}, headers=HTMX
+    )
+    assert response.status_code == 200
+    assert re.search(r"^  fork +\d+$", text_of(response.text, "d-stdout"), re.M)  # fork's own syscall, timed

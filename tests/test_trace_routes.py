@@ -15,6 +15,7 @@ from sim.machine.profiles import PROFILES
 from sim.replay import Replay
 from sim.run import RunSpec, record
 from sim.trace.dtrace import run_dtrace
+from tests.pages import text_of
 from tests.sim.test_export import check_chrome, check_folded, check_speedscope
 
 DD = "dd if=/dev/zero of=/dev/null bs=10m count=1"
@@ -26,12 +27,6 @@ def figure(page: str, element_id: str) -> dict:
     found = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', page, re.S)
     assert found, f"no figure {element_id}"
     return json.loads(found.group(1))
-
-
-def text_of(page: str, element_id: str) -> str:
-    found = re.search(rf'<pre id="{element_id}"[^>]*>(.*?)</pre>', page, re.S)
-    assert found, f"no <pre id={element_id}>"
-    return html.unescape(found.group(1))
 
 
 def test_the_examples_hold_the_lectures_three_scripts_verbatim():
