@@ -436,8 +436,12 @@ LIBC_STUB = Source(
         SourceLine("    mov     $SYS_name,%eax          /* the system-call number */", ("user:mov_$SYS_*",)),
         SourceLine("    movq    %rcx,%r10               /* syscall overwrites %rcx */", ("user:movq_%rcx,%r10",)),
         SourceLine("    syscall                         /* ring 3 -> ring 0 */", ("insn:syscall",)),
-        SourceLine("    jb      cerror                  /* carry set: errno, -1 */", ("user:jb_cerror", "user:cerror")),
-        SourceLine("    ret", ("user:ret", "insn:sysretq")),
+        # sysretq lands here: %rip is the instruction after `syscall`, so the carry test is the next to run
+        SourceLine(
+            "    jb      cerror                  /* carry set: errno, -1 */",
+            ("insn:sysretq", "user:jb_cerror", "user:cerror"),
+        ),
+        SourceLine("    ret", ("user:ret",)),
     ),
 )
 

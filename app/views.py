@@ -246,8 +246,12 @@ def narrate(event: Event) -> str:
             text = f"The kernel calls {name}()"
         case "exit":
             text = f"{name}() returns" + (f" {detail}" if detail else "")
+        case "hook" if name.endswith("_fault") or name == "fusu":
+            text = f"{name}: the copy routine's error path (pcb_onfault's label){tail}"
+        case "hook" if name == "IN_CAPABILITY_MODE":
+            text = f"The capability-mode check refuses the call{tail}"
         case "hook":
-            text = f"{name} runs because its flag is set{tail}"
+            text = f"{name} runs{tail}"
         case "skip":
             text = f"{name} is skipped, costing only its flag test" + (f" ({detail})" if detail else "")
         case "syscall":

@@ -170,3 +170,9 @@ def test_deltas_are_described_in_words():
         "vm_page of frame 0x4034000: free → object 7 pindex 0, none"
     )
     assert describe_delta(("page", "zeroed")) == "page: zeroed"
+
+
+def test_a_copy_routines_error_path_is_not_narrated_as_a_flagged_hook():
+    text = narrate(Event(9, "hook", "copyout_fault", "0xffffffff80000000 + 16 is above VM_MAXUSER_ADDRESS", (), 3))
+    assert "error path" in text and "flag" not in text
+    assert "VM_MAXUSER_ADDRESS" in text
