@@ -2,8 +2,10 @@
 
 The ring timeline is sent once with the page as a layout (built here with plotly's graph_objects) and compact
 data: the times and steps of every ring change and of every syscall, trap and fault, delta-encoded, so that a dd
-run's ten thousand ring changes cost tens of kilobytes, not megabytes. The browser turns them into two lanes of
-rectangles and three rows of markers (static/trapscope.js). A step only moves the cursor (the layout's first
+run's ten thousand ring changes cost tens of kilobytes, not megabytes, and the stretches of ring-0 time that were
+not the program's (a kernel thread ran, or the idle thread halted the CPU: app/view_latency.py). The browser turns
+them into two lanes of rectangles, the kernel lane cut into the program's, kernel threads' and idle time, and three
+rows of markers (static/trapscope.js). A step only moves the cursor (the layout's first
 shape) and the window the plot shows (focus_window): three numbers in the step panel's data attributes.
 
 The latency figure's layout is built here too; a step sends only its bars' names and values.
@@ -11,12 +13,14 @@ The latency figure's layout is built here too; a step sends only its bars' names
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
 import plotly.graph_objects as go
 
 from app.navigate import LogIndex
+from app.view_latency import IDLE, kthread_label
 from sim.log import Event
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
 
@@ -28,6 +32,10 @@ TRAP_COLOUR = "#CC79A7"
 FAULT_COLOUR = "#009E73"
 CURSOR_COLOUR = "#111111"
 SYSCALL_BAR_COLOUR = "#444444"  # time inside system calls: kernel time, but not the traps' vermillion
+KTHREAD_COLOUR = "#ECB68C"  # the kernel's vermillion, lightened: ring 0, but a kernel thread's, not the program's
+IDLE_COLOUR = "#8C8C8C"  # the hatching of a halted CPU (idle), on IDLE_FILL
+IDLE_FILL = "#F2F2F2"
+IDLE_LABEL = "idle (hlt)"
 LANES = {USER_CPL: "user · ring 3", KERNEL_CPL: "kernel · ring 0"}
 LANE_Y = {USER_CPL: 0.0, KERNEL_CPL: 1.0}  # each lane is a band from y to y + LANE_HEIGHT
 LANE_HEIGHT = 0.8
@@ -45,19 +53,22 @@ def _deltas(values: list[int]) -> list[int]:
     return out
 
 
-def _marks(positions: list[int], events: list[Event], names: list[str] | None = None) -> dict[str, Any]:
+def _labelled(labels: list[str]) -> dict[str, list]:
+    """Labels as a table of the distinct ones and an index into it per item."""
     table: dict[str, int] = {}
+    return {"names": list(dict.fromkeys(labels)), "n": [table.setdefault(label, len(table)) for label in labels]}
+
+
+def _marks(positions: list[int], events: list[Event], names: list[str] | None = None) -> dict[str, Any]:
     labels = names if names is not None else [events[p].name for p in positions]
-    return {
-        "t": _deltas([events[p].t_ns for p in positions]),
-        "s": _deltas(positions),
-        "names": list(dict.fromkeys(labels)),
-        "n": [table.setdefault(label, len(table)) for label in labels],
-    }
+    return {"t": _deltas([events[p].t_ns for p in positions]), "s": _deltas(positions), **_labelled(labels)}
 
 
-def timeline_data(index: LogIndex, events: list[Event], initial_cpl: int) -> dict[str, Any]:
-    """The ring changes and the marked events of a run, compact (see the module docstring)."""
+def timeline_data(
+    index: LogIndex, events: list[Event], initial_cpl: int, others: Sequence[tuple[int, int, str]] = ()
+) -> dict[str, Any]:
+    """The ring changes and the marked events of a run, compact (see the module docstring). `others`: (start_ns,
+    end_ns, who) of each stretch that was not the program's (LatencyIndex.off_program_spans)."""
     syscalls = index.syscall_insns
     dispatched = index.positions("syscall")
     syscall_names = []
@@ -79,10 +90,14 @@ def timeline_data(index: LogIndex, events: list[Event], initial_cpl: int) -> dic
             "trap": _marks(index.positions("trap"), events),
             "fault": _marks(index.positions("fault"), events),
         },
+        "others": _others(others),
         "labels": len(syscalls) <= MAX_SYSCALL_LABELS,
         "style": {
             "user": USER_COLOUR,
             "kernel": KERNEL_COLOUR,
+            "kthread": KTHREAD_COLOUR,
+            "idle": IDLE_COLOUR,
+            "idleFill": IDLE_FILL,
             "syscall": SYSCALL_COLOUR,
             "trap": TRAP_COLOUR,
             "fault": FAULT_COLOUR,
@@ -91,6 +106,16 @@ def timeline_data(index: LogIndex, events: list[Event], initial_cpl: int) -> dic
             "markY": MARK_Y,
             "laneNames": {"user": LANES[USER_CPL], "kernel": LANES[KERNEL_CPL]},
         },
+    }
+
+
+def _others(spans: Sequence[tuple[int, int, str]]) -> dict[str, Any]:
+    """Spans as delta-encoded starts, durations and an index into their labels; `idle` says which label is a halt."""
+    return {
+        "t": _deltas([start for start, _, _ in spans]),
+        "d": [end - start for start, end, _ in spans],
+        **_labelled([IDLE_LABEL if who == IDLE else kthread_label(who) for _, _, who in spans]),
+        "idle": IDLE_LABEL,
     }
 
 
@@ -152,7 +177,13 @@ def latency_layout() -> dict[str, Any]:
     return {
         "layout": layout.to_plotly_json(),
         "config": {"displayModeBar": False, "responsive": True, "staticPlot": False},
-        "colours": {"syscall": SYSCALL_BAR_COLOUR, "trap": KERNEL_COLOUR, "other": "#999999"},
+        "colours": {
+            "syscall": SYSCALL_BAR_COLOUR,
+            "start": SYSCALL_BAR_COLOUR,
+            "trap": KERNEL_COLOUR,
+            "other": "#999999",
+            "kthread": KTHREAD_COLOUR,
+        },
     }
 
 

@@ -6,7 +6,9 @@ The index is built once per run in one pass over its events:
   - `frames`, one byte per step: how many kernel frames are open after that step (an `enter` event opens one, an
     `exit` event closes one). Step over and step out are then "the next step whose byte is <= / < this one", a
     regular-expression search that runs in C over the bytes;
-  - the steps where the ring (CPL) changes, and every step's time, for the timeline and its click-to-jump.
+  - the steps where the ring (CPL) changes, and every step's time, for the timeline and its click-to-jump;
+  - the steps where another thread takes the CPU (the log's ("thread", old_tid, new_tid) deltas), and the step from
+    which the new thread's time counts, for the latency view's and the timeline's who-ran-when.
 """
 
 from __future__ import annotations
@@ -70,6 +72,29 @@ class LogIndex:
         self.ring_cpl = ring_cpl
         self.syscall_insns = by_name.get(("insn", "syscall"), [])
         self.last_step = len(events) - 1
+        self._index_thread_switches(events)
+
+    def _index_thread_switches(self, events: list[Event]) -> None:
+        """thread_changes[i]: the step whose ("thread", old, new) delta puts thread_tids[i] on the CPU (leaving
+        thread_left[i]); thread_starts[i]: the first step whose time is the new thread's. mi_switch bills the time
+        up to the switch to the old thread and the switch itself (cpu_switch or, for an exiting thread,
+        sched_throw) to the new one, so the new thread's time starts after the switch function's `enter` step.
+        The recorder writes the delta only into the run's `start` event and the switch's own `proc` event."""
+        changes, tids, left, starts = [], [], [], []
+        switch_entries = sorted(self.positions("enter", "cpu_switch") + self.positions("enter", "sched_throw"))
+        for step in sorted(self.positions("start") + self.positions("proc")):
+            for delta in events[step].deltas:
+                if delta[0] == "thread":
+                    entered = self.previous_before(switch_entries, step)
+                    after_previous = entered is not None and (not changes or entered > changes[-1])
+                    starts.append(entered + 1 if after_previous else step)
+                    changes.append(step)
+                    left.append(delta[1])
+                    tids.append(delta[2])
+        self.thread_changes: list[int] = changes
+        self.thread_tids: list[int] = tids
+        self.thread_left: list[int] = left
+        self.thread_starts: list[int] = starts
 
     # -- simple lookups -------------------------------------------------------------------------------------------
 

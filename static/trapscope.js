@@ -37,7 +37,10 @@
   // pixel can show: stretches closer than a pixel merge, and at most one marker of a kind per pixel column. A
   // zoom, a pan or a step draws the new range the same way (Plotly.react with a handful of points).
 
-  let timeline = null; // {host, lanes: {3: [starts, ends], 0: [...]}, marks, style, layout, config, end, range}
+  // The kernel lane is cut into the program's ring-0 time and the stretches that were not the program's (data.others:
+  // a kernel thread ran, or the idle thread halted the CPU), drawn lighter and hatched with their names.
+
+  let timeline = null; // {host, lanes: {3, 0, kthread, idle: [starts, ends, names?]}, marks, style, ...}
   let clickTimer = 0;
 
   function undelta(values) {
@@ -63,12 +66,48 @@
       since = t;
     });
     add(since, data.end);
+    const others = data.others;
+    const otherStarts = undelta(others.t);
+    const otherSpans = otherStarts.map((a, i) => [a, a + others.d[i], others.names[others.n[i]]]);
+    lanes[0] = withoutSpans(lanes[0], otherSpans);
+    lanes.kthread = [[], [], []];
+    lanes.idle = [[], [], []];
+    for (const [a, b, name] of otherSpans) {
+      const lane = name === others.idle ? lanes.idle : lanes.kthread;
+      lane[0].push(a);
+      lane[1].push(b);
+      lane[2].push(name);
+    }
     const marks = {};
     for (const kind of Object.keys(MARKS)) {
       const m = data.marks[kind];
       marks[kind] = { t: undelta(m.t), s: undelta(m.s), text: m.n.map((i) => m.names[i]) };
     }
     return { lanes, marks, style: data.style, labels: data.labels, end: data.end };
+  }
+
+  // The stretches of `lane` ([starts, ends], sorted) with the sorted, disjoint `spans` ([start, end, name]) cut out.
+  function withoutSpans(lane, spans) {
+    const [starts, ends] = lane;
+    const kept = [[], []];
+    let j = 0;
+    for (let i = 0; i < starts.length; i++) {
+      let a = starts[i];
+      const b = ends[i];
+      while (j < spans.length && spans[j][1] <= a) j++;
+      for (let k = j; a < b && k < spans.length && spans[k][0] < b; k++) {
+        if (spans[k][0] > a) {
+          kept[0].push(a);
+          kept[1].push(spans[k][0]);
+        }
+        a = Math.max(a, spans[k][1]);
+      }
+      if (a < b) {
+        kept[0].push(a);
+        kept[1].push(b);
+      }
+    }
+    return kept;
   }
 
   function firstAtOrAfter(sorted, value) {
@@ -82,38 +121,53 @@
     return lo;
   }
 
-  // One lane: a rectangle per stretch of time in the ring (merged below a pixel), all in one path; hovering near a
-  // rectangle's edge names the stretch and its length.
-  function laneTrace(name, colour, lane, range, nsPerPixel, y0, height) {
-    const [starts, ends] = lane;
+  // One lane: a rectangle per stretch of time (merged below a pixel), all in one path; hovering near a rectangle's
+  // edge names the stretch (lane[2][i] if the lane names each one, else `name`) and its length. `labels` collects
+  // [middle, name] of rectangles wide enough to carry their name.
+  function laneTrace(name, colour, lane, range, nsPerPixel, y0, height, extra, labels) {
+    const [starts, ends, names] = lane;
     const x = [];
     const y = [];
     const customdata = [];
     const top = y0 + height;
-    const push = (a, b) => {
+    const push = (a, b, who) => {
       const middle = (a + b) / 2;
       x.push(a, middle, b, b, middle, a, a, null);
       y.push(y0, y0, y0, top, top, top, y0, null);
-      const info = [a, b, b - a];
+      const info = [a, b, b - a, who];
       customdata.push(info, info, info, info, info, info, info, null);
+      if (labels && (b - a) / nsPerPixel > 9 * who.length) labels.push([middle, who]);
     };
     let i = Math.max(0, firstAtOrAfter(ends, range[0]));
     let a = null;
     let b = null;
+    let who = name;
     for (; i < starts.length && starts[i] <= range[1]; i++) {
+      const next = names ? names[i] : name;
       if (a !== null && starts[i] - b <= nsPerPixel) {
         b = ends[i];
+        if (next !== who) who = name; // merged stretches of different threads: the lane's own name
         continue;
       }
-      if (a !== null) push(a, b);
+      if (a !== null) push(a, b, who);
       a = starts[i];
       b = ends[i];
+      who = next;
     }
-    if (a !== null) push(a, b);
-    return {
+    if (a !== null) push(a, b, who);
+    return Object.assign({
       type: "scatter", mode: "lines", name, x, y, customdata, fill: "toself", fillcolor: colour,
       line: { width: 0.5, color: colour }, hoveron: "points",
-      hovertemplate: `${name}: %{customdata[0]:,} – %{customdata[1]:,} ns (%{customdata[2]:,} ns)<extra></extra>`,
+      hovertemplate: "%{customdata[3]}: %{customdata[0]:,} – %{customdata[1]:,} ns " +
+        "(%{customdata[2]:,} ns)<extra></extra>",
+    }, extra || {});
+  }
+
+  // The names of wide kernel-thread and idle stretches, written inside them.
+  function spanLabels(labels, y) {
+    return {
+      type: "scatter", mode: "text", x: labels.map((l) => l[0]), y: labels.map(() => y),
+      text: labels.map((l) => l[1]), textfont: { size: 12, color: "#222222" }, hoverinfo: "skip", cliponaxis: true,
     };
   }
 
@@ -123,11 +177,31 @@
     fault: { symbol: "x-thin-open", size: 10, label: "fault resolved" },
   };
 
-  function markTrace(kind, marks, range, nsPerPixel, style, labels) {
+  const LABEL_PX_PER_CHAR = 7.5; // the marker labels' 13 px font, generously: a label's width in pixels, estimated
+  const LABEL_GAP_PX = 6;
+
+  // Which markers' names fit as labels: those on screen, nearest the cursor first, each left out if it would overlap
+  // one already placed (its marker keeps the name as hover text).
+  function placeLabels(x, names, visible, nsPerPixel, cursor) {
+    const order = x.map((_, i) => i).filter((i) => x[i] >= visible[0] && x[i] <= visible[1]);
+    order.sort((i, j) => Math.abs(x[i] - cursor) - Math.abs(x[j] - cursor));
+    const placed = [];
+    const text = names.map(() => "");
+    for (const i of order) {
+      const half = (names[i].length * LABEL_PX_PER_CHAR) / 2 + LABEL_GAP_PX / 2;
+      const centre = x[i] / nsPerPixel;
+      if (placed.some(([a, b]) => centre - half < b && centre + half > a)) continue;
+      placed.push([centre - half, centre + half]);
+      text[i] = names[i];
+    }
+    return text;
+  }
+
+  function markTrace(kind, marks, range, nsPerPixel, style, labels, visible, cursor) {
     const spec = MARKS[kind];
     const x = [];
     const customdata = [];
-    const text = [];
+    const names = [];
     let lastPixel = -Infinity;
     for (let i = firstAtOrAfter(marks.t, range[0]); i < marks.t.length && marks.t[i] <= range[1]; i++) {
       const pixel = Math.floor(marks.t[i] / nsPerPixel);
@@ -135,15 +209,16 @@
       lastPixel = pixel;
       x.push(marks.t[i]);
       customdata.push(marks.s[i]);
-      text.push(marks.text[i]);
+      names.push(marks.text[i]);
     }
     const withText = kind === "syscall" && labels && x.length <= 40;
+    const text = withText ? placeLabels(x, names, visible, nsPerPixel, cursor) : names.map(() => "");
     return {
       type: "scatter", mode: withText ? "markers+text" : "markers", name: spec.label,
-      x, y: x.map(() => style.markY[kind]), customdata, text,
+      x, y: x.map(() => style.markY[kind]), customdata, text, hovertext: names,
       textposition: "top center", textfont: { size: 13, color: "#111111" },
       marker: { symbol: spec.symbol, size: spec.size, color: style[kind], line: { width: 2, color: style[kind] } },
-      hovertemplate: `${spec.label}: %{text} at %{x:,} ns · step %{customdata} (click to go)<extra></extra>`,
+      hovertemplate: `${spec.label}: %{hovertext} at %{x:,} ns · step %{customdata} (click to go)<extra></extra>`,
       cliponaxis: false,
     };
   }
@@ -154,12 +229,25 @@
     const nsPerPixel = Math.max(1e-9, (range[1] - range[0]) / width);
     const margin = range[1] - range[0];
     const wide = [range[0] - margin, range[1] + margin]; // a little either side, for a pan
+    const kernelY = style.laneY.kernel;
+    const inside = [];
+    const height = style.laneHeight;
+    const hatched = {
+      line: { width: 0.5, color: style.idle },
+      fillpattern: { shape: "/", fgcolor: style.idle, bgcolor: style.idleFill, size: 7, solidity: 0.25 },
+    };
     const traces = [
-      laneTrace(style.laneNames.user, style.user, lanes[3], wide, nsPerPixel, style.laneY.user, style.laneHeight),
-      laneTrace(style.laneNames.kernel, style.kernel, lanes[0], wide, nsPerPixel, style.laneY.kernel, style.laneHeight),
-      ...Object.keys(MARKS).map((kind) => markTrace(kind, marks[kind], wide, nsPerPixel, style, labels)),
+      laneTrace(style.laneNames.user, style.user, lanes[3], wide, nsPerPixel, style.laneY.user, height),
+      laneTrace(style.laneNames.kernel, style.kernel, lanes[0], wide, nsPerPixel, kernelY, height),
+      laneTrace("kernel threads", style.kthread, lanes.kthread, wide, nsPerPixel, kernelY, height, {}, inside),
+      laneTrace("idle (hlt)", style.idleFill, lanes.idle, wide, nsPerPixel, kernelY, height, hatched, inside),
+      spanLabels(inside, kernelY + height / 2),
     ];
     const step = currentStep();
+    const at = step ? step.t : range[0];
+    for (const kind of Object.keys(MARKS)) {
+      traces.push(markTrace(kind, marks[kind], wide, nsPerPixel, style, labels, range, at));
+    }
     const cursor = Object.assign({}, timeline.layout.shapes[CURSOR_SHAPE], step ? { x0: step.t, x1: step.t } : {});
     const projector = Boolean(host.closest(".projector"));
     const layout = Object.assign({}, timeline.layout, {

@@ -1,0 +1,151 @@
+"""The latency view and the ring timeline for runs with more than one thread: children (fork), threads
+(thr_new), kernel threads (the syncer, the AIO daemon) and an idle CPU. Time is billed as FreeBSD bills it:
+the program's system time is its threads' time in ring 0, what time(1) reports; the idle CPU and kernel threads
+are shown as their own categories, never as a system call's."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from functools import cache
+
+import pytest
+
+from app.figures import timeline_data
+from app.navigate import LogIndex
+from app.view_latency import IDLE, LatencyIndex, format_ns, latency_view
+from sim.machine.cpu import USER_CPL
+from sim.run import Run, record
+from sim.scenarios.registry import SCENARIOS, lookup
+
+PANEL = {"HX-Request": "true", "HX-Target": "section#step-panel"}
+
+
+@cache
+def scenario_run(slug: str) -> Run:
+    return record(lookup(slug).spec())
+
+
+def latency_of(run: Run) -> tuple[LogIndex, LatencyIndex]:
+    index = LogIndex(run.events)
+    return index, LatencyIndex(index, run.events, run.initial_registers["cpl"], run.threads)
+
+
+def at_last_step(run: Run):
+    index, latency = latency_of(run)
+    return latency_view(latency, index.last_step, run.events[-1].t_ns)
+
+
+@pytest.mark.parametrize("slug", sorted(SCENARIOS))
+def test_the_program_s_system_and_user_time_are_what_time_reports(slug):
+    """Every step's time is billed to the thread on the CPU and its ring, as the kernel's rusage accounting does,
+    so at the run's end the view's figures equal the run summary's (the process and its reaped children) exactly."""
+    run = scenario_run(slug)
+    view = at_last_step(run)
+    assert view.system_ns == run.sys_ns
+    assert view.user_ns == run.user_ns
+    assert f"has run {view.system} for this program" in view.answer
+
+
+def test_after_write_file_exits_the_idle_cpu_and_the_syncer_are_not_its_exit_call():
+    run = scenario_run("write-file")
+    view = at_last_step(run)
+    bars = dict(zip(view.bars["names"], view.bars["values"], strict=True))
+    exit_ns = bars["syscall · exit ×1"]
+    assert exit_ns < 1_000_000, "exit() ends when its thread leaves the CPU for good, not 31 s later"
+    assert view.syscall_ns < 1_000_000, "the system calls' wall time fits in the process's life"
+    assert view.idle_ns > 30_000_000_000, "the syncer wakes once a second for ~30 s: the CPU halts in between"
+    assert bars["kernel thread · syncer"] > 0
+    assert view.kthread_ns + view.idle_ns + view.system_ns + view.user_ns == run.events[-1].t_ns
+    assert "The CPU idled 31.00 s" in view.answer and "syncer" in view.answer
+
+
+def test_a_system_call_that_sleeps_counts_its_wait_as_wall_time_but_not_as_system_time(dd_run):
+    """dd's first read() of a file sleeps on the disk (biord) while the CPU halts: DTrace's timestamps include the
+    wait, time(1)'s system time does not, and the answer says how long the threads were off the CPU."""
+    index, latency = latency_of(dd_run)
+    halt = index.positions("proc", "cpu_idle")[0]
+    halted_ns = dd_run.events[halt].t_ns - dd_run.events[halt - 1].t_ns
+    view = latency_view(latency, halt, dd_run.events[halt].t_ns)
+    read_ns = dict(zip(view.bars["names"], view.bars["values"], strict=True))["syscall · read ×1"]
+    assert read_ns > halted_ns
+    assert view.idle_ns == halted_ns
+    on_cpu = latency.cpu_at(halt, dd_run.events[halt].t_ns)
+    assert on_cpu[("system", "syscall")] < view.syscall_ns - halted_ns
+    assert "spent off the CPU" in view.answer
+
+
+def dtrace_wall_times(run: Run) -> tuple[int, int, int, int]:
+    """(syscall ns, syscalls, trap ns, traps) for a one-thread program, straight from the log: each kernel entry
+    from its ring change (syscall or trap) to the ring change back, or to the run's end."""
+    syscall_ns = trap_ns = syscalls = traps = 0
+    entered = None
+    for step, event in enumerate(run.events):
+        for delta in event.deltas:
+            if delta[:2] == ("reg", "cpl"):
+                if delta[3] != USER_CPL:
+                    entered = (step, event)
+                else:
+                    start_step, start = entered
+                    if start.kind == "trap":
+                        trap_ns, traps = trap_ns + event.t_ns - start.t_ns, traps + 1
+                    else:
+                        syscall_ns, syscalls = syscall_ns + event.t_ns - start.t_ns, syscalls + 1
+                    entered = None
+    if entered is not None:  # exit(): never returns
+        syscall_ns, syscalls = syscall_ns + run.events[-1].t_ns - entered[1].t_ns, syscalls + 1
+    return syscall_ns, syscalls, trap_ns, traps
+
+
+def test_dd_s_figures_are_its_kernel_entries_timed_as_before(dd_run):
+    """dd is one thread: its system calls' and traps' times are still entry to exit on the log, the sleeping
+    reads included, and the lecture's answer still holds (the traps, not the system calls, are the time)."""
+    view = at_last_step(dd_run)
+    syscall_ns, syscalls, trap_ns, traps = dtrace_wall_times(dd_run)
+    assert (view.syscall_ns, view.syscalls, view.trap_ns, view.traps) == (syscall_ns, syscalls, trap_ns, traps)
+    assert syscalls == dd_run.syscalls
+    assert view.bars["names"][0] == "trap · page fault: zero_fill ×5,143"
+    assert view.bars["categories"][-1] == "kthread", "kernel threads come after the program's own bars"
+    share = int(re.search(r"\((\d+)% of system time\)", view.answer).group(1))
+    assert share > 90
+
+
+def test_fork_bills_both_processes_and_the_child_s_first_return():
+    run = scenario_run("fork-returns-twice")
+    view = at_last_step(run)
+    assert "new thread · fork_exit ×1" in view.bars["names"]
+    assert "starting 1 new thread (fork_exit)" in view.answer
+    pids = {pid for pid, _ in run.threads.values() if pid >= 1000}
+    assert len(pids) == 2
+
+
+def test_the_timeline_cuts_kernel_threads_and_halts_out_of_the_program_s_kernel_time():
+    run = scenario_run("write-file")
+    index, latency = latency_of(run)
+    data = timeline_data(index, run.events, run.initial_registers["cpl"], latency.off_program_spans())
+    others = data["others"]
+    names = [others["names"][n] for n in others["n"]]
+    idle = sum(d for d, name in zip(others["d"], names, strict=True) if name == others["idle"])
+    assert idle == at_last_step(run).idle_ns
+    assert "kernel thread · syncer" in names and others["idle"] == "idle (hlt)"
+    assert len(json.dumps(others)) < 4_000, "a few spans a second of idle: sent once with the page"
+
+
+def test_a_run_with_no_other_thread_has_no_spans_but_its_exit(getpid_run):
+    index, latency = latency_of(getpid_run)
+    spans = latency.off_program_spans()
+    assert [who for _, _, who in spans] == ["idle"], "only the switch to the idle thread after exit()"
+    assert IDLE not in {who for _, _, who in spans}
+
+
+def test_the_latency_panel_shows_idle_and_kernel_threads_apart(client):
+    run = scenario_run("write-file")
+    last = len(run.events) - 1
+    page = client.get(f"/scenarios/write-file?step={last}&views=latency", headers=PANEL).text
+    answer = html.unescape(re.search(r'<p class="latency-answer"[^>]*>(.*?)</p>', page, re.S).group(1))
+    assert "inside 11 system calls" in answer and "The CPU idled" in answer
+    bars = json.loads(re.search(r'<script type="application/json" id="latency-bars">(.*?)</script>', page).group(1))
+    assert "CPU idle (hlt)" in page and "kernel thread · syncer" in bars["names"]
+    system = html.unescape(re.search(r'<dd id="latency-system">(.*?)</dd>', page).group(1))
+    assert system == format_ns(run.sys_ns)
