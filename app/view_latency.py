@@ -277,7 +277,8 @@ class LatencyView:
     traps: int
     kthread_ns: int
     idle_ns: int
-    answer: str  # the lecture's question answered from the figures so far
+    answer: str  # the lecture's question answered from the figures so far, in one sentence
+    detail: str  # what else the kernel did: sleeps inside system calls, kernel threads, the idle CPU
 
     user = _formatted("user_ns")
     system = _formatted("system_ns")
@@ -322,7 +323,7 @@ def latency_view(latency: LatencyIndex, step: int, t_ns: int) -> LatencyView:
     bars = {"names": names, "values": values, "categories": categories, "labels": [format_ns(ns) for ns in values]}
     trap_share = round(100 * cpu.get(("system", "trap"), 0) / system) if system else 0
     asleep = latency.off_cpu_at(step, t_ns).get("syscall", 0)
-    answer = _answer(wall, counts, system, trap_share, asleep, kthreads, idle)
+    answer, *details = _answer(wall, counts, system, trap_share, asleep, kthreads, idle)
     return LatencyView(
         bars=bars,
         user_ns=cpu.get(("user", ""), 0),
@@ -334,6 +335,7 @@ def latency_view(latency: LatencyIndex, step: int, t_ns: int) -> LatencyView:
         kthread_ns=sum(ns for _, ns in kthreads),
         idle_ns=idle,
         answer=answer,
+        detail=" ".join(details),
     )
 
 
@@ -345,11 +347,11 @@ def _answer(
     asleep: int,
     kthreads: list[tuple[str, int]],
     idle: int,
-) -> str:
-    """The lecture's question answered: the program's system time as time(1) reports it, where it went as DTrace
-    would time it, and the time that was not the program's."""
+) -> list[str]:
+    """The lecture's question answered: the program's system time as time(1) reports it and where it went as
+    DTrace would time it; then, sentence by sentence, the time that was not the program's."""
     if not system and not kthreads and not idle:
-        return "No time in the kernel yet."
+        return ["No time in the kernel yet."]
     new = counts["start"]
     started = f"; {format_ns(wall['start'])} starting {new:,} new thread{'s' * (new != 1)} (fork_exit)" if new else ""
     sentences = [
@@ -368,4 +370,4 @@ def _answer(
         sentences.append(f"Kernel threads ran {format_ns(sum(ns for _, ns in kthreads))} ({who}), not this program.")
     if idle:
         sentences.append(f"The CPU idled {format_ns(idle)} (cpu_idle: halted, nobody's system time).")
-    return " ".join(sentences)
+    return sentences
