@@ -96,7 +96,8 @@ class EventLog:
 
     def emit(self, kind: str, name: str, detail: str = "") -> None:
         # The hottest function of the simulator: one tuple built, no Python-level constructor (see new_event); most
-        # events change nothing, and share the empty tuple. kfunc's frame wrapper inlines a copy of this.
+        # events change nothing, and share the empty tuple. Copies of this are inlined in kfunc's frame wrapper,
+        # kfunc.gate and cpu.register_step (the hot paths): a change here is a change there.
         if self.recording:
             pending = self._pending
             if pending:

@@ -15,7 +15,7 @@ from sim.kern.pcpu import pcpu
 from sim.kern.proc import PCB_FULL_IRET, TDF_ASTPENDING, TDF_NEEDRESCHED, Thread
 from sim.kern.subr_trap import ast
 from sim.kern.trap import amd64_syscall
-from sim.machine.cpu import PSL_I, PSL_T, USER_CPL
+from sim.machine.cpu import PSL_I, PSL_T, USER_CPL, field_setter, register_step
 
 TF_HASSEGS = 0x1
 KUCSEL = 0x43  # user code selector with RPL 3
@@ -32,8 +32,16 @@ _ENTRY_FIELDS = (
 _ENTRY_REGISTERS = operator.itemgetter("r11", "rcx", "rsp", "rdi", "rsi", "rdx", "r8", "r9", "rax", "rbx", "rbp",
                                        "r10", "r11", "r10")  # fmt: skip
 _ENTRY_CONSTANTS = (KUCSEL, KUDSEL, SYSCALL_INSN_LEN, 0, 0, TF_HASSEGS)  # tf_cs ... tf_flags
+_save_trapframe = field_setter("tf", *_ENTRY_FIELDS)  # tf.set_many(_ENTRY_FIELDS, ...), written out (cpu.py)
 _SYSRET_REGISTERS = ("rdi", "rsi", "rdx", "rax", "r11", "rcx", "rsp")
 _SYSRET_FIELDS = operator.itemgetter("tf_rdi", "tf_rsi", "tf_rdx", "tf_rax", "tf_rflags", "tf_rip", "tf_rsp")
+# The instructions of the path, each writing its registers and making its event in one call (cpu.register_step).
+_restore_step = register_step("insn", *_SYSRET_REGISTERS)
+_sysretq_step = register_step("insn", "rip", "rflags", "cpl")  # SYSRETQ: %rcx to %rip, %r11 to rflags, ring 3
+_rsp_step, _rflags_step = register_step("insn", "rsp"), register_step("insn", "rflags")
+_gsbase_step = register_step("insn", "gsbase")
+
+_RESTORE_TEXT = "rax, rdx: return values; r11, rcx: rflags and rip for sysretq"
 
 _DORETI_REGISTERS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9", "rax", "rbx", "rbp", "r10", "r11")
 _DORETI_FIELDS = operator.itemgetter(*(f"tf_{reg}" for reg in _DORETI_REGISTERS))
@@ -49,18 +57,17 @@ def Xfast_syscall() -> None:  # noqa: N802 - FreeBSD's symbol name
 
     swapgs()
     user_rsp = regs["rsp"]
-    cpu.set("rsp", kernel_stack_top(td.td_tid))
-    machine.emit("insn", "movq PCPU(RSP0),%rsp", "switch from the user stack to this thread's kernel stack")
+    _rsp_step(machine, 0, "movq PCPU(RSP0),%rsp", "switch from the user stack to this thread's kernel stack",
+              kernel_stack_top(td.td_tid))  # fmt: skip
 
     machine.log.now += costs.trapframe_ns
     tf = td.td_frame
     saved = _ENTRY_REGISTERS(regs)
-    tf.set_many(_ENTRY_FIELDS, (*saved[:2], user_rsp, *saved[3:], *_ENTRY_CONSTANTS))
+    _save_trapframe(tf.regs, machine.log, *saved[:2], user_rsp, *saved[3:], *_ENTRY_CONSTANTS)
     td.td_pcb.pcb_flags &= ~PCB_FULL_IRET
     machine.emit("insn", "build trapframe", "save the user registers on the kernel stack; tf_err = 2")
 
-    cpu.set("rflags", regs["rflags"] | PSL_I)
-    machine.emit("insn", "sti", "interrupts back on: the kernel may now be preempted")
+    _rflags_step(machine, 0, "sti", "interrupts back on: the kernel may now be preempted", regs["rflags"] | PSL_I)
 
     amd64_syscall(td, tf.regs["tf_rflags"] & PSL_T)
     _return_to_user(td)
@@ -70,8 +77,7 @@ def _return_to_user(td: Thread) -> None:
     machine = pcpu.machine
     cpu = machine.cpu
     while True:
-        cpu.set("rflags", cpu.regs["rflags"] & ~PSL_I)
-        machine.emit("insn", "cli", "interrupts off while deciding how to return")
+        _rflags_step(machine, 0, "cli", "interrupts off while deciding how to return", cpu.regs["rflags"] & ~PSL_I)
         if td.td_pcb.pcb_flags & PCB_FULL_IRET:
             doreti_iret(td)
             return
@@ -88,30 +94,24 @@ def _return_to_user(td: Thread) -> None:
 def swapgs() -> None:
     """Exchange %gs's base with MSR_KERNELGSBASE: the kernel finds its pcpu (and curthread) through %gs."""
     machine = pcpu.machine
-    cpu = machine.cpu
-    machine.log.now += machine.profile.swapgs_ns
-    previous = cpu.regs["gsbase"]
+    previous = machine.cpu.regs["gsbase"]
     new = machine.kernel_gsbase_msr
-    cpu.set("gsbase", new)
     machine.kernel_gsbase_msr = previous
-    to_kernel = new == PCPU_BASE
-    machine.emit("insn", "swapgs", "%gs now points at this CPU's pcpu" if to_kernel else "the user's %gs is back")
+    detail = "%gs now points at this CPU's pcpu" if new == PCPU_BASE else "the user's %gs is back"
+    _gsbase_step(machine, machine.profile.swapgs_ns, "swapgs", detail, new)
 
 
 def sysretq(td: Thread) -> None:
     machine = pcpu.machine
     cpu, tf = machine.cpu, td.td_frame
     log, costs = machine.log, machine.profile
-    log.now += costs.trapframe_ns
-    cpu.set_many(_SYSRET_REGISTERS, _SYSRET_FIELDS(tf.regs))
-    machine.emit("insn", "restore registers", "rax, rdx: return values; r11, rcx: rflags and rip for sysretq")
+    _restore_step(machine, costs.trapframe_ns, "restore registers", _RESTORE_TEXT, *_SYSRET_FIELDS(tf.regs))
     swapgs()
     machine.exit("Xfast_syscall")
-    log.now += costs.sysret_insn_ns
+    log.now += costs.sysret_insn_ns  # before the switch to ring 3: SYSRETQ is system time
     regs = cpu.regs
-    cpu.set_many(("rip", "rflags"), (regs["rcx"], regs["r11"]))
-    cpu.set("cpl", USER_CPL)
-    machine.emit("insn", "sysretq", "back to ring 3 at the instruction after syscall")
+    _sysretq_step(machine, 0, "sysretq", "back to ring 3 at the instruction after syscall", regs["rcx"], regs["r11"],
+                  USER_CPL)  # fmt: skip
 
 
 def doreti_iret(td: Thread) -> None:

@@ -11,7 +11,8 @@ from sim.kern.proc import Thread
 @syscall_handler
 @kfunc
 def sys_getpid(td: Thread) -> int:
-    pcpu.machine.charge(pcpu.machine.profile.sys_getpid_ns)
+    machine = pcpu.machine
+    machine.log.now += machine.profile.sys_getpid_ns  # machine.charge, inlined: the loop benchmark's call
     td.set_retval(0, td.td_proc.p_pid)
     return 0
 

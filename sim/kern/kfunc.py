@@ -22,6 +22,8 @@ F = TypeVar("F", bound=Callable)
 # emit makes: the pending deltas, the budget, and only a count once recording is off). `log.probe_hook` is None
 # unless a DTrace program enabled fbt or profile probes: it is called where fbt's entry and return probes sit (the
 # function's first instruction and its `ret`), inside the frame, so what a probe costs is billed to the function.
+# An exit's detail is str(the result); a 0 (most system calls' and helpers' success) shares one "0" (str(0) makes
+# a new string each time, which the log would keep).
 _TRACED = """
 def traced(PARAMS):
     _kf_log = _kf_pcpu.machine.log
@@ -46,7 +48,7 @@ def traced(PARAMS):
         _kf_log.probe_hook(_kf_name, "return")
     if _kf_log.recording:
         _kf_pending = _kf_log._pending
-        _kf_detail = "" if _kf_rv is None else _kf_str(_kf_rv)
+        _kf_detail = "" if _kf_rv is None else "0" if _kf_rv.__class__ is int and _kf_rv == 0 else _kf_str(_kf_rv)
         if _kf_pending:
             _kf_deltas = _kf_tuple(_kf_pending)
             _kf_event = (_kf_log.now, "exit", _kf_name, _kf_detail, _kf_deltas, _kf_log.depth)
@@ -116,18 +118,19 @@ def gate(hook: str, condition: str, is_set: bool) -> bool:
     """
     machine = pcpu.machine
     log = machine.log
-    log.now += machine.profile.flag_test_ns
-    if not is_set:
-        if log.recording:  # EventLog.emit, inlined: two in three events on the syscall path are frames or gates
-            pending = log._pending
-            if pending:
-                log.events.append(new_event(Event, (log.now, "skip", hook, condition, tuple(pending), log.depth)))
-                pending.clear()
-            else:
-                log.events.append(new_event(Event, (log.now, "skip", hook, condition, (), log.depth)))
-            log.recording -= 1
+    now = log.now = log.now + machine.profile.flag_test_ns
+    if is_set:
+        return is_set
+    if log.recording:  # EventLog.emit, inlined: two in three events on the syscall path are frames or gates
+        pending = log._pending
+        if pending:
+            log.events.append(new_event(Event, (now, "skip", hook, condition, tuple(pending), log.depth)))
+            pending.clear()
         else:
-            log.unrecorded += 1
-            if log.unrecorded + log.record_budget > log.event_budget:
-                raise EventBudgetExceeded(log.event_budget)
+            log.events.append(new_event(Event, (now, "skip", hook, condition, (), log.depth)))
+        log.recording -= 1
+    else:
+        log.unrecorded += 1
+        if log.unrecorded + log.record_budget > log.event_budget:
+            raise EventBudgetExceeded(log.event_budget)
     return is_set

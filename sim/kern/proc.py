@@ -127,13 +127,14 @@ class Trapframe:
         log = pcpu.machine.log
         if log.recording:
             pending, kind = log._pending, self.delta_kind
-            for name, value in zip(names, values, strict=False):
+            for name, value in zip(names, values):  # noqa: B905 - zip(strict=) is slow (see Cpu.set_many)
                 old = regs[name]
                 if old != value:
                     regs[name] = value
                     pending.append((kind, name, old, value))
         else:
-            regs.update(zip(names, values, strict=False))
+            for name, value in zip(names, values):  # noqa: B905
+                regs[name] = value
 
 
 PCB_FULL_IRET = 0x01  # machine/pcb.h: return to user mode with iretq, restoring every register

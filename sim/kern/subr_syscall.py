@@ -63,16 +63,18 @@ def syscallenter(td: Thread) -> int:
         if gate("ptracestop", "(p->p_flag & P_TRACED) == 0", traced and bool(p.p_stops & S_PT_SCE)):
             ptracestop(td, "SIGTRAP")
         callp = sa.callp
-        name = _name(sa)
+        name = callp.name if callp else f"nosys (code {sa.code})"
         capenabled = bool(callp and callp.sy_flags & SYF_CAPENABLED)
         machine.log.now += machine.profile.flag_test_ns
-        if IN_CAPABILITY_MODE(td) and not capenabled:
+        capability_mode = IN_CAPABILITY_MODE(td)
+        if capability_mode and not capenabled:
             machine.emit("hook", "IN_CAPABILITY_MODE", f"{name} is not CAPENABLED: ECAPMODE")
             error = ECAPMODE
         else:
-            machine.emit("skip", "IN_CAPABILITY_MODE", _capmode_reason(td, capenabled))
+            reason = "in capability mode, and this call is CAPENABLED" if capability_mode else "not in capability mode"
+            machine.emit("skip", "IN_CAPABILITY_MODE", reason)
             # A syscall compiled into the kernel (SY_THR_STATIC) needs no drain barrier: nothing can unload it.
-            dynamic = _thrcnt(sa) & SY_THR_STATIC == 0
+            dynamic = (callp.sy_thrcnt if callp else SY_THR_STATIC) & SY_THR_STATIC == 0
             gate("syscall_thread_enter", "sy_thrcnt & SY_THR_STATIC", dynamic)
             if gate("systrace_probe_func", "no syscall:::entry probe enabled", config.dtrace_syscall):
                 systrace_probe_func(sa, "entry")
@@ -80,7 +82,7 @@ def syscallenter(td: Thread) -> int:
                 audit_syscall_enter(sa.code, td)
             handler = kernel.handler(callp)
             kernel.syscall_counts[name] += 1
-            machine.emit("syscall", name, _format_args(sa) if machine.log.recording else "")
+            machine.emit("syscall", name, _format_args(sa) if sa.args and machine.log.recording else "")
             error = handler(td, *sa.args)
             if gate("AUDIT_SYSCALL_EXIT", "(td->td_pflags & TDP_AUDITREC) == 0", config.audit):
                 audit_syscall_exit(error, td)
@@ -116,20 +118,6 @@ def syscallret(td: Thread, error: int) -> None:
 def IN_CAPABILITY_MODE(td: Thread) -> bool:  # noqa: N802 - the kernel's macro
     # The thread's cached credential: cap_enter() takes effect at the next cred_update_thread.
     return bool(td.td_ucred.cr_flags & CRED_FLAG_CAPMODE)
-
-
-def _capmode_reason(td: Thread, capenabled: bool) -> str:
-    if not IN_CAPABILITY_MODE(td):
-        return "not in capability mode"
-    return "in capability mode, and this call is CAPENABLED"
-
-
-def _thrcnt(sa) -> int:
-    return sa.callp.sy_thrcnt if sa.callp else SY_THR_STATIC
-
-
-def _name(sa) -> str:
-    return sa.callp.name if sa.callp else f"nosys (code {sa.code})"
 
 
 def _format_args(sa) -> str:

@@ -33,7 +33,7 @@ def userret(td: Thread, frame) -> None:
     if gate("addupc_task", "(p->p_flag & P_PROFIL) == 0", bool(p.p_flag & P_PROFIL)):
         addupc_task(td)
     sched_userret(td)
-    machine.charge(machine.profile.flag_test_ns)  # the INVARIANTS assertions that follow on a debug kernel
+    machine.log.now += machine.profile.flag_test_ns  # the INVARIANTS assertions that follow on a debug kernel
     if gate("racct throttle", "p->p_throttled == 0", p.p_throttled != 0):
         racct_throttle(td)
 
@@ -72,7 +72,8 @@ def ast(framep) -> None:
 @kfunc
 def sched_userret(td: Thread) -> None:
     """The scheduler restores the thread's user priority (it may have been lent a higher one in the kernel)."""
-    pcpu.machine.charge(pcpu.machine.profile.sched_userret_ns)
+    machine = pcpu.machine
+    machine.log.now += machine.profile.sched_userret_ns
     if td.td_priority != td.td_user_pri:
         td.td_priority = td.td_user_pri
 

@@ -39,7 +39,7 @@ def cpu_fetch_syscall_args(td: Thread, sa: SyscallArgs) -> int:
     sa.code = code
     callp = sa.callp = pcpu.kernel.sysent.get(code)  # a number past the table (or a hole in it) gets nosys
     narg = sa.narg = callp.narg if callp else 0
-    sa.args = tuple([frame[r] for r in registers[:narg]])
+    sa.args = tuple([frame[r] for r in registers[:narg]]) if narg else ()
     td.set_retval(0, 0)
     td.set_retval(1, frame["tf_rdx"])
     if machine.log.recording:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.log import EventLog
+from sim.log import Event, EventLog, new_event
 
 # rflags bits (sys/x86/include/psl.h)
 PSL_C = 0x00000001  # carry: the system-call error flag on FreeBSD
@@ -32,6 +32,74 @@ REGISTERS = ("cpl", "rip", *GENERAL_REGISTERS, "rflags", "cr2", "cr3", "cr4", "g
 
 KERNEL_CPL = 0
 USER_CPL = 3
+
+
+# Register blocks written on every system call (the libc stub, SYSCALL, the trapframe, SYSRETQ) go through a
+# function written out for their names: the same deltas as set_many/set, in the same order, without a loop, a
+# zip or a call per register (on the getpid loop these blocks were a sixth of the simulator's own work). A
+# register_step also makes the instruction's event, as EventLog.emit would (one call instead of two a step).
+def register_setter(*names: str) -> Callable[..., None]:
+    """f(cpu, v1, v2, ...): cpu.set_many(names, values), except that "cpl" may be among names (as cpu.set)."""
+    return _compile("reg", names, step=None)
+
+
+def field_setter(kind: str, *names: str) -> Callable[..., None]:
+    """f(fields, log, v1, v2, ...): set_many of a register set kept as a dict (a trapframe's `regs`), recording
+    (kind, name, old, new) deltas in `log`: what Trapframe.set_many does."""
+    return _compile(kind, names, step=None)
+
+
+def register_step(kind: str, *names: str) -> Callable[..., None]:
+    """f(machine, ns, name, detail, v1, v2, ...): register_setter(*names)(machine.cpu, v1, ...), then
+    `machine.log.now += ns` and machine.emit(kind, name, detail): an instruction, with what it wrote and cost."""
+    return _compile("reg", names, step=kind)
+
+
+def _compile(kind: str, names: tuple[str, ...], step: str | None) -> Callable[..., None]:
+    values = [f"v{i}" for i in range(len(names))]
+    if step is not None:
+        lines = [f"def setter(machine, ns, name, detail, {', '.join(values)}):", "    cpu = machine.cpu",
+                 "    regs = cpu.regs", "    log = machine.log"]  # fmt: skip
+    elif kind == "reg":
+        lines = [f"def setter(cpu, {', '.join(values)}):", "    regs = cpu.regs", "    log = cpu._log"]
+    else:
+        lines = [f"def setter(regs, log, {', '.join(values)}):"]
+
+    def writes(indent: str, record: str | None) -> list[str]:
+        """Each register's write, in order; `record` (with DELTA in it) records a change, if anything records."""
+        code = []
+        for name, value in zip(names, values, strict=True):
+            if record is None and name != "cpl":
+                code.append(f"{indent}regs[{name!r}] = {value}")  # set_many writes all when nothing records
+                continue
+            code += [f"{indent}old = regs[{name!r}]", f"{indent}if old != {value}:"]
+            if name == "cpl":  # Cpu.set: the machine bills the time to the ring being left; only a change is written
+                code.append(f"{indent}    cpu._cpl_changed(old)")
+            code.append(f"{indent}    regs[{name!r}] = {value}")
+            if record is not None:
+                code.append(indent + "    " + record.replace("DELTA", f"({kind!r}, {name!r}, old, {value})"))
+        return code
+
+    if step is None:
+        recorded = ["    if log.recording:", "        pending = log._pending"]
+        recorded += writes("        ", "pending.append(DELTA)")
+    else:  # and the event, as EventLog.emit makes it (the deltas queued before the instruction come first)
+        recorded = ["    if log.recording:", "        pending = log._pending", "        if pending:",
+                    *writes("            ", "pending.append(DELTA)"),
+                    "            deltas = tuple(pending)", "            pending.clear()",
+                    "        else:", "            deltas = ()",  # no list to fill and empty: most instructions
+                    *writes("            ", "deltas += (DELTA,)"),
+                    "        now = log.now = log.now + ns",
+                    f"        log.events.append(new_event(Event, (now, {step!r}, name, detail, deltas, log.depth)))",
+                    "        log.recording -= 1"]  # fmt: skip
+    unrecorded = ["    else:", *writes("        ", None)]
+    if step is not None:
+        unrecorded += ["        log.now += ns", f"        log.emit({step!r}, name, detail)"]
+    namespace: dict = {"Event": Event, "new_event": new_event}
+    source = "\n".join(lines + recorded + unrecorded)
+    where = f"<{'step' if step else 'setter'} of {', '.join(names)}>"  # what a traceback or profile names it
+    exec(compile(source, where, "exec"), namespace)  # noqa: S102 - our own template
+    return namespace["setter"]
 
 
 class Cpu:
@@ -58,16 +126,18 @@ class Cpu:
 
     def set_many(self, names: tuple[str, ...], values) -> None:
         """`set` for each of names (never "cpl") with the matching value, in order: the same deltas, in one call."""
+        # zip() without strict=: with a keyword argument zip takes CPython's slow constructor path (~130 ns a call).
         regs = self.regs
         if self._log.recording:
             pending = self._log._pending
-            for name, value in zip(names, values, strict=False):
+            for name, value in zip(names, values):  # noqa: B905 - names and values match by construction
                 old = regs[name]
                 if old != value:
                     regs[name] = value
                     pending.append(("reg", name, old, value))
         else:
-            regs.update(zip(names, values, strict=False))
+            for name, value in zip(names, values):  # noqa: B905 - (a plain loop is faster than dict.update(zip))
+                regs[name] = value
 
     @property
     def cpl(self) -> int:

@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sim.log import EventLog
-from sim.machine.cpu import KERNEL_CPL, SF_MASK, USER_CPL, Cpu
+from sim.machine.cpu import KERNEL_CPL, SF_MASK, USER_CPL, Cpu, register_step
 from sim.machine.mmu import Mmu
 from sim.machine.physmem import PhysMem
 from sim.machine.profiles import Profile
+
+# What SYSCALL writes, in its order: return address, saved rflags, masked rflags, ring 0, MSR_LSTAR.
+_syscall_step = register_step("insn", "rcx", "r11", "rflags", "cpl", "rip")
+_SYSCALL_TEXT = "ring 3 -> ring 0 at MSR_LSTAR; %rcx = return address, %r11 = rflags"
 
 
 class MachineHalted(Exception):
@@ -76,9 +80,7 @@ class Machine:
         cpu = self.cpu
         regs = cpu.regs
         rflags = regs["rflags"]
-        cpu.set_many(("rcx", "r11", "rflags"), (regs["rip"] + 2, rflags, rflags & ~SF_MASK))
-        cpu.set("cpl", KERNEL_CPL)
-        cpu.set("rip", self.lstar_address)
-        self.log.now += self.profile.syscall_insn_ns
-        self.emit("insn", "syscall", "ring 3 -> ring 0 at MSR_LSTAR; %rcx = return address, %r11 = rflags")
+        # The step bills the instruction's time after the switch to ring 0: SYSCALL is system time.
+        _syscall_step(self, self.profile.syscall_insn_ns, "syscall", _SYSCALL_TEXT, regs["rip"] + 2, rflags,
+                      rflags & ~SF_MASK, KERNEL_CPL, self.lstar_address)  # fmt: skip
         self.lstar_handler()

@@ -18,7 +18,7 @@ import functools
 from sim.kern.ksyms import PROGRAM_TEXT, libc_symbol
 from sim.kern.pcpu import pcpu
 from sim.kern.sysent import SYS
-from sim.machine.cpu import PSL_C
+from sim.machine.cpu import PSL_C, register_step
 from sim.user import libc_proc
 from sim.user.uexec import resume_user
 
@@ -28,6 +28,19 @@ SYSCALL_AT = 8  # offset of the syscall instruction in a stub: mov (5 bytes) + m
 
 # The registers `call` writes with n arguments: the first n argument registers, then %rsp and %rip.
 _CALL_REGISTERS = tuple((*C_ARGUMENT_REGISTERS[:n], "rsp", "rip") for n in range(len(C_ARGUMENT_REGISTERS) + 1))
+# The stub's steps, each writing its registers and making its event in one call (cpu.register_step): every call
+# of every stub runs them.
+_CALL_STEPS = tuple(register_step("user", *registers) for registers in _CALL_REGISTERS)
+_mov_step = register_step("user", "rax", "rip")
+_movq_step = register_step("user", "r10", "rip")
+_jb_step = register_step("user", "rip")
+_ret_step = register_step("user", "rsp", "rip")
+_MOVQ_TEXT = "syscall will overwrite %rcx, so the 4th argument travels in %r10"
+
+
+@functools.cache
+def _call_text(function: str) -> str:
+    return f"call {function}"
 
 
 @functools.cache
@@ -68,45 +81,40 @@ class Libc:
         machine = pcpu.machine
         cpu = machine.cpu
         args = args[: len(C_ARGUMENT_REGISTERS)]
-        values = [value & ((1 << 64) - 1) for value in args]
+        values = [value & ((1 << 64) - 1) for value in args] if args else []  # (a comprehension is a call)
         self.return_address += 5
         values += (cpu.regs["rsp"] - 8, libc_symbol(function))
-        cpu.set_many(_CALL_REGISTERS[len(args)], values)
         if not machine.log.recording:
-            self._step("call")
+            text, detail = "call", ""
         elif args:
             arguments = zip(C_ARGUMENT_REGISTERS, args, strict=False)
-            self._step(f"call {function}", ", ".join([f"{register}={value:#x}" for register, value in arguments]))
+            text, detail = _call_text(function), ", ".join([f"{register}={value:#x}" for register, value in arguments])
         else:
-            self._step(f"call {function}", "")
+            text, detail = _call_text(function), ""
+        _CALL_STEPS[len(args)](machine, machine.profile.user_insn_ns, text, detail, *values)
 
     def syscall(self, name: str, *args: int) -> int:
         """Call the libc stub for system call `name` and return what C code would see."""
-        syscall_at = self._stub_enter(name, *args)
-        pcpu.machine.syscall_instruction()
+        machine = pcpu.machine
+        self.call(name, *args)
+        # The stub up to its `syscall`: mov $SYS_name,%eax; movq %rcx,%r10.
+        stub = libc_symbol(name)
+        ns = machine.profile.user_insn_ns
+        _mov_step(machine, ns, *_mov_text(name), SYS[name], stub + 5)
+        syscall_at = stub + SYSCALL_AT
+        _movq_step(machine, ns, "movq %rcx,%r10", _MOVQ_TEXT, machine.cpu.regs["rcx"], syscall_at)
+        machine.syscall_instruction()
         resume_user(syscall_at)  # a restarted call, or a signal handler, may run before the stub goes on
         return self._stub_return()
 
-    def _stub_enter(self, name: str, *args: int) -> int:
-        """The stub up to its `syscall` instruction; returns that instruction's address."""
-        cpu = pcpu.machine.cpu
-        self.call(name, *args)
-        stub = libc_symbol(name)
-        cpu.set_many(("rax", "rip"), (SYS[name], stub + 5))
-        self._step(*_mov_text(name))
-        cpu.set_many(("r10", "rip"), (cpu.regs["rcx"], stub + SYSCALL_AT))
-        self._step("movq %rcx,%r10", "syscall will overwrite %rcx, so the 4th argument travels in %r10")
-        return stub + SYSCALL_AT
-
     def _stub_return(self) -> int:
         """The stub after its `syscall`: carry set means an errno in %rax."""
-        cpu = pcpu.machine.cpu
-        regs = cpu.regs
-        cpu.set("rip", regs["rip"] + 6)
+        machine = pcpu.machine
+        regs = machine.cpu.regs
         if regs["rflags"] & PSL_C:
-            self._step("jb cerror", "carry set: the call failed")
+            _jb_step(machine, machine.profile.user_insn_ns, "jb cerror", "carry set: the call failed", regs["rip"] + 6)
             return self._cerror()
-        self._step("jb cerror", "carry clear: not taken")
+        _jb_step(machine, machine.profile.user_insn_ns, "jb cerror", "carry clear: not taken", regs["rip"] + 6)
         return self._ret(to_signed(regs["rax"]))
 
     def _cerror(self) -> int:
@@ -123,9 +131,9 @@ class Libc:
 
     def _ret(self, value: int) -> int:
         machine = pcpu.machine
-        cpu = machine.cpu
-        cpu.set_many(("rsp", "rip"), (cpu.regs["rsp"] + 8, self.return_address))
-        self._step("ret", _ret_text(value) if machine.log.recording else "")
+        detail = _ret_text(value) if machine.log.recording else ""
+        ns, rsp = machine.profile.user_insn_ns, machine.cpu.regs["rsp"]
+        _ret_step(machine, ns, "ret", detail, rsp + 8, self.return_address)
         return value
 
     @property
