@@ -115,7 +115,9 @@ def vmspace_fork_of(p1: Proc) -> object:
         return None
     from sim.vm.vm_map import vmspace_fork
 
-    vm2 = vmspace_fork(vm1)
+    # FreeBSD gives the child its pid only later, in do_fork; the simulator names each address space after the
+    # process that owns it (the VM view's "pid N"), so the child's is named for the pid it is about to get.
+    vm2 = vmspace_fork(vm1, f"pid {pcpu.kernel.next_pid}")
     return False if vm2 is None else vm2
 
 

@@ -23,7 +23,7 @@ class KernelConfig:
     """Switches a student can flip; each gates a hook on the system-call path, as the kernel's flags do."""
 
     audit: bool = False  # options AUDIT with auditd running: audit_syscalls_enabled
-    dtrace_syscall: bool = False  # a syscall:::entry/return probe is enabled (systrace_probe_func set)
+    dtrace_syscall: bool = False  # every syscall's entry and return probes are enabled (dtrace -n 'syscall:::')
     ktrace: bool = False  # ktrace -t c on the process: KTRPOINT(td, KTR_SYSCALL)
     ptrace: bool = False  # a debugger traces the process and stops it at system-call entry and exit
     capability_mode: bool = False  # the process called cap_enter()
@@ -36,10 +36,20 @@ class KernelConfig:
     dtrace_fbt_entry: tuple[str, ...] = ()
     dtrace_fbt_return: tuple[str, ...] = ()
     dtrace_profile_ns: tuple[int, ...] = ()
+    # System calls whose syscall::NAME:entry / :return probe is enabled: systrace sets their sysent entry's
+    # sy_entry / sy_return, which syscallenter tests beside systrace_probe_func (sys/kern/subr_syscall.c).
+    dtrace_syscall_entry: tuple[str, ...] = ()
+    dtrace_syscall_return: tuple[str, ...] = ()
 
 
 # KernelConfig fields that name a run (RunSpec.canonical) only when set, so that runs without them keep their ids.
-DTRACE_PROBE_FIELDS = ("dtrace_fbt_entry", "dtrace_fbt_return", "dtrace_profile_ns")
+DTRACE_PROBE_FIELDS = (
+    "dtrace_fbt_entry",
+    "dtrace_fbt_return",
+    "dtrace_profile_ns",
+    "dtrace_syscall_entry",
+    "dtrace_syscall_return",
+)
 
 
 class Kernel:
@@ -48,6 +58,9 @@ class Kernel:
 
     def __init__(self, config: KernelConfig) -> None:
         self.config = config
+        # The system calls whose sysent entry has sy_entry / sy_return set (systrace_enable): looked up per call.
+        self.sy_entry = frozenset(config.dtrace_syscall_entry)
+        self.sy_return = frozenset(config.dtrace_syscall_return)
         self.sysent: dict[int, Syscall] = SYSCALLS
         self.procs: list[Proc] = []
         self._next_pid = self.FIRST_PID
@@ -68,6 +81,11 @@ class Kernel:
 
             return nosys
         return fn
+
+    @property
+    def next_pid(self) -> int:
+        """The pid the next new process gets (fork_findpid's answer: pids are handed out in order here)."""
+        return self._next_pid
 
     def new_process(self, comm: str, cred: Ucred) -> Thread:
         proc = Proc(p_pid=self._next_pid, p_comm=comm, p_ucred=cred)

@@ -47,6 +47,12 @@ def test_fork_prints_both_returns_and_the_wait4_status():
     assert run("fork").exit_status == 0
 
 
+def test_the_childs_address_space_is_named_for_the_child_from_the_start():
+    r = run("fork")
+    maps = {delta[1].split(":")[0] for event in r.events for delta in event.deltas if delta[0] == "map"}
+    assert maps == {f"pid {CHILD - 1}", f"pid {CHILD}"}  # the parent's map, then the copy vmspace_fork made
+
+
 def test_exit_prints_one_line_and_never_returns():
     r = run("exit")
     assert r.output == "calling _exit(3)\n"  # not the printf after _exit()
