@@ -15,8 +15,9 @@ is armed; KernelConfig carries it; this module charges for it):
 - profile (sys/cddl/dev/profile/profile.c): profile-N and tick-N add a cyclic that fires every period from the
   timer interrupt, whatever the CPU is doing; its handler (profile_fire, profile_tick) calls dtrace_probe. Each
   firing costs an interrupt plus that handler, in the kernel: system time.
-- syscall: systrace_probe_func is a plain call from syscallenter(), gated by KernelConfig.dtrace_syscall and
-  charged there (subr_syscall.py); it is only counted here.
+- syscall: systrace_probe_func is a plain call from syscallenter(), for a call whose sy_entry / sy_return is set
+  (KernelConfig.dtrace_syscall_entry / _return, or dtrace_syscall for every call), and charged there
+  (subr_syscall.py); it is only counted here.
 
 Nothing is armed in an ordinary run: no hook is installed, EventLog.probe_hook stays None, and the run's events and
 times are exactly those of a kernel without DTrace.
@@ -61,7 +62,12 @@ def fbt_clock_read_ns(costs: Profile) -> int:
 
 def armed(config: KernelConfig) -> bool:
     return bool(
-        config.dtrace_syscall or config.dtrace_fbt_entry or config.dtrace_fbt_return or config.dtrace_profile_ns
+        config.dtrace_syscall
+        or config.dtrace_syscall_entry
+        or config.dtrace_syscall_return
+        or config.dtrace_fbt_entry
+        or config.dtrace_fbt_return
+        or config.dtrace_profile_ns
     )
 
 

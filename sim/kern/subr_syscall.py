@@ -32,6 +32,10 @@ from sim.kern.vm_machdep import cpu_set_syscall_retval
 # as elf64_freebsd_sysvec points at it, so syscallenter calls it without importing trap.py (which imports this).
 sv_fetch_syscall_args = None
 
+# What the systrace gates test, as their skip events word it: no enabled probe for this call.
+SY_ENTRY_CLEAR = "systrace_probe_func == NULL || sa->callp->sy_entry == 0: no syscall:::entry probe for this call"
+SY_RETURN_CLEAR = "systrace_probe_func == NULL || sa->callp->sy_return == 0: no syscall:::return probe for this call"
+
 KTR_SYSCALL = 1  # sys/sys/ktrace.h: record system-call entry
 KTR_SYSRET = 2  # record system-call return
 
@@ -76,7 +80,8 @@ def syscallenter(td: Thread) -> int:
             # A syscall compiled into the kernel (SY_THR_STATIC) needs no drain barrier: nothing can unload it.
             dynamic = (callp.sy_thrcnt if callp else SY_THR_STATIC) & SY_THR_STATIC == 0
             gate("syscall_thread_enter", "sy_thrcnt & SY_THR_STATIC", dynamic)
-            if gate("systrace_probe_func", "no syscall:::entry probe enabled", config.dtrace_syscall):
+            # FreeBSD 11: if (systrace_probe_func != NULL && sa->callp->sy_entry != 0)
+            if gate("systrace_probe_func", SY_ENTRY_CLEAR, config.dtrace_syscall or name in kernel.sy_entry):
                 systrace_probe_func(sa, "entry")
             if gate("AUDIT_SYSCALL_ENTER", "audit_syscalls_enabled == 0", config.audit):
                 audit_syscall_enter(sa.code, td)
@@ -88,7 +93,7 @@ def syscallenter(td: Thread) -> int:
                 audit_syscall_exit(error, td)
             if not td.td_pflags & TDP_NERRNO:
                 _set_td_errno(td, error)
-            if gate("systrace_probe_func", "no syscall:::return probe enabled", config.dtrace_syscall):
+            if gate("systrace_probe_func", SY_RETURN_CLEAR, config.dtrace_syscall or name in kernel.sy_return):
                 systrace_probe_func(sa, "return")
             gate("syscall_thread_exit", "sy_thrcnt & SY_THR_STATIC", dynamic)
     if traced:

@@ -87,13 +87,14 @@ def _cropped(description: str) -> str:
 
 def required_config(compiled: CompiledScript, config: KernelConfig) -> KernelConfig:
     """The kernel configuration a run needs for these probes, so that each firing costs its probe effect
-    (sim/kern/dtrace_probe.py): syscall probes switch systrace_probe_func on, fbt probes put int3 at their
+    (sim/kern/dtrace_probe.py): syscall probes set their calls' sy_entry / sy_return, fbt probes put int3 at their
     functions' entries and returns, profile-N/tick-N probes start a cyclic each. A probe is armed when enabled,
     whatever its predicate says: the predicate is evaluated in dtrace_probe, after the firing's cost is paid."""
     enabling = Enabling.of(compiled.program.probes)
     return replace(
         config,
-        dtrace_syscall=config.dtrace_syscall or enabling.syscall,
+        dtrace_syscall_entry=tuple(sorted({*config.dtrace_syscall_entry, *enabling.syscall_entry})),
+        dtrace_syscall_return=tuple(sorted({*config.dtrace_syscall_return, *enabling.syscall_return})),
         dtrace_fbt_entry=tuple(sorted({*config.dtrace_fbt_entry, *enabling.fbt_entry})),
         dtrace_fbt_return=tuple(sorted({*config.dtrace_fbt_return, *enabling.fbt_return})),
         dtrace_profile_ns=tuple(sorted([*config.dtrace_profile_ns, *(p.period_ns for p in enabling.profile)])),
@@ -121,6 +122,11 @@ def run_dtrace(
     return trace_run(compiled, run, quiet)
 
 
+def systrace_armed(config: KernelConfig) -> bool:
+    """Was the run recorded with systrace_probe_func set (so an enabled syscall probe fires at its frames)?"""
+    return bool(config.dtrace_syscall or config.dtrace_syscall_entry or config.dtrace_syscall_return)
+
+
 DTRACE_PID_OFFSET = 1  # dtrace(1) itself started just before the command it runs (-c): the pid before it
 
 
@@ -131,7 +137,7 @@ def trace_run(compiled: CompiledScript, run: Run, quiet: bool = False) -> Dtrace
         run.events,
         run.threads,
         end_ns=max(run.wall_ns, run.events[-1].t_ns if run.events else 0),  # tracing ends with the run's last step
-        systrace_frames=run.spec.config.dtrace_syscall,
+        systrace_frames=systrace_armed(run.spec.config),
         fbt_firing=_fbt_firing(run),
         quiet=quiet,
         command_status=run.exit_status,

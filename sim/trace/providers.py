@@ -3,10 +3,10 @@
 A probe firing is derived from the run's event log, never from live simulator objects:
 
 - syscall:freebsd:NAME:entry/return fire where syscallenter() calls systrace_probe_func (the run is recorded
-  with KernelConfig(dtrace_syscall=True) when a syscall probe is enabled, so each firing costs its probe effect
-  in simulated time). In a run recorded without that hook they fire at the dispatch ("syscall" event) and at
-  the result ("sysret" event) instead. entry: arg0.. = the call's arguments; return: arg0 = arg1 = the return
-  value, or -1 with errno set, as FreeBSD's systrace passes them.
+  with each enabled probe's sy_entry / sy_return set, KernelConfig.dtrace_syscall_entry / _return, so each
+  firing costs its probe effect in simulated time). In a run recorded without that hook they fire at the
+  dispatch ("syscall" event) and at the result ("sysret" event) instead. entry: arg0.. = the call's arguments;
+  return: arg0 = arg1 = the return value, or -1 with errno set, as FreeBSD's systrace passes them.
 - fbt:kernel:FUNC:entry/return fire on the frame enter/exit events of every @kfunc kernel function
   (return: arg1 = the return value). Assembly entry points (Xfast_syscall, doreti, ...) have no fbt probes, as
   on FreeBSD, and appear in stack() as bare addresses, as in the lecture's output. The run is recorded with the

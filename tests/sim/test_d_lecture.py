@@ -44,9 +44,13 @@ def test_the_syscall_timing_script_measures_each_call_with_its_probe_effect():
 
 def test_enabling_syscall_probes_slows_the_traced_run_by_their_probe_effect():
     plain = record(RunSpec("getpid 1000", config=KernelConfig()))
+    cost = PROFILES["lecture"].systrace_probe_ns
     traced = run_dtrace("syscall:::entry { @ = count(); }", "getpid 1000", quiet=True).run
+    firings = 1000 + 1  # only entry probes are enabled: each getpid's, and exit's
+    assert traced.wall_ns - plain.wall_ns == firings * cost
+    both = run_dtrace("syscall:::entry, syscall:::return { @ = count(); }", "getpid 1000", quiet=True).run
     firings = 2 * 1000 + 1  # entry and return of each getpid, and exit's entry (it never returns)
-    assert traced.wall_ns - plain.wall_ns == firings * PROFILES["lecture"].systrace_probe_ns
+    assert both.wall_ns - plain.wall_ns == firings * cost
 
 
 def test_syscall_arguments_and_return_values_come_from_the_recorded_run():

@@ -95,9 +95,19 @@ def test_syscall_probes_keep_their_probe_effect_and_are_counted(plain):
     run = result.run
     systrace = sum(1 for e in run.events if e.kind == "enter" and e.name == "systrace_probe_func")
     assert run.probe_firings == {"syscall": systrace, "fbt": 0, "profile": 0}
-    assert systrace == 2 * count(result) - 1  # entry and return of each call; exit() never returns
+    assert systrace == count(result)  # only the entry probes are enabled, so only they fire and cost
     assert run.sys_ns - plain.sys_ns == systrace * PROFILES["lecture"].systrace_probe_ns
-    assert run.spec.config == KernelConfig(dtrace_syscall=True)  # nothing else armed: the run it always was
+    assert not run.spec.config.dtrace_fbt_entry and not run.spec.config.dtrace_profile_ns  # nothing else armed
+    assert "read" in run.spec.config.dtrace_syscall_entry and not run.spec.config.dtrace_syscall_return
+
+
+def test_a_syscall_probe_costs_only_for_the_calls_it_names(plain):
+    result = run_dtrace("syscall::read:entry { @ = count(); }", DD, quiet=True)
+    reads = plain.syscalls_by_name["read"]
+    assert result.run.probe_firings["syscall"] == reads == count(result)  # FreeBSD tests sy_entry per call
+    assert result.run.sys_ns - plain.sys_ns == reads * PROFILES["lecture"].systrace_probe_ns
+    skipped = [e for e in result.run.events if e.kind == "skip" and e.name == "systrace_probe_func"]
+    assert skipped and all("sy_" in e.detail for e in skipped)  # every other call tests its flag and moves on
 
 
 def test_a_run_with_nothing_armed_is_the_untraced_run(plain):
@@ -127,7 +137,7 @@ def test_required_config_arms_what_the_program_enables():
         "fbt::vm_fault*:entry, fbt::trap:return, profile-997, tick-1ms { } syscall::read:entry { }"
     )
     config = required_config(compiled, KernelConfig())
-    assert config.dtrace_syscall
+    assert config.dtrace_syscall_entry == ("read",) and config.dtrace_syscall_return == ()  # sy_entry of read only
     assert "vm_fault" in config.dtrace_fbt_entry and list(config.dtrace_fbt_entry) == sorted(config.dtrace_fbt_entry)
     assert all(name.startswith("vm_fault") for name in config.dtrace_fbt_entry)
     assert config.dtrace_fbt_return == ("trap",)
