@@ -33,7 +33,7 @@ EVENT_KINDS = {
     "insn": "a privileged or trap instruction (syscall, sysretq, swapgs, iretq, stac, clac)",
     "enter": "a kernel function is entered",
     "exit": "a kernel function returns",
-    "hook": "a syscallenter/syscallret hook runs because its flag is set",
+    "hook": "a kernel check or hook that is not a modelled function runs (argument fetch, AST, a copy's error path)",
     "skip": "a hook is skipped: its flag test failed, so it cost only the test",
     "syscall": "a system call is dispatched through sysent",
     "sysret": "a system call's result is set in the trapframe",
