@@ -72,10 +72,16 @@ def test_the_modern_profile_shows_its_own_costs(client):
 
 
 def test_a_program_with_no_costly_probe_says_so(client):
-    page = client.get("/trace", params={"command": DD, "script": "vminfo:::zfod { @ = count(); }"}).text
+    page = client.get("/trace", params={"command": DD, "script": "BEGIN { @ = count(); }"}).text
     assert 'id="probe-effect"' in page and "probe-firings" not in page
     assert "None of this program's probes fired with a cost here" in page
     assert cell(page, "probe-sys-delta").startswith("+0 ns")
+
+
+def test_sdt_probes_are_shown_with_their_firings(client):
+    page = client.get("/trace", params={"command": DD, "script": "vminfo:::zfod { @ = count(); }"}).text
+    assert 'id="probe-firings-sdt"' in page and "proc / vminfo" in page
+    assert not cell(page, "probe-sys-delta").startswith("+0 ns")
 
 
 def test_a_tampered_url_gets_a_4xx_naming_what_is_wrong(client):

@@ -15,6 +15,9 @@ is armed; KernelConfig carries it; this module charges for it):
 - profile (sys/cddl/dev/profile/profile.c): profile-N and tick-N add a cyclic that fires every period from the
   timer interrupt, whatever the CPU is doing; its handler (profile_fire, profile_tick) calls dtrace_probe. Each
   firing costs an interrupt plus that handler, in the kernel: system time.
+- SDT (sys/sys/sdt.h): an enabled statically defined probe's site calls dtrace_probe through sdt_probe_func,
+  a direct call like systrace's: proc:::create at the end of do_fork, proc:::exec in do_execve, proc:::exit in
+  exit1, and the vminfo probes on the fault path. Charged where the kernel records those events (sdt_fire).
 - syscall: systrace_probe_func is a plain call from syscallenter(), for a call whose sy_entry / sy_return is set
   (KernelConfig.dtrace_syscall_entry / _return, or dtrace_syscall for every call), and charged there
   (subr_syscall.py); it is only counted here.
@@ -28,6 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sim.kern.kernel import KernelConfig
+from sim.kern.pcpu import pcpu
 
 if TYPE_CHECKING:
     from sim.kern.kernel import Kernel
@@ -35,6 +39,19 @@ if TYPE_CHECKING:
     from sim.machine.profiles import Profile
 
 SYSTRACE = "systrace_probe_func"
+
+# The SDT probes the kernel model's events fire (the D side, sim/trace/providers.py, fires the same ones):
+# proc's FreeBSD names for each "proc" event, and the vminfo probes (Solaris's names) each kind of fault fires.
+PROC_PROBE_OF_EVENT = {"fork": "create", "exec": "exec", "exit": "exit"}
+VMINFO_BY_FAULT = {"zero_fill": ("zfod",), "cow": ("cow_fault",), "hard": ("maj_fault",),
+                   "protection": ("prot_fault",)}  # fmt: skip
+
+
+def vminfo_probes(kind: str, kernel_mode: bool) -> tuple[str, ...]:
+    """The vminfo probes a resolved (or failed) page fault of this kind fires, in the order they fire."""
+    return ("as_fault", *VMINFO_BY_FAULT.get(kind, ()), *(("kernel_asflt",) if kernel_mode else ()))
+
+
 NEVER = float("inf")
 
 
@@ -50,6 +67,7 @@ def firing_ns(costs: Profile) -> dict[str, int]:
         "syscall": costs.systrace_probe_ns,  # a direct call: systrace_probe_func -> dtrace_probe
         "fbt": breakpoint_trap_ns(costs) + costs.fbt_probe_ns,  # int3: #BP, dtrace_invop, fbt_invop, dtrace_probe
         "profile": breakpoint_trap_ns(costs) + costs.profile_probe_ns,  # timer interrupt, cyclic, profile_fire
+        "sdt": costs.systrace_probe_ns,  # a direct call, as systrace's: sdt_probe_func -> dtrace_probe
     }
 
 
@@ -68,7 +86,15 @@ def armed(config: KernelConfig) -> bool:
         or config.dtrace_fbt_entry
         or config.dtrace_fbt_return
         or config.dtrace_profile_ns
+        or config.dtrace_sdt
     )
+
+
+def sdt_fire(provider: str, names: tuple[str, ...]) -> None:
+    """An SDT probe site: each of these probes that is enabled costs a firing (nothing when no probe is armed)."""
+    hook = pcpu.machine.log.probe_hook
+    if hook is not None:
+        hook.sdt(provider, names)
 
 
 class _NoReplays(dict):
@@ -97,12 +123,14 @@ class ProbeEffect:
         costs = firing_ns(machine.profile)
         self.fbt_ns = costs["fbt"]
         self.tick_ns = costs["profile"]
+        self.sdt_ns = costs["sdt"]
+        self.sdt_armed = frozenset(config.dtrace_sdt)
         self.entry = frozenset(config.dtrace_fbt_entry)
         self.ret = frozenset(config.dtrace_fbt_return)
         self.periods = list(config.dtrace_profile_ns)
         self.deadlines = list(self.periods)  # each cyclic's next expiry
         self.next_tick = min(self.deadlines, default=NEVER)
-        self.syscall = self.fbt = self.profile = 0  # firings by kind
+        self.syscall = self.fbt = self.profile = self.sdt_firings = 0  # firings by kind
 
     def __call__(self, function: str, site: str) -> None:
         log = self.log
@@ -117,6 +145,12 @@ class ProbeEffect:
         elif function in self.ret:
             log.now += self.fbt_ns
             self.fbt += 1
+
+    def sdt(self, provider: str, names: tuple[str, ...]) -> None:
+        for name in names:
+            if f"{provider}:{name}" in self.sdt_armed:
+                self.log.now += self.sdt_ns
+                self.sdt_firings += 1
 
     def _ticks(self) -> None:
         """Take every tick due by now, in time order; each one's cost moves time on, so more may fall due."""
@@ -137,7 +171,7 @@ class ProbeEffect:
         return self.firings()
 
     def firings(self) -> dict[str, int]:
-        return {"syscall": self.syscall, "fbt": self.fbt, "profile": self.profile}
+        return {"syscall": self.syscall, "fbt": self.fbt, "profile": self.profile, "sdt": self.sdt_firings}
 
 
 def arm_probes(machine: Machine, kernel: Kernel, config: KernelConfig) -> ProbeEffect | None:
@@ -145,7 +179,7 @@ def arm_probes(machine: Machine, kernel: Kernel, config: KernelConfig) -> ProbeE
     if not armed(config):
         return None
     effect = ProbeEffect(machine, config)
-    if effect.entry or effect.ret or effect.periods:
+    if effect.entry or effect.ret or effect.periods or any(p.startswith("vminfo:") for p in effect.sdt_armed):
         kernel.vm.fault_replays = _NoReplays()
     machine.log.probe_hook = effect
     return effect

@@ -9,6 +9,7 @@ parent waiting for this child is released (P_PPWAIT).
 
 from __future__ import annotations
 
+from sim.kern.dtrace_probe import sdt_fire
 from sim.kern.errno import E2BIG, EACCES, EFAULT, EJUSTRETURN, ENOEXEC
 from sim.kern.kernel import syscall_handler
 from sim.kern.kfunc import kfunc
@@ -90,6 +91,7 @@ def kern_execve(td: Thread, path: str, argv: list[str], env: list[str]) -> int:
     fdcloseexec(td)
     exec_setregs(td, PROGRAM_TEXT, stack)
     td.td_ucontinuation = None
+    sdt_fire("proc", ("exec",))  # SDT_PROBE1(proc, , , exec, fname)
     machine.emit("proc", "exec", f"pid {p.p_pid} now runs {path} {' '.join(argv[1:])}".rstrip())
     return EJUSTRETURN  # the registers are the new program's: leave them as exec_setregs made them
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from sim.kern.dtrace_probe import sdt_fire
 from sim.kern.errno import ECHILD, EFAULT, EINVAL
 from sim.kern.kernel import syscall_handler
 from sim.kern.kfunc import kfunc
@@ -78,6 +79,7 @@ def exit1(td: Thread, rval: int, signo: int) -> None:
     p.p_exitstatus = W_EXITCODE(rval, signo)
     p.p_siglist = td.td_siglist = 0
     how = f"on signal {signo}" if signo else f"with status {rval}"
+    sdt_fire("proc", ("exit",))  # SDT_PROBE1(proc, , , exit, reason)
     machine.emit("proc", "exit", f"pid {p.p_pid} ({p.p_comm}) exits {how}: a zombie until its parent waits")
     parent = p.p_pptr
     if parent is not None:

@@ -40,6 +40,8 @@ class KernelConfig:
     # sy_entry / sy_return, which syscallenter tests beside systrace_probe_func (sys/kern/subr_syscall.c).
     dtrace_syscall_entry: tuple[str, ...] = ()
     dtrace_syscall_return: tuple[str, ...] = ()
+    # Enabled SDT probes, as "provider:name" (proc:create, vminfo:zfod, ...): their sites call dtrace_probe.
+    dtrace_sdt: tuple[str, ...] = ()
 
 
 # KernelConfig fields that name a run (RunSpec.canonical) only when set, so that runs without them keep their ids.
@@ -49,6 +51,7 @@ DTRACE_PROBE_FIELDS = (
     "dtrace_profile_ns",
     "dtrace_syscall_entry",
     "dtrace_syscall_return",
+    "dtrace_sdt",
 )
 
 

@@ -98,6 +98,9 @@ def required_config(compiled: CompiledScript, config: KernelConfig) -> KernelCon
         dtrace_fbt_entry=tuple(sorted({*config.dtrace_fbt_entry, *enabling.fbt_entry})),
         dtrace_fbt_return=tuple(sorted({*config.dtrace_fbt_return, *enabling.fbt_return})),
         dtrace_profile_ns=tuple(sorted([*config.dtrace_profile_ns, *(p.period_ns for p in enabling.profile)])),
+        dtrace_sdt=tuple(
+            sorted({*config.dtrace_sdt, *_sdt_probes("proc", enabling.proc), *_sdt_probes("vminfo", enabling.vminfo)})
+        ),
     )
 
 
@@ -120,6 +123,10 @@ def run_dtrace(
     spec = RunSpec(command=command, profile=profile, config=required_config(compiled, config or KernelConfig()))
     run = record(spec, record_budget=record_budget)
     return trace_run(compiled, run, quiet)
+
+
+def _sdt_probes(provider: str, names) -> list[str]:
+    return [f"{provider}:{name}" for name in names]
 
 
 def systrace_armed(config: KernelConfig) -> bool:

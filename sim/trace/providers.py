@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 
+from sim.kern.dtrace_probe import PROC_PROBE_OF_EVENT, vminfo_probes
 from sim.kern.errno import EJUSTRETURN, ERESTART
 from sim.kern.ksyms import kernel_symbol
 from sim.log import Event
@@ -57,12 +58,11 @@ FREEBSD_KERNEL_FUNCTIONS = ("trap", "trap_pfault", "trap_fatal", "vm_fault_trap"
                             "pmap_zero_page", "pmap_copy_page", "pagezero", "PHYS_TO_VM_PAGE", "copyin",
                             "copyout", "fueword", "uiomove", "zero_read", "null_write")  # fmt: skip
 
-# proc provider: FreeBSD's SDT probe name for each "proc" event the kernel model records.
-PROC_EVENTS = {"fork": "create", "exec": "exec", "exit": "exit"}
+# proc provider: FreeBSD's SDT probe name for each "proc" event the kernel model records (the kernel side charges
+# the same firings: sim/kern/dtrace_probe.py).
+PROC_EVENTS = PROC_PROBE_OF_EVENT
 PROC_PROBES = ("create", "exec", "exec-success", "exec-failure", "exit", "signal-send")
-# vminfo provider (Solaris names): what each kind of resolved fault counts as.
-VMINFO_BY_FAULT = {"zero_fill": ("zfod",), "cow": ("cow_fault",), "hard": ("maj_fault",),
-                   "protection": ("prot_fault",)}  # fmt: skip
+# vminfo provider (Solaris names): what each kind of fault fires is vminfo_probes(kind, kernel_mode).
 VMINFO_PROBES = ("as_fault", "zfod", "cow_fault", "maj_fault", "prot_fault", "kernel_asflt")
 
 CLD_EXITED, CLD_KILLED = 1, 2  # sys/wait.h: proc:::exit's arg0
@@ -647,10 +647,7 @@ class _Walk:
 
     def _fault(self, i: int, t: int, event: Event) -> None:
         vminfo = self.e.vminfo
-        names = ["as_fault", *VMINFO_BY_FAULT.get(event[2], ())]
-        if self.kernel_mode_trap:
-            names.append("kernel_asflt")
-        for name in names:
+        for name in vminfo_probes(event[2], self.kernel_mode_trap):
             probe = vminfo.get(name)
             if probe is not None:
                 self.fire(self._prepare(probe, i, t, lambda: (1,)))

@@ -14,6 +14,7 @@ caller (trap_pfault) turns either into SIGSEGV for user mode, or EFAULT through 
 
 from __future__ import annotations
 
+from sim.kern.dtrace_probe import sdt_fire, vminfo_probes
 from sim.kern.kfunc import kfunc
 from sim.kern.pcpu import pcpu
 from sim.kern.proc import PCB_FULL_IRET
@@ -79,6 +80,7 @@ def vm_fault(map: VmMap, vaddr: int, fault_type: int, fault_flags: int = 0) -> i
     if rv != KERN_SUCCESS:
         kind = "protection" if rv == KERN_PROTECTION_FAILURE else "unmapped"
         cnt.count_fault(kind)
+        sdt_fire("vminfo", vminfo_probes(kind, not cnt.fault_usermode))
         if machine.log.recording:
             why = (
                 f"the entry allows only {prot_text(entry.protection)}"
@@ -164,6 +166,7 @@ def vm_fault(map: VmMap, vaddr: int, fault_type: int, fault_flags: int = 0) -> i
     if hardfault:
         cnt.v_io_faults += 1
     cnt.count_fault(kind)
+    sdt_fire("vminfo", vminfo_probes(kind, not cnt.fault_usermode))
     if machine.log.recording:
         machine.emit(
             "fault",

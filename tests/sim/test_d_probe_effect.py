@@ -43,7 +43,7 @@ def test_an_fbt_probe_costs_a_breakpoint_trap_and_dtrace_probe_per_firing(plain)
     result = run_dtrace("fbt::vm_fault:entry { @ = count(); }", DD, quiet=True)
     firings = count(result)
     assert firings > 1000  # one per page fault: dd's 10 MiB buffer alone is 2,560 pages
-    assert result.run.probe_firings == {"syscall": 0, "fbt": firings, "profile": 0}
+    assert result.run.probe_firings == {"syscall": 0, "fbt": firings, "profile": 0, "sdt": 0}
     costs = PROFILES["lecture"]
     per_firing = costs.trap_entry_ns + 2 * costs.trapframe_ns + costs.iretq_ns + costs.fbt_probe_ns
     assert LECTURE["fbt"] == per_firing
@@ -94,7 +94,7 @@ def test_syscall_probes_keep_their_probe_effect_and_are_counted(plain):
     result = run_dtrace("syscall:::entry { @ = count(); }", DD, quiet=True)
     run = result.run
     systrace = sum(1 for e in run.events if e.kind == "enter" and e.name == "systrace_probe_func")
-    assert run.probe_firings == {"syscall": systrace, "fbt": 0, "profile": 0}
+    assert run.probe_firings == {"syscall": systrace, "fbt": 0, "profile": 0, "sdt": 0}
     assert systrace == count(result)  # only the entry probes are enabled, so only they fire and cost
     assert run.sys_ns - plain.sys_ns == systrace * PROFILES["lecture"].systrace_probe_ns
     assert not run.spec.config.dtrace_fbt_entry and not run.spec.config.dtrace_profile_ns  # nothing else armed
@@ -111,7 +111,7 @@ def test_a_syscall_probe_costs_only_for_the_calls_it_names(plain):
 
 
 def test_a_run_with_nothing_armed_is_the_untraced_run(plain):
-    result = run_dtrace("dtrace:::BEGIN { x = 1; } vminfo:::zfod { @ = count(); }", DD, quiet=True)
+    result = run_dtrace("dtrace:::BEGIN { x = 1; } dtrace:::END { @ = count(); }", DD, quiet=True)
     assert result.run.spec.config == KernelConfig()
     assert result.run.run_id == plain.run_id
     assert result.run.events == plain.events
@@ -188,3 +188,14 @@ def test_vtimestamp_leaves_out_what_the_fbt_firings_cost():
     # dtrace_probe reads the clock partway through a firing: each interval holds the end of its entry firing and
     # the start of its return firing, one firing's cost in all, which vtimestamp leaves out
     assert wall - virtual == calls * LECTURE["fbt"]
+
+
+def test_sdt_probes_cost_a_firing_at_their_kernel_sites(plain):
+    zfod = run_dtrace("vminfo:::zfod { @ = count(); }", DD, quiet=True)
+    fills = plain.vm["faults"]["zero_fill"]
+    assert count(zfod) == fills and zfod.run.probe_firings["sdt"] == fills  # the D side and the kernel agree
+    assert zfod.run.sys_ns - plain.sys_ns == fills * PROFILES["lecture"].systrace_probe_ns  # a direct call each
+    assert zfod.run.spec.config.dtrace_sdt == ("vminfo:zfod",)
+    forks = run_dtrace("proc:::create, proc:::exit { @[probename] = count(); }", "fork", quiet=True)
+    assert count(forks, "create") == 1 and count(forks, "exit") == 2  # one fork; the child and the parent exit
+    assert forks.run.probe_firings["sdt"] == 3
