@@ -183,10 +183,10 @@ def vm_view(replay: Replay, index: LogIndex, modes, events: list[Event], step: i
             changed=("object", object_id) in changed_keys,
         )
 
-    names = {key.rsplit(":", 1)[0] for key in maps}
-    # exec names a process's map "pid N"; a map made another way (fork's vmspace_fork) has a generic name, so
-    # when this process's is not found by name, every map is shown, each entry with its map's name
-    listed = {f"pid {pid}"} if f"pid {pid}" in names else names
+    # Every live process's map (each named "pid N" by exec or fork), the running process's first: after fork the
+    # parent's and the child's entries point at the same objects, which is what copy-on-write is about.
+    listed = {key.rsplit(":", 1)[0] for key in maps}
+    own = f"pid {pid}"
     rows = []
     for key, text in maps.items():
         map_name = key.rsplit(":", 1)[0]
@@ -221,7 +221,7 @@ def vm_view(replay: Replay, index: LogIndex, modes, events: list[Event], step: i
                 map_name=map_name if len(listed) > 1 else "",
             )
         )
-    rows.sort(key=lambda row: (row.map_name, row.start))
+    rows.sort(key=lambda row: (row.map_name != own and len(listed) > 1, row.map_name, row.start))
     changed_pages = {key for kind, key in changed_keys if kind == "page"}
     grid, kernel_frames = frame_grid(pages, changed_pages)
     faults = []

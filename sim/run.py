@@ -44,7 +44,9 @@ from sim.kern import kern_exit, kern_prot, vm_mmap  # noqa: F401, E402  isort: s
 # ~225 B and ~1.7 us on a dd-like run (bench/README.md), so dd bs=1g, which records to the budget, stays well
 # within its 10 s / 1 GiB targets: ~700 MiB peak at 1.5 M events against ~800 MiB at the former 2 M.
 DEFAULT_RECORD_BUDGET = 1_500_000
-DEFAULT_EVENT_BUDGET = 200_000_000  # steps a run may take in all before it is stopped
+# Steps a run may take in all before it is stopped: past the record budget a step costs ~0.35 us, so a run that
+# asks for too much is told so within ~20 s. Twice dd bs=1g count=1 (25.5 M steps) fits.
+DEFAULT_EVENT_BUDGET = 60_000_000
 
 _cpu_lock = threading.Lock()  # one run owns the simulated CPU (pcpu) at a time
 

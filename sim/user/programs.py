@@ -50,7 +50,7 @@ def lookup(name: str) -> Program:
     return PROGRAMS[name]
 
 
-MAX_LOOP = 10_000_000
+MAX_LOOP = 1_000_000  # 53 steps a call: a million calls stays within a run's step budget (sim/run.py)
 
 
 @program("getpid", "calls getpid() through libc COUNT times (default 1) and exits")

@@ -111,7 +111,9 @@ def vm_object_allocate(type: int, size: int) -> VmObject:
 
 def vm_object_reference(object: VmObject | None) -> None:
     if object is not None:
+        old = object.describe() if pcpu.machine.log.recording else ""
         object.ref_count += 1
+        _record(object, old)  # the VM view shows who shares an object (after fork: both maps' entries)
 
 
 def vm_object_clear_flag(object: VmObject, bits: int) -> None:
@@ -131,6 +133,7 @@ def vm_object_shadow(entry) -> None:
     machine = pcpu.machine
     length = OFF_TO_IDX(entry.end - entry.start)
     result = vm_object_allocate(OBJT_DEFAULT, length)
+    old = result.describe() if machine.log.recording else ""
     result.backing_object = source
     if source is not None:
         result.backing_object_offset = entry.offset
@@ -142,6 +145,7 @@ def vm_object_shadow(entry) -> None:
             result.flags |= OBJ_COLORED
     entry.object = result
     entry.offset = 0
+    _record(result, old)  # the shadow chain, as the VM view draws it
     below = f"object {source.id}" if source is not None else "nothing"
     machine.emit(
         "mem",

@@ -5,6 +5,7 @@ delayed disk write, EINPROGRESS, no trap in clock_gettime)."""
 from __future__ import annotations
 
 import functools
+import re
 import subprocess
 import sys
 
@@ -191,3 +192,19 @@ def test_trapscope_run_with_a_bad_option_exits_non_zero_with_the_message():
     )
     assert done.returncode != 0
     assert "fork: illegal option -- x" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_after_fork_the_parents_cow_fault_puts_a_shadow_in_front_of_the_object_the_child_still_uses():
+    from sim.replay import Replay
+
+    r = run("fork")
+    cow = next(i for i, e in enumerate(r.events) if e.kind == "fault" and e.name == "cow")
+    objects = Replay(r).table_at("object", cow)
+    maps = Replay(r).table_at("map", cow)
+    stack = 0x7FFFDFFFF000
+    parent, child = maps[f"pid {CHILD - 1}:{stack:#x}"], maps[f"pid {CHILD}:{stack:#x}"]
+    front = int(re.search(r"object (\d+)", parent).group(1))
+    behind = int(re.search(r"object (\d+)", child).group(1))
+    assert front != behind and "NEEDS_COPY" in child and "NEEDS_COPY" not in parent
+    assert f"shadows object {behind}" in objects[front]  # the recorded chain the VM view draws
+    assert "refs 2" in objects[behind]  # the child's entry and the parent's shadow both hold it
