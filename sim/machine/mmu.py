@@ -191,8 +191,18 @@ class Mmu:
 
     def translate(self, va: int, access: int) -> int:
         """The physical address for `va`, or PageFault. `access` is PGEX_W | PGEX_U | PGEX_I as they apply."""
+        return self._translate(va, access, False)
+
+    def translate_quiet(self, va: int, access: int) -> int:
+        """translate() for fast-forward loops: the same, except that with recording off a page whose PTE is not
+        present (in a page table the PDE cache leads to) gives NOT_PRESENT rather than raising PageFault (the
+        walk's costs and events are counted all the same): the caller takes the fault without an exception."""
+        return self._translate(va, access, True)
+
+    def _translate(self, va: int, access: int, quiet: bool) -> int:
         if self.regs["cr3"] != self.loaded_cr3:
             self._cr3_reloaded()
+            quiet = False  # a new address space: its first miss raises, as translate's would
         cached = self.tlb.get(va >> PAGE_SHIFT)
         if cached is not None:
             if self._allowed(cached, access) and (not access & PGEX_W or cached & PG_M):
@@ -207,33 +217,10 @@ class Mmu:
             raise GeneralProtection(va)
         if not self.log.recording:
             pa = self._walk_quietly(va, access)
-            if pa >= 0:
+            if pa >= 0 or (quiet and pa == NOT_PRESENT):
                 return pa
             if pa == NOT_PRESENT:
                 raise PageFault(va, access & (PGEX_W | PGEX_U | PGEX_I), "PTE not present")
-        return self._walk(va, access)
-
-    def translate_quiet(self, va: int, access: int) -> int:
-        """translate() for fast-forward loops: the same, except that with recording off a page whose PTE is not
-        present (in a page table the PDE cache leads to) gives NOT_PRESENT rather than raising PageFault (the
-        walk's costs and events are counted all the same): the caller takes the fault without an exception."""
-        if self.log.recording or self.regs["cr3"] != self.loaded_cr3:
-            return self.translate(va, access)
-        cached = self.tlb.get(va >> PAGE_SHIFT)
-        if cached is not None:
-            if self._allowed(cached, access) and (not access & PGEX_W or cached & PG_M):
-                self.hits += 1
-                return (cached & PG_FRAME) | (va & PAGE_MASK)
-        else:
-            cached = self.tlb_large.get(va >> PDRSHIFT)
-            if cached is not None and self._allowed(cached, access) and (not access & PGEX_W or cached & PG_M):
-                self.hits += 1
-                return (cached & PG_PS_FRAME) | (va & (NBPDR - 1))
-        if USER_TOP <= va < KERNEL_BOTTOM or va > ADDRESS_MASK:
-            raise GeneralProtection(va)
-        pa = self._walk_quietly(va, access)
-        if pa >= 0 or pa == NOT_PRESENT:
-            return pa
         return self._walk(va, access)
 
     def _allowed(self, eff: int, access: int) -> bool:
