@@ -170,7 +170,15 @@ def latency_layout() -> dict[str, Any]:
     layout = _plain_layout(
         height=320,
         margin=dict(l=260, r=90, t=8, b=44),
-        xaxis=dict(title=dict(text="simulated time so far (ns)", standoff=4), tickformat=",d", gridcolor="#e5e5e5"),
+        # SI ticks (100M = 100,000,000 ns) stay short and level at any width; the bars carry ms/µs labels
+        xaxis=dict(
+            title=dict(text="simulated time so far (ns; k, M = thousand, million)", standoff=6),
+            tickformat="~s",
+            tickangle=0,
+            nticks=6,
+            automargin=True,
+            gridcolor="#e5e5e5",
+        ),
         yaxis=dict(autorange="reversed", automargin=True),
         bargap=0.25,
     )

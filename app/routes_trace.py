@@ -595,6 +595,10 @@ def stepper_url(spec: RunSpec, step: int) -> str | None:
             params.append(("profile", spec.profile))
         params.append(("step", str(step)))
         return f"/scenarios/{scenario.slug}?{urlencode(params)}"
+    anything = SCENARIOS.get("command")  # the stepping page for any command line
+    if anything is not None and spec.config == anything.config:
+        params = [("command", spec.command)] + ([("profile", spec.profile)] if spec.profile != anything.profile else [])
+        return f"/scenarios/command?{urlencode([*params, ('step', str(step))])}"
     return None
 
 

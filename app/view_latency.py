@@ -357,7 +357,8 @@ def _answer(
     sentences = [
         f"So far the kernel has run {format_ns(system)} for this program: its system time, as time(1) reports it. "
         f"Timed from kernel entry to exit, as DTrace's timestamp would, {format_ns(wall['syscall'])} went inside "
-        f"{counts['syscall']:,} system calls and {format_ns(wall['trap'])} in {counts['trap']:,} traps outside them "
+        f"{counts['syscall']:,} system call{'s' * (counts['syscall'] != 1)} and {format_ns(wall['trap'])} in "
+        f"{counts['trap']:,} trap{'s' * (counts['trap'] != 1)} outside them "
         f"({trap_share}% of system time){started}."
     ]
     if asleep:

@@ -346,3 +346,8 @@ def test_a_shadow_chain_after_fork_is_drawn_object_by_object(client):
     behind = int(re.search(r"shadows object (\d+)", text).group(1))
     page = panel(client, f"/scenarios/command?command={command}&step={step}&views=vm")
     assert re.search(rf"object {front} <span.*?shadow-arrow.*?object {behind} <span", page, re.S)
+
+
+def test_a_breakpoint_on_a_function_the_run_never_enters_says_so(client):
+    page = html.unescape(client.get("/scenarios/getpid", params={"bp": "nosuchfunction", "step": "3"}).text)
+    assert "nosuchfunction()" in page and "never reached in this run: not a kernel function it enters" in page

@@ -206,10 +206,13 @@ def test_a_sampled_frame_links_to_the_step_where_its_named_frames_are_on_the_sta
     assert state.stack[-4:] == ("trap", "trap_pfault", "vm_fault", "pmap_zero_page")
 
 
-def test_a_frame_of_a_command_no_scenario_runs_gives_its_step_without_a_link(client):
+def test_a_frame_of_a_command_no_scenario_names_opens_the_any_command_stepper(client):
     response = client.get("/trace/frame", params={"command": "getpid 7", "stack": "getpid;user"})
     assert response.status_code == 200
-    assert "First on the CPU at step" in response.text and "frame-step-link" not in response.text
+    link = re.search(r'id="frame-step-link" class="button" href="([^"]+)"', response.text)
+    assert link and html.unescape(link.group(1)).startswith("/scenarios/command?command=getpid+7&step=")
+    page = client.get(html.unescape(link.group(1)))
+    assert page.status_code == 200  # the any-command stepping page runs it at that step
     missing = client.get("/trace/frame", params={"command": DD, "stack": "dd;-;nosuchframe"})
     assert missing.status_code == 422 and "no frame" in missing.text
 

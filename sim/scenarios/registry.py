@@ -307,8 +307,8 @@ register(
         slug="dd-system-time",
         title="dd: where does system time go?",
         summary=(
-            "`time dd if=/dev/zero of=/dev/null bs=10m count=1` reports about 0.4 s of system time, yet DTrace "
-            "finds only a few ms inside system calls. Step to the page faults: dd's 20 MiB buffer is touched page "
+            "time dd if=/dev/zero of=/dev/null bs=10m count=1 reports about 0.4 s of system time, yet DTrace "
+            "finds only milliseconds inside system calls. Step to the page faults: dd's 20 MiB buffer is touched page "
             "by page, each first touch traps, and vm_fault zeroes a fresh page (pmap_zero_page -> pagezero)."
         ),
         command="dd if=/dev/zero of=/dev/null bs={bs} count={count}",
@@ -317,7 +317,10 @@ register(
             "The process model's isolation costs real time: the kernel zero-fills every page on demand, so a new "
             "buffer costs a trap and a page zeroing per 4 KiB, and that, not the system calls, is the system time."
         ),
-        question="time(1) says 0.396 s of system time; DTrace finds 3 ms in system calls. Where is the rest?",
+        question=(
+            "In the lecture, time(1) said 0.396 s of system time and DTrace found about 3 ms in system calls. "
+            "Here too the system calls are milliseconds: where is the rest?"
+        ),
         views=("narrative", "timeline", "walk", "vm", "latency"),
         slide="System calls in practice: dd",
     )
