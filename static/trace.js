@@ -41,10 +41,14 @@
     if (!text) return null;
     try {
       const pattern = new RegExp(text, "i");
-      return (label) => pattern.test(label);
+      const test = (label) => pattern.test(label);
+      test.asText = false;
+      return test;
     } catch (error) {
-      const needle = text.toLowerCase(); // not a regular expression: match it as plain text
-      return (label) => label.toLowerCase().includes(needle);
+      const needle = text.toLowerCase(); // not a regular expression: match it as plain text, and say so
+      const test = (label) => label.toLowerCase().includes(needle);
+      test.asText = true;
+      return test;
     }
   }
 
@@ -78,7 +82,8 @@
     });
     Plotly.restyle(host, { "marker.colors": [colours] });
     const percent = trace.values[0] ? (100 * matchedValue) / trace.values[0] : 0;
-    readout.textContent = `Matched: ${percent.toFixed(1)}% (${frames} frame${frames === 1 ? "" : "s"})`;
+    const how = matches.asText ? "; not a regular expression, so matched as plain text" : "";
+    readout.textContent = `Matched: ${percent.toFixed(1)}% (${frames} frame${frames === 1 ? "" : "s"}${how})`;
     host.dataset.matched = percent.toFixed(1);
   }
 

@@ -183,18 +183,20 @@ def trace_events(
     stopped = _fire_dtrace_probe(program, enabling.begin, 0, dtrace_pid, dtrace_tid)
     if not stopped:
         last = walk(events, threads, enabling, program.fire, systrace_frames, end_ns, fbt_firing)
+        stderr.extend(state.errors)  # runtime errors print as they happen: before the process's exit is noticed
         if state.stopping:
             end_ns = last.t
         elif not state.quiet:
             how = f"exited with status {command_status}" if command_status else "has exited"
             stderr.append(f"dtrace: pid {pid} {how}")
-    stderr.extend(state.errors)
-    if state.error_count > len(state.errors):
-        stderr.append(f"dtrace: {state.error_count - len(state.errors)} more errors on enabled probes")
+    reported = len(state.errors) if not stopped else 0
     if not state.output_truncated:
         state.stopping = False
         _fire_dtrace_probe(program, enabling.end, end_ns, dtrace_pid, dtrace_tid)
         program.finish(state)
+    stderr.extend(state.errors[reported:])  # END's own
+    if state.error_count > len(state.errors):
+        stderr.append(f"dtrace: {state.error_count - len(state.errors)} more errors on enabled probes")
     stderr.extend(_drop_messages(state, unrecorded, len(events)))
     elapsed = time.perf_counter() - started
     return DtraceResult(

@@ -107,6 +107,8 @@ def test_search_highlights_matching_frames_with_the_matched_share(page: Page):
         "pmap_zero_page",
     }
     page.locator("#flame").screenshot(path=ARTIFACTS / "trace-flame-search.png")
+    page.locator("#flame-search").fill("([")  # not a regular expression: searched as text, and the readout says so
+    expect(readout).to_contain_text("not a regular expression, so matched as plain text")
 
 
 def test_clicking_a_frame_zooms_in_and_links_to_the_stepper_inside_that_function(page: Page):

@@ -9,7 +9,7 @@ import pytest
 from sim.cli import run_command
 from sim.trace import d_interp, d_parser, dtrace
 from sim.trace.d_parser import DtraceError
-from sim.trace.dtrace import compile_script
+from sim.trace.dtrace import compile_script, run_dtrace
 from tests.sim.d_logs import LogBuilder, trace
 
 
@@ -173,3 +173,13 @@ def test_the_command_reports_a_bad_command_line_without_a_traceback(capsys):
     err = capsys.readouterr().err
     assert err.startswith("trapscope: no-such-program: no such program")
     assert "Traceback" not in err
+
+
+def test_runtime_errors_print_as_they_happen_before_the_process_exit_and_ends_after_it():
+    result = run_dtrace(
+        "syscall::read:entry { x = 1/0; } END { y = 2/0; }", "dd if=/dev/zero of=/dev/null bs=1m count=2 status=none"
+    )
+    lines = result.stderr.splitlines()
+    exited = lines.index("dtrace: pid 1000 has exited")
+    assert all("read:entry" in line for line in lines[1:exited]) and exited > 1
+    assert "dtrace:::END" in lines[exited + 1]
