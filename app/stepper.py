@@ -19,6 +19,7 @@ from app.view_source import SourceView, source_view
 from app.view_vm import VmView, fault_modes, vm_view
 from app.view_walk import WalkView, walk_view
 from app.views import StepView, narrate, step_view
+from sim.kern.kernel import Kernel
 from sim.replay import StepState
 
 
@@ -79,6 +80,7 @@ class StepperView:
     breakpoints: tuple[tuple[Breakpoint, str, int], ...]  # (breakpoint, URL without it, hits in the run)
     functions: tuple[str, ...]  # kernel functions this run enters: the breakpoint form's suggestions
     stopped_by: str  # why this step was reached, when a breakpoint stopped a run-to
+    on_cpu: str  # the thread on the CPU at this step: "pid 1001 fork, tid 100002", or a kernel thread's name
     summary: dict[str, Any]
     projector_url: str
     embed_url: str
@@ -195,7 +197,8 @@ def stepper_view(query: StepperQuery, cached: CachedRun, derived: StepperRun, st
         ViewToggle(name, label, str(i + 1), name in query.views, query.url(step, views=query.toggled_view(name)))
         for i, (name, label) in enumerate(VIEWS.items())
     )
-    pid = run.threads.get(state.tid, (0, ""))[0]
+    pid, comm = run.threads.get(state.tid, (0, ""))
+    on_cpu = f"pid {pid} {comm}, tid {state.tid}" if pid >= Kernel.FIRST_PID else f"kernel thread {comm or state.tid}"
     events = run.events
     breakpoints = tuple(
         (
@@ -224,6 +227,7 @@ def stepper_view(query: StepperQuery, cached: CachedRun, derived: StepperRun, st
         breakpoints=breakpoints,
         functions=derived.functions,
         stopped_by=stopped_by,
+        on_cpu=on_cpu,
         summary=run.summary(),
         projector_url=query.url(step, projector=True, views=_views_for(query, True)),
         embed_url=query.url(step, embed=True),

@@ -12,6 +12,7 @@ import pytest
 from app import main as app_main
 from app.navigate import LogIndex
 from app.params import MAX_DD_BYTES, VIEWS
+from sim.replay import Replay
 from sim.run import record
 from sim.scenarios.registry import SCENARIOS, lookup
 
@@ -351,3 +352,17 @@ def test_a_shadow_chain_after_fork_is_drawn_object_by_object(client):
 def test_a_breakpoint_on_a_function_the_run_never_enters_says_so(client):
     page = html.unescape(client.get("/scenarios/getpid", params={"bp": "nosuchfunction", "step": "3"}).text)
     assert "nosuchfunction()" in page and "never reached in this run: not a kernel function it enters" in page
+
+
+def test_the_ring_badge_names_the_thread_on_the_cpu(client):
+    run = record(lookup("fork-returns-twice").spec())
+    replay = Replay(run)
+    fork = next(i for i, e in enumerate(run.events) if e.kind == "proc" and e.name == "fork")
+    parent_tid = replay.state_at(fork).tid
+    child_step = next(i for i in range(fork, len(run.events)) if replay.state_at(i).tid != parent_tid)
+    for step in (fork, child_step):
+        tid = replay.state_at(step).tid
+        pid, comm = run.threads[tid]
+        page = html.unescape(client.get(f"/scenarios/fork-returns-twice?step={step}").text)
+        assert re.search(rf'id="on-cpu"[^>]*>pid {pid} {comm}, tid {tid}<', page), step
+    assert {run.threads[parent_tid][0], run.threads[replay.state_at(child_step).tid][0]} == {1000, 1001}
