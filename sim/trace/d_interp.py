@@ -552,6 +552,13 @@ class _Compiler:
             data[key] = agg.zero()
             return True
 
+        def slot(key: tuple) -> list | None:
+            """The key's accumulator (avg/stddev/quantize keep a list), made on first use; None if dropped."""
+            d = data.get(key)
+            if d is None and new_key(key):
+                d = data[key]
+            return d
+
         if function == "count":
 
             def update(f: Firing) -> None:
@@ -586,13 +593,11 @@ class _Compiler:
         elif function in ("avg", "stddev"):
 
             def update(f: Firing) -> None:
-                key = keyfn(f)
+                key = keyfn(f)  # the key, then the value: operands in order
                 x = arg(f)
-                d = data.get(key)
+                d = slot(key)
                 if d is None:
-                    if not new_key(key):
-                        return
-                    d = data[key]
+                    return
                 d[0] += 1
                 d[1] += x
                 if len(d) == 3:
@@ -601,14 +606,11 @@ class _Compiler:
             bucket = quantize_bucket if function == "quantize" else agg.lquantize_bucket
 
             def update(f: Firing) -> None:
-                key = keyfn(f)
+                key = keyfn(f)  # the key, then the value: operands in order
                 x = arg(f)
-                d = data.get(key)
-                if d is None:
-                    if not new_key(key):
-                        return
-                    d = data[key]
-                d[bucket(x)] += incr(f) if incr is not None else 1
+                d = slot(key)
+                if d is not None:
+                    d[bucket(x)] += incr(f) if incr is not None else 1
 
         return update
 

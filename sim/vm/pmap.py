@@ -237,21 +237,8 @@ _TABLE_NAMES = ("PML4", "PDPT", "PD", "PT")
 
 
 def _unwire_ptp(pmap: Pmap, va: int, ptp) -> None:
-    """One entry fewer in this page-table page: free it, and clear its parent's entry, when it is empty."""
-    ptp.wire_count -= 1
-    level = 3
-    while ptp.wire_count == 0 and level > 0:
-        parent = _slot(pmap, va, level - 1)
-        table, index, table_pa = parent
-        _pte_store(table, index, table_pa, level - 1, 0, f"free the empty {_TABLE_NAMES[level]} page")
-        pcpu.kernel.vm.v_wire_count -= 1
-        _physmem().zero_frame(ptp.pfn)
-        vm_page_free_zero(ptp)
-        level -= 1
-        if level == 0:
-            break
-        ptp = PHYS_TO_VM_PAGE(table_pa)
-        ptp.wire_count -= 1
+    """One entry fewer in this page-table page (a PT): free it, and clear its parent's entry, when it is empty."""
+    _unwire_upper(pmap, va, ptp, 3)
     # The TLB's paging-structure caches may hold the freed tables: flush them (FreeBSD: pmap_invalidate_page).
 
 
@@ -441,7 +428,8 @@ def _remove_pde(pmap: Pmap, va: int, table: list[int], index: int, table_pa: int
 
 
 def _unwire_upper(pmap: Pmap, va: int, ptp, level: int) -> None:
-    """Like _unwire_ptp for a PD (level 2) or PDPT (level 1) page."""
+    """One entry fewer in this page-table page at `level` (3 PT, 2 PD, 1 PDPT): while a page is left empty, free it
+    and clear its entry in the table above (_pmap_unwire_ptp)."""
     ptp.wire_count -= 1
     while ptp.wire_count == 0 and level > 0:
         table, index, table_pa = _slot(pmap, va, level - 1)
