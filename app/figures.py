@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 
 from app.navigate import LogIndex
 from app.view_latency import IDLE, kthread_label
-from sim.log import Event
+from sim.core.log import Event
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
 
 # Okabe-Ito colours, distinguishable with every common colour-vision deficiency; every one also has a label.

@@ -19,7 +19,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from operator import itemgetter
 
-from sim.log import Event
+from sim.core.log import Event
 
 MAX_FRAMES = 255
 

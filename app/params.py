@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
 from app.errors import BadParameter
+from sim.core.log import EVENT_KINDS
 from sim.kern.kernel import KernelConfig
-from sim.log import EVENT_KINDS
 from sim.machine.profiles import PROFILES
 from sim.run import RunSpec
 from sim.scenarios.registry import KNOBS, Scenario

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict
 from app.errors import BadParameter
 from app.runs import RunCache, get_run_cache
 from app.views import Ring, narrate
-from sim.log import EVENT_KINDS
+from sim.core.log import EVENT_KINDS
 from sim.machine.profiles import PROFILES
+from sim.narrative import detail as event_detail
 from sim.run import RunSpec
 from sim.scenarios.registry import SCENARIOS, Scenario, lookup
 
@@ -127,7 +128,7 @@ async def step_state(runs: Runs, scenario: str, n: int) -> StepOut:
             kind=event.kind,
             kind_meaning=EVENT_KINDS.get(event.kind, event.kind),
             name=event.name,
-            detail=event.detail,
+            detail=event_detail(event),
             depth=event.depth,
             narrative=narrate(event),
         ),

@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from app.navigate import LogIndex
+from sim.core.log import Event
 from sim.kern.kernel import Kernel
-from sim.log import Event
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
 
 MAX_BARS = 14  # the program's bars past this many are summed into one "other" bar

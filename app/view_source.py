@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from app.kernel_source import LIBC_STUB, Source, line_for, sources
 from app.navigate import LogIndex
-from sim.log import Event
+from sim.core.log import Event
+from sim.narrative import detail as event_detail
 
 RECENT_EVENTS = 10  # for a function without pseudo-source: its latest steps, as a stand-in
 MAX_SCAN = 20_000  # steps looked back at for them
@@ -137,7 +138,7 @@ def _marks(
                     status = {"skip": "skipped", "hook": "ran", "enter": "called"}[kind]
                     if kind == "enter" and any(k.startswith("hook:") for k in line.keys):
                         status = "ran"  # a hook whose flag was set: its function was called
-                    marks.setdefault(number, (status, events[first].detail if kind == "skip" else ""))
+                    marks.setdefault(number, (status, event_detail(events[first]) if kind == "skip" else ""))
     return marks
 
 

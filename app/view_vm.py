@@ -13,7 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from app.navigate import LogIndex
-from sim.log import Event
+from sim.core.log import Event
+from sim.narrative import detail as event_detail
 from sim.replay import Replay
 from sim.vm.vm_init import KERNEL_RESERVED
 
@@ -109,7 +110,7 @@ def fault_modes(index: LogIndex, events: list[Event]) -> dict[str, tuple[list[in
     modes: dict[str, tuple[list[int], list[int]]] = {}
     for step in index.positions("fault"):
         trap = LogIndex.previous_before(traps, step)
-        kernel = trap is not None and "kernel mode" in events[trap].detail
+        kernel = trap is not None and "kernel mode" in event_detail(events[trap])
         modes.setdefault(events[step].name, ([], []))[1 if kernel else 0].append(step)
     return modes
 

@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass
 
 from app.navigate import LogIndex
-from sim.log import Event
+from sim.core.log import Event
 from sim.machine.mmu import LEVEL_NAMES, LEVEL_SHIFTS, flag_names
+from sim.narrative import detail as event_detail
 
 # mmu.py: "PTE[36] at 0x402d120 = 0x8000000004034467 (P RW US A D PG_MANAGED NX) -> page 0x4034000"
 #     or: "PTE[36] at 0x402d120 = 0x0: not present -> #PF"
@@ -76,7 +77,7 @@ def split_address(va: int) -> tuple[AddressPart, ...]:
 
 
 def _level(event: Event) -> WalkLevel | None:
-    found = _WALK.match(event.detail)
+    found = _WALK.match(event_detail(event))
     if not found or found.group("level") not in LEVEL_NAMES:
         return None
     number = LEVEL_NAMES.index(found.group("level"))
@@ -104,13 +105,13 @@ def walk_view(index: LogIndex, events: list[Event], step: int) -> WalkView:
     event = events[step]
     miss = index.previous_before(index.positions("tlb", "miss"), step + 1)
     if event.kind == "user" and event.name in ("touch", "load", "store") and (miss is None or miss < step - 6):
-        found = _TOUCH.search(event.detail)
+        found = _TOUCH.search(event_detail(event))
         if found:
             va, pa = int(found.group(1), 16), int(found.group(2), 16)
             return WalkView(va, split_address(va), (), None, "hit", pa, f"TLB hit: {va:#x} -> {pa:#x}, no walk", True)
     if miss is None:
         return WalkView(None, (), (), None, "none", None, "No page-table walk yet in this run.", False)
-    found = _MISS.match(events[miss].detail)
+    found = _MISS.match(event_detail(events[miss]))
     va = int(found.group(1), 16) if found else 0
     levels, outcome, pa, last = [], "walking", None, miss
     for at in range(miss + 1, min(miss + 8, len(events))):
@@ -124,7 +125,7 @@ def walk_view(index: LogIndex, events: list[Event], step: int) -> WalkView:
                     outcome = "fault"
                     break
         elif later.kind == "tlb" and later.name == "fill":
-            filled = _FILL.search(later.detail)
+            filled = _FILL.search(event_detail(later))
             pa = (int(filled.group(1), 16) | (va & 0xFFF)) if filled else None
             outcome, last = "translated", at
             break

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sim.log import EVENT_KINDS, Event
+from sim.core.log import EVENT_KINDS, Event
 from sim.machine.cpu import (
     CR4_PGE,
     CR4_SMAP,
@@ -26,6 +26,7 @@ from sim.machine.cpu import (
     USER_CPL,
 )
 from sim.machine.mmu import flags_text
+from sim.narrative import detail as event_detail
 from sim.replay import StepState
 from sim.scenarios.registry import Scenario
 
@@ -146,7 +147,7 @@ class StepView:
     ring: Ring
     ring_changed_from: Ring | None  # the ring before this step, when this step changed it
     event: Event
-    kind_meaning: str  # sim.log.EVENT_KINDS's description of the event's kind
+    kind_meaning: str  # sim.core.log.EVENT_KINDS's description of the event's kind
     narrative: str
     registers: tuple[ValueRow, ...]
     trapframe: tuple[ValueRow, ...]
@@ -233,7 +234,7 @@ def narrate(event: Event) -> str:
 
     A sentence may begin with a kernel name (`sys_getpid() returns 0.`): code names keep their case.
     """
-    kind, name, detail = event.kind, event.name, event.detail
+    kind, name, detail = event.kind, event.name, event_detail(event)
     tail = f": {detail}" if detail else ""
     match kind:
         case "start":

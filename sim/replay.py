@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from sim.log import Event
+from sim.core.log import Event
 from sim.run import Run
 
 CHECKPOINT_EVERY = 512

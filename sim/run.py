@@ -14,15 +14,15 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from sim import VERSION
+from sim.core.log import Event, EventBudgetExceeded
+from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import arm_probes
 from sim.kern.exception import Xfast_syscall
 from sim.kern.init_main import exit_status, install_world, proc0_init, process_times
 from sim.kern.kernel import DTRACE_PROBE_FIELDS, Kernel, KernelConfig
 from sim.kern.ksyms import PCPU_BASE, PROGRAM_TEXT, USRSTACK, kernel_symbol
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import PRISON0, Prison, Ucred
 from sim.kern.sched import Deadlock, sched_run
-from sim.log import Event, EventBudgetExceeded
 from sim.machine.cpu import CR4_PGE, CR4_SMAP, CR4_SMEP
 from sim.machine.machine import Machine, MachineHalted
 from sim.machine.profiles import PROFILES

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from app.views import describe_delta, narrate
-from sim.log import Event
+from sim.core.log import Event
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
 from sim.scenarios.registry import SCENARIOS
 from tests.steps import step_of

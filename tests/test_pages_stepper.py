@@ -12,6 +12,7 @@ import pytest
 from app import main as app_main
 from app.navigate import LogIndex
 from app.params import MAX_DD_BYTES, VIEWS
+from sim.narrative import detail as event_detail
 from sim.replay import Replay
 from sim.run import record
 from sim.scenarios.registry import SCENARIOS, lookup
@@ -143,7 +144,7 @@ def test_the_walk_view_shows_the_failed_walk_level_by_level(client, dd_run, firs
     assert [m for m in re.findall(r'level-chip level-\d">(\w+)<', walk)] == ["PML4", "PDPT", "PD", "PT"]
     assert "page fault (#PF" in walk and "not present" in walk
     trap = dd_run.events[first(dd_run, "trap")]
-    va = re.search(r"at (0x[0-9a-f]+)", trap.detail).group(1)
+    va = re.search(r"at (0x[0-9a-f]+)", event_detail(trap)).group(1)
     assert f"{int(va, 16):#018x}" in walk, "the faulting address, split into its indexes"
     index = (int(va, 16) >> 12) & 0x1FF
     assert f"bits 20–12 = {index}" in walk

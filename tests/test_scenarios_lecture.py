@@ -12,6 +12,7 @@ import pytest
 
 from sim.kern.kernel import Kernel
 from sim.kern.ksyms import libc_symbol
+from sim.narrative import detail as event_detail
 from sim.replay import Replay
 from sim.run import Run, record
 from sim.scenarios.registry import SCENARIOS, lookup
@@ -38,7 +39,9 @@ def scenario_run(slug: str) -> Run:
 
 def first_step(slug: str, kind: str, name: str, detail: str = "") -> int:
     return next(
-        i for i, e in enumerate(scenario_run(slug).events) if e.kind == kind and e.name == name and detail in e.detail
+        i
+        for i, e in enumerate(scenario_run(slug).events)
+        if e.kind == kind and e.name == name and detail in event_detail(e)
     )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.kfunc import kfunc
 from sim.kern.errno import ENOSYS
 from sim.kern.kern_priv import PRIV_AUDIT_GETAUDIT, priv_check
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
 from sim.kern.proc import Thread, jailed
 
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.core.pcpu import pcpu
 from sim.kern.kernel import KernelConfig
-from sim.kern.pcpu import pcpu
 
 if TYPE_CHECKING:
     from sim.kern.kernel import Kernel

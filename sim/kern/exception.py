@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import operator
 
+from sim.core.pcpu import pcpu
 from sim.kern.ksyms import PCPU_BASE, kernel_stack_top
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import PCB_FULL_IRET, TDF_ASTPENDING, TDF_NEEDRESCHED, Thread
 from sim.kern.subr_trap import ast
 from sim.kern.trap import amd64_syscall

@@ -60,7 +60,7 @@ def proc0_init(td: Thread, config) -> None:
 
 def process_times(p: Proc) -> tuple[int, int]:
     """What time(1) reports for a process: its own user and system time and its reaped children's."""
-    from sim.kern.pcpu import pcpu
+    from sim.core.pcpu import pcpu
     from sim.kern.sched import charge_rusage
 
     if pcpu.curthread.td_proc is p:

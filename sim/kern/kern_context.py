@@ -8,9 +8,9 @@ that when a setcontext() later resumes that context, getcontext() appears to ret
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
 from sim.kern.errno import EFAULT, EINVAL, EJUSTRETURN
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
 from sim.kern.machdep import MCONTEXT_SIZE, SIGSET_SIZE, UC_MCONTEXT, pack_ucontext, set_mcontext, unpack_sigset
 from sim.kern.proc import Thread
 

@@ -12,10 +12,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EBADF, EFAULT, EINVAL, EMFILE, ENOIOCTL
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import Thread
 
 # struct file's f_type (sys/sys/file.h)

@@ -9,12 +9,12 @@ parent waiting for this child is released (P_PPWAIT).
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import sdt_fire
 from sim.kern.errno import E2BIG, EACCES, EFAULT, EJUSTRETURN, ENOEXEC
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
 from sim.kern.ksyms import PROGRAM_TEXT
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import P_EXEC, PCB_FULL_IRET, Thread
 from sim.machine.cpu import PSL_USER
 from sim.vm.vm_exec import exec_new_vmspace

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import sdt_fire
 from sim.kern.errno import ECHILD, EFAULT, EINVAL
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import (
     P_HADTHREADS,
     P_PPWAIT,

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sim.core.kfunc import gate, kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import sdt_fire
 from sim.kern.errno import EAGAIN, ENOMEM
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import gate, kfunc
 from sim.kern.ksyms import kernel_stack_top, kernel_symbol
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import (
     P_KPROC,
     P_PPWAIT,

@@ -7,9 +7,9 @@ effective uid of 0; the default is to deny with EPERM.
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EPERM
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import Thread, Ucred, jailed
 
 # sys/sys/priv.h

@@ -11,10 +11,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import ECAPMODE, EFAULT, EINTR, EINVAL, EPERM, ERESTART, ESRCH
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import (
     P_SYSTEM,
     PRS_NORMAL,

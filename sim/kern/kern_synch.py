@@ -9,10 +9,10 @@ sleepq_catch_signals and sleepq_abort decide.
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EAGAIN
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import (
     TDF_SINTR,
     TDF_SLEEPABORT,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
 from sim.kern.errno import ENOSYS
-from sim.kern.kfunc import kfunc
 from sim.kern.proc import Thread
 
 

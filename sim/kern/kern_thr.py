@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EFAULT, EINVAL
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
 from sim.kern.ksyms import kernel_stack_top, kernel_symbol
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import P_HADTHREADS, PCB_FULL_IRET, TDS_INACTIVE, Thread
 from sim.machine.cpu import KERNEL_CPL
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EFAULT, EINVAL, EJUSTRETURN
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
 from sim.kern.ksyms import USRSTACK
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import PCB_FULL_IRET, Thread
 from sim.machine.cpu import PSL_C, PSL_D, PSL_T
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.core.kfunc import kfunc
 from sim.kern.errno import ENOIOCTL
 from sim.kern.kern_descrip import FIONBIO
-from sim.kern.kfunc import kfunc
 from sim.kern.proc import Thread
 from sim.kern.support import ZERO_REGION_SIZE, zero_region
 from sim.kern.uio import UIO_READ, Uio, uiomove

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sim.kern.pcpu import pcpu
+from sim.core.pcpu import pcpu
 
 # td_flags (sys/sys/proc.h, FreeBSD 11): the sleep-queue bits, and the bits ast() clears and acts on
 TDF_SINTR = 0x00000008  # sleep is interruptible (PCATCH)

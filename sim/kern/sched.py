@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from greenlet import greenlet
 
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.proc import (
     P_KPROC,
     P_SYSTEM,

@@ -10,9 +10,9 @@ that a hook nobody asked for costs one test (see kfunc.gate) and the log shows i
 
 from __future__ import annotations
 
+from sim.core.kfunc import gate, kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import ECAPMODE
-from sim.kern.kfunc import gate, kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import (
     CRED_FLAG_CAPMODE,
     P_TRACED,

@@ -6,8 +6,8 @@ tested on the way out, so the common case pays a handful of tests.
 
 from __future__ import annotations
 
-from sim.kern.kfunc import gate, kfunc
-from sim.kern.pcpu import pcpu
+from sim.core.kfunc import gate, kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.proc import (
     AST_FLAGS,
     P_PROFIL,

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EFAULT, ENAMETOOLONG
-from sim.kern.kfunc import kfunc
 from sim.kern.ksyms import kernel_symbol
-from sim.kern.pcpu import pcpu
 from sim.kern.trap_pfault import OnFault, kernel_fault
 from sim.machine.cpu import CR4_SMAP, PSL_AC
 from sim.machine.mmu import PGEX_W, GeneralProtection, PageFault

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.kfunc import kfunc
 from sim.kern.errno import EBADF, EFAULT, EINTR, EINVAL, ENOIOCTL, ENOTTY, EPIPE, ERESTART
 from sim.kern.kern_descrip import (
     DTYPE_SOCKET,
@@ -21,7 +22,6 @@ from sim.kern.kern_descrip import (
 )
 from sim.kern.kern_synch import EWOULDBLOCK
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
 from sim.kern.proc import Thread
 from sim.kern.uio import UIO_READ, UIO_WRITE, Uio, single_uio
 

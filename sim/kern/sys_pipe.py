@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EAGAIN, EFAULT, EINVAL, ENOIOCTL, ENOMEM, EPIPE
 from sim.kern.kern_descrip import (
     DTYPE_PIPE,
@@ -34,8 +36,6 @@ from sim.kern.kern_descrip import (
 )
 from sim.kern.kern_synch import PCATCH, msleep, wakeup
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import Thread
 from sim.kern.sched import PRIBIO
 from sim.kern.uio import UIO_USERSPACE, Uio, uiomove

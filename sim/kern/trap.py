@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern import subr_syscall
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import SyscallArgs, Thread
 from sim.kern.subr_syscall import syscallenter, syscallret
 

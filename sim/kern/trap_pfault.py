@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import operator
 
+from sim.core.kfunc import kfunc
+from sim.core.log import EventBudgetExceeded
+from sim.core.pcpu import pcpu
 from sim.kern.exception import KUCSEL, KUDSEL, doreti, swapgs
-from sim.kern.kfunc import kfunc
 from sim.kern.ksyms import kernel_stack_top, kernel_symbol
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import Trapframe
 from sim.kern.subr_trap import userret
-from sim.log import EventBudgetExceeded
 from sim.machine.cpu import KERNEL_CPL, PSL_AC, PSL_I, PSL_NT, PSL_T, USER_CPL
 from sim.machine.machine import MachineHalted
 from sim.machine.mmu import (

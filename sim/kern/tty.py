@@ -6,10 +6,10 @@ end-of-file (no one types into a recorded run).
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.kern_descrip import FIONREAD
-from sim.kern.kfunc import kfunc
 from sim.kern.null import D_TTY, Cdevsw, null_ioctl, nullop_read
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import Thread
 from sim.kern.uio import Uio, uiomove
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.kern.kfunc import kfunc
+from sim.core.kfunc import kfunc
 from sim.machine.physmem import Fill
 
 UIO_USERSPACE = 0  # enum uio_seg: the iovecs hold user addresses

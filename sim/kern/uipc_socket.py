@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EAGAIN, ENOIOCTL, ENOTCONN, EPIPE
 from sim.kern.kern_descrip import FIONBIO, FIONREAD, FNONBLOCK, S_IFSOCK, File, Fileops
 from sim.kern.kern_synch import PCATCH, msleep, wakeup
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import Thread
 from sim.kern.sched import PSOCK
 from sim.kern.uio import Uio, uiomove

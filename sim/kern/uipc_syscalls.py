@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EAFNOSUPPORT, EBADF, EFAULT, EINVAL, ENOBUFS, ENOPROTOOPT, ENOTSOCK, EPROTONOSUPPORT
 from sim.kern.kern_descrip import DTYPE_SOCKET, FNONBLOCK, FREAD, FWRITE, falloc, fget, kern_close
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import Thread
 from sim.kern.uipc_socket import Socket, sbreserve, socketops
 from sim.kern.uipc_usrreq import uipc_attach, unp_connect2

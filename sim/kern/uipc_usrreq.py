@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.kern.kfunc import kfunc
+from sim.core.kfunc import kfunc
 from sim.kern.proc import Thread
 from sim.kern.uipc_socket import SB_STOP, SS_ISCONNECTED, Socket, sbappend, soisdisconnected, soreserve, sowakeup
 

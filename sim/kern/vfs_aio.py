@@ -11,11 +11,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EBADF, EFAULT, EINPROGRESS, EINVAL
 from sim.kern.kern_descrip import FWRITE, fget
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import Proc, Thread
 from sim.kern.uio import UIO_WRITE, Uio, single_uio
 

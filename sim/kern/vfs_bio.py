@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.sched import PRIBIO, Callout, callout_reset
 from sim.kern.vfs_subr import FILEDELAY, Vnode, vfs, vn_syncer_add_to_worklist
 

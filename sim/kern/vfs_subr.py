@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 
 # enum vtype (sys/sys/vnode.h)
 VNON, VREG, VDIR, VBLK, VCHR, VLNK, VSOCK, VFIFO = range(8)

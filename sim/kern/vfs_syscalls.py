@@ -7,6 +7,8 @@ runs: neither is CAPENABLED in syscalls.master.
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import (
     EACCES,
     EBADF,
@@ -34,8 +36,6 @@ from sim.kern.kern_descrip import (
     pack_stat,
 )
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import Thread
 from sim.kern.vfs_subr import VDIR, VREG, Vnode, new_vnode, parent_dir, vfs
 from sim.kern.vfs_vnops import ffs_fsync, vnops, vop_getattr

@@ -10,6 +10,8 @@ driver (devfs_read_f/devfs_write_f -> d_read/d_write).
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EINVAL, EISDIR, ENOIOCTL
 from sim.kern.kern_descrip import (
     FAPPEND,
@@ -23,9 +25,7 @@ from sim.kern.kern_descrip import (
     File,
     Fileops,
 )
-from sim.kern.kfunc import kfunc
 from sim.kern.null import D_TYPEMASK
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import Thread
 from sim.kern.uio import Uio, uiomove
 from sim.kern.vfs_bio import bawrite, bdwrite, bread, bwrite, getblk

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.errno import EJUSTRETURN, ERESTART
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import PCB_FULL_IRET, Thread
 from sim.machine.cpu import PSL_C
 

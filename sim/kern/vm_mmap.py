@@ -8,9 +8,9 @@ also shared with children after fork. Anonymous memory's object is made by the f
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
 from sim.kern.errno import EACCES, EBADF, EINVAL, ENODEV, ENOMEM
 from sim.kern.kernel import syscall_handler
-from sim.kern.kfunc import kfunc
 from sim.kern.proc import Thread
 from sim.vm.vm_map import VmMap, vm_map_delete, vm_map_find, vm_map_inherit, vm_map_insert, vm_map_protect
 from sim.vm.vm_param import (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.log import Event, EventLog, new_event
+from sim.core.log import Event, EventLog, new_event
 
 # rflags bits (sys/x86/include/psl.h)
 PSL_C = 0x00000001  # carry: the system-call error flag on FreeBSD
@@ -50,15 +50,15 @@ def field_setter(kind: str, *names: str) -> Callable[..., None]:
 
 
 def register_step(kind: str, *names: str) -> Callable[..., None]:
-    """f(machine, ns, name, detail, v1, v2, ...): register_setter(*names)(machine.cpu, v1, ...), then
-    `machine.log.now += ns` and machine.emit(kind, name, detail): an instruction, with what it wrote and cost."""
+    """f(machine, ns, name, data, v1, v2, ...): register_setter(*names)(machine.cpu, v1, ...), then
+    `machine.log.now += ns` and machine.emit(kind, name, data): an instruction, with what it wrote and cost."""
     return _compile("reg", names, step=kind)
 
 
 def _compile(kind: str, names: tuple[str, ...], step: str | None) -> Callable[..., None]:
     values = [f"v{i}" for i in range(len(names))]
     if step is not None:
-        lines = [f"def setter(machine, ns, name, detail, {', '.join(values)}):", "    cpu = machine.cpu",
+        lines = [f"def setter(machine, ns, name, data, {', '.join(values)}):", "    cpu = machine.cpu",
                  "    regs = cpu.regs", "    log = machine.log"]  # fmt: skip
     elif kind == "reg":
         lines = [f"def setter(cpu, {', '.join(values)}):", "    regs = cpu.regs", "    log = cpu._log"]
@@ -90,11 +90,11 @@ def _compile(kind: str, names: tuple[str, ...], step: str | None) -> Callable[..
                     "        else:", "            deltas = ()",  # no list to fill and empty: most instructions
                     *writes("            ", "deltas += (DELTA,)"),
                     "        now = log.now = log.now + ns",
-                    f"        log.events.append(new_event(Event, (now, {step!r}, name, detail, deltas, log.depth)))",
+                    f"        log.events.append(new_event(Event, (now, {step!r}, name, data, deltas, log.depth)))",
                     "        log.recording -= 1"]  # fmt: skip
     unrecorded = ["    else:", *writes("        ", None)]
     if step is not None:
-        unrecorded += ["        log.now += ns", f"        log.emit({step!r}, name, detail)"]
+        unrecorded += ["        log.now += ns", f"        log.emit({step!r}, name, data)"]
     namespace: dict = {"Event": Event, "new_event": new_event}
     source = "\n".join(lines + recorded + unrecorded)
     where = f"<{'step' if step else 'setter'} of {', '.join(names)}>"  # what a traceback or profile names it

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.log import EventLog
+from sim.core.log import EventLog
 from sim.machine.cpu import KERNEL_CPL, SF_MASK, USER_CPL, Cpu, register_step
 from sim.machine.mmu import Mmu
 from sim.machine.physmem import PhysMem
@@ -29,7 +29,7 @@ class Machine:
         self.profile = profile
         self.log = EventLog(record_budget, event_budget)
         self.cpu = Cpu(self.log, self._cpl_changed)
-        self.emit = self.log.emit  # emit(kind, name, detail): an event at the current simulated time
+        self.emit = self.log.emit  # emit(kind, name, data): an event at the current simulated time
         self._ring_since = 0  # when the CPU last changed privilege level
         self._closed_ns = {USER_CPL: 0, KERNEL_CPL: 0}  # time in each ring before _ring_since
         self.kernel_gsbase_msr = 0  # MSR_KERNELGSBASE: what swapgs exchanges %gs's base with
@@ -67,12 +67,12 @@ class Machine:
     def sys_ns(self) -> int:
         return self._ring_ns(KERNEL_CPL)
 
-    def enter(self, function: str, detail: str = "") -> None:
+    def enter(self, function: str, data: object = None) -> None:
         self.log.depth += 1
-        self.log.emit("enter", function, detail)
+        self.log.emit("enter", function, data)
 
-    def exit(self, function: str, detail: str = "") -> None:
-        self.log.emit("exit", function, detail)
+    def exit(self, function: str, data: object = None) -> None:
+        self.log.emit("exit", function, data)
         self.log.depth -= 1
 
     def syscall_instruction(self) -> None:

@@ -20,7 +20,7 @@ Deltas: ("pte", entry_pa, old, new) for an entry the walk updated (A and D bits)
 
 from __future__ import annotations
 
-from sim.log import EventBudgetExceeded
+from sim.core.log import EventBudgetExceeded
 from sim.machine.physmem import PAGE_MASK, PAGE_SHIFT, PhysMem
 
 # Page-table entry bits (sys/amd64/include/pmap.h, X86_PG_*)

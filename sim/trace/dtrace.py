@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sim.core.log import Event
 from sim.kern.dtrace_probe import fbt_clock_read_ns, firing_ns
 from sim.kern.kernel import KernelConfig
-from sim.log import Event
 from sim.machine.profiles import PROFILES
 from sim.run import DEFAULT_RECORD_BUDGET, Run, RunSpec, record
 from sim.trace import d_interp

@@ -234,7 +234,7 @@ def timeline(run: Run, first_steps: dict[Stack, int] | None = None) -> Iterator[
         elif kind == "proc" or kind == "start":
             if name == "exit":
                 frames.clear()  # exit1() never returns: the thread's kernel stack is abandoned
-            renamed = names.observe(kind, name, detail, deltas)
+            renamed = names.observe(kind, name, detail or "", deltas)
             if renamed is not None:
                 comm = names.comm(tid)
                 _rename(stacks, names, renamed)

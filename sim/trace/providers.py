@@ -32,10 +32,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 
+from sim.core.log import Event
 from sim.kern.dtrace_probe import PROC_PROBE_OF_EVENT, vminfo_probes
 from sim.kern.errno import EJUSTRETURN, ERESTART
 from sim.kern.ksyms import kernel_symbol
-from sim.log import Event
 
 MODULE_KERNEL = "kernel"
 MODULE_SYSCALL = "freebsd"
@@ -90,7 +90,7 @@ def modelled_kernel_functions() -> frozenset[str]:
     """Every @kfunc in the kernel and VM packages: the names fbt offers probes for."""
     import sim.kern
     import sim.vm
-    from sim.kern.kfunc import is_kfunc
+    from sim.core.kfunc import is_kfunc
 
     names: set[str] = set()
     for package in (sim.kern, sim.vm):
@@ -453,7 +453,7 @@ class _Walk:
                 if fbt_entry is not None:
                     probe = fbt_entry.get(name)
                     if probe is not None:
-                        self._fbt(probe, i, t, name, None)
+                        self._fbt(probe, i, t, name, _ENTRY)
                 frames.append(name)
             elif kind == "exit":
                 if frames and frames[-1] == name:
@@ -498,7 +498,7 @@ class _Walk:
             if kind == "proc" and e.proc:
                 self._proc(i, t, event)
         elif kind == "trap":
-            self.kernel_mode_trap = "kernel mode" in detail
+            self.kernel_mode_trap = "kernel mode" in (detail or "")
         elif kind == "fault" and e.vminfo:
             self._fault(i, t, self.events[i])
 
@@ -517,7 +517,7 @@ class _Walk:
     def _name_process(self, event: Event) -> None:
         """Keep p_comm as it was at each point: the first process is named by its command, a forked child
         takes its parent's name, and exec gives the new program's (MAXCOMLEN characters of its file name)."""
-        kind, detail = event[1], event[3]
+        kind, detail = event[1], event[3] or ""
         for delta in event[4]:
             if delta[0] == "comm":  # ("comm", pid, old, new), should the kernel record the change itself
                 self.comms[delta[1]] = delta[3]
@@ -567,8 +567,8 @@ class _Walk:
 
     # -- providers --
 
-    def _fbt(self, probe: Probe, i: int, t: int, function: str, returned: str | None) -> None:
-        """fbt entry (returned is None: no arguments recorded) or return (arg1 = the value the function returned).
+    def _fbt(self, probe: Probe, i: int, t: int, function: str, returned: object) -> None:
+        """fbt entry (returned is _ENTRY: no arguments recorded) or return (arg1 = the value the function returned).
 
         In a run recorded with the probe armed, the kernel charged each firing's cost inside the frame: just after
         the entry event, just before the exit event (sim/kern/dtrace_probe.py). dtrace_probe reads the clock partway
@@ -578,11 +578,11 @@ class _Walk:
         """
         clock, cost = self.fbt_clock, self.fbt_cost
         if cost:
-            t = t + clock if returned is None else t - cost + clock
+            t = t + clock if returned is _ENTRY else t - cost + clock
             self.dtrace_ns[self.tid] = self.dtrace_ns.get(self.tid, 0) + clock
         self.callee = function
         try:
-            self.fire(self._prepare(probe, i, t, _no_args if returned is None else lambda: (0, _int(returned))))
+            self.fire(self._prepare(probe, i, t, _no_args if returned is _ENTRY else lambda: (0, _int(returned))))
         finally:
             self.callee = None
             if cost:
@@ -635,7 +635,7 @@ class _Walk:
         probe = self.e.proc.get(name) if name else None
         if probe is None:
             return
-        detail = event[3]
+        detail = event[3] or ""
         if name == "create":
             child = re.search(r"creates pid (\d+)", detail)
             args = (int(child.group(1)),) if child else ()
@@ -723,9 +723,15 @@ def _no_args() -> tuple:
     return ()
 
 
-def _int(text: str) -> int:
+_ENTRY = object()  # _fbt's `returned` for an entry probe
+
+
+def _int(value: object) -> int:
+    """fbt return's arg1: the function's result when it is an integer, else 0."""
+    if isinstance(value, int):
+        return value
     try:
-        return int(text)
+        return int(value) if isinstance(value, str) else 0
     except ValueError:
         return 0
 
@@ -735,7 +741,7 @@ _ARG = re.compile(r"(?:^|, )\w+=(-?0x[0-9a-fA-F]+|-?\d+)")
 
 def _syscall_args(detail: str) -> tuple[int, ...]:
     """The arguments in a "syscall" event's detail ("fd=0x3, buf=0x..., nbyte=0xa00000")."""
-    return tuple(int(value, 0) for value in _ARG.findall(detail))
+    return tuple(int(value, 0) for value in _ARG.findall(detail or ""))
 
 
 _RETVAL = re.compile(r"tf_rax = (-?\d+)")
@@ -747,7 +753,7 @@ def _sysret_values(sysret: Event | None) -> tuple[int, int]:
     """(arg0, errno) of syscall:::return from the "sysret" event: the value, or -1 and the error number."""
     if sysret is None:
         return 0, 0
-    detail = sysret[3]
+    detail = sysret[3] or ""
     failed = _ERRNO.search(detail)
     if failed:
         return -1, int(failed.group(1))

@@ -17,8 +17,8 @@ import struct
 from collections.abc import Callable
 from typing import NoReturn
 
+from sim.core.pcpu import pcpu
 from sim.kern import errno as E
-from sim.kern.pcpu import pcpu
 from sim.kern.sysent import SYS
 from sim.user.malloc import Jemalloc
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NoReturn
 
+from sim.core.pcpu import pcpu
 from sim.kern import errno as E
 from sim.kern.kern_sig import SA_RESTART, SIGUSR1
 from sim.kern.machdep import UC_MCONTEXT, UCONTEXT_SIZE
-from sim.kern.pcpu import pcpu
 from sim.user import umem
 from sim.user.crt import strerror
 from sim.user.libc import Libc

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import functools
 
+from sim.core.pcpu import pcpu
 from sim.kern.ksyms import PROGRAM_TEXT, libc_symbol
-from sim.kern.pcpu import pcpu
 from sim.kern.sysent import SYS
 from sim.machine.cpu import PSL_C, register_step
 from sim.user import libc_proc

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from sim.core.pcpu import pcpu
 from sim.kern.kern_sig import SA_RESTART, SIG_DFL, SIG_IGN, SIGACTION
 from sim.kern.kern_thr import THR_PARAM, UMTX_OP_WAIT
 from sim.kern.kern_time import TIMESPEC, VDSO_CLOCKS
 from sim.kern.ksyms import libc_symbol
-from sim.kern.pcpu import pcpu
 from sim.user import umem
 from sim.user.uexec import resume_user, text_address
 

@@ -18,8 +18,8 @@ import inspect
 import zlib
 from collections.abc import Callable
 
+from sim.core.pcpu import pcpu
 from sim.kern.ksyms import PROGRAM_TEXT
-from sim.kern.pcpu import pcpu
 
 SIGCODE = 0x00007FFFFFFFF000  # the shared page: the signal trampoline is the first thing in it (machdep.py)
 SIGCODE_SYSCALL = SIGCODE + 0x13  # sigcode: call *0(%rsp); lea 16(%rsp),%rdi; pushq $0; mov $417,%rax; syscall

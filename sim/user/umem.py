@@ -10,7 +10,7 @@ Costs: user_byte_ps per byte stored or loaded, billed to user time; the faults b
 
 from __future__ import annotations
 
-from sim.kern.pcpu import pcpu
+from sim.core.pcpu import pcpu
 from sim.kern.trap_pfault import memset_pages_quietly, not_present_fault, user_fault
 from sim.machine.mmu import NOT_PRESENT, PGEX_I, PGEX_U, PGEX_W, GeneralProtection, PageFault
 from sim.machine.physmem import PAGE_MASK, PAGE_SIZE, describe

@@ -19,8 +19,8 @@ Every PTE written is one "mem" event with a ("pte", entry_pa, old, new) delta.
 
 from __future__ import annotations
 
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.machine.mmu import (
     LEVEL_NAMES,
     PG_A,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.kern.pcpu import pcpu
+from sim.core.pcpu import pcpu
 from sim.machine.cpu import KERNEL_CPL
 from sim.machine.physmem import PAGE_SIZE
 from sim.vm.pmap import pmap_activate

@@ -14,9 +14,9 @@ caller (trap_pfault) turns either into SIGSEGV for user mode, or EFAULT through 
 
 from __future__ import annotations
 
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import sdt_fire, vminfo_probes
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import PCB_FULL_IRET
 from sim.machine.mmu import PG_A, PG_FRAME, PG_M, PG_MANAGED, PG_NX, PG_PS, PG_RW, PG_U, PG_V
 from sim.vm.pmap import (

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import bisect
 
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.vm.pmap import Pmap, pmap_pinit, pmap_protect, pmap_release, pmap_remove, pmap_remove_pages, pmap_snapshot
 from sim.vm.vm_object import (
     OBJ_ONEMAPPING,

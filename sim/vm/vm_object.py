@@ -13,8 +13,8 @@ Deltas: ("object", id, old state, new state), states in words.
 
 from __future__ import annotations
 
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.vm.vm_param import OFF_TO_IDX
 
 # enum obj_type (vm/vm.h, FreeBSD 11)

@@ -8,9 +8,9 @@ virtual addresses that map it. Deltas: ("page", pfn, old state, new state), stat
 
 from __future__ import annotations
 
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
-from sim.log import EventBudgetExceeded
+from sim.core.kfunc import kfunc
+from sim.core.log import EventBudgetExceeded
+from sim.core.pcpu import pcpu
 from sim.machine.physmem import PAGE_SHIFT
 from sim.vm.vm_reserv import vm_reserv_alloc_page, vm_reserv_free_page
 

@@ -15,8 +15,8 @@ to a kernel process of its own; its disk writes pass as wall-clock time.
 
 from __future__ import annotations
 
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.machine.machine import MachineHalted
 from sim.vm.pmap import pmap_remove_all, pmap_ts_referenced
 from sim.vm.vm_page import (

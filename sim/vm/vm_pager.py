@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.kern.kfunc import kfunc
-from sim.kern.pcpu import pcpu
+from sim.core.kfunc import kfunc
+from sim.core.pcpu import pcpu
 from sim.machine.physmem import PAGE_SIZE
 from sim.vm.vm_object import OBJT_DEVICE, OBJT_PHYS, OBJT_SWAP, OBJT_VNODE, VmObject, vm_object_allocate
 from sim.vm.vm_param import atop, round_page

@@ -9,7 +9,7 @@ colour (vm_object_color: the offset of the mapping's virtual pages from the obje
 
 from __future__ import annotations
 
-from sim.kern.pcpu import pcpu
+from sim.core.pcpu import pcpu
 from sim.vm.vm_phys import NPAGES_PER_BLOCK
 
 OBJ_COLORED = 0x1000  # vm/vm_object.h: pg_color is set

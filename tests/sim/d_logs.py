@@ -6,12 +6,12 @@ costs; the lecture tests run the real simulator.
 
 from __future__ import annotations
 
-from sim.log import Event
+from sim.core.log import Event
 from sim.trace.dtrace import DtraceResult, compile_script, trace_events
 
 
 class LogBuilder:
-    """Appends events the way sim/log.py records them: (t_ns, kind, name, detail, deltas, depth)."""
+    """Appends events the way sim/core/log.py records them: (t_ns, kind, name, detail, deltas, depth)."""
 
     def __init__(self, tid: int = 100000, pid: int = 1000, comm: str = "dd") -> None:
         self.events: list[Event] = []

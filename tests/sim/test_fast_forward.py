@@ -12,8 +12,9 @@ import inspect
 
 import pytest
 
-from sim.kern.kfunc import gate, is_kfunc, kfunc
-from sim.kern.pcpu import pcpu
+from sim.core.kfunc import gate, is_kfunc, kfunc
+from sim.core.pcpu import pcpu
+from sim.narrative import detail as event_detail
 from sim.run import DEFAULT_RECORD_BUDGET, RunSpec, record
 from tests.sim.vm_fixture import VmBench
 
@@ -100,7 +101,7 @@ def test_a_modelled_function_keeps_its_signature_and_records_a_frame_pair_named_
     assert _modelled(1, 2) == (1, 2, 3, "s", None)
     assert _modelled(fn=2, name=1, log=4, str="t", type=int) == (1, 2, 4, "t", int)
     assert _counts(1, 2, x=3) == 3
-    frames = [(e.kind, e.name, e.detail) for e in bench.events[before:]]
+    frames = [(e.kind, e.name, event_detail(e)) for e in bench.events[before:]]
     assert frames[:2] == [("enter", "_modelled", ""), ("exit", "_modelled", "(1, 2, 3, 's', None)")]
     assert frames[-2:] == [("enter", "_counts", ""), ("exit", "_counts", "3")]
     assert [e.depth for e in bench.events[before : before + 2]] == [1, 1]

@@ -15,6 +15,7 @@ from sim.kern import errno as E
 from sim.kern.kernel import Kernel
 from sim.kern.ksyms import KERNBASE, libc_symbol
 from sim.machine.cpu import PSL_C
+from sim.narrative import detail as event_detail
 from sim.replay import Replay
 from sim.run import Run, RunSpec, record
 from sim.user.lecture_programs import on_new_stack
@@ -148,7 +149,9 @@ def test_read_into_a_kernel_pointer_is_efault_with_the_carry_set_and_nothing_wri
     state = replay.state_at(back)
     assert state.registers["rflags"] & PSL_C and state.registers["rax"] == E.EFAULT
     inside = r.events[bad:back]
-    assert any(e.kind == "hook" and e.name == "copyout_fault" and "VM_MAXUSER_ADDRESS" in e.detail for e in inside)
+    assert any(
+        e.kind == "hook" and e.name == "copyout_fault" and "VM_MAXUSER_ADDRESS" in event_detail(e) for e in inside
+    )
     assert not any(e.kind == "trap" or any(d[0] == "frame" for d in e.deltas) for e in inside)  # nothing stored
     cerror = next(i for i in range(back, len(r.events)) if r.events[i].name == "cerror")
     assert replay.state_at(cerror).errno == E.EFAULT

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.kern.pcpu import pcpu
+from sim.core.pcpu import pcpu
 from sim.machine.mmu import PG_PS, PG_RW, PGEX_U, PGEX_W, PageFault
 from sim.user import umem
 from sim.vm.pmap import pmap_extract, pmap_mapping, pmap_pde

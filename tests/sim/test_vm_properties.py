@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sim.kern.kern_sig as kern_sig
-from sim.kern.pcpu import pcpu
+from sim.core.pcpu import pcpu
 from sim.kern.vm_mmap import vm_map_fixed
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
 from sim.machine.mmu import PG_FRAME, PG_RW, PG_U, PG_V, PGEX_U, PGEX_W, walk_page_tables

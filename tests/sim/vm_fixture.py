@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from sim.core.pcpu import pcpu
 from sim.kern.init_main import proc0_init
 from sim.kern.kernel import Kernel, KernelConfig
-from sim.kern.pcpu import pcpu
 from sim.kern.proc import Thread, Ucred
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
 from sim.machine.machine import Machine

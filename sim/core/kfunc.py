@@ -10,8 +10,8 @@ import inspect
 from collections.abc import Callable
 from typing import TypeVar
 
-from sim.kern.pcpu import pcpu
-from sim.log import Event, EventBudgetExceeded, new_event
+from sim.core.log import Event, EventBudgetExceeded, new_event
+from sim.core.pcpu import pcpu
 
 F = TypeVar("F", bound=Callable)
 
@@ -22,8 +22,8 @@ F = TypeVar("F", bound=Callable)
 # emit makes: the pending deltas, the budget, and only a count once recording is off). `log.probe_hook` is None
 # unless a DTrace program enabled fbt or profile probes: it is called where fbt's entry and return probes sit (the
 # function's first instruction and its `ret`), inside the frame, so what a probe costs is billed to the function.
-# An exit's detail is str(the result); a 0 (most system calls' and helpers' success) shares one "0" (str(0) makes
-# a new string each time, which the log would keep).
+# An exit's data is the result when it is an int (or None), else the result's words: a live object never enters
+# the log.
 _TRACED = """
 def traced(PARAMS):
     _kf_log = _kf_pcpu.machine.log
@@ -32,10 +32,10 @@ def traced(PARAMS):
         _kf_pending = _kf_log._pending
         if _kf_pending:
             _kf_deltas = _kf_tuple(_kf_pending)
-            _kf_log.events.append(_kf_new(_kf_Event, (_kf_log.now, "enter", _kf_name, "", _kf_deltas, _kf_depth)))
+            _kf_log.events.append(_kf_new(_kf_Event, (_kf_log.now, "enter", _kf_name, None, _kf_deltas, _kf_depth)))
             _kf_pending.clear()
         else:
-            _kf_log.events.append(_kf_new(_kf_Event, (_kf_log.now, "enter", _kf_name, "", (), _kf_depth)))
+            _kf_log.events.append(_kf_new(_kf_Event, (_kf_log.now, "enter", _kf_name, None, (), _kf_depth)))
         _kf_log.recording -= 1
     else:
         _kf_log.unrecorded += 1
@@ -48,14 +48,14 @@ def traced(PARAMS):
         _kf_log.probe_hook(_kf_name, "return")
     if _kf_log.recording:
         _kf_pending = _kf_log._pending
-        _kf_detail = "" if _kf_rv is None else "0" if _kf_rv.__class__ is int and _kf_rv == 0 else _kf_str(_kf_rv)
+        _kf_data = _kf_rv if _kf_rv is None or _kf_rv.__class__ is int else _kf_str(_kf_rv)
         if _kf_pending:
             _kf_deltas = _kf_tuple(_kf_pending)
-            _kf_event = (_kf_log.now, "exit", _kf_name, _kf_detail, _kf_deltas, _kf_log.depth)
+            _kf_event = (_kf_log.now, "exit", _kf_name, _kf_data, _kf_deltas, _kf_log.depth)
             _kf_log.events.append(_kf_new(_kf_Event, _kf_event))
             _kf_pending.clear()
         else:
-            _kf_event = (_kf_log.now, "exit", _kf_name, _kf_detail, (), _kf_log.depth)
+            _kf_event = (_kf_log.now, "exit", _kf_name, _kf_data, (), _kf_log.depth)
             _kf_log.events.append(_kf_new(_kf_Event, _kf_event))
         _kf_log.recording -= 1
     else:
@@ -111,7 +111,7 @@ def is_kfunc(value: object) -> bool:
     return callable(value) and getattr(value, "__kfunc__", None) is value
 
 
-def gate(hook: str, condition: str, is_set: bool) -> bool:
+def gate(hook: str, condition: object, is_set: bool) -> bool:
     """Charge one flag test for a normally-off hook; record it as skipped when its flag is clear.
 
     This is the lecture's "making all of this nothing fast": a disabled hook costs only this test.

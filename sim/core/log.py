@@ -16,7 +16,8 @@ class Event(NamedTuple):
     t_ns: int  # simulated time when the step completed
     kind: str  # see EVENT_KINDS
     name: str  # function, instruction, hook or syscall name
-    detail: str  # a short, human-readable argument text
+    data: object  # the event's facts: a typed payload (a NamedTuple), a return value, or None; words for people
+    # are made from it only by sim/narrative
     deltas: tuple  # the state changes this step made, oldest first
     depth: int  # kernel call depth at this step (for step over / step out)
 
@@ -94,17 +95,17 @@ class EventLog:
         if self.recording:
             self._pending.append(change)
 
-    def emit(self, kind: str, name: str, detail: str = "") -> None:
+    def emit(self, kind: str, name: str, data: object = None) -> None:
         # The hottest function of the simulator: one tuple built, no Python-level constructor (see new_event); most
         # events change nothing, and share the empty tuple. Copies of this are inlined in kfunc's frame wrapper,
         # kfunc.gate and cpu.register_step (the hot paths): a change here is a change there.
         if self.recording:
             pending = self._pending
             if pending:
-                self.events.append(new_event(Event, (self.now, kind, name, detail, tuple(pending), self.depth)))
+                self.events.append(new_event(Event, (self.now, kind, name, data, tuple(pending), self.depth)))
                 pending.clear()
             else:
-                self.events.append(new_event(Event, (self.now, kind, name, detail, (), self.depth)))
+                self.events.append(new_event(Event, (self.now, kind, name, data, (), self.depth)))
             self.recording -= 1  # past the budget (0), recording is off
             return
         self.unrecorded += 1
