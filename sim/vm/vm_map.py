@@ -29,6 +29,7 @@ from sim.vm.vm_object import (
     vm_object_shadow,
 )
 from sim.vm.vm_param import (
+    INHERIT_NAMES,
     KERN_INVALID_ADDRESS,
     KERN_INVALID_ARGUMENT,
     KERN_NO_SPACE,
@@ -61,6 +62,7 @@ from sim.vm.vm_param import (
     VMFS_OPTIMAL_SPACE,
     VMFS_SUPER_SPACE,
     atop,
+    prot_text,
 )
 
 
@@ -92,7 +94,22 @@ class VmMapEntry:
                         self.offset, self.eflags)  # fmt: skip
 
     def __repr__(self) -> str:
-        return f"<entry {self.start:#x}-{self.end:#x}>"
+        # What a @kfunc's exit event shows of a returned entry (sim/core/kfunc.py records str(result)): the
+        # same words as sim/narrative/vm.py gives the entry's MapEntry.
+        flags = "|".join(
+            name
+            for bit, name in (
+                (MAP_ENTRY_COW, "COW"),
+                (MAP_ENTRY_NEEDS_COPY, "NEEDS_COPY"),
+                (MAP_ENTRY_GROWS_DOWN, "GROWS_DOWN"),
+            )
+            if self.eflags & bit
+        )
+        what = f"object {self.object.id}+{self.offset:#x}" if self.object is not None else "anonymous (no object yet)"
+        return (
+            f"<entry {self.start:#x}-{self.end:#x} {prot_text(self.protection)}/{prot_text(self.max_protection)} "
+            f"inherit={INHERIT_NAMES[self.inheritance]} {what}" + (f" {flags}" if flags else "") + ">"
+        )
 
 
 class VmMap:
