@@ -3,35 +3,25 @@ pages, a grid of physical frames by state, and the page faults so far by kind.
 
 All of it is folded from the log's keyed deltas (sim/replay.py Replay.table_at): ("map", key, old, new) for map
 entries, ("object", id, old, new) for objects and ("page", pfn, old, new) for pages, whose values are the
-simulator's own descriptions (VmMapEntry.describe, VmObject.describe, VmPage.state), read back here.
+facts the simulator records (sim/core/events.py: MapEntry, ObjectState, PageState), read here field by field.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 
 from app.navigate import LogIndex
+from sim.core.events import MapEntry, MapKey, ObjectState, PageState
 from sim.core.log import Event
-from sim.narrative import detail as event_detail
+from sim.narrative.vm import entry_flag_words, inheritance_words, object_type_words, protection_words
 from sim.replay import Replay
 from sim.vm.vm_init import KERNEL_RESERVED
+from sim.vm.vm_page import PQ_NONE
 
 PAGE_SHIFT = 12
 FIRST_POOL_PFN = KERNEL_RESERVED >> PAGE_SHIFT  # frames below hold the kernel: not part of the free pool
 GRID_COLUMNS = 128  # frames per row of the grid: 512 KiB
-
-_ENTRY = re.compile(
-    r"(?P<start>0x[0-9a-f]+)-(?P<end>0x[0-9a-f]+) (?P<prot>\S+)/(?P<max>\S+) inherit=(?P<inherit>\S+) "
-    r"(?:object (?P<object>\d+)\+(?P<offset>0x[0-9a-f]+)|anonymous \(no object yet\))(?: (?P<flags>\S+))?"
-)
-_OBJECT = re.compile(
-    r"object (?P<id>\d+) \((?P<type>\w+), (?P<size>\d+) pages, (?P<resident>\d+) resident, refs (?P<refs>\d+)"
-    r"(?P<rest>.*)\)"
-)
-_SHADOWS = re.compile(r"shadows object (\d+)")
-_PAGE = re.compile(r"object (?P<object>\d+) pindex (?P<pindex>\d+), (?P<queue>\w+)(?P<wired>, wired)?")
 
 # Frame states in the grid: code -> (label, css class). Colours are in the CSS (Okabe-Ito), labels in the legend.
 FRAME_STATES = {
@@ -110,22 +100,20 @@ def fault_modes(index: LogIndex, events: list[Event]) -> dict[str, tuple[list[in
     modes: dict[str, tuple[list[int], list[int]]] = {}
     for step in index.positions("fault"):
         trap = LogIndex.previous_before(traps, step)
-        kernel = trap is not None and "kernel mode" in event_detail(events[trap])
+        kernel = trap is not None and not events[trap].data.user
         modes.setdefault(events[step].name, ([], []))[1 if kernel else 0].append(step)
     return modes
 
 
-def _page_code(state: str) -> str:
-    if state == "free (PG_ZERO)":
-        return "z"
-    if state == "free":
-        return "f"
-    if state.startswith("wired, no object"):
+def _page_code(state: PageState) -> str:
+    if state.object is not None:
+        return "u"
+    if state.queue != PQ_NONE or state.wired:
         return "t"
-    return "u"
+    return "z" if state.zero else "f"
 
 
-def frame_grid(pages: dict[int, str], changed: set[int]) -> tuple[FrameGrid, int]:
+def frame_grid(pages: dict[int, PageState], changed: set[int]) -> tuple[FrameGrid, int]:
     pool = sorted(pfn for pfn in pages if pfn >= FIRST_POOL_PFN)
     kernel_frames = len(pages) - len(pool)
     if not pool:
@@ -158,46 +146,38 @@ def frame_grid(pages: dict[int, str], changed: set[int]) -> tuple[FrameGrid, int
 def vm_view(replay: Replay, index: LogIndex, modes, events: list[Event], step: int, pid: int) -> VmView:
     event = events[step]
     changed_keys = {(d[0], d[1]) for d in event.deltas if d[0] in ("map", "object", "page")}
-    maps = replay.table_at("map", step)
-    objects = replay.table_at("object", step)
-    pages = replay.table_at("page", step)
+    maps: dict[MapKey, MapEntry] = replay.table_at("map", step)
+    objects: dict[int, ObjectState] = replay.table_at("object", step)
+    pages: dict[int, PageState] = replay.table_at("page", step)
     resident: dict[int, list[int]] = defaultdict(list)
     for state in pages.values():
-        found = _PAGE.match(state)
-        if found:
-            resident[int(found.group("object"))].append(int(found.group("pindex")))
+        if state.object is not None:
+            resident[state.object].append(state.pindex)
 
     def box(object_id: int) -> ObjectBox | None:
-        text = objects.get(object_id)
-        found = _OBJECT.match(text) if text else None
-        if not found:
+        state = objects.get(object_id)
+        if state is None:
             return None
-        rest = _SHADOWS.sub("", found.group("rest")).strip(", ")
         return ObjectBox(
             id=object_id,
-            type=found.group("type"),
-            size_pages=int(found.group("size")),
+            type=object_type_words(state.type),
+            size_pages=state.size,
             resident=len(resident.get(object_id, ())),  # counted from the pages the log shows, at this step
-            refs=int(found.group("refs")),
-            extra=rest,
+            refs=state.refs,
+            extra=state.path or "",
             pindexes=_ranges(resident.get(object_id, [])),
             changed=("object", object_id) in changed_keys,
         )
 
     # Every live process's map (each named "pid N" by exec or fork), the running process's first: after fork the
     # parent's and the child's entries point at the same objects, which is what copy-on-write is about.
-    listed = {key.rsplit(":", 1)[0] for key in maps}
+    listed = {key.vmspace for key in maps}
     own = f"pid {pid}"
     rows = []
-    for key, text in maps.items():
-        map_name = key.rsplit(":", 1)[0]
-        if map_name not in listed:
-            continue
-        found = _ENTRY.match(text)
-        if not found:
-            continue
+    for key, entry in maps.items():
+        map_name = key.vmspace
         chain: list[ObjectBox] = []
-        object_id = int(found.group("object")) if found.group("object") else None
+        object_id = entry.object
         seen = set()
         while object_id is not None and object_id not in seen and len(chain) < 8:
             seen.add(object_id)
@@ -205,18 +185,16 @@ def vm_view(replay: Replay, index: LogIndex, modes, events: list[Event], step: i
             if shown is None:
                 break
             chain.append(shown)
-            below = _SHADOWS.search(objects.get(object_id, ""))
-            object_id = int(below.group(1)) if below else None
-        start, end = int(found.group("start"), 16), int(found.group("end"), 16)
+            object_id = objects[object_id].backing
         rows.append(
             EntryRow(
-                start=start,
-                end=end,
-                size_kib=(end - start) >> 10,
-                protection=found.group("prot"),
-                max_protection=found.group("max"),
-                inherit=found.group("inherit"),
-                flags=found.group("flags") or "",
+                start=entry.start,
+                end=entry.end,
+                size_kib=(entry.end - entry.start) >> 10,
+                protection=protection_words(entry.protection),
+                max_protection=protection_words(entry.max_protection),
+                inherit=inheritance_words(entry.inheritance),
+                flags=entry_flag_words(entry.eflags),
                 chain=tuple(chain),
                 changed=("map", key) in changed_keys,
                 map_name=map_name if len(listed) > 1 else "",

@@ -1,30 +1,22 @@
 """The page-table walk view: the latest translation the MMU walked, level by level, up to the current step.
 
-The MMU records a walk as a `tlb miss` event naming the virtual address, one `walk` event per level read
-(sim/machine/mmu.py writes their details in one fixed format, read back here), then a `tlb fill` with the
-physical page, or a `#PF` trap when an entry is not present or forbids the access. A translation the TLB
-already held makes no walk: a `user touch/load/store` step with no walk before it was a TLB hit.
+The MMU records a walk as a `tlb miss` event (TlbMiss: the virtual address), one `walk` event per level read
+(WalkLevel: level, index, entry address and value), then a `tlb fill` (TlbFill: the physical page), or a `#PF`
+trap when an entry is not present or forbids the access. A translation the TLB already held makes no walk: a
+`user touch` step (UserTouch) with no walk before it was a TLB hit.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from app.navigate import LogIndex
+from sim.core.events import TlbFill, TlbMiss, UserTouch
+from sim.core.events import WalkLevel as WalkEvent
 from sim.core.log import Event
 from sim.machine.mmu import LEVEL_NAMES, LEVEL_SHIFTS, flag_names
-from sim.narrative import detail as event_detail
+from sim.narrative.vm import walk_leads_to
 
-# mmu.py: "PTE[36] at 0x402d120 = 0x8000000004034467 (P RW US A D PG_MANAGED NX) -> page 0x4034000"
-#     or: "PTE[36] at 0x402d120 = 0x0: not present -> #PF"
-_WALK = re.compile(
-    r"(?P<level>\w+)\[(?P<index>\d+)\] at (?P<at>0x[0-9a-f]+) = (?P<entry>0x[0-9a-f]+)"
-    r"(?:: (?P<missing>not present)| \([^)]*\) -> (?P<what>[a-z ]+) (?P<next>0x[0-9a-f]+))"
-)
-_MISS = re.compile(r"(0x[0-9a-f]+):")
-_FILL = re.compile(r"-> (0x[0-9a-f]+) cached")
-_TOUCH = re.compile(r"(?:read|write|load|store|fetch)?\s*(0x[0-9a-f]+) -> (0x[0-9a-f]+)")
 WALK_KINDS = ("tlb", "walk")
 LEVEL_LABELS = ("PML4", "PDPT", "PD", "PT")
 LEVEL_BITS = ("47–39", "38–30", "29–21", "20–12")
@@ -77,27 +69,26 @@ def split_address(va: int) -> tuple[AddressPart, ...]:
 
 
 def _level(event: Event) -> WalkLevel | None:
-    found = _WALK.match(event_detail(event))
-    if not found or found.group("level") not in LEVEL_NAMES:
-        return None
-    number = LEVEL_NAMES.index(found.group("level"))
-    entry = int(found.group("entry"), 16)
-    names = flag_names(entry)
-    if found.group("missing"):
-        leads = "not present: the walk stops with a page fault"
+    read = event.data
+    if type(read) is not WalkEvent:
+        return None  # (the PDE cache's note: no entry read)
+    names = flag_names(read.entry)
+    if read.present:
+        what, address = walk_leads_to(read)
+        leads = f"{what} {address:#x}"
     else:
-        leads = f"{found.group('what')} {found.group('next')}"
+        leads = "not present: the walk stops with a page fault"
     return WalkLevel(
-        label=LEVEL_NAMES[number],
-        table_label=LEVEL_LABELS[number],
-        index=int(found.group("index")),
-        entry_address=int(found.group("at"), 16),
-        entry=entry,
+        label=LEVEL_NAMES[read.level],
+        table_label=LEVEL_LABELS[read.level],
+        index=read.index,
+        entry_address=read.entry_address,
+        entry=read.entry,
         flags=tuple((flag, flag in names) for flag in SHOWN_FLAGS),
         extra_flags=tuple(name for name in names if name not in SHOWN_FLAGS),
         leads_to=leads,
-        present=not found.group("missing"),
-        css=f"level-{number}",
+        present=read.present,
+        css=f"level-{read.level}",
     )
 
 
@@ -105,14 +96,14 @@ def walk_view(index: LogIndex, events: list[Event], step: int) -> WalkView:
     event = events[step]
     miss = index.previous_before(index.positions("tlb", "miss"), step + 1)
     if event.kind == "user" and event.name in ("touch", "load", "store") and (miss is None or miss < step - 6):
-        found = _TOUCH.search(event_detail(event))
-        if found:
-            va, pa = int(found.group(1), 16), int(found.group(2), 16)
+        touched = event.data
+        if type(touched) is UserTouch:
+            va, pa = touched.va, touched.pa
             return WalkView(va, split_address(va), (), None, "hit", pa, f"TLB hit: {va:#x} -> {pa:#x}, no walk", True)
     if miss is None:
         return WalkView(None, (), (), None, "none", None, "No page-table walk yet in this run.", False)
-    found = _MISS.match(event_detail(events[miss]))
-    va = int(found.group(1), 16) if found else 0
+    missed = events[miss].data
+    va = missed.va if type(missed) is TlbMiss else 0
     levels, outcome, pa, last = [], "walking", None, miss
     for at in range(miss + 1, min(miss + 8, len(events))):
         later = events[at]
@@ -125,8 +116,8 @@ def walk_view(index: LogIndex, events: list[Event], step: int) -> WalkView:
                     outcome = "fault"
                     break
         elif later.kind == "tlb" and later.name == "fill":
-            filled = _FILL.search(event_detail(later))
-            pa = (int(filled.group(1), 16) | (va & 0xFFF)) if filled else None
+            filled = later.data
+            pa = (filled.pa | (va & 0xFFF)) if type(filled) is TlbFill else None
             outcome, last = "translated", at
             break
         elif later.kind == "trap":

@@ -27,6 +27,7 @@ from sim.machine.cpu import (
 )
 from sim.machine.mmu import flags_text
 from sim.narrative import detail as event_detail
+from sim.narrative import words
 from sim.replay import StepState
 from sim.scenarios.registry import Scenario
 
@@ -308,11 +309,11 @@ def _describe_vm_delta(kind: str, key: object, old: object, new: object) -> str:
         return f"page-table entry at {key:#x}: {old:#x} ({flags_text(old)}) → {new:#x} ({flags_text(new)})"
     if kind in ("page", "frame") and isinstance(key, int):
         what = "vm_page of frame" if kind == "page" else "contents of frame"
-        return f"{what} {key << 12:#x}: {old} → {new}"
+        return f"{what} {key << 12:#x}: {words(old)} → {words(new)}"
     if kind == "map":
-        return f"vm_map entry {key}: {old or 'none'} → {new or 'removed'}"
+        return f"vm_map entry {words(key)}: {words(old) if old else 'none'} → {words(new) if new else 'removed'}"
     if kind == "object":
-        return f"vm_object {key}: {old} → {new}"
+        return f"vm_object {key}: {words(old) if old else 'none'} → {words(new)}"
     return f"kernel trapframe {key}: {_format(old, True)} → {_format(new, True)}"
 
 

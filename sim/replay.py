@@ -160,8 +160,8 @@ class Replay:
     def table_at(self, kind: str, step: int) -> dict:
         """The keyed table that deltas of `kind` (one of KEYED_KINDS) describe after `step`: key -> its latest value.
 
-        ("map", key, old, new) -> map entry key ("pid 1000:0x200000") -> its description; ("object", id, ...) ->
-        object id -> description; ("page", pfn, ...) -> pfn -> state; ("pte", entry_pa, ...) -> entry value. A key
+        ("map", key, old, new) -> MapKey("pid 1000", 0x200000) -> its MapEntry; ("object", id, ...) -> object id
+        -> ObjectState; ("page", pfn, ...) -> pfn -> PageState; ("pte", entry_pa, ...) -> entry value. A key
         whose latest value is None (a map entry removed) is left out. One bisect per key ever written.
         """
         if not 0 <= step <= self.last_step:

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from sim import VERSION
+from sim.core.events import MapKey
 from sim.core.log import Event, EventBudgetExceeded
 from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import arm_probes
@@ -33,6 +34,7 @@ from sim.user.shell import CommandLineError, parse_command_line
 from sim.vm.vm_exec import exec_first_image
 from sim.vm.vm_init import vm_boot
 from sim.vm.vm_map import PageTables, vmspace_snapshot
+from sim.vm.vm_page import PAGE_FREE
 
 # The handlers register themselves in the sysent table when their modules load, as SYSINITs would.
 from sim.kern import kern_exit, kern_prot, vm_mmap  # noqa: F401, E402  isort: skip
@@ -215,15 +217,15 @@ def _record_initial_vm(machine: Machine, kernel: Kernel) -> None:
     for proc in kernel.procs:
         vm_map = proc.p_vmspace.vm_map
         for entry in vm_map.entries:
-            log.delta(("map", f"{vm_map.name}:{entry.start:#x}", None, entry.describe()))
+            log.delta(("map", MapKey(vm_map.name, entry.start), None, entry.state()))
             obj = entry.object
             while obj is not None and obj.id not in objects:
                 objects[obj.id] = obj
                 obj = obj.backing_object
     for obj in objects.values():
-        log.delta(("object", obj.id, "none", obj.describe()))
+        log.delta(("object", obj.id, None, obj.state()))
     for pfn, m in sorted(kernel.vm.page_array.items()):
-        log.delta(("page", pfn, "free", m.state()))
+        log.delta(("page", pfn, PAGE_FREE, m.state()))
 
 
 def _final_page_tables(kernel: Kernel) -> dict[int, PageTables]:

@@ -12,7 +12,7 @@ import pytest
 from app import main as app_main
 from app.navigate import LogIndex
 from app.params import MAX_DD_BYTES, VIEWS
-from sim.narrative import detail as event_detail
+from sim.core.events import ObjectState
 from sim.replay import Replay
 from sim.run import record
 from sim.scenarios.registry import SCENARIOS, lookup
@@ -144,16 +144,16 @@ def test_the_walk_view_shows_the_failed_walk_level_by_level(client, dd_run, firs
     assert [m for m in re.findall(r'level-chip level-\d">(\w+)<', walk)] == ["PML4", "PDPT", "PD", "PT"]
     assert "page fault (#PF" in walk and "not present" in walk
     trap = dd_run.events[first(dd_run, "trap")]
-    va = re.search(r"at (0x[0-9a-f]+)", event_detail(trap)).group(1)
-    assert f"{int(va, 16):#018x}" in walk, "the faulting address, split into its indexes"
-    index = (int(va, 16) >> 12) & 0x1FF
+    va = trap.data.addr
+    assert f"{va:#018x}" in walk, "the faulting address, split into its indexes"
+    index = (va >> 12) & 0x1FF
     assert f"bits 20–12 = {index}" in walk
 
 
 def test_the_vm_view_shows_the_new_page_of_the_new_object(client, dd_run, first_zero_fill):
     page = panel(client, f"/scenarios/dd-system-time?step={first_zero_fill}")
     vm = re.search(r'<section id="vm".*?</section>', page, re.S).group(0)
-    objects = [d for e in dd_run.events[: first_zero_fill + 1] for d in e.deltas if d[0] == "object" and d[2] == "none"]
+    objects = [d for e in dd_run.events[: first_zero_fill + 1] for d in e.deltas if d[0] == "object" and d[2] is None]
     newest = objects[-1][1]
     assert re.search(rf"object {newest} <span class=\"muted\">OBJT_DEFAULT</span>\s*· 1 resident", vm)
     assert re.search(r"<th scope=\"row\">zero_fill</th><td>1</td><td>0</td>", vm), "one user-mode zero-fill so far"
@@ -334,18 +334,18 @@ def test_any_command_line_can_be_stepped_within_the_same_limits(client):
 def test_a_shadow_chain_after_fork_is_drawn_object_by_object(client):
     command = "ipc-benchmark -i pipe -b 4096 -t 65536 2proc"
     run = record(lookup("command").spec({"command": command}))
-    objects: dict[int, str] = {}
+    objects: dict[int, ObjectState] = {}
     for step, event in enumerate(run.events):
         for delta in event.deltas:
             if delta[0] == "object":
                 objects[delta[1]] = delta[3]
-        shadows = {k: v for k, v in objects.items() if "shadows object" in v}
+        shadows = {k: v for k, v in objects.items() if v.backing is not None}
         if shadows and step % 50 == 0:
             break
     else:
         pytest.skip("this run makes no shadow object")
-    front, text = next(iter(shadows.items()))
-    behind = int(re.search(r"shadows object (\d+)", text).group(1))
+    front, state = next(iter(shadows.items()))
+    behind = state.backing
     page = panel(client, f"/scenarios/command?command={command}&step={step}&views=vm")
     assert re.search(rf"object {front} <span.*?shadow-arrow.*?object {behind} <span", page, re.S)
 

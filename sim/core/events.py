@@ -71,3 +71,302 @@ class Trap(NamedTuple):
 
 
 # --- payloads of the machine and the VM system (sim/machine, sim/vm) ---------------------------------------------
+
+# The MMU (sim/machine/mmu.py): a translation the TLB misses is walked level by level, then cached.
+
+
+class TlbMiss(NamedTuple):
+    """kind "tlb", name "miss": va is not in the TLB; the walk starts from %cr3."""
+
+    va: int
+    cr3: int
+
+
+class PdeCacheHit(NamedTuple):
+    """kind "walk", name "PDE cache": the paging-structure cache holds va's PML4E, PDPTE and PDE."""
+
+    va: int
+    pt: int  # the physical address of the page table it leads to
+
+
+class WalkLevel(NamedTuple):
+    """kind "walk", name PML4E, PDPTE, PDE or PTE: the MMU reads one entry of the page tables."""
+
+    level: int  # 0 (PML4) .. 3 (PT)
+    index: int  # the 9 bits of the address that select the entry
+    entry_address: int  # its physical address
+    entry: int  # its value, with the A bit the walk set (the flags are its low bits and bit 63)
+
+    @property
+    def present(self) -> bool:
+        return bool(self.entry & 1)
+
+    @property
+    def large(self) -> bool:
+        """A 1 GiB (PDPTE) or 2 MiB (PDE) page: the walk ends here."""
+        return self.level in (1, 2) and bool(self.entry & 0x80)
+
+
+class TlbFill(NamedTuple):
+    """kind "tlb", name "fill": the walk's result is cached."""
+
+    va: int  # the virtual page (4 KiB aligned)
+    pa: int  # the physical page (4 KiB aligned)
+    page_size: int
+    flags: int  # the effective permission bits cached (RW, US, NX, G, D)
+
+
+class TlbFlush(NamedTuple):
+    """kind "tlb", name "flush": a new %cr3 was noticed; the TLB's non-global entries were dropped."""
+
+    cr3: int
+
+
+class Invlpg(NamedTuple):
+    """kind "insn", name "invlpg": the TLB's translation of one page is dropped."""
+
+    va: int  # the page
+
+
+# The VM system (sim/vm): page-table stores, whole pages, map entries, objects, faults and the page daemon.
+
+
+class PteStore(NamedTuple):
+    """kind "mem", name PML4E, PDPTE, PDE or PTE: the pmap writes a page-table entry."""
+
+    why: str  # the operation, as PTE_STORE_REASONS names it (sim/narrative/vm.py words each one)
+    va: int  # the virtual address it concerns
+    pa: int  # the physical address mapped (pmap_enter, prefault, pmap_remove_all's page), else 0
+    level: int  # 0 (PML4) .. 3 (PT)
+    index: int
+    entry_address: int
+    old: int
+    new: int
+
+
+class NewPml4(NamedTuple):
+    """kind "mem", name "PML4E": pmap_pinit made an address space's PML4 and copied the kernel's entries."""
+
+    pml4: int  # its physical address
+    kernel_slots: tuple[int, ...]
+
+
+class Superpage(NamedTuple):
+    """kind "mem", name "promotion" (pa: the 2 MiB frame) or "demotion" (pa 0): a 2 MiB mapping is made or split."""
+
+    va: int  # the 2 MiB region
+    pa: int
+
+
+class PageZeroed(NamedTuple):
+    """kind "mem", name "page zeroed": pagezero cleared a frame through the direct map."""
+
+    pa: int
+    dmap_va: int
+
+
+class PageCopied(NamedTuple):
+    """kind "mem", name "page copied": pagecopy copied one frame to another."""
+
+    src: int  # physical addresses
+    dst: int
+
+
+class Cr3Load(NamedTuple):
+    """kind "insn", name "movq %rax,%cr3": pmap_activate loads an address space's PML4."""
+
+    pmap: str  # the pmap's name (its vmspace's), "" for none
+    cr3: int
+
+
+class MapEntry(NamedTuple):
+    """A vm_map entry's state: the value of a ("map", MapKey, old, new) delta, and the data of the map's "mem"
+    events (vm_map_insert, vm_map_protect, ...)."""
+
+    start: int
+    end: int
+    protection: int  # VM_PROT_* bits
+    max_protection: int
+    inheritance: int  # VM_INHERIT_*
+    object: int | None  # the vm_object's id; None: anonymous, no object yet
+    offset: int  # bytes into the object
+    eflags: int  # MAP_ENTRY_* bits
+
+
+class MapKey(NamedTuple):
+    """The key of a ("map", key, old, new) delta: which map, and the entry's start."""
+
+    vmspace: str  # the map's name ("pid 1000")
+    start: int
+
+
+class ObjectState(NamedTuple):
+    """A vm_object's state: the value of an ("object", id, old, new) delta (None: it did not exist)."""
+
+    id: int
+    type: int  # OBJT_*
+    size: int  # pages
+    resident: int  # resident_page_count
+    refs: int
+    path: str | None  # the vnode's path, for a file's object
+    backing: int | None  # the object it shadows
+
+
+class PageState(NamedTuple):
+    """A vm_page's state: the value of a ("page", pfn, old, new) delta."""
+
+    object: int | None  # the object it caches a page of; None: none (free, or a page-table page)
+    pindex: int
+    queue: int  # PQ_*
+    wired: bool
+    zero: bool  # free, and known to be all zero (PG_ZERO)
+
+
+class FrameContents(NamedTuple):
+    """What a physical frame holds: the value of a ("frame", pfn, old, new) delta."""
+
+    fill: int | None  # every byte holds this value (0: all zero); None: anything else
+    table_entries: int | None  # a page-table page: how many entries are not zero
+    being_read: bool = False  # the pager is reading it in
+
+
+class ObjectShadowed(NamedTuple):
+    """kind "mem", name "vm_object_shadow": a map entry gets a new object in front of its old one."""
+
+    object: int
+    backing: int | None
+    entry: MapEntry
+
+
+class ObjectCollapsed(NamedTuple):
+    """kind "mem", name "vm_object_collapse": a backing object is merged into the object that shadowed it."""
+
+    backing: int
+    object: int
+
+
+class FaultFailed(NamedTuple):
+    """kind "fault", name "protection" or "unmapped": vm_fault cannot make the page available."""
+
+    fault_type: int  # VM_PROT_READ, _WRITE or _EXECUTE
+    va: int
+    protection: int | None  # what the entry allows; None: no entry contains va
+
+
+class FaultResolved(NamedTuple):
+    """kind "fault", name = how (zero_fill, cow, soft, hard): vm_fault mapped a page at va."""
+
+    how: str  # the event's name
+    fault_type: int
+    va: int
+    object: int
+    pindex: int
+    pa: int  # the page's physical address
+    protection: int  # as mapped
+
+
+class VmWait(NamedTuple):
+    """kind "proc", name "vmwait": too few pages free; the thread waits for the page daemon."""
+
+    free: int
+
+
+class PageoutScan(NamedTuple):
+    """kind "mem", name "pagedaemon": one pass of vm_pageout_scan."""
+
+    freed: int
+    free: int
+    target: int
+
+
+class DiskWait(NamedTuple):
+    """kind "proc", name "sleep": a pager waits for the disk."""
+
+    ns: int
+    object: int  # the object whose page moves
+    pindex: int
+    path: str | None  # a file's path (vnode pager: a read at offset pindex * PAGE_SIZE); None: swap
+    write: bool  # a swap-out
+
+
+# The kernel's traps and copies (sim/kern/trap_pfault.py, sim/kern/support.py) and userland's memory access
+# (sim/user/umem.py).
+
+
+class TrapframeBuilt(NamedTuple):
+    """kind "insn", name "build trapframe": Xpage or Xprot saved the interrupted context."""
+
+    trapno: int
+    err: int
+    addr: int
+    user: bool
+    rip: int  # the faulting instruction (shown for a kernel-mode frame)
+
+
+class KernelIretq(NamedTuple):
+    """kind "insn", name "iretq" after a kernel-mode fault: back to ring 0."""
+
+    rip: int
+    onfault: bool  # resumed at pcb_onfault (the copy routine's fault label), not the faulting instruction
+
+
+class OnFaultResume(NamedTuple):
+    """kind "hook", name "pcb_onfault": trap() sends the fault to the copy routine's fault label."""
+
+    rip: int
+
+
+class Panic(NamedTuple):
+    """kind "panic": the kernel gives up."""
+
+    message: str  # panic()'s message, as the console prints it
+
+
+class CopyFault(NamedTuple):
+    """kind "hook", name "<routine>_fault" or "fusu_fault": a copy routine returns EFAULT."""
+
+    routine: str  # copyin, copyout, copyinstr, or the fetch/store routine (fuword, subyte, ...)
+    va: int  # the address refused, or the page that would not translate (%cr2)
+    size: int  # the bytes asked for (a range check), 0 when a page would not translate
+    write: bool
+    in_range: bool  # False: the range passed VM_MAXUSER_ADDRESS, no access was tried
+
+
+class UserCopy(NamedTuple):
+    """kind "mem", name the routine (copyin, copyout, ...): bytes moved between the kernel and one user page."""
+
+    to_user: bool
+    n: int
+    va: int
+    frame: int  # the physical page
+
+
+class UserFetched(NamedTuple):
+    """kind "mem", name fuword/fubyte/...: the value a fetch routine read."""
+
+    value: int
+    va: int
+
+
+class KernelDeref(NamedTuple):
+    """kind "insn", name a movq: kernel code dereferences a pointer directly."""
+
+    va: int
+
+
+class UserAccess(NamedTuple):
+    """kind "user", name store, memset, load or a caller's word for them: ring 3 touches bytes of one page."""
+
+    access: str  # "store", "fill" or "load"
+    n: int
+    va: int
+    frame: int  # the physical page
+    byte: int  # the fill's byte (a fill), else 0
+
+
+class UserTouch(NamedTuple):
+    """kind "user", name touch (or a caller's word) or "fetch": one access to a page, translated to pa."""
+
+    access: str  # "read", "write" or "fetch"
+    va: int
+    pa: int

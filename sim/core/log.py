@@ -58,10 +58,11 @@ EVENT_KINDS = {
 #                                 Run.threads maps a tid to its (pid, command name) for execname/pid/tid
 #   ("ktf", field, old, new)      a field of a kernel-mode trapframe (a fault taken inside the kernel)
 #   ("pte", entry_pa, old, new)   a page-table entry, by its physical address
-#   ("frame", pfn, old, new)      a physical frame's contents, described in words ("zero", "0xa5 fill", ...)
-#   ("page", pfn, old, new)       a vm_page's state ("object N pindex M, PQ_ACTIVE", "free", ...)
-#   ("object", id, old, new)      a vm_object (type, size, backing object: the shadow chain)
-#   ("map", "<vmspace>:<start>", old, new)  a vm_map entry (range, protection, flags, object), None = absent
+#   ("frame", pfn, old, new)      a physical frame's contents (events.FrameContents: a fill byte, a table, data)
+#   ("page", pfn, old, new)       a vm_page's state (events.PageState: object, pindex, queue, wired)
+#   ("object", id, old, new)      a vm_object (events.ObjectState: type, size, backing object), None = absent
+#   ("map", MapKey(vmspace, start), old, new)  a vm_map entry (events.MapEntry: range, protection, flags,
+#                                 object), None = absent
 
 
 class EventBudgetExceeded(Exception):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sim.core.events import CopyFault, KernelDeref, UserCopy, UserFetched
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import EFAULT, ENAMETOOLONG
@@ -27,7 +28,7 @@ from sim.kern.ksyms import kernel_symbol
 from sim.kern.trap_pfault import OnFault, kernel_fault
 from sim.machine.cpu import CR4_SMAP, PSL_AC
 from sim.machine.mmu import PGEX_W, GeneralProtection, PageFault
-from sim.machine.physmem import PAGE_MASK, PAGE_SIZE, Fill, describe
+from sim.machine.physmem import PAGE_MASK, PAGE_SIZE, Fill, frame_contents
 from sim.vm.vm_param import VM_MAXUSER_ADDRESS
 
 ZERO_REGION_SIZE = 2 << 20  # machine/vmparam.h (amd64)
@@ -60,10 +61,10 @@ def _user_access(allow: bool) -> None:
     machine.charge(machine.profile.stac_clac_ns)
     if allow:
         cpu.set("rflags", cpu["rflags"] | PSL_AC)
-        machine.emit("insn", "stac", "rflags.AC = 1: user pages may be touched (SMAP)")
+        machine.emit("insn", "stac")
     else:
         cpu.set("rflags", cpu["rflags"] & ~PSL_AC)
-        machine.emit("insn", "clac", "rflags.AC = 0: user pages are off limits again")
+        machine.emit("insn", "clac")
 
 
 def _bad_range(udaddr: int, length: int) -> bool:
@@ -71,10 +72,11 @@ def _bad_range(udaddr: int, length: int) -> bool:
     return end > VM_MAXUSER_ADDRESS or end >= 1 << 64 or udaddr < 0
 
 
-def _copy_fault(td, routine: str, why: str) -> int:
+def _copy_fault(td, label: str, why: CopyFault) -> int:
+    """The copy routine's fault label (copyin_fault, fusufault, ...): clear pcb_onfault, return EFAULT."""
     machine = pcpu.machine
     _set_onfault(td, 0)
-    machine.emit("hook", f"{routine}_fault", f"{why}: return EFAULT")
+    machine.emit("hook", f"{label}_fault", why)
     return EFAULT
 
 
@@ -97,11 +99,10 @@ def copyout(kaddr, udaddr: int, length: int) -> int:
         udaddr,
         length,
         lambda: _copy_to_user(kaddr, udaddr, length, rip, "copyout"),
-        "could not be made writable",
     )
 
 
-def _guarded_copy(routine: str, udaddr: int, length: int, move: Callable[[], None], unreachable: str) -> int:
+def _guarded_copy(routine: str, udaddr: int, length: int, move: Callable[[], None]) -> int:
     """What support.S's copyin and copyout share around the move itself: pcb_onfault pointing at the routine's
     fault label, the VM_MAXUSER_ADDRESS check, stac before and clac after. Returns 0 or EFAULT."""
     td = pcpu.curthread
@@ -110,13 +111,13 @@ def _guarded_copy(routine: str, udaddr: int, length: int, move: Callable[[], Non
         _set_onfault(td, 0)
         return 0
     if _bad_range(udaddr, length):
-        return _copy_fault(td, routine, f"{udaddr:#x} + {length} is above VM_MAXUSER_ADDRESS")
+        return _copy_fault(td, routine, CopyFault(routine, udaddr, length, routine == "copyout", False))
     _user_access(True)
     try:
         move()
     except OnFault:
         _user_access(False)
-        return _copy_fault(td, routine, f"the page at {pcpu.machine.cpu['cr2']:#x} {unreachable}")
+        return _copy_fault(td, routine, CopyFault(routine, pcpu.machine.cpu["cr2"], 0, routine == "copyout", True))
     _user_access(False)
     _set_onfault(td, 0)
     return 0
@@ -140,15 +141,15 @@ def _copy_to_user(kaddr, udaddr: int, length: int, rip: int, what: str) -> None:
             continue
         if log.recording:
             pfn = pa >> 12
-            old = describe(physmem.content(pfn))
+            old = frame_contents(physmem, pfn)
         if fill is not None:
             physmem.fill(pa, fill, n)
         else:
             physmem.write(pa, view[off : off + n])
         log.now += n * ps // 1000
         if log.recording:
-            log.delta(("frame", pfn, old, describe(physmem.content(pfn))))
-            log.emit("mem", what, f"{n} bytes to user {va:#x} (frame {pa & ~PAGE_MASK:#x})")
+            log.delta(("frame", pfn, old, frame_contents(physmem, pfn)))
+            log.emit("mem", what, UserCopy(True, n, va, pa & ~PAGE_MASK))
         else:
             log.emit("mem", what)
         off += n
@@ -159,9 +160,7 @@ def _copy_to_user(kaddr, udaddr: int, length: int, rip: int, what: str) -> None:
 def copyin(udaddr: int, kaddr: bytearray | memoryview, length: int) -> int:
     """Copy `length` bytes from user address udaddr into kaddr."""
     rip = kernel_symbol("copyin") + 0x40
-    return _guarded_copy(
-        "copyin", udaddr, length, lambda: _copy_from_user(udaddr, kaddr, length, rip, "copyin"), "is not readable"
-    )
+    return _guarded_copy("copyin", udaddr, length, lambda: _copy_from_user(udaddr, kaddr, length, rip, "copyin"))
 
 
 def _copy_from_user(udaddr: int, kaddr, length: int, rip: int, what: str) -> None:
@@ -181,7 +180,7 @@ def _copy_from_user(udaddr: int, kaddr, length: int, rip: int, what: str) -> Non
             continue
         physmem.read_into(pa, n, dest, off)
         log.now += n * ps // 1000
-        log.emit("mem", what, f"{n} bytes from user {va:#x} (frame {pa & ~PAGE_MASK:#x})" if log.recording else "")
+        log.emit("mem", what, UserCopy(False, n, va, pa & ~PAGE_MASK) if log.recording else None)
         off += n
         va += n
 
@@ -200,7 +199,7 @@ def copyinstr(udaddr: int, kaddr: bytearray, maxlen: int) -> tuple[int, int]:
         while copied < maxlen:
             if va >= VM_MAXUSER_ADDRESS:
                 _user_access(False)
-                return _copy_fault(td, "copyinstr", f"{va:#x} is above VM_MAXUSER_ADDRESS"), copied
+                return _copy_fault(td, "copyinstr", CopyFault("copyinstr", va, 0, False, False)), copied
             n = min(PAGE_SIZE - (va & PAGE_MASK), maxlen - copied)
             chunk = physmem.read(_translate(va, 0, rip), n)
             machine.charge(n * machine.profile.copy_byte_ps // 1000)
@@ -216,7 +215,7 @@ def copyinstr(udaddr: int, kaddr: bytearray, maxlen: int) -> tuple[int, int]:
             va += n
     except OnFault:
         _user_access(False)
-        return _copy_fault(td, "copyinstr", f"the page at {machine.cpu['cr2']:#x} is not readable"), copied
+        return _copy_fault(td, "copyinstr", CopyFault("copyinstr", machine.cpu["cr2"], 0, False, True)), copied
     _user_access(False)
     _set_onfault(td, 0)
     return ENAMETOOLONG, copied
@@ -227,7 +226,7 @@ def _fetch(routine: str, base: int, size: int) -> int | None:
     machine, td = pcpu.machine, pcpu.curthread
     _set_onfault(td, _label("fusufault"))
     if base < 0 or base > VM_MAXUSER_ADDRESS - size:
-        _copy_fault(td, "fusu", f"{routine}: {base:#x} is above VM_MAXUSER_ADDRESS - {size}")
+        _copy_fault(td, "fusu", CopyFault(routine, base, size, False, False))
         return None
     _user_access(True)
     try:
@@ -235,11 +234,11 @@ def _fetch(routine: str, base: int, size: int) -> int | None:
         _copy_from_user(base, data, size, kernel_symbol(routine) + 0x20, routine)
     except OnFault:
         _user_access(False)
-        _copy_fault(td, "fusu", f"{routine}: {base:#x} is not readable")
+        _copy_fault(td, "fusu", CopyFault(routine, base, 0, False, True))
         return None
     _user_access(False)
     _set_onfault(td, 0)
-    machine.emit("mem", routine, f"{int.from_bytes(data, 'little'):#x} from user {base:#x}")
+    machine.emit("mem", routine, UserFetched(int.from_bytes(data, "little"), base))
     return int.from_bytes(data, "little")
 
 
@@ -247,7 +246,7 @@ def _store(routine: str, base: int, value: int, size: int) -> int:
     td = pcpu.curthread
     _set_onfault(td, _label("fusufault"))
     if base < 0 or base > VM_MAXUSER_ADDRESS - size:
-        _copy_fault(td, "fusu", f"{routine}: {base:#x} is above VM_MAXUSER_ADDRESS - {size}")
+        _copy_fault(td, "fusu", CopyFault(routine, base, size, True, False))
         return -1
     _user_access(True)
     try:
@@ -255,7 +254,7 @@ def _store(routine: str, base: int, value: int, size: int) -> int:
         _copy_to_user(data, base, size, kernel_symbol(routine) + 0x20, routine)
     except OnFault:
         _user_access(False)
-        _copy_fault(td, "fusu", f"{routine}: {base:#x} is not writable")
+        _copy_fault(td, "fusu", CopyFault(routine, base, 0, True, True))
         return -1
     _user_access(False)
     _set_onfault(td, 0)
@@ -318,7 +317,7 @@ def kernel_deref(va: int, write: bool = False, value: int = 0) -> int:
     machine = pcpu.machine
     physmem = machine.physmem
     rip = kernel_symbol("kernel_deref") + 0x10
-    machine.emit("insn", "movq (%rax),%rax" if not write else "movq %rdx,(%rax)", f"the kernel dereferences {va:#x}")
+    machine.emit("insn", "movq (%rax),%rax" if not write else "movq %rdx,(%rax)", KernelDeref(va))
     while True:
         try:
             pa = machine.mmu.translate(va, PGEX_W if write else 0)

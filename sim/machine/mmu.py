@@ -12,16 +12,18 @@ Like Intel's cores, the MMU also keeps a paging-structure cache of PDEs: a walk 
 recently starts at the PTE ("PDE cache"). invlpg and a %cr3 reload empty it. A walk costs tlb_walk_ns / 4
 for each entry it reads.
 
-Fast-forward: with recording off, _walk_quietly does the same walk without the per-level events (counted all
-the same), which is what lets a run touch gigabytes.
+Fast-forward: with recording off, the walk is sim/machine/fastforward.py's walk_unrecorded, the same walk
+without the per-level events (counted all the same), which is what lets a run touch gigabytes.
 
 Deltas: ("pte", entry_pa, old, new) for an entry the walk updated (A and D bits).
 """
 
 from __future__ import annotations
 
-from sim.core.log import EventBudgetExceeded
-from sim.machine.physmem import PAGE_MASK, PAGE_SHIFT, PhysMem
+from types import MethodType
+
+from sim.core.events import Invlpg, PdeCacheHit, TlbFill, TlbFlush, TlbMiss, WalkLevel
+from sim.machine.physmem import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PhysMem
 
 # Page-table entry bits (sys/amd64/include/pmap.h, X86_PG_*)
 PG_V = 0x001  # P: present (valid)
@@ -81,15 +83,9 @@ _CR4_SMAP = 0x00200000
 _PSL_AC = 0x00040000
 
 
-NOT_PRESENT = -2  # Mmu._walk_quietly / translate_quiet: a user page's PTE is not present (a #PF to take)
-
-
-def count_unrecorded(log, n: int) -> None:
-    """n events that happened while recording is off, counted (and held to the budget) as EventLog.emit would
-    count them one by one: for fast-forward paths that skip the calls."""
-    log.unrecorded += n
-    if log.unrecorded + log.record_budget > log.event_budget:
-        raise EventBudgetExceeded(log.event_budget)
+# What the fast-forward walk (sim/machine/fastforward.py) answers instead of a physical address:
+WALK_IN_FULL = -1  # it does not cover this walk (a large page, an unusual table): Mmu._walk does it
+NOT_PRESENT = -2  # the PTE is not present (a #PF to take)
 
 
 _FLAG_BITS = PG_NX | 0xFFF
@@ -186,23 +182,16 @@ class Mmu:
         self.misses = 0
         self.walks = 0
         self.flushes = 0
+        from sim.machine.fastforward import walk_unrecorded  # (it reads this module's bits: imported once made)
+
+        self.walk_unrecorded = MethodType(walk_unrecorded, self)
 
     # -- translation ----------------------------------------------------------------------------------------------
 
     def translate(self, va: int, access: int) -> int:
         """The physical address for `va`, or PageFault. `access` is PGEX_W | PGEX_U | PGEX_I as they apply."""
-        return self._translate(va, access, False)
-
-    def translate_quiet(self, va: int, access: int) -> int:
-        """translate() for fast-forward loops: the same, except that with recording off a page whose PTE is not
-        present (in a page table the PDE cache leads to) gives NOT_PRESENT rather than raising PageFault (the
-        walk's costs and events are counted all the same): the caller takes the fault without an exception."""
-        return self._translate(va, access, True)
-
-    def _translate(self, va: int, access: int, quiet: bool) -> int:
         if self.regs["cr3"] != self.loaded_cr3:
             self._cr3_reloaded()
-            quiet = False  # a new address space: its first miss raises, as translate's would
         cached = self.tlb.get(va >> PAGE_SHIFT)
         if cached is not None:
             if self._allowed(cached, access) and (not access & PGEX_W or cached & PG_M):
@@ -216,8 +205,8 @@ class Mmu:
         if USER_TOP <= va < KERNEL_BOTTOM or va > ADDRESS_MASK:
             raise GeneralProtection(va)
         if not self.log.recording:
-            pa = self._walk_quietly(va, access)
-            if pa >= 0 or (quiet and pa == NOT_PRESENT):
+            pa = self.walk_unrecorded(va, access)  # fast-forward: the same walk, without its events
+            if pa >= 0:
                 return pa
             if pa == NOT_PRESENT:
                 raise PageFault(va, access & (PGEX_W | PGEX_U | PGEX_I), "PTE not present")
@@ -242,273 +231,74 @@ class Mmu:
         return True
 
     def _walk(self, va: int, access: int) -> int:
-        machine = self.machine
-        log = machine.log
+        """The hardware's page walk: from %cr3, one entry per level, the permissions of every level ANDed."""
+        log = self.log
         recording = log.recording
         physmem = self.physmem
-        frames = physmem.frames
         self.misses += 1
         self.walks += 1
         cr3 = self.regs["cr3"]
-        log.emit(
-            "tlb", "miss", f"{va:#x}: not in the TLB; walk the page tables from %cr3 = {cr3:#x}" if recording else ""
-        )
-        table_pa = cr3 & PG_FRAME
-        eff = PG_RW | PG_U
-        nx = 0
-        first = 0
-        leaf_shift = PAGE_SHIFT
+        log.emit("tlb", "miss", TlbMiss(va, cr3) if recording else None)
+        table, eff, nx, first = cr3 & PG_FRAME, PG_RW | PG_U, 0, 0
         cached_pde = self.pde_cache.get(va >> PDRSHIFT)
         if cached_pde is not None:
             # The paging-structure cache remembers where this 2 MiB region's page table is: only the PTE is read.
-            table_pa = cached_pde & PG_FRAME
-            eff = cached_pde & (PG_RW | PG_U)
-            nx = cached_pde & PG_NX
-            first = 3
-            log.emit(
-                "walk",
-                "PDE cache",
-                f"PML4E, PDPTE and PDE for {va & ~PDRMASK:#x} are in the paging-structure cache: PT at {table_pa:#x}"
-                if recording
-                else "",
-            )
-        if first == 3:
-            # Only the PTE to read (the loop below, unrolled for its commonest case: the same events and costs).
-            index = (va >> PAGE_SHIFT) & 0x1FF
-            entry_pa = table_pa + (index << 3)
-            table = frames.get(table_pa >> PAGE_SHIFT)
-            log.now += self.level_ns
-            if type(table) is list:
-                entry = table[index]
-            else:
-                table = None
-                entry = physmem.read_entry(entry_pa)
-            if not entry & PG_V:
-                log.emit(
-                    "walk",
-                    "PTE",
-                    f"PTE[{index}] at {entry_pa:#x} = {entry:#x}: not present -> #PF" if recording else "",
-                )
-                raise PageFault(va, access & (PGEX_W | PGEX_U | PGEX_I), "PTE not present")
-            if not entry & PG_A:
-                new = entry | PG_A
-                if table is not None:
-                    table[index] = new
-                else:
-                    physmem.write_entry(entry_pa, new)
-                if recording:
-                    log.delta(("pte", entry_pa, entry, new))
-                entry = new
-            eff &= entry
-            nx |= entry & PG_NX
-            log.emit(
-                "walk",
-                "PTE",
-                f"PTE[{index}] at {entry_pa:#x} = {entry:#x} ({flags_text(entry)}) -> page {entry & PG_FRAME:#x}"
-                if recording
-                else "",
-            )
-            first = 4  # nothing left for the loop
+            table, eff, nx, first = cached_pde & PG_FRAME, cached_pde & (PG_RW | PG_U), cached_pde & PG_NX, 3
+            log.emit("walk", "PDE cache", PdeCacheHit(va, table) if recording else None)
+        page_size = PAGE_SIZE
         for level in range(first, 4):
-            shift = LEVEL_SHIFTS[level]
-            index = (va >> shift) & 0x1FF
-            entry_pa = table_pa + (index << 3)
-            table = frames.get(table_pa >> PAGE_SHIFT)
-            machine.charge(self.level_ns)
-            if type(table) is list:
-                entry = table[index]
-            else:
-                table = None
-                entry = physmem.read_entry(entry_pa)
+            index = (va >> LEVEL_SHIFTS[level]) & 0x1FF
+            entry_pa = table + index * 8
+            log.now += self.level_ns
+            entry = physmem.read_entry(entry_pa)
+            if entry & PG_V and not entry & PG_A:
+                entry = self._set_bit(entry_pa, entry, PG_A)  # the walk marks every entry it uses accessed
+            log.emit("walk", LEVEL_NAMES[level], WalkLevel(level, index, entry_pa, entry) if recording else None)
             if not entry & PG_V:
-                log.emit(
-                    "walk",
-                    LEVEL_NAMES[level],
-                    f"{LEVEL_NAMES[level]}[{index}] at {entry_pa:#x} = {entry:#x}: not present -> #PF"
-                    if recording
-                    else "",
-                )
                 raise PageFault(va, access & (PGEX_W | PGEX_U | PGEX_I), f"{LEVEL_NAMES[level]} not present")
-            if not entry & PG_A:
-                new = entry | PG_A
-                if table is not None:
-                    table[index] = new
-                else:
-                    physmem.write_entry(entry_pa, new)
-                if recording:
-                    log.delta(("pte", entry_pa, entry, new))
-                entry = new
             eff &= entry
             nx |= entry & PG_NX
-            large = level in (1, 2) and entry & PG_PS
-            what = "large page" if large else ("page" if level == 3 else "next table")
-            log.emit(
-                "walk",
-                LEVEL_NAMES[level],
-                f"{LEVEL_NAMES[level]}[{index}] at {entry_pa:#x} = {entry:#x} ({flags_text(entry)}) -> "
-                f"{what} {entry & (PG_PS_FRAME if large else PG_FRAME):#x}"
-                if recording
-                else "",
-            )
-            if large:
-                leaf_shift = shift
+            if level in (1, 2) and entry & PG_PS:
+                page_size = 1 << LEVEL_SHIFTS[level]  # a 1 GiB or 2 MiB page: the walk ends here
                 break
             if level == 2:
                 self._cache_pde(va, (entry & PG_FRAME) | (eff & (PG_RW | PG_U)) | nx)
-            if level < 3:
-                table_pa = entry & PG_FRAME
+            table = entry & PG_FRAME
         eff = (eff & (PG_RW | PG_U)) | nx | (entry & (PG_G | PG_M))
         if not self._allowed(eff, access):
             raise PageFault(va, (access & (PGEX_W | PGEX_U | PGEX_I)) | PGEX_P, "protection violation")
         if access & PGEX_W and not entry & PG_M:
-            new = entry | PG_M
-            if table is not None:
-                table[index] = new
-            else:
-                physmem.write_entry(entry_pa, new)
-            if recording:
-                log.delta(("pte", entry_pa, entry, new))
-            entry = new
+            entry = self._set_bit(entry_pa, entry, PG_M)  # the leaf's dirty bit: the page has been written
             eff |= PG_M
-        if leaf_shift == PAGE_SHIFT:
-            frame = entry & PG_FRAME
-            tlb = self.tlb
-            if len(tlb) >= self.tlb_entries:
-                del tlb[next(iter(tlb))]  # the oldest entry makes room
-            tlb[va >> PAGE_SHIFT] = frame | eff
-            pa = frame | (va & PAGE_MASK)
-        elif leaf_shift == PDRSHIFT:
-            frame = entry & PG_PS_FRAME
-            tlb = self.tlb_large
-            if len(tlb) >= self.tlb_large_entries:
-                del tlb[next(iter(tlb))]
-            tlb[va >> PDRSHIFT] = frame | eff
-            pa = frame | (va & (NBPDR - 1))
-        else:  # a 1 GiB page (the direct map): not cached, a rare path
-            pa = (entry & PG_1G_FRAME) | (va & ((1 << 30) - 1))
-        log.emit(
-            "tlb",
-            "fill",
-            f"{va & ~PAGE_MASK:#x} -> {pa & ~PAGE_MASK:#x} cached ({flags_text(eff)})" if recording else "",
-        )
+        frame = entry & PG_FRAME & ~(page_size - 1)
+        if page_size == PAGE_SIZE:
+            self._cache(self.tlb, self.tlb_entries, va >> PAGE_SHIFT, frame | eff)
+        elif page_size == NBPDR:
+            self._cache(self.tlb_large, self.tlb_large_entries, va >> PDRSHIFT, frame | eff)
+        # (a 1 GiB page, the direct map's, is not cached: a rare path)
+        pa = frame | (va & (page_size - 1))
+        log.emit("tlb", "fill", TlbFill(va & ~PAGE_MASK, pa & ~PAGE_MASK, page_size, eff) if recording else None)
         return pa
+
+    def _set_bit(self, entry_pa: int, entry: int, bit: int) -> int:
+        """The walk sets A or D in an entry, as the hardware does (a recorded ("pte", ...) delta)."""
+        new = entry | bit
+        self.physmem.write_entry(entry_pa, new)
+        if self.log.recording:
+            self.log.delta(("pte", entry_pa, entry, new))
+        return new
+
+    @staticmethod
+    def _cache(tlb: dict[int, int], size: int, vpn: int, value: int) -> None:
+        if len(tlb) >= size:
+            del tlb[next(iter(tlb))]  # the oldest entry makes room
+        tlb[vpn] = value
 
     def _cache_pde(self, va: int, value: int) -> None:
         cache = self.pde_cache
         if len(cache) >= PDE_CACHE_ENTRIES and (va >> PDRSHIFT) not in cache:
             del cache[next(iter(cache))]
         cache[va >> PDRSHIFT] = value
-
-    def _walk_quietly(self, va: int, access: int) -> int:
-        """The same walk unrolled, for fast-forward: -1 (nothing done) if it needs the general walk (a large
-        page, an unusual table), else the physical address, or PageFault, with the same counts and costs; a PTE
-        not present under a cached PDE, the common fault, is returned as NOT_PRESENT for the caller to raise."""
-        log = self.log
-        cached_pde = self.pde_cache.get(va >> PDRSHIFT)
-        if cached_pde is not None:
-            pt = self.physmem.frames.get((cached_pde & PG_FRAME) >> PAGE_SHIFT)
-            if type(pt) is not list:
-                return -1
-            self.misses += 1
-            self.walks += 1
-            log.now += self.level_ns
-            i1 = (va >> 12) & 0x1FF
-            e1 = pt[i1]
-            if not e1 & PG_V:
-                log.unrecorded += 3  # count_unrecorded(log, 3): the miss, the cache hit and the PTE
-                if log.unrecorded + log.record_budget > log.event_budget:
-                    raise EventBudgetExceeded(log.event_budget)
-                return NOT_PRESENT  # the caller raises PageFault(va, fault, "PTE not present"), or takes it so
-            if not e1 & PG_A:
-                pt[i1] = e1 = e1 | PG_A
-            eff = (cached_pde & e1 & (PG_RW | PG_U)) | ((cached_pde | e1) & PG_NX) | (e1 & (PG_G | PG_M))
-            if not self._allowed(eff, access):
-                count_unrecorded(log, 3)
-                raise PageFault(va, (access & (PGEX_W | PGEX_U | PGEX_I)) | PGEX_P, "protection violation")
-            log.unrecorded += 4  # count_unrecorded(log, 4): the miss, the cache hit, the PTE and the fill
-            if log.unrecorded + log.record_budget > log.event_budget:
-                raise EventBudgetExceeded(log.event_budget)
-            # _fill_quietly, inline
-            if access & PGEX_W and not e1 & PG_M:
-                pt[i1] = e1 = e1 | PG_M
-                eff |= PG_M
-            frame = e1 & PG_FRAME
-            tlb = self.tlb
-            if len(tlb) >= self.tlb_entries:
-                del tlb[next(iter(tlb))]
-            tlb[va >> PAGE_SHIFT] = frame | eff
-            return frame | (va & PAGE_MASK)
-        fault = access & (PGEX_W | PGEX_U | PGEX_I)
-        frames = self.physmem.frames
-        pml4 = frames.get((self.regs["cr3"] & PG_FRAME) >> PAGE_SHIFT)
-        if type(pml4) is not list:
-            return -1
-        i4 = (va >> 39) & 0x1FF
-        e4 = pml4[i4]
-        pdpt = frames.get((e4 & PG_FRAME) >> PAGE_SHIFT) if e4 & PG_V else None
-        i3 = (va >> 30) & 0x1FF
-        e3 = pdpt[i3] if type(pdpt) is list else 0
-        if e3 & PG_PS:
-            return -1
-        pd = frames.get((e3 & PG_FRAME) >> PAGE_SHIFT) if e3 & PG_V else None
-        i2 = (va >> 21) & 0x1FF
-        e2 = pd[i2] if type(pd) is list else 0
-        if e2 & PG_PS:
-            return -1
-        pt = frames.get((e2 & PG_FRAME) >> PAGE_SHIFT) if e2 & PG_V else None
-        i1 = (va >> 12) & 0x1FF
-        e1 = pt[i1] if type(pt) is list else 0
-        if (e4 & PG_V and type(pdpt) is not list) or (e3 & PG_V and type(pd) is not list):
-            return -1
-        if e2 & PG_V and type(pt) is not list:
-            return -1
-        self.misses += 1
-        self.walks += 1
-        level_ns = self.level_ns
-        # The walk sets A in each entry it uses, up to the first that is not present.
-        if not e4 & PG_V:
-            log.now += level_ns
-            count_unrecorded(log, 2)  # the events the general walk records: the miss and each level read
-            raise PageFault(va, fault, "PML4E not present")
-        if not e4 & PG_A:
-            pml4[i4] = e4 = e4 | PG_A
-        if not e3 & PG_V:
-            log.now += 2 * level_ns
-            count_unrecorded(log, 3)
-            raise PageFault(va, fault, "PDPTE not present")
-        if not e3 & PG_A:
-            pdpt[i3] = e3 = e3 | PG_A
-        if not e2 & PG_V:
-            log.now += 3 * level_ns
-            count_unrecorded(log, 4)
-            raise PageFault(va, fault, "PDE not present")
-        if not e2 & PG_A:
-            pd[i2] = e2 = e2 | PG_A
-        upper = e4 & e3 & e2
-        self._cache_pde(va, (e2 & PG_FRAME) | (upper & (PG_RW | PG_U)) | ((e4 | e3 | e2) & PG_NX))
-        log.now += 4 * level_ns
-        if not e1 & PG_V:
-            count_unrecorded(log, 5)
-            raise PageFault(va, fault, "PTE not present")
-        if not e1 & PG_A:
-            pt[i1] = e1 = e1 | PG_A
-        eff = (e4 & e3 & e2 & e1 & (PG_RW | PG_U)) | ((e4 | e3 | e2 | e1) & PG_NX) | (e1 & (PG_G | PG_M))
-        if not self._allowed(eff, access):
-            count_unrecorded(log, 5)
-            raise PageFault(va, fault | PGEX_P, "protection violation")
-        count_unrecorded(log, 6)  # the miss, four levels, and the fill
-        return self._fill_quietly(va, access, pt, i1, e1, eff)
-
-    def _fill_quietly(self, va: int, access: int, pt: list[int], i1: int, e1: int, eff: int) -> int:
-        if access & PGEX_W and not e1 & PG_M:
-            pt[i1] = e1 | PG_M
-            eff |= PG_M
-        frame = e1 & PG_FRAME
-        tlb = self.tlb
-        if len(tlb) >= self.tlb_entries:
-            del tlb[next(iter(tlb))]
-        tlb[va >> PAGE_SHIFT] = frame | eff
-        return frame | (va & PAGE_MASK)
 
     # -- invalidation ------------------------------------------------------------------------------------------
 
@@ -519,19 +309,17 @@ class Mmu:
         self.tlb.pop(va >> PAGE_SHIFT, None)
         self.tlb_large.pop(va >> PDRSHIFT, None)
         self.pde_cache.clear()  # INVLPG also drops every paging-structure cache entry (SDM 4.10.4.1)
-        machine.emit(
-            "insn", "invlpg", f"drop the TLB's translation of {va & ~PAGE_MASK:#x}" if machine.log.recording else ""
-        )
+        machine.emit("insn", "invlpg", Invlpg(va & ~PAGE_MASK) if machine.log.recording else None)
 
     def invltlb(self) -> None:
         """Reload %cr3 with its own value: every non-global entry goes."""
         self._flush_nonglobal()
-        self.machine.emit("insn", "movq %cr3,%cr3", "reload %cr3: every non-global TLB entry is dropped")
+        self.machine.emit("insn", "movq %cr3,%cr3")
 
     def _cr3_reloaded(self) -> None:
         self.loaded_cr3 = self.regs["cr3"]
         self._flush_nonglobal()
-        self.machine.emit("tlb", "flush", f"%cr3 = {self.loaded_cr3:#x}: the TLB's non-global entries were dropped")
+        self.machine.emit("tlb", "flush", TlbFlush(self.loaded_cr3))
 
     def _flush_nonglobal(self) -> None:
         self.flushes += 1

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.events import FrameContents
+
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PAGE_MASK = PAGE_SIZE - 1
 NPTEPG = 512  # entries in one page-table page
 _ENTRIES = struct.Struct("<512Q")
+FRAME_ZERO = FrameContents(0, None)
+_DATA = FrameContents(None, None)
 
 
 class Fill:
@@ -42,15 +46,16 @@ class Fill:
         return f"Fill({self.byte:#04x}, {self.length})"
 
 
-def describe(content: object) -> str:
-    """A short description of a frame's content, for the event log's deltas."""
-    if content is None or content == 0:
-        return "zero"
+def frame_contents(physmem: PhysMem, pfn: int) -> FrameContents:
+    """What frame pfn holds, as the event log's ("frame", pfn, old, new) deltas record it."""
+    content = physmem.frames.get(pfn)
+    if content is None:
+        return FRAME_ZERO
     if isinstance(content, int):
-        return f"all {content:#04x}"
+        return FrameContents(content, None)
     if isinstance(content, list):
-        return f"page table ({sum(1 for e in content if e)} entries)"
-    return "data"
+        return FrameContents(None, sum(1 for e in content if e))
+    return _DATA
 
 
 class PhysMem:
@@ -85,14 +90,6 @@ class PhysMem:
             self.frames[dst] = content
         else:
             self.frames[dst] = content.copy()
-
-    def is_zero(self, pfn: int) -> bool:
-        content = self.frames.get(pfn)
-        if content is None:
-            return True
-        if isinstance(content, int):
-            return False
-        return not any(content)
 
     # -- 8-byte entries (page tables) --------------------------------------------------------------------------
 

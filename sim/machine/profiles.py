@@ -7,7 +7,7 @@ Each constant says where its figure comes from. `lecture` is calibrated on the L
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,6 @@ class Profile:
     malloc_call_ns: int  # one malloc() or free() through jemalloc's fast path, its page touches excluded
     rtld_reloc_ns: int  # the run-time linker processes one relocation (symbol lookup through its cache)
     malloc_junk_default: bool  # the libc build's opt_junk: a debug (-CURRENT) jemalloc junk-fills by default
-
-    @classmethod
-    def cost_names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name.endswith("_ns")]
 
 
 LECTURE = Profile(

@@ -498,7 +498,7 @@ class _Walk:
             if kind == "proc" and e.proc:
                 self._proc(i, t, event)
         elif kind == "trap":
-            self.kernel_mode_trap = "kernel mode" in (detail or "")
+            self.kernel_mode_trap = not self.events[i].data.user
         elif kind == "fault" and e.vminfo:
             self._fault(i, t, self.events[i])
 

@@ -10,10 +10,13 @@ Costs: user_byte_ps per byte stored or loaded, billed to user time; the faults b
 
 from __future__ import annotations
 
+from sim.core.events import UserAccess, UserTouch
 from sim.core.pcpu import pcpu
-from sim.kern.trap_pfault import memset_pages_quietly, not_present_fault, user_fault
+from sim.kern.fastforward import memset_pages_unrecorded, not_present_fault_unrecorded
+from sim.kern.trap_pfault import user_fault
+from sim.machine.fastforward import translate_unrecorded
 from sim.machine.mmu import NOT_PRESENT, PGEX_I, PGEX_U, PGEX_W, GeneralProtection, PageFault
-from sim.machine.physmem import PAGE_MASK, PAGE_SIZE, describe
+from sim.machine.physmem import PAGE_MASK, PAGE_SIZE, frame_contents
 
 _FAULT_BITS = PGEX_W | PGEX_U | PGEX_I  # what of an access the #PF error code reports
 
@@ -22,13 +25,13 @@ def _translate(va: int, access: int) -> int:
     mmu = pcpu.machine.mmu
     while True:
         try:
-            pa = mmu.translate_quiet(va, access)
+            pa = translate_unrecorded(mmu, va, access)
         except (PageFault, GeneralProtection) as fault:
             user_fault(fault)
             continue
         if pa != NOT_PRESENT:
             return pa
-        not_present_fault(va, access & _FAULT_BITS)  # fast-forward: the #PF without an exception object
+        not_present_fault_unrecorded(va, access & _FAULT_BITS)  # fast-forward: the #PF without an exception object
 
 
 def _pages(va: int, length: int):
@@ -50,12 +53,12 @@ def store(va: int, data: bytes | bytearray | memoryview, what: str = "store") ->
     for page_va, n in _pages(va, len(view)):
         pa = _translate(page_va, PGEX_W | PGEX_U)
         if log.recording:
-            old = describe(physmem.content(pa >> 12))
+            old = frame_contents(physmem, pa >> 12)
         physmem.write(pa, view[off : off + n])
         log.now += n * ps // 1000
         if log.recording:
-            log.delta(("frame", pa >> 12, old, describe(physmem.content(pa >> 12))))
-            log.emit("user", what, f"{n} bytes to {page_va:#x} (frame {pa & ~PAGE_MASK:#x})")
+            log.delta(("frame", pa >> 12, old, frame_contents(physmem, pa >> 12)))
+            log.emit("user", what, UserAccess("store", n, page_va, pa & ~PAGE_MASK, 0))
         else:
             log.emit("user", what)
         off += n
@@ -71,7 +74,7 @@ def memset(va: int, byte: int, length: int, what: str = "memset") -> None:
     while va < end:  # _pages(va, length), inline: a big memset is the fast-forward's hottest loop
         if not log.recording and not va & PAGE_MASK and end - va >= PAGE_SIZE:
             # Fast-forward: whole pages in one loop (the same work page by page), up to a page it leaves here.
-            va = memset_pages_quietly(va, end & ~PAGE_MASK, byte, PAGE_SIZE * ps // 1000)
+            va = memset_pages_unrecorded(va, end & ~PAGE_MASK, byte, PAGE_SIZE * ps // 1000)
             if va >= end:
                 break
         n = PAGE_SIZE - (va & PAGE_MASK)
@@ -79,11 +82,11 @@ def memset(va: int, byte: int, length: int, what: str = "memset") -> None:
             n = end - va
         pa = _translate(va, PGEX_W | PGEX_U)
         if log.recording:
-            old = describe(physmem.content(pa >> 12))
+            old = frame_contents(physmem, pa >> 12)
             physmem.fill(pa, byte, n)
             log.now += n * ps // 1000
-            log.delta(("frame", pa >> 12, old, describe(physmem.content(pa >> 12))))
-            log.emit("user", what, f"{n} bytes of {byte:#04x} at {va:#x} (frame {pa & ~PAGE_MASK:#x})")
+            log.delta(("frame", pa >> 12, old, frame_contents(physmem, pa >> 12)))
+            log.emit("user", what, UserAccess("fill", n, va, pa & ~PAGE_MASK, byte))
         else:
             physmem.fill(pa, byte, n)
             log.now += n * ps // 1000
@@ -102,7 +105,7 @@ def load(va: int, length: int, what: str = "load") -> bytes:
         pa = _translate(page_va, PGEX_U)
         physmem.read_into(pa, n, out, off)
         log.now += n * ps // 1000
-        log.emit("user", what, f"{n} bytes from {page_va:#x} (frame {pa & ~PAGE_MASK:#x})" if log.recording else "")
+        log.emit("user", what, UserAccess("load", n, page_va, pa & ~PAGE_MASK, 0) if log.recording else None)
         off += n
     return bytes(out)
 
@@ -115,14 +118,14 @@ def touch(va: int, length: int = 1, write: bool = False, what: str = "touch") ->
     for page_va, _ in _pages(va, length):
         pa = _translate(page_va, access)
         log.now += machine.profile.user_insn_ns
-        log.emit("user", what, f"{'write' if write else 'read'} {page_va:#x} -> {pa:#x}" if log.recording else "")
+        log.emit("user", what, UserTouch("write" if write else "read", page_va, pa) if log.recording else None)
 
 
 def fetch(va: int) -> int:
     """An instruction fetch at va (NX pages fault): the physical address fetched from."""
     pa = _translate(va, PGEX_U | PGEX_I)
     log = pcpu.machine.log
-    log.emit("user", "fetch", f"instruction fetch at {va:#x} -> {pa:#x}" if log.recording else "")
+    log.emit("user", "fetch", UserTouch("fetch", va, pa) if log.recording else None)
     return pa
 
 

@@ -19,8 +19,10 @@ Every PTE written is one "mem" event with a ("pte", entry_pa, old, new) delta.
 
 from __future__ import annotations
 
+from sim.core.events import Cr3Load, NewPml4, PageCopied, PageZeroed, PteStore, Superpage
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
+from sim.machine.fastforward import count_unrecorded
 from sim.machine.mmu import (
     LEVEL_NAMES,
     PG_A,
@@ -35,10 +37,8 @@ from sim.machine.mmu import (
     PG_U,
     PG_V,
     PG_W,
-    count_unrecorded,
-    flags_text,
 )
-from sim.machine.physmem import NPTEPG, PAGE_SHIFT, PAGE_SIZE, describe
+from sim.machine.physmem import FRAME_ZERO, NPTEPG, PAGE_SHIFT, PAGE_SIZE, frame_contents
 from sim.vm.vm_page import (
     PG_FICTITIOUS,
     PG_ZERO,
@@ -90,18 +90,18 @@ def _physmem():
     return pcpu.machine.physmem
 
 
-def _pte_store(table: list[int], index: int, table_pa: int, level: int, new: int, why: str) -> None:
+def _pte_store(
+    table: list[int], index: int, table_pa: int, level: int, new: int, why: str, va: int, pa: int = 0
+) -> None:
+    """Write one page-table entry: a ("pte", ...) delta and a "mem" event saying why (PteStore.why), for which
+    virtual address (and physical address, when the store maps one)."""
     old = table[index]
     table[index] = new
     log = pcpu.machine.log
     if log.recording:
         entry_pa = table_pa + (index << 3)
         log.delta(("pte", entry_pa, old, new))
-        log.emit(
-            "mem",
-            LEVEL_NAMES[level],
-            f"{why}: {LEVEL_NAMES[level]}[{index}] at {entry_pa:#x}: {old:#x} -> {new:#x} ({flags_text(new)})",
-        )
+        log.emit("mem", LEVEL_NAMES[level], PteStore(why, va, pa, level, index, entry_pa, old, new))
     else:
         log.emit("mem", LEVEL_NAMES[level])  # counted: one event per entry written
 
@@ -226,14 +226,11 @@ def _pmap_allocpte(pmap: Pmap, va: int) -> tuple[list[int], int, int, object]:
         if level > 0:
             PHYS_TO_VM_PAGE(table_pa).wire_count += 1
         m.wire_count = 0
-        _pte_store(table, index, table_pa, level, m.phys_addr | PTP_BITS, f"new {_TABLE_NAMES[level + 1]} page")
+        _pte_store(table, index, table_pa, level, m.phys_addr | PTP_BITS, "new table", va)
         table_pa = m.phys_addr
     ptp = PHYS_TO_VM_PAGE(table_pa)
     ptp.wire_count += 1
     return physmem.table(table_pa >> PAGE_SHIFT), (va >> 12) & 0x1FF, table_pa, ptp
-
-
-_TABLE_NAMES = ("PML4", "PDPT", "PD", "PT")
 
 
 def _unwire_ptp(pmap: Pmap, va: int, ptp) -> None:
@@ -295,7 +292,7 @@ def pmap_enter(pmap: Pmap, va: int, m, prot: int, flags: int, psind: int = 0) ->
         pmap.pm_wired += 1
     if newpte & PG_RW and managed:
         m.aflags |= PGA_WRITEABLE
-    _pte_store(table, index, table_pa, 3, newpte, f"pmap_enter {va & ~(PAGE_SIZE - 1):#x} -> {pa:#x}")
+    _pte_store(table, index, table_pa, 3, newpte, "pmap_enter", va & ~(PAGE_SIZE - 1), pa)
     if invalidate:
         pmap_invalidate_page(pmap, va)
     if (
@@ -327,7 +324,7 @@ def pmap_enter_quick(pmap: Pmap, va: int, m, prot: int) -> None:
     pmap.pm_resident += 1
     if managed:
         m.pv.append((pmap, va))
-    _pte_store(table, index, table_pa, 3, newpte, f"prefault {va:#x} -> {m.phys_addr:#x} read-only")
+    _pte_store(table, index, table_pa, 3, newpte, "prefault", va, m.phys_addr)
 
 
 def _pv_remove(pte: int, pmap: Pmap, va: int) -> None:
@@ -379,7 +376,7 @@ def pmap_remove(pmap: Pmap, sva: int, eva: int) -> None:
             pte = pt[i]
             if pte & PG_V:
                 machine.charge(costs.pte_update_ns)
-                _pte_store(pt, i, pt_pa, 3, 0, f"pmap_remove {va:#x}")
+                _pte_store(pt, i, pt_pa, 3, 0, "pmap_remove", va)
                 if pte & PG_W:
                     pmap.pm_wired -= 1
                 pmap.pm_resident -= 1
@@ -402,7 +399,7 @@ def _remove_pde(pmap: Pmap, va: int, table: list[int], index: int, table_pa: int
     machine = pcpu.machine
     pde = table[index]
     machine.charge(machine.profile.pte_update_ns)
-    _pte_store(table, index, table_pa, 2, 0, f"pmap_remove the 2 MiB page at {va:#x}")
+    _pte_store(table, index, table_pa, 2, 0, "pmap_remove 2M", va)
     pmap.pm_resident -= NPTEPG
     if pde & PG_MANAGED:
         base = (pde & PG_PS_FRAME) >> PAGE_SHIFT
@@ -433,7 +430,7 @@ def _unwire_upper(pmap: Pmap, va: int, ptp, level: int) -> None:
     ptp.wire_count -= 1
     while ptp.wire_count == 0 and level > 0:
         table, index, table_pa = _slot(pmap, va, level - 1)
-        _pte_store(table, index, table_pa, level - 1, 0, f"free the empty {_TABLE_NAMES[level]} page")
+        _pte_store(table, index, table_pa, level - 1, 0, "free table", va)
         pcpu.kernel.vm.v_wire_count -= 1
         _physmem().zero_frame(ptp.pfn)
         vm_page_free_zero(ptp)
@@ -469,7 +466,7 @@ def pmap_protect(pmap: Pmap, sva: int, eva: int, prot: int) -> None:
                 new = _reduced(old, prot)
                 if new != old:
                     machine.charge(costs.pte_update_ns)
-                    _pte_store(table, index, table_pa, 2, new, f"pmap_protect the 2 MiB page at {va:#x}")
+                    _pte_store(table, index, table_pa, 2, new, "pmap_protect 2M", va)
                     _note_dirty_range(old, new, va)
                     anychanged = True
                 va = next_pd
@@ -485,7 +482,7 @@ def pmap_protect(pmap: Pmap, sva: int, eva: int, prot: int) -> None:
                 new = _reduced(old, prot)
                 if new != old:
                     machine.charge(costs.pte_update_ns)
-                    _pte_store(pt, i, pt_pa, 3, new, f"pmap_protect {va:#x}")
+                    _pte_store(pt, i, pt_pa, 3, new, "pmap_protect", va)
                     if old & PG_M and not new & PG_M and old & PG_MANAGED:
                         PHYS_TO_VM_PAGE(old & PG_FRAME).dirty = 0xFF
                     if old & PG_A:
@@ -522,7 +519,7 @@ def pmap_remove_all(m) -> None:
         table, index, table_pa = pmap_pte(pmap, va)
         pte = table[index]
         machine.charge(machine.profile.pte_update_ns)
-        _pte_store(table, index, table_pa, 3, 0, f"pmap_remove_all {va:#x} of {m}")
+        _pte_store(table, index, table_pa, 3, 0, "pmap_remove_all", va, m.phys_addr)
         pmap.pm_resident -= 1
         if pte & PG_W:
             pmap.pm_wired -= 1
@@ -534,23 +531,6 @@ def pmap_remove_all(m) -> None:
 
         _unwire_ptp(pmap, va, PHYS_TO_VM_PAGE(table_pa))
     m.aflags &= ~0x02  # PGA_WRITEABLE
-
-
-def pmap_remove_write(m) -> None:
-    """Write-protect every mapping of m (before it is cleaned or copied)."""
-    for pmap, va in list(m.pv):
-        pde = pmap_pde(pmap, va)
-        if pde is not None and pde[0][pde[1]] & PG_PS:
-            pmap_demote_pde(pmap, va)
-        table, index, table_pa = pmap_pte(pmap, va)
-        pte = table[index]
-        if pte & PG_RW:
-            if pte & PG_M:
-                m.dirty = 0xFF
-            _pte_store(table, index, table_pa, 3, pte & ~(PG_RW | PG_M), f"write-protect {va:#x}")
-            if pte & PG_A:
-                pmap_invalidate_page(pmap, va)
-    m.aflags &= ~0x02
 
 
 def pmap_ts_referenced(m) -> int:
@@ -567,16 +547,9 @@ def pmap_ts_referenced(m) -> int:
         pte = table[index]
         if pte & PG_A:
             count += 1
-            _pte_store(table, index, table_pa, 3, pte & ~PG_A, f"page daemon clears A for {va:#x}")
+            _pte_store(table, index, table_pa, 3, pte & ~PG_A, "clear A", va)
             pmap_invalidate_page(pmap, va)
     return count
-
-
-def pmap_is_modified(m) -> bool:
-    for pmap, va in m.pv:
-        if pmap_mapping(pmap, va) & PG_M:
-            return True
-    return False
 
 
 # -- superpages ------------------------------------------------------------------------------------------------------
@@ -601,13 +574,9 @@ def pmap_promote_pde(pmap: Pmap, va: int) -> bool:
         expected += PAGE_SIZE
     newpde = (first & PG_FRAME) | bits | PG_PS
     pmap.pm_saved_pt[va >> 21] = PHYS_TO_VM_PAGE(pt_pa)
-    _pte_store(table, index, table_pa, 2, newpde, f"pmap_promote_pde: 512 pages at {va & ~PDRMASK:#x} become one")
+    _pte_store(table, index, table_pa, 2, newpde, "promote", va)
     vm.cnt.pde_promotions += 1
-    machine.emit(
-        "mem",
-        "promotion",
-        f"2 MiB superpage at {va & ~PDRMASK:#x} -> {first & PG_FRAME:#x}" if machine.log.recording else "",
-    )
+    machine.emit("mem", "promotion", Superpage(va & ~PDRMASK, first & PG_FRAME) if machine.log.recording else None)
     pmap_invalidate_all(pmap)  # a promotion to a non-global mapping flushes the TLB (pmap_update_pde)
     return True
 
@@ -627,10 +596,10 @@ def pmap_demote_pde(pmap: Pmap, va: int) -> None:
     bits = pde & PG_PTE_PROMOTE
     for i in range(NPTEPG):
         pt[i] = (base + i * PAGE_SIZE) | bits
-    _pte_store(table, index, table_pa, 2, ptp.phys_addr | PTP_BITS, f"pmap_demote_pde at {va & ~PDRMASK:#x}")
+    _pte_store(table, index, table_pa, 2, ptp.phys_addr | PTP_BITS, "demote", va)
     vm.cnt.pde_demotions += 1
     pmap_invalidate_page(pmap, va & ~PDRMASK)
-    machine.emit("mem", "demotion", f"2 MiB page at {va & ~PDRMASK:#x} split into 512 PTEs")
+    machine.emit("mem", "demotion", Superpage(va & ~PDRMASK, 0))
 
 
 # -- whole pages ------------------------------------------------------------------------------------------------------
@@ -651,9 +620,9 @@ def pagezero(va: int) -> None:
     pcpu.kernel.vm.cnt.v_pagezero += 1
     log = machine.log
     if log.recording:
-        log.delta(("frame", pfn, describe(machine.physmem.content(pfn)), "zero"))
+        log.delta(("frame", pfn, frame_contents(machine.physmem, pfn), FRAME_ZERO))
         machine.physmem.zero_frame(pfn)
-        log.emit("mem", "page zeroed", f"frame {pfn << PAGE_SHIFT:#x} (DMAP {va:#x}) is now all zero")
+        log.emit("mem", "page zeroed", PageZeroed(pfn << PAGE_SHIFT, va))
     else:
         machine.physmem.zero_frame(pfn)
         log.emit("mem", "page zeroed")
@@ -672,9 +641,10 @@ def pagecopy(src: int, dst: int) -> None:
     pcpu.kernel.vm.cnt.v_pagecopy += 1
     log = machine.log
     if log.recording:
-        log.delta(("frame", dpfn, describe(machine.physmem.content(dpfn)), describe(machine.physmem.content(spfn))))
-        machine.physmem.copy_frame(spfn, dpfn)
-        log.emit("mem", "page copied", f"frame {spfn << PAGE_SHIFT:#x} copied to {dpfn << PAGE_SHIFT:#x}")
+        physmem = machine.physmem
+        log.delta(("frame", dpfn, frame_contents(physmem, dpfn), frame_contents(physmem, spfn)))
+        physmem.copy_frame(spfn, dpfn)
+        log.emit("mem", "page copied", PageCopied(spfn << PAGE_SHIFT, dpfn << PAGE_SHIFT))
     else:
         machine.physmem.copy_frame(spfn, dpfn)
         log.emit("mem", "page copied")
@@ -698,7 +668,7 @@ def pmap_pinit(pmap: Pmap) -> None:
     pml4[PML4PML4I] = m.phys_addr | PG_V | PG_RW | PG_A | PG_M  # the recursive slot: the tables map themselves
     log = pcpu.machine.log
     log.delta(("pte", m.phys_addr + PML4PML4I * 8, 0, pml4[PML4PML4I]))
-    log.emit("mem", "PML4E", f"new PML4 at {m.phys_addr:#x}: kernel entries {DMPML4I}, {KPML4BASE}, {KPML4I} copied")
+    log.emit("mem", "PML4E", NewPml4(m.phys_addr, (DMPML4I, KPML4BASE, KPML4I)))
 
 
 @kfunc
@@ -729,20 +699,20 @@ def pmap_remove_pages(pmap: Pmap) -> None:
                     for i, pte in live:
                         machine.charge(cost)
                         page_va = va | (i << 12)
-                        _pte_store(pt, i, pt_pa, 3, 0, f"exit: unmap {page_va:#x}")
+                        _pte_store(pt, i, pt_pa, 3, 0, "exit", page_va)
                         pmap.pm_resident -= 1
                         if pte & PG_W:
                             pmap.pm_wired -= 1
                         _pv_remove(pte, pmap, page_va)
                 else:
-                    _remove_ptes_quietly(pmap, pt, live, va)
+                    _remove_ptes_unrecorded(pmap, pt, live, va)
                 ptp = PHYS_TO_VM_PAGE(pt_pa)
                 ptp.wire_count = 1
                 _unwire_ptp(pmap, va, ptp)
     pmap_invalidate_all(pmap)
 
 
-def _remove_ptes_quietly(pmap: Pmap, pt: list[int], live: list[tuple[int, int]], va: int) -> None:
+def _remove_ptes_unrecorded(pmap: Pmap, pt: list[int], live: list[tuple[int, int]], va: int) -> None:
     """pmap_remove_pages' per-PTE work for one page table, with recording off: the same changes and costs."""
     page_array = pcpu.kernel.vm.page_array
     log = pcpu.machine.log
@@ -777,7 +747,7 @@ def pmap_activate(pmap: Pmap) -> None:
     if machine.cpu.regs["cr3"] != pmap.pm_cr3:
         machine.charge(machine.profile.tlb_flush_ns)
         machine.cpu.set("cr3", pmap.pm_cr3)
-        machine.emit("insn", "movq %rax,%cr3", f"load {pmap}'s PML4 {pmap.pm_cr3:#x}: the TLB's user entries go")
+        machine.emit("insn", "movq %rax,%cr3", Cr3Load(pmap.pm_name, pmap.pm_cr3))
 
 
 def pmap_snapshot(pmap: Pmap) -> dict[int, list[int]]:

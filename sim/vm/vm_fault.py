@@ -14,11 +14,10 @@ caller (trap_pfault) turns either into SIGSEGV for user mode, or EFAULT through 
 
 from __future__ import annotations
 
+from sim.core.events import FaultFailed, FaultResolved
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import sdt_fire, vminfo_probes
-from sim.kern.proc import PCB_FULL_IRET
-from sim.machine.mmu import PG_A, PG_FRAME, PG_M, PG_MANAGED, PG_NX, PG_PS, PG_RW, PG_U, PG_V
 from sim.vm.pmap import (
     PMAP_ENTER_WIRED,
     pmap_copy_page,
@@ -29,18 +28,14 @@ from sim.vm.pmap import (
 )
 from sim.vm.pmap import pmap_remove as _pmap_remove
 from sim.vm.vm_map import VmMap, vm_map_lookup, vm_map_lookup_entry
-from sim.vm.vm_object import OBJ_COLORED, OBJT_DEFAULT, OBJT_DEVICE, OBJT_PHYS, OBJT_VNODE, VmObject
+from sim.vm.vm_object import OBJT_DEFAULT, OBJT_DEVICE, OBJT_PHYS, OBJT_VNODE, VmObject
 from sim.vm.vm_page import (
-    ACT_INIT,
     PG_FICTITIOUS,
     PG_ZERO,
-    PGA_WRITEABLE,
-    PQ_ACTIVE,
     VM_ALLOC_NORMAL,
     VM_ALLOC_SYSTEM,
     VM_ALLOC_ZERO,
     VM_PAGE_BITS_ALL,
-    VmPage,
     vm_page_activate,
     vm_page_alloc,
     vm_page_free,
@@ -51,22 +46,15 @@ from sim.vm.vm_param import (
     KERN_FAILURE,
     KERN_PROTECTION_FAILURE,
     KERN_SUCCESS,
-    MAP_ENTRY_NEEDS_COPY,
     OFF_TO_IDX,
     PAGE_SIZE,
     PFBAK,
     PFFOR,
-    VM_MAXUSER_ADDRESS,
-    VM_PROT_EXECUTE,
-    VM_PROT_READ,
     VM_PROT_WRITE,
     atop,
-    prot_text,
     trunc_page,
 )
-from sim.vm.vm_reserv import vm_object_color, vm_reserv_alloc_page
-
-_ACCESS = {VM_PROT_WRITE: "write", VM_PROT_EXECUTE: "execute"}
+from sim.vm.vm_reserv import vm_object_color
 
 
 @kfunc
@@ -81,15 +69,8 @@ def vm_fault(map: VmMap, vaddr: int, fault_type: int, fault_flags: int = 0) -> i
         kind = "protection" if rv == KERN_PROTECTION_FAILURE else "unmapped"
         cnt.count_fault(kind)
         sdt_fire("vminfo", vminfo_probes(kind, not cnt.fault_usermode))
-        if machine.log.recording:
-            why = (
-                f"the entry allows only {prot_text(entry.protection)}"
-                if rv == KERN_PROTECTION_FAILURE
-                else "no map entry contains it"
-            )
-            machine.emit("fault", kind, f"{_ACCESS.get(fault_type, 'read')} at {vaddr:#x} fails: {why}")
-        else:
-            machine.emit("fault", kind)
+        allowed = entry.protection if rv == KERN_PROTECTION_FAILURE else None
+        machine.emit("fault", kind, FaultFailed(fault_type, vaddr, allowed) if machine.log.recording else None)
         return rv
     vm_object_color(first_object, atop(vaddr) - first_pindex)
 
@@ -168,23 +149,10 @@ def vm_fault(map: VmMap, vaddr: int, fault_type: int, fault_flags: int = 0) -> i
     cnt.count_fault(kind)
     sdt_fire("vminfo", vminfo_probes(kind, not cnt.fault_usermode))
     if machine.log.recording:
-        machine.emit(
-            "fault",
-            kind,
-            f"{_ACCESS.get(fault_type, 'read')} at {vaddr:#x}: {_DESCRIPTION[kind]}; object {object.id} page "
-            f"{pindex} is {m} mapped {prot_text(prot)}",
-        )
+        machine.emit("fault", kind, FaultResolved(kind, fault_type, vaddr, object.id, pindex, m.phys_addr, prot))
     else:
         machine.emit("fault", kind)
     return KERN_SUCCESS
-
-
-_DESCRIPTION = {
-    "zero_fill": "no page anywhere in the object chain, so a zeroed one (demand-zero)",
-    "cow": "copy-on-write: the page below in the chain is copied into this entry's own object",
-    "soft": "the page is already resident, it only needed mapping",
-    "hard": "the pager read the page in",
-}
 
 
 @kfunc
@@ -241,144 +209,3 @@ def vm_fault_prefault(map: VmMap, entry, addra: int) -> None:
                 return
             if m.valid == VM_PAGE_BITS_ALL and not m.flags & PG_FICTITIOUS:
                 pmap_enter_quick(pmap, addr, m, entry.protection)
-
-
-# -- fast-forward ----------------------------------------------------------------------------------------------
-
-
-def quick_zero_fill_key(td, va: int, err: int) -> tuple | None:
-    """If a user fault at va is a plain demand-zero fill that vm_fault_quick_zero_fill can reproduce, the
-    situation that decides its path through the kernel (and so its cost and events); else None.
-
-    Plain means: an anonymous object with no backing object, the page absent, its frame coming from an
-    existing reservation that this page does not complete (no promotion), the page table already there,
-    memory not short, and no pending AST or other per-thread work on the way back to user mode.
-    """
-    p = td.td_proc
-    vm = p.p_vmspace
-    if vm is None or err & 1 or va >= VM_MAXUSER_ADDRESS or td.td_flags or td.td_siglist or p.p_siglist:
-        return None
-    map = vm.vm_map
-    entry = map.hint  # vm_map_lookup_entry's first try, inline: a run of faults stays in one entry
-    if entry is None or not entry.start <= va < entry.end:
-        entry = vm_map_lookup_entry(map, va)
-    if entry is None or entry.wired or entry.eflags & MAP_ENTRY_NEEDS_COPY:
-        return None
-    access = VM_PROT_WRITE if err & 2 else VM_PROT_READ
-    if err & 0x10 or not entry.protection & access:
-        return None
-    object = entry.object
-    if object is None or object.type != OBJT_DEFAULT or object.backing_object is not None:
-        return None
-    pindex = (va - entry.start + entry.offset) >> 12
-    if pindex in object.memq or pindex in object.swblk:
-        return None
-    kvm = pcpu.kernel.vm
-    # Where the frame will come from decides the path: a reservation's page is not known to be zero; a single
-    # free page may be (PG_ZERO: no pagezero, v_ozfod); a page completing a reservation promotes (slow path).
-    index = (pindex + object.pg_color) & 511
-    first = pindex - index
-    rv = object.rvq.get(first) if object.flags & OBJ_COLORED else None
-    if rv is not None:
-        if rv.popmap >> index & 1 or rv.popcnt >= 511 or not kvm.superpages_enabled:
-            return None
-        prezeroed = False
-    elif kvm.superpages_enabled and 0 <= first and first + 512 <= object.size and kvm.phys.free_blocks:
-        prezeroed = False
-    elif kvm.phys.free_zero:
-        prezeroed = True
-    elif kvm.phys.free_dirty or kvm.phys.free_blocks:
-        prezeroed = False
-    else:
-        return None
-    pt = _page_table(map.pmap, va)
-    if pt is None:
-        return None  # the page table must be there already: allocating one takes a longer path
-    if kvm.phys.free_count + kvm.v_reserved_free <= kvm.v_free_reserved + 1 or td.td_priority != td.td_user_pri:
-        return None  # (the first test is kvm.free_count() <= ..., inline)
-    key = (access, prezeroed, entry.protection, td.td_pflags, td.td_pcb.pcb_flags & PCB_FULL_IRET, p.p_flag,
-           p.p_throttled, p.p_traceflag)  # fmt: skip
-    return key, (map, entry, object, pindex, pt, rv, index)
-
-
-def _page_table(pmap, va: int) -> tuple[list[int], int] | None:
-    """The PT page (as entries, and its physical address) that holds va's PTE, if it exists."""
-    machine = pcpu.machine
-    frames = machine.physmem.frames
-    mmu = machine.mmu
-    if mmu.regs["cr3"] == pmap.pm_cr3 == mmu.loaded_cr3:
-        cached = mmu.pde_cache.get(va >> 21)  # the walk that faulted just used this PDE
-        if cached is not None:
-            table = frames.get((cached & PG_FRAME) >> 12)
-            if type(table) is list:
-                return table, cached & PG_FRAME
-    table = frames.get(pmap.pm_pml4 >> 12)
-    for shift in (39, 30, 21):
-        if type(table) is not list:
-            return None
-        entry = table[(va >> shift) & 0x1FF]
-        if not entry & PG_V or entry & PG_PS:
-            return None
-        table = frames.get((entry & PG_FRAME) >> 12)
-    return (table, entry & PG_FRAME) if type(table) is list else None
-
-
-def vm_fault_quick_zero_fill(td, va: int, err: int, context: tuple, usermode: bool = True) -> None:
-    """What vm_fault's zero-fill path does to the VM state, without the steps' events: the page from the
-    reservation, zeroed, entered writable (or not) in the pmap, activated and counted. `context` is what
-    quick_zero_fill_key found; `usermode` is the mode the fault was taken in (kernel: copyout's faults)."""
-    kvm = pcpu.kernel.vm
-    cnt = kvm.cnt
-    map, entry, object, pindex, (pt, pt_pa), rv, index = context
-    pmap = map.pmap
-    va &= ~0xFFF
-    cnt.v_trap += 1
-    cnt.v_vm_faults += 1
-    if rv is not None:  # vm_reserv_alloc_page from the existing reservation
-        rv.popmap |= 1 << index
-        rv.popcnt += 1
-        kvm.v_reserved_free -= 1
-        pfn = rv.pfn + index
-        prezeroed = False
-    else:
-        vm_object_color(object, atop(va) - pindex)
-        reserved = vm_reserv_alloc_page(object, pindex)
-        if reserved is not None:
-            pfn, rv = reserved
-            prezeroed = False
-        else:
-            pfn, prezeroed = kvm.phys.alloc_page(True)
-    m = kvm.page_array.get(pfn)
-    if m is None:
-        m = kvm.page_array[pfn] = VmPage(pfn << 12)
-    m.reserv = rv
-    m.flags = m.oflags = m.aflags = m.dirty = m.wire_count = 0
-    m.object = object  # vm_page_insert
-    m.pindex = pindex
-    object.memq[pindex] = m
-    object.resident_page_count += 1
-    if prezeroed:
-        cnt.v_ozfod += 1
-    else:
-        pcpu.machine.physmem.frames.pop(pfn, None)  # pagezero
-        cnt.v_pagezero += 1
-    cnt.v_zfod += 1
-    m.valid = VM_PAGE_BITS_ALL
-    prot = entry.protection
-    pte = m.phys_addr | PG_V | PG_A | PG_U | PG_MANAGED
-    if prot & VM_PROT_WRITE:
-        pte |= PG_RW
-        m.aflags = PGA_WRITEABLE
-    if not prot & VM_PROT_EXECUTE:
-        pte |= PG_NX
-    if err & 2:
-        m.dirty = VM_PAGE_BITS_ALL
-        pte |= PG_M
-    pt[(va >> 12) & 0x1FF] = pte
-    kvm.page_array[pt_pa >> 12].wire_count += 1  # the PT page holds one more valid entry
-    pmap.pm_resident += 1
-    m.pv.append((pmap, va))
-    m.queue = PQ_ACTIVE  # vm_page_activate
-    m.act_count = ACT_INIT
-    kvm.queues[PQ_ACTIVE].pages[m] = None
-    (cnt.faults_user if usermode else cnt.faults_kernel)["zero_fill"] += 1

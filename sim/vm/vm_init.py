@@ -44,7 +44,7 @@ class VmSystem:
         self.image_vnodes: dict[str, object] = {}  # path -> vnode of an image not in the file system (rtld)
         self.shared_page_obj = None  # the shared page's object, made with the first process
         self.oom_killed: set = set()  # processes vm_pageout_oom has killed: they may use the reserve
-        self.fault_replays: dict[tuple, tuple[int, int, int]] = {}  # fast-forward (trap_pfault.user_fault)
+        self.fault_replays: dict[tuple, tuple[int, int, int]] = {}  # fast-forward (sim/kern/fastforward.py)
         # Paging thresholds as vm_pageout_init() sets them (FreeBSD 11)
         self.v_page_count = self.phys.page_count
         self.v_free_min = 4 + (self.v_page_count - 1024) // 200

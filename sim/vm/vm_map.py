@@ -5,13 +5,14 @@ now allowed and the most it may ever be (max_protection), what a child gets at f
 object is shared copy-on-write (MAP_ENTRY_COW) and still needs its own shadow before the first write
 (MAP_ENTRY_NEEDS_COPY). A struct vmspace pairs the map with the pmap that makes it real.
 
-Deltas: ("map", "<vmspace>:<start>", old entry text or None, new entry text or None).
+Deltas: ("map", MapKey(vmspace, start), old MapEntry or None, new MapEntry or None).
 """
 
 from __future__ import annotations
 
 import bisect
 
+from sim.core.events import MapEntry, MapKey
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.vm.pmap import Pmap, pmap_pinit, pmap_protect, pmap_release, pmap_remove, pmap_remove_pages, pmap_snapshot
@@ -86,22 +87,29 @@ class VmMapEntry:
         other.wired = self.wired
         return other
 
-    def describe(self) -> str:
-        flags = []
-        if self.eflags & MAP_ENTRY_COW:
-            flags.append("COW")
-        if self.eflags & MAP_ENTRY_NEEDS_COPY:
-            flags.append("NEEDS_COPY")
-        if self.eflags & MAP_ENTRY_GROWS_DOWN:
-            flags.append("GROWS_DOWN")
-        what = f"object {self.object.id}+{self.offset:#x}" if self.object is not None else "anonymous (no object yet)"
-        return (
-            f"{self.start:#x}-{self.end:#x} {prot_text(self.protection)}/{prot_text(self.max_protection)} "
-            f"inherit={INHERIT_NAMES[self.inheritance]} {what}" + (f" {'|'.join(flags)}" if flags else "")
-        )
+    def state(self) -> MapEntry:
+        """What the event log records of this entry (the value of its ("map", ...) deltas)."""
+        object_id = self.object.id if self.object is not None else None
+        return MapEntry(self.start, self.end, self.protection, self.max_protection, self.inheritance, object_id,
+                        self.offset, self.eflags)  # fmt: skip
 
     def __repr__(self) -> str:
-        return f"<entry {self.describe()}>"
+        # What a @kfunc's exit event shows of a returned entry (sim/core/kfunc.py records str(result)): the
+        # same words as sim/narrative/vm.py gives the entry's MapEntry.
+        flags = "|".join(
+            name
+            for bit, name in (
+                (MAP_ENTRY_COW, "COW"),
+                (MAP_ENTRY_NEEDS_COPY, "NEEDS_COPY"),
+                (MAP_ENTRY_GROWS_DOWN, "GROWS_DOWN"),
+            )
+            if self.eflags & bit
+        )
+        what = f"object {self.object.id}+{self.offset:#x}" if self.object is not None else "anonymous (no object yet)"
+        return (
+            f"<entry {self.start:#x}-{self.end:#x} {prot_text(self.protection)}/{prot_text(self.max_protection)} "
+            f"inherit={INHERIT_NAMES[self.inheritance]} {what}" + (f" {flags}" if flags else "") + ">"
+        )
 
 
 class VmMap:
@@ -141,12 +149,13 @@ class Vmspace:
         return f"vmspace {self.id}"
 
 
-def _record(map: VmMap, start: int, old: str | None, new: str | None, event: str = "") -> None:
+def _record(map: VmMap, start: int, old: MapEntry | None, new: MapEntry | None, event: str = "") -> None:
+    """A ("map", MapKey, old, new) delta (None: no entry), and, if `event` names one, a "mem" event with it."""
     log = pcpu.machine.log
     if log.recording:
-        log.delta(("map", f"{map.name}:{start:#x}", old, new))
+        log.delta(("map", MapKey(map.name, start), old, new))
     if event:
-        log.emit("mem", event, (new or old or "") if log.recording else "")
+        log.emit("mem", event, (new or old) if log.recording else None)
 
 
 # -- looking up ------------------------------------------------------------------------------------------------------
@@ -221,7 +230,7 @@ def vm_map_insert(
     map.entries.insert(bisect.bisect_left(map.entries, start, key=_start), entry)
     map.size += end - start
     map.timestamp += 1
-    _record(map, start, None, entry.describe(), "vm_map_insert")
+    _record(map, start, None, entry.state(), "vm_map_insert")
     if cow & (MAP_PREFAULT | MAP_PREFAULT_PARTIAL):
         vm_map_pmap_enter(map, start, prot, object, OFF_TO_IDX(offset), end - start, cow & MAP_PREFAULT_PARTIAL)
     return KERN_SUCCESS
@@ -307,15 +316,15 @@ def vm_map_clip_start(map: VmMap, entry: VmMapEntry, start: int) -> VmMapEntry:
     if not entry.start < start < entry.end:
         return entry
     _back_entry(entry)
-    old = entry.describe()
+    old = entry.state()
     front = entry.copy()
     front.end = start
     entry.offset += start - entry.start
     entry.start = start
     vm_object_reference(entry.object)
     map.entries.insert(_index(map, entry), front)
-    _record(map, front.start, old, front.describe(), "vm_map_clip_start")
-    _record(map, entry.start, None, entry.describe())
+    _record(map, front.start, old, front.state(), "vm_map_clip_start")
+    _record(map, entry.start, None, entry.state())
     return entry
 
 
@@ -323,15 +332,15 @@ def vm_map_clip_end(map: VmMap, entry: VmMapEntry, end: int) -> VmMapEntry:
     if not entry.start < end < entry.end:
         return entry
     _back_entry(entry)
-    old = entry.describe()
+    old = entry.state()
     back = entry.copy()
     back.start = end
     back.offset += end - entry.start
     entry.end = end
     vm_object_reference(entry.object)
     map.entries.insert(_index(map, entry) + 1, back)
-    _record(map, entry.start, old, entry.describe(), "vm_map_clip_end")
-    _record(map, back.start, None, back.describe())
+    _record(map, entry.start, old, entry.state(), "vm_map_clip_end")
+    _record(map, back.start, None, back.state())
     return entry
 
 
@@ -368,13 +377,7 @@ def vm_map_entry_delete(map: VmMap, entry: VmMapEntry) -> None:
             vm_object_collapse(object)
             vm_object_page_remove(object, first, first + atop(entry.end - entry.start))
         vm_object_deallocate(object)
-    _record(map, entry.start, entry.describe(), None, "vm_map_entry_delete")
-
-
-def vm_map_remove(map: VmMap, start: int, end: int) -> int:
-    if start < map.min_offset or end > map.max_offset or start > end:
-        return KERN_INVALID_ADDRESS
-    return vm_map_delete(map, start, end)
+    _record(map, entry.start, entry.state(), None, "vm_map_entry_delete")
 
 
 # -- protection and inheritance ---------------------------------------------------------------------------------
@@ -389,14 +392,14 @@ def vm_map_protect(map: VmMap, start: int, end: int, new_prot: int, set_max: boo
             return KERN_PROTECTION_FAILURE
     for entry in _clipped(map, start, end):
         machine.charge(machine.profile.vm_map_op_ns)
-        old = entry.describe()
+        old = entry.state()
         old_prot = entry.protection
         if set_max:
             entry.max_protection = new_prot
             entry.protection = new_prot & old_prot
         else:
             entry.protection = new_prot
-        _record(map, entry.start, old, entry.describe(), "vm_map_protect")
+        _record(map, entry.start, old, entry.state(), "vm_map_protect")
         if entry.protection != old_prot:
             # A COW entry is never writable in the pmap: its first write must fault to make the copy.
             mask = ~VM_PROT_WRITE if entry.eflags & MAP_ENTRY_COW else 0xFF
@@ -410,9 +413,9 @@ def vm_map_inherit(map: VmMap, start: int, end: int, new_inheritance: int) -> in
     if new_inheritance not in (VM_INHERIT_SHARE, VM_INHERIT_COPY, VM_INHERIT_NONE):
         return KERN_INVALID_ARGUMENT
     for entry in _clipped(map, start, end):
-        old = entry.describe()
+        old = entry.state()
         entry.inheritance = new_inheritance
-        _record(map, entry.start, old, entry.describe(), "vm_map_inherit")
+        _record(map, entry.start, old, entry.state(), "vm_map_inherit")
     return KERN_SUCCESS
 
 
@@ -435,17 +438,17 @@ def vm_map_lookup(map: VmMap, vaddr: int, fault_type: int) -> tuple:
         return KERN_PROTECTION_FAILURE, entry, None, 0, 0, False
     if entry.eflags & MAP_ENTRY_NEEDS_COPY:
         if fault_type & (VM_PROT_WRITE | VM_PROT_COPY):
-            old = entry.describe()
+            old = entry.state()
             vm_object_shadow(entry)
             entry.eflags &= ~MAP_ENTRY_NEEDS_COPY
-            _record(map, entry.start, old, entry.describe())
+            _record(map, entry.start, old, entry.state())
         else:
             prot &= ~VM_PROT_WRITE
     if entry.object is None:
-        old = entry.describe()
+        old = entry.state()
         entry.object = vm_object_allocate(OBJT_DEFAULT, atop(entry.end - entry.start))
         entry.offset = 0
-        _record(map, entry.start, old, entry.describe())
+        _record(map, entry.start, old, entry.state())
     pindex = OFF_TO_IDX(vaddr - entry.start + entry.offset)
     return KERN_SUCCESS, entry, entry.object, pindex, prot, bool(entry.wired)
 
@@ -485,10 +488,10 @@ def vmspace_fork(vm1: Vmspace, name: str = "") -> Vmspace:
         if old_entry.inheritance == VM_INHERIT_SHARE:
             # Both maps will use the very same object: it must exist, and be this entry's own.
             if old_entry.eflags & MAP_ENTRY_NEEDS_COPY:
-                old = old_entry.describe()
+                old = old_entry.state()
                 vm_object_shadow(old_entry)
                 old_entry.eflags &= ~MAP_ENTRY_NEEDS_COPY
-                _record(old_map, old_entry.start, old, old_entry.describe())
+                _record(old_map, old_entry.start, old, old_entry.state())
             _back_entry(old_entry)
             vm_object_reference(old_entry.object)
             vm_object_clear_flag(old_entry.object, OBJ_ONEMAPPING)
@@ -506,7 +509,7 @@ def vmspace_fork(vm1: Vmspace, name: str = "") -> Vmspace:
 def _link(map: VmMap, entry: VmMapEntry) -> None:
     map.entries.insert(bisect.bisect_left(map.entries, entry.start, key=_start), entry)
     map.size += entry.end - entry.start
-    _record(map, entry.start, None, entry.describe(), "vm_map_entry_link")
+    _record(map, entry.start, None, entry.state(), "vm_map_entry_link")
 
 
 @kfunc
@@ -521,13 +524,13 @@ def vm_map_copy_entry(src_map: VmMap, dst_map: VmMap, src_entry: VmMapEntry, dst
             vm_object_collapse(src_object)
         vm_object_reference(src_object)
         vm_object_clear_flag(src_object, OBJ_ONEMAPPING)
-        old = src_entry.describe()
+        old = src_entry.state()
         dst_entry.object = src_object
         dst_entry.offset = src_entry.offset
         dst_entry.eflags |= MAP_ENTRY_COW | MAP_ENTRY_NEEDS_COPY
         src_entry.eflags |= MAP_ENTRY_COW | MAP_ENTRY_NEEDS_COPY
-        _record(src_map, src_entry.start, old, src_entry.describe())
-        _record(dst_map, dst_entry.start, None, dst_entry.describe())
+        _record(src_map, src_entry.start, old, src_entry.state())
+        _record(dst_map, dst_entry.start, None, dst_entry.state())
     else:
         dst_entry.object = None
         dst_entry.offset = 0

@@ -8,11 +8,12 @@ the shared one. A fault then looks in the shadow first and follows the backing_o
 is copied up (or, if nobody else can see the object below, moved up). When a shadow is the last user of the
 object it shadows, vm_object_collapse() merges the two, so chains do not grow without bound.
 
-Deltas: ("object", id, old state, new state), states in words.
+Deltas: ("object", id, old ObjectState or None, new ObjectState).
 """
 
 from __future__ import annotations
 
+from sim.core.events import ObjectCollapsed, ObjectShadowed, ObjectState
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.vm.vm_param import OFF_TO_IDX
@@ -78,23 +79,20 @@ class VmObject:
     def anonymous(self) -> bool:
         return self.handle is None and self.type in (OBJT_DEFAULT, OBJT_SWAP)
 
-    def describe(self) -> str:
-        text = f"object {self.id} ({OBJT_NAMES[self.type]}, {self.size} pages, {self.resident_page_count} resident"
-        text += f", refs {self.ref_count}"
-        if self.handle is not None:
-            text += f", {getattr(self.handle, 'v_path', 'vnode')}"
-        if self.backing_object is not None:
-            text += f", shadows object {self.backing_object.id}"
-        return text + ")"
+    def state(self) -> ObjectState:
+        """What the event log records of this object (the value of its ("object", ...) deltas)."""
+        path = getattr(self.handle, "v_path", "vnode") if self.handle is not None else None
+        backing = self.backing_object.id if self.backing_object is not None else None
+        return ObjectState(self.id, self.type, self.size, self.resident_page_count, self.ref_count, path, backing)
 
     def __repr__(self) -> str:
         return f"object {self.id}"
 
 
-def _record(object: VmObject, old: str) -> None:
+def _record(object: VmObject, old: ObjectState | None) -> None:
     log = pcpu.machine.log
     if log.recording:
-        log.delta(("object", object.id, old, object.describe()))
+        log.delta(("object", object.id, old, object.state()))
 
 
 @kfunc
@@ -105,13 +103,13 @@ def vm_object_allocate(type: int, size: int) -> VmObject:
     object = VmObject(vm.next_object_id, type, size)
     if type == OBJT_DEFAULT:
         object.flags = OBJ_ONEMAPPING
-    _record(object, "none")
+    _record(object, None)
     return object
 
 
 def vm_object_reference(object: VmObject | None) -> None:
     if object is not None:
-        old = object.describe() if pcpu.machine.log.recording else ""
+        old = object.state() if pcpu.machine.log.recording else None
         object.ref_count += 1
         _record(object, old)  # the VM view shows who shares an object (after fork: both maps' entries)
 
@@ -133,7 +131,7 @@ def vm_object_shadow(entry) -> None:
     machine = pcpu.machine
     length = OFF_TO_IDX(entry.end - entry.start)
     result = vm_object_allocate(OBJT_DEFAULT, length)
-    old = result.describe() if machine.log.recording else ""
+    old = result.state() if machine.log.recording else None
     result.backing_object = source
     if source is not None:
         result.backing_object_offset = entry.offset
@@ -146,11 +144,9 @@ def vm_object_shadow(entry) -> None:
     entry.object = result
     entry.offset = 0
     _record(result, old)  # the shadow chain, as the VM view draws it
-    below = f"object {source.id}" if source is not None else "nothing"
+    below = source.id if source is not None else None
     machine.emit(
-        "mem",
-        "vm_object_shadow",
-        f"object {result.id} now shadows {below} for {entry.describe()}" if machine.log.recording else "",
+        "mem", "vm_object_shadow", ObjectShadowed(result.id, below, entry.state()) if machine.log.recording else None
     )
 
 
@@ -158,7 +154,7 @@ def vm_object_shadow(entry) -> None:
 def vm_object_deallocate(object: VmObject | None) -> None:
     """Drop a reference; the last one frees the object, and a shadow left as its backer's only user collapses."""
     while object is not None:
-        old = object.describe() if pcpu.machine.log.recording else ""
+        old = object.state() if pcpu.machine.log.recording else None
         object.ref_count -= 1
         if object.type == OBJT_VNODE:
             _record(object, old)
@@ -184,7 +180,7 @@ def vm_object_terminate(object: VmObject) -> None:
 
     machine = pcpu.machine
     machine.charge(machine.profile.vm_object_op_ns)
-    old = object.describe() if machine.log.recording else ""
+    old = object.state() if machine.log.recording else None
     object.flags |= OBJ_DEAD
     doomed = []
     for m in list(object.memq.values()):
@@ -219,7 +215,7 @@ def vm_object_collapse(object: VmObject) -> None:
         if backing is None or not backing.anonymous or not object.anonymous or backing.ref_count != 1:
             return
         machine.charge(machine.profile.vm_object_op_ns)
-        old = object.describe() if machine.log.recording else ""
+        old = object.state() if machine.log.recording else None
         offset = OFF_TO_IDX(object.backing_object_offset)
         for m in list(backing.memq.values()):
             new_pindex = m.pindex - offset
@@ -251,7 +247,7 @@ def vm_object_collapse(object: VmObject) -> None:
         backing.flags |= OBJ_DEAD
         backing.type = OBJT_DEAD
         _record(object, old)
-        machine.emit("mem", "vm_object_collapse", f"object {backing.id} merged into object {object.id}")
+        machine.emit("mem", "vm_object_collapse", ObjectCollapsed(backing.id, object.id))
 
 
 @kfunc

@@ -3,11 +3,12 @@ allocation from the free pool.
 
 Each physical frame the VM system hands out has a vm_page recording which object and offset it caches, whether
 it is valid and dirty, which paging queue it is on (active, inactive, laundry), and its pv list: the pmaps and
-virtual addresses that map it. Deltas: ("page", pfn, old state, new state), states in words.
+virtual addresses that map it. Deltas: ("page", pfn, old PageState, new PageState).
 """
 
 from __future__ import annotations
 
+from sim.core.events import PageState
 from sim.core.kfunc import kfunc
 from sim.core.log import EventBudgetExceeded
 from sim.core.pcpu import pcpu
@@ -40,6 +41,8 @@ VM_ALLOC_NOOBJ = 0x0100  # the page belongs to no object
 VM_PAGE_BITS_ALL = 0xFF  # every DEV_BSIZE chunk of the page is valid
 ACT_INIT = 5  # act_count of a newly activated page
 ACT_MAX = 64
+PAGE_FREE = PageState(None, 0, PQ_NONE, False, False)  # a free page's state, as the log records it
+PAGE_FREE_ZERO = PageState(None, 0, PQ_NONE, False, True)  # ... one known to be all zero (PG_ZERO)
 
 
 class VmPage:
@@ -81,11 +84,10 @@ class VmPage:
     def __repr__(self) -> str:
         return f"page {self.phys_addr:#x}"
 
-    def state(self) -> str:
-        if self.object is None:
-            return "free" if self.queue == PQ_NONE and not self.wire_count else "wired, no object"
-        where = f"object {self.object.id} pindex {self.pindex}"
-        return f"{where}, {QUEUE_NAMES[self.queue]}" + (", wired" if self.wire_count else "")
+    def state(self) -> PageState:
+        """What the event log records of this page (the value of its ("page", ...) deltas)."""
+        object_id = self.object.id if self.object is not None else None
+        return PageState(object_id, self.pindex, self.queue, bool(self.wire_count), False)
 
 
 class VmPageQueue:
@@ -110,7 +112,7 @@ def PHYS_TO_VM_PAGE(pa: int) -> VmPage:  # noqa: N802 - the kernel's macro
     return m
 
 
-def _record(m: VmPage, old: str) -> None:
+def _record(m: VmPage, old: PageState) -> None:
     log = pcpu.machine.log
     if log.recording:
         log.delta(("page", m.pfn, old, m.state()))
@@ -161,7 +163,7 @@ def vm_page_alloc(object, pindex: int, req: int) -> VmPage | None:
         vm_page_insert(m, object, pindex)
     if req & VM_ALLOC_WIRED:
         vm.v_wire_count += 1
-    _record(m, "free")
+    _record(m, PAGE_FREE)
     return m
 
 
@@ -185,7 +187,7 @@ def vm_page_free(m: VmPage) -> None:
     """Return a page to the free pool: take it off its object and queue (it must be unmapped already)."""
     machine, vm = pcpu.machine, pcpu.kernel.vm
     machine.log.now += machine.profile.vm_page_free_ns
-    old = m.state() if machine.log.recording else ""
+    old = m.state() if machine.log.recording else None
     if m.queue != PQ_NONE:  # vm_page_dequeue
         del vm.queues[m.queue].pages[m]
         m.queue = PQ_NONE
@@ -205,7 +207,7 @@ def vm_page_free(m: VmPage) -> None:
     else:
         vm.phys.free_page(m.pfn, bool(m.flags & PG_ZERO))
     if machine.log.recording:
-        machine.log.delta(("page", m.pfn, old, "free" + (" (PG_ZERO)" if m.flags & PG_ZERO else "")))
+        machine.log.delta(("page", m.pfn, old, PAGE_FREE_ZERO if m.flags & PG_ZERO else PAGE_FREE))
 
 
 def vm_page_free_many(pages: list[VmPage]) -> None:
@@ -250,7 +252,7 @@ def vm_page_activate(m: VmPage) -> None:
     if m.queue == PQ_ACTIVE:
         m.act_count = min(ACT_MAX, max(m.act_count, ACT_INIT))
         return
-    old = m.state() if pcpu.machine.log.recording else ""
+    old = m.state() if pcpu.machine.log.recording else None
     if m.queue == PQ_INACTIVE:
         pcpu.kernel.vm.cnt.v_reactivated += 1
     _enqueue(m, PQ_ACTIVE)
@@ -261,37 +263,15 @@ def vm_page_activate(m: VmPage) -> None:
 def vm_page_deactivate(m: VmPage) -> None:
     if m.wire_count or m.queue == PQ_INACTIVE:
         return
-    old = m.state() if pcpu.machine.log.recording else ""
+    old = m.state() if pcpu.machine.log.recording else None
     _enqueue(m, PQ_INACTIVE)
-    _record(m, old)
-
-
-def vm_page_launder(m: VmPage) -> None:
-    if m.wire_count or m.queue == PQ_LAUNDRY:
-        return
-    old = m.state() if pcpu.machine.log.recording else ""
-    _enqueue(m, PQ_LAUNDRY)
     _record(m, old)
 
 
 def vm_page_rename(m: VmPage, new_object, new_pindex: int) -> None:
     """Move a page to another object (the COW optimisation: the backing object's only user takes it over)."""
-    old = m.state() if pcpu.machine.log.recording else ""
+    old = m.state() if pcpu.machine.log.recording else None
     vm_page_remove(m)
     vm_page_insert(m, new_object, new_pindex)
     m.dirty = VM_PAGE_BITS_ALL
     _record(m, old)
-
-
-def vm_page_wire(m: VmPage) -> None:
-    if not m.wire_count:
-        vm_page_dequeue(m)
-        pcpu.kernel.vm.v_wire_count += 1
-    m.wire_count += 1
-
-
-def vm_page_unwire(m: VmPage) -> None:
-    m.wire_count -= 1
-    if not m.wire_count:
-        pcpu.kernel.vm.v_wire_count -= 1
-        vm_page_activate(m)

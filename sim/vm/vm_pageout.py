@@ -15,6 +15,7 @@ to a kernel process of its own; its disk writes pass as wall-clock time.
 
 from __future__ import annotations
 
+from sim.core.events import PageoutScan, VmWait
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.machine.machine import MachineHalted
@@ -38,7 +39,7 @@ ACT_DECLINE = 1  # ... lost by one not referenced
 def vm_wait() -> None:
     """VM_WAIT: wake the page daemon and sleep until it has freed pages (here: run it)."""
     machine, vm = pcpu.machine, pcpu.kernel.vm
-    machine.emit("proc", "vmwait", f"only {vm.free_count()} pages free: the thread waits for the page daemon")
+    machine.emit("proc", "vmwait", VmWait(vm.free_count()))
     for _ in range(MAX_PASSES):
         vm_pageout_scan()
         if vm.free_count() > vm.v_free_reserved:
@@ -93,7 +94,7 @@ def vm_pageout_scan() -> int:
             m.act_count -= min(m.act_count, ACT_DECLINE)
             if m.act_count == 0:
                 vm_page_deactivate(m)
-    machine.emit("mem", "pagedaemon", f"freed {freed} pages; {vm.free_count()} free, target {vm.v_free_target}")
+    machine.emit("mem", "pagedaemon", PageoutScan(freed, vm.free_count(), vm.v_free_target))
     return freed
 
 

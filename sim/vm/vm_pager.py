@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sim.core.events import DiskWait, FrameContents
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
-from sim.machine.physmem import PAGE_SIZE
+from sim.machine.physmem import PAGE_SIZE, frame_contents
 from sim.vm.vm_object import OBJT_DEVICE, OBJT_PHYS, OBJT_SWAP, OBJT_VNODE, VmObject, vm_object_allocate
 from sim.vm.vm_param import atop, round_page
+
+FRAME_BEING_READ = FrameContents(None, None, being_read=True)  # a frame the pager is filling from disk
 
 VM_PAGER_OK = 0
 VM_PAGER_BAD = 1
@@ -130,7 +133,7 @@ def vm_pager_get_pages(object: VmObject, m) -> int:
     return VM_PAGER_FAIL
 
 
-def _wait_for_disk(nbytes: int, why: str) -> None:
+def _wait_for_disk(nbytes: int, object: VmObject, pindex: int, path: str | None, write: bool = False) -> None:
     """The thread sleeps until the transfer completes: wall time passes with the CPU idle."""
     machine = pcpu.machine
     costs = machine.profile
@@ -139,7 +142,7 @@ def _wait_for_disk(nbytes: int, why: str) -> None:
         machine.idle(ns)
     else:
         machine.charge(ns)
-    machine.emit("proc", "sleep", f"{why}: the thread waits {ns:,} ns for the disk (PVM, 'vnread')")
+    machine.emit("proc", "sleep", DiskWait(ns, object.id, pindex, path, write))
 
 
 def _install(m, content: bytes | int | None) -> None:
@@ -153,9 +156,7 @@ def _install(m, content: bytes | int | None) -> None:
     else:  # a saved frame (swap): a page-table list or bytearray
         physmem.frames[m.pfn] = content.copy()
     if pcpu.machine.log.recording:
-        from sim.machine.physmem import describe
-
-        pcpu.machine.log.delta(("frame", m.pfn, "(being read)", describe(physmem.content(m.pfn))))
+        pcpu.machine.log.delta(("frame", m.pfn, FRAME_BEING_READ, frame_contents(physmem, m.pfn)))
 
 
 @kfunc
@@ -163,10 +164,9 @@ def vnode_pager_getpages(object: VmObject, m) -> int:
     """VOP_GETPAGES: read one page of the file from disk into m."""
     vm = pcpu.kernel.vm
     vp = object.handle
-    offset = m.pindex * PAGE_SIZE
     if m.pindex >= object.size:
         return VM_PAGER_BAD
-    _wait_for_disk(PAGE_SIZE, f"read {vp.v_path} at offset {offset:#x}")
+    _wait_for_disk(PAGE_SIZE, object, m.pindex, vp.v_path)
     _install(m, vnode_getpage(vp, m.pindex))
     vm.cnt.v_vnodein += 1
     vm.cnt.v_vnodepgsin += 1
@@ -178,7 +178,7 @@ def swap_pager_getpages(object: VmObject, m) -> int:
     """Read an anonymous page back from swap."""
     vm = pcpu.kernel.vm
     content = object.swblk.pop(m.pindex, None)
-    _wait_for_disk(PAGE_SIZE, f"swap in object {object.id} page {m.pindex}")
+    _wait_for_disk(PAGE_SIZE, object, m.pindex, None)
     _install(m, content)
     vm.cnt.v_swapin += 1
     vm.cnt.v_swappgsin += 1
@@ -193,7 +193,7 @@ def swap_pager_putpages(object: VmObject, m) -> None:
     content = physmem.content(m.pfn)
     object.swblk[m.pindex] = content.copy() if isinstance(content, (bytearray, list)) else content
     object.type = OBJT_SWAP
-    _wait_for_disk(PAGE_SIZE, f"swap out object {object.id} page {m.pindex}")
+    _wait_for_disk(PAGE_SIZE, object, m.pindex, None, write=True)
     vm.cnt.v_swapout += 1
     vm.cnt.v_swappgsout += 1
 
@@ -208,9 +208,3 @@ def dev_pager_getfake(object: VmObject, pindex: int):
     m.valid = VM_PAGE_BITS_ALL
     vm_page_insert(m, object, pindex)
     return m
-
-
-def dev_pager_alloc(d_mmap: Callable[[int], int], size: int, type: int = OBJT_DEVICE) -> VmObject:
-    object = vm_object_allocate(type, atop(round_page(size)))
-    object.d_mmap = d_mmap
-    return object

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from sim.core.events import Trap
+from sim.kern.trap_pfault import T_PAGEFLT
+from sim.machine.mmu import PGEX_P, PGEX_U, PGEX_W
 from sim.trace.providers import ProbeCatalog, profile_period, split_description
 from tests.sim.d_logs import LogBuilder, trace
 
@@ -139,11 +142,11 @@ def test_thread_locals_belong_to_one_thread():
 def test_proc_and_vminfo_probes_fire_from_proc_and_fault_events():
     log = LogBuilder(comm="sh")
     log.emit(10, "proc", "fork", "pid 1000 creates pid 1001 (tid 100001)")
-    log.emit(10, "trap", "#PF", "page fault (vector 14) in user mode at 0x800000")
+    log.emit(10, "trap", "#PF", Trap(T_PAGEFLT, PGEX_U | PGEX_W, 0x800000, user=True))
     log.emit(10, "fault", "zero_fill", "write at 0x800000: demand-zero")
-    log.emit(10, "trap", "#PF", "page fault (vector 14) in kernel mode at 0x801000")
+    log.emit(10, "trap", "#PF", Trap(T_PAGEFLT, PGEX_W, 0x801000, user=False))
     log.emit(10, "fault", "zero_fill", "write at 0x801000: demand-zero")
-    log.emit(10, "trap", "#PF", "page fault (vector 14) in user mode at 0x600000")
+    log.emit(10, "trap", "#PF", Trap(T_PAGEFLT, PGEX_P | PGEX_U | PGEX_W, 0x600000, user=True))
     log.emit(10, "fault", "cow", "write at 0x600000: copy-on-write")
     log.emit(10, "proc", "exit", "pid 1000 (sh) exits with status 0")
     log.end()

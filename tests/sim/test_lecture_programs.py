@@ -5,23 +5,23 @@ delayed disk write, EINPROGRESS, no trap in clock_gettime)."""
 from __future__ import annotations
 
 import functools
-import re
 import subprocess
 import sys
 
 import pytest
 
+from sim.core.events import MapKey
 from sim.kern import errno as E
 from sim.kern.kernel import Kernel
 from sim.kern.ksyms import KERNBASE, libc_symbol
 from sim.machine.cpu import PSL_C
-from sim.narrative import detail as event_detail
 from sim.replay import Replay
 from sim.run import Run, RunSpec, record
 from sim.user.lecture_programs import on_new_stack
 from sim.user.programs import validate
 from sim.user.shell import CommandLineError
 from sim.user.uexec import text_address
+from sim.vm.vm_param import MAP_ENTRY_NEEDS_COPY
 from tests.sim.procutil import events_named, syscall_events
 
 CHILD = Kernel.FIRST_PID + 1
@@ -51,7 +51,7 @@ def test_fork_prints_both_returns_and_the_wait4_status():
 
 def test_the_childs_address_space_is_named_for_the_child_from_the_start():
     r = run("fork")
-    maps = {delta[1].split(":")[0] for event in r.events for delta in event.deltas if delta[0] == "map"}
+    maps = {delta[1].vmspace for event in r.events for delta in event.deltas if delta[0] == "map"}
     assert maps == {f"pid {CHILD - 1}", f"pid {CHILD}"}  # the parent's map, then the copy vmspace_fork made
 
 
@@ -149,9 +149,7 @@ def test_read_into_a_kernel_pointer_is_efault_with_the_carry_set_and_nothing_wri
     state = replay.state_at(back)
     assert state.registers["rflags"] & PSL_C and state.registers["rax"] == E.EFAULT
     inside = r.events[bad:back]
-    assert any(
-        e.kind == "hook" and e.name == "copyout_fault" and "VM_MAXUSER_ADDRESS" in event_detail(e) for e in inside
-    )
+    assert any(e.kind == "hook" and e.name == "copyout_fault" and not e.data.in_range for e in inside)
     assert not any(e.kind == "trap" or any(d[0] == "frame" for d in e.deltas) for e in inside)  # nothing stored
     cerror = next(i for i in range(back, len(r.events)) if r.events[i].name == "cerror")
     assert replay.state_at(cerror).errno == E.EFAULT
@@ -205,9 +203,8 @@ def test_after_fork_the_parents_cow_fault_puts_a_shadow_in_front_of_the_object_t
     objects = Replay(r).table_at("object", cow)
     maps = Replay(r).table_at("map", cow)
     stack = 0x7FFFDFFFF000
-    parent, child = maps[f"pid {CHILD - 1}:{stack:#x}"], maps[f"pid {CHILD}:{stack:#x}"]
-    front = int(re.search(r"object (\d+)", parent).group(1))
-    behind = int(re.search(r"object (\d+)", child).group(1))
-    assert front != behind and "NEEDS_COPY" in child and "NEEDS_COPY" not in parent
-    assert f"shadows object {behind}" in objects[front]  # the recorded chain the VM view draws
-    assert "refs 2" in objects[behind]  # the child's entry and the parent's shadow both hold it
+    parent, child = maps[MapKey(f"pid {CHILD - 1}", stack)], maps[MapKey(f"pid {CHILD}", stack)]
+    front, behind = parent.object, child.object
+    assert front != behind and child.eflags & MAP_ENTRY_NEEDS_COPY and not parent.eflags & MAP_ENTRY_NEEDS_COPY
+    assert objects[front].backing == behind  # the recorded chain the VM view draws
+    assert objects[behind].refs == 2  # the child's entry and the parent's shadow both hold it

@@ -97,7 +97,8 @@ def test_a_kernel_pointer_passed_to_read_gets_efault_from_copyout():
     read = syscall_events(run, "read")[0]
     after = [e for e in run.events[read:]]
     fault = next(e for e in after if e.kind == "hook" and e.name == "copyout_fault")
-    assert "VM_MAXUSER_ADDRESS" in event_detail(fault)  # refused by the range check, before any access
+    assert not fault.data.in_range  # refused by the range check, before any access
+    assert "VM_MAXUSER_ADDRESS" in event_detail(fault)
     assert next(e for e in after if e.kind == "sysret").name == "error"
 
 
