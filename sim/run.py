@@ -6,7 +6,6 @@ identity is a hash of them: any process can recompute a run it has not cached an
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import threading
@@ -159,29 +158,29 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
         machine.emit("start", command.program, f"pid {td.td_proc.p_pid} starts: {spec.command}")
         probes = arm_probes(machine, kernel, spec.config)  # None (no probe hook) unless DTrace armed probes
         libc = Libc()
-        gc.disable()  # the log is millions of acyclic tuples: collecting while it grows only costs time
-        panic = None
+        panic, refusal = None, None
         try:
             # Each thread runs on its own greenlet; this one drives them until no user thread is left.
             sched_run(td, lambda: libc._exit(main(libc, command.argv, dict(command.env))))
         except EventBudgetExceeded as error:
-            raise RunError(f"{spec.command}: {error}; ask for less work (a smaller count or size)") from None
+            refusal = RunError(f"{spec.command}: {error}; ask for less work (a smaller count or size)")
         except Deadlock as error:
-            raise RunError(f"{spec.command}: {error}") from None
+            refusal = RunError(f"{spec.command}: {error}")
         except MachineHalted as halt:
             panic = str(halt)  # the kernel panicked: the simulated machine stopped, the run ends here
-        finally:
-            # The run left millions of young objects (the log's tuples) while collection was off, and the first
-            # collection would walk them all (about 15% of a recorded run's time). Move them to the oldest
-            # generation instead (freeze then unfreeze: no walk); a full collection frees any cycles as usual.
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
+        except BaseException:
+            _release(machine)
+            raise
+        if refusal is not None:
+            # Raised here, outside the handler, so it carries no __context__: the budget error's traceback holds
+            # the simulator's frames, and with them the machine and its log.
+            _release(machine)
+            raise refusal
         firings = probes.finish() if probes is not None else {}
         machine.emit("end", command.program, "the run is complete")
         proc = td.td_proc
         user_ns, sys_ns = process_times(proc)  # what time(1) reports: the process and its reaped children
-        return Run(
+        run = Run(
             spec=spec,
             run_id=spec.run_id,
             events=machine.log.events,
@@ -199,6 +198,22 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             page_tables=_final_page_tables(kernel),
             probe_firings=firings,
         )
+        _release(machine)
+        return run
+
+
+def _release(machine: Machine) -> None:
+    """Let go of a finished (or abandoned) machine: its event log belongs to the Run, if there is one.
+
+    The machine and the kernel are a graph of cycles (Machine and its Cpu, a process and its threads, a VM object
+    and its pages) that only the cyclic collector frees, whenever it next runs over the oldest objects. The log,
+    the bulk of a run (hundreds of MB for a big dd), must not wait for that: the Run becomes its only owner, so it
+    is freed the moment the Run is (evicted from a cache, or never made because the run was refused), by
+    reference counting. What stays in the cycles is the simulated machine's state, ~1-15 MB.
+    """
+    log = machine.log
+    log.events, log._pending = [], []
+    pcpu.machine = pcpu.kernel = pcpu.curthread = None  # the last run's machine is not kept alive between runs
 
 
 def _program_image(main) -> object:

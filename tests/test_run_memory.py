@@ -1,0 +1,102 @@
+"""Memory given back: runs that leave the cache, or are refused, are freed; the cache is bounded by bytes.
+
+Resident memory is read from /proc/self/statm (what the server costs its host); each run goes through the web
+app, as a browser's request would.
+"""
+
+from __future__ import annotations
+
+import gc
+import html
+import os
+import tracemalloc
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app, web_record
+from app.memory import estimated_bytes
+from app.runs import DEFAULT_MAX_BYTES, DEFAULT_MAX_RUNS, CachedRun, RunCache
+from app.stepper import stepper_run
+from sim.run import RunSpec, record
+from sim.scenarios.registry import SCENARIOS
+
+MiB = 1 << 20
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_fifty_distinct_runs_through_the_web_app_leave_resident_memory_flat():
+    bound = 16 * MiB  # ~5 of these runs; the 50 together hold ~170 MB
+    app = create_app()
+    app.state.runs = RunCache(max_runs=50, recorder=web_record, max_bytes=bound)
+    with TestClient(app) as client:
+
+        def step_through(kib: int) -> None:
+            command = f"dd if=/dev/zero of=/dev/null bs={kib}k count=1"
+            assert client.get("/scenarios/command", params={"command": command}).status_code == 200
+
+        for kib in range(240, 260, 4):  # fill the cache, and the allocator's arenas, once
+            step_through(kib)
+        gc.collect()
+        before = rss()
+        for kib in range(260, 460, 4):
+            step_through(kib)
+        gc.collect()
+        grown = rss() - before
+        cache = app.state.runs
+        assert cache.bytes_held <= bound and len(cache) < 10
+    assert grown <= bound + 16 * MiB, f"resident memory grew {grown / MiB:.0f} MiB over 50 runs"
+
+
+def test_refused_runs_free_their_memory_at_once():
+    # dd with 1 KiB blocks takes ~75 steps a block: 20,000 blocks are ~1.5 M recorded steps (~270 MB) before the
+    # web's limit refuses the run. Nothing of it may stay: not in the error, not in the last machine.
+    app = create_app()
+    with TestClient(app) as client:
+        assert client.get("/scenarios/getpid").status_code == 200
+        before = rss()
+        for count in (20_000, 20_001):
+            response = client.get(f"/scenarios/dd-system-time?bs=1k&count={count}")
+            assert response.status_code == 400
+            assert "ask for less work" in html.unescape(response.text)
+        grown = rss() - before  # no gc.collect(): freed by reference counting, as it happens
+    assert grown <= 64 * MiB, f"two refused runs left {grown / MiB:.0f} MiB resident"
+
+
+def test_a_cached_run_reports_the_memory_it_holds():
+    tracemalloc.start()
+    try:
+        gc.collect()
+        start = tracemalloc.get_traced_memory()[0]
+        cached = CachedRun(record(RunSpec("dd if=/dev/zero of=/dev/null bs=1m count=1")))
+        stepper_run(cached)
+        gc.collect()
+        measured = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert cached.nbytes == estimated_bytes((cached.run, cached.replay, cached._derived))
+    assert 0.8 * measured <= cached.nbytes <= 1.25 * measured, (cached.nbytes, measured)
+
+
+def test_the_default_cache_holds_every_built_in_scenario():
+    sizes = []
+    for scenario in SCENARIOS.values():
+        cached = CachedRun(record(scenario.spec()))
+        stepper_run(cached)
+        sizes.append(cached.nbytes)
+    assert len(sizes) <= DEFAULT_MAX_RUNS
+    assert sum(sizes) <= DEFAULT_MAX_BYTES / 2, "and room for a big run of the lecture's own beside them"
+
+
+@pytest.mark.parametrize("operands", ["ibs=1g obs=4096", "ibs=4096 obs=1g"])
+def test_dd_block_sizes_are_compared_as_numbers_and_refused_before_any_run(operands):
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        command = f"dd if=/dev/zero of=/dev/null {operands}"
+        response = client.get("/scenarios/command", params={"command": command})
+        assert len(client.app.state.runs) == 0, "refused before any recording"
+    assert response.status_code == 422
+    assert "must be from 1 byte to 32m on the web, not '1g'" in html.unescape(response.text)
