@@ -6,6 +6,7 @@ identity is a hash of them: any process can recompute a run it has not cached an
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import threading
@@ -24,7 +25,7 @@ from sim.kern.proc import PRISON0, Prison, Ucred
 from sim.kern.sched import Deadlock, sched_run
 from sim.machine.cpu import CR4_PGE, CR4_SMAP, CR4_SMEP
 from sim.machine.machine import Machine, MachineHalted
-from sim.machine.profiles import PROFILES
+from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
 from sim.user import programs as _programs  # noqa: F401 - registers the programs
 from sim.user.libc import Libc
 from sim.user.programs import PROGRAMS, lookup, validate
@@ -49,6 +50,15 @@ DEFAULT_EVENT_BUDGET = 60_000_000
 
 _cpu_lock = threading.Lock()  # one run owns the simulated CPU (pcpu) at a time
 
+# A recorded run makes millions of long-lived, acyclic objects (its events, tuples the collector never untracks),
+# and each collection of the young generation walks every one of them again: at CPython's default (every 700 new
+# objects) that is 20-40% of a recorded run, more with big runs cached beside it. A run's own cycles are few once
+# its log is taken from the machine (_release), so the young generation is collected every YOUNG_COLLECTION_EVERY
+# new objects instead: set once, for the process, at import (never switched off and on around a run, which is not
+# thread-safe). Cyclic garbage (a finished run's machine, ~1-15 MB) waits for that collection; nothing else does.
+YOUNG_COLLECTION_EVERY = 1_000_000
+gc.set_threshold(YOUNG_COLLECTION_EVERY, 2, 10)
+
 
 class RunError(ValueError):
     """The run cannot be made as asked; the message is for the person who asked."""
@@ -57,7 +67,7 @@ class RunError(ValueError):
 @dataclass(frozen=True)
 class RunSpec:
     command: str
-    profile: str = "lecture"
+    profile: str = DEFAULT_PROFILE
     config: KernelConfig = field(default_factory=KernelConfig)
 
     def canonical(self) -> str:
