@@ -109,6 +109,7 @@ class RunCache:
                 error.with_traceback(None)
             future.set_exception(error)
             future.exception()  # retrieved here, so a failure nobody else awaited is not reported as lost
+            del future  # this frame, on the error's traceback, must not hold the error (through the future): a cycle
             raise
         finally:
             del self._recording[run_id]

@@ -52,10 +52,11 @@ _cpu_lock = threading.Lock()  # one run owns the simulated CPU (pcpu) at a time
 
 # A recorded run makes millions of long-lived, acyclic objects (its events, tuples the collector never untracks),
 # and each collection of the young generation walks every one of them again: at CPython's default (every 700 new
-# objects) that is 20-40% of a recorded run, more with big runs cached beside it. A run's own cycles are few once
-# its log is taken from the machine (_release), so the young generation is collected every YOUNG_COLLECTION_EVERY
-# new objects instead: set once, for the process, at import (never switched off and on around a run, which is not
-# thread-safe). Cyclic garbage (a finished run's machine, ~1-15 MB) waits for that collection; nothing else does.
+# objects) that is 20-40% of a recorded run, more with big runs cached beside it. Nothing big of a finished run is
+# left to the collector (see _release): only the kernel's doubly linked structures (a process and its threads, a
+# VM object and its pages; 50-1,100 objects, ~0.2 MB a run). So the young generation is collected every
+# YOUNG_COLLECTION_EVERY new objects: set once, for the process, at import, never switched off and on around a
+# run (which is not thread-safe); those small cycles, and any other code's, wait a little longer for it.
 YOUNG_COLLECTION_EVERY = 1_000_000
 gc.set_threshold(YOUNG_COLLECTION_EVERY, 2, 10)
 
@@ -185,7 +186,10 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             # Raised here, outside the handler, so it carries no __context__: the budget error's traceback holds
             # the simulator's frames, and with them the machine and its log.
             _release(machine)
-            raise refusal
+            try:
+                raise refusal
+            finally:
+                del refusal  # this frame, on the refusal's traceback, must not hold the refusal: a cycle
         firings = probes.finish() if probes is not None else {}
         machine.emit("end", command.program, "the run is complete")
         proc = td.td_proc
@@ -213,17 +217,16 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
 
 
 def _release(machine: Machine) -> None:
-    """Let go of a finished (or abandoned) machine: its event log belongs to the Run, if there is one.
+    """Let go of a finished (or abandoned) machine, so that it is freed now, by reference counting.
 
-    The machine and the kernel are a graph of cycles (Machine and its Cpu, a process and its threads, a VM object
-    and its pages) that only the cyclic collector frees, whenever it next runs over the oldest objects. The log,
-    the bulk of a run (hundreds of MB for a big dd), must not wait for that: the Run becomes its only owner, so it
-    is freed the moment the Run is (evicted from a cache, or never made because the run was refused), by
-    reference counting. What stays in the cycles is the simulated machine's state, ~1-15 MB.
+    The log, the bulk of a run (hundreds of MB for a big dd), belongs to the Run alone: it is freed the moment the
+    Run is (evicted from a cache), or now if the run was refused. The machine's own back references are dropped
+    (Machine.close), and the last run's machine is not kept in pcpu between runs.
     """
     log = machine.log
     log.events, log._pending = [], []
-    pcpu.machine = pcpu.kernel = pcpu.curthread = None  # the last run's machine is not kept alive between runs
+    machine.close()
+    pcpu.machine = pcpu.kernel = pcpu.curthread = None
 
 
 def _program_image(main) -> object:

@@ -10,6 +10,7 @@ import gc
 import html
 import os
 import tracemalloc
+import weakref
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +19,9 @@ from app.main import create_app, web_record
 from app.memory import estimated_bytes
 from app.runs import DEFAULT_MAX_BYTES, DEFAULT_MAX_RUNS, CachedRun, RunCache
 from app.stepper import stepper_run
-from sim.run import RunSpec, record
+from sim import run as sim_run
+from sim.machine.machine import Machine
+from sim.run import RunError, RunSpec, record
 from sim.scenarios.registry import SCENARIOS
 
 MiB = 1 << 20
@@ -27,6 +30,47 @@ MiB = 1 << 20
 def rss() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.fixture
+def no_collection():
+    """Only reference counting frees anything while the test runs (this thread alone; the app never does this)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.fixture
+def machines(monkeypatch) -> list[weakref.ref]:
+    """A weak reference to each machine a run is recorded on."""
+    made: list[weakref.ref] = []
+
+    class Watched(Machine):
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            made.append(weakref.ref(self))
+
+    monkeypatch.setattr(sim_run, "Machine", Watched)
+    return made
+
+
+@pytest.mark.parametrize("spec", [scenario.spec() for scenario in SCENARIOS.values()], ids=list(SCENARIOS))
+def test_a_recorded_run_is_freed_by_reference_counting(spec, no_collection, machines):
+    run = record(spec)
+    assert gc.get_referrers(run.events) == [run], "the Run alone holds the events"
+    assert [ref() for ref in machines] == [None], "the machine is freed as the run ends: no cycle keeps it"
+
+
+def test_a_refused_run_is_freed_by_reference_counting(no_collection, machines):
+    try:
+        record(RunSpec("dd if=/dev/zero of=/dev/null bs=1k count=1000"), record_budget=5_000, event_budget=10_000)
+    except RunError as refused:
+        assert "exceeded its budget" in str(refused)
+        assert refused.__context__ is None and refused.__cause__ is None, "no traceback of the simulator's frames"
+    assert [ref() for ref in machines] == [None], "nothing is left once the refusal is handled"
 
 
 def test_fifty_distinct_runs_through_the_web_app_leave_resident_memory_flat():
