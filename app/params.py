@@ -20,7 +20,7 @@ from sim.kern.kernel import KernelConfig
 from sim.machine.profiles import PROFILES
 from sim.run import RunSpec
 from sim.scenarios.registry import KNOBS, Scenario
-from sim.user.dd import block_size
+from sim.user.dd import get_num
 from sim.user.shell import CommandLineError, parse_command_line
 
 # Views of a step, in the order the page lays them out; the names are what `views=` takes.
@@ -152,9 +152,9 @@ def _bad(parameter: str, message: str, valid: str) -> BadParameter:
 
 
 def parse_size(text: str) -> int:
-    """A block size as dd itself reads it (sim/user/dd.py: 4096, 64k, 10m, 2x512, ...); ValueError if dd would not."""
+    """A size as dd reads it (sim/user/dd.py's get_num: 4096, 64k, 10m, 2x512, ...); ValueError if dd would not."""
     try:
-        return block_size("bs", text.strip())
+        return get_num("bs", text.strip())
     except CommandLineError:
         raise ValueError(text) from None
 

@@ -185,8 +185,7 @@ def get_num(oper: str, val: str) -> int:
     raise _error(f"{oper}: illegal numeric value")
 
 
-def block_size(oper: str, value: str) -> int:
-    """A bs, ibs or obs operand's bytes, as dd reads it (the web's limits use this too); CommandLineError if bad."""
+def _block_size(oper: str, value: str) -> int:
     res = get_num(oper, value)
     if res < 1 or res > SSIZE_MAX:
         raise _error(f"{oper} must be between 1 and {SSIZE_MAX}")
@@ -214,11 +213,11 @@ def parse(argv: tuple[str, ...]) -> Operands:
                          f"(it models {', '.join(MODELLED_OPERANDS)})")  # fmt: skip
         ops.flags |= sets
         if name == "bs":
-            ops.ibs = ops.obs = block_size(name, arg)
+            ops.ibs = ops.obs = _block_size(name, arg)
         elif name == "ibs":
-            ops.ibs = block_size(name, arg)
+            ops.ibs = _block_size(name, arg)
         elif name == "obs":
-            ops.obs = block_size(name, arg)
+            ops.obs = _block_size(name, arg)
         elif name == "count":
             res = get_num(name, arg)
             if res >> 63:  # (intmax_t)get_num(arg) < 0
