@@ -62,7 +62,10 @@ class CachedRun:
 
 class RunCache:
     """An LRU of recorded runs, bounded by count and by bytes. Two requests for the same unrecorded run wait for
-    one recording. The run just recorded is kept even if it alone exceeds the byte bound: it is being shown."""
+    one recording. The run just recorded is kept even if it alone exceeds the byte bound: it is being shown.
+
+    The bound is kept whenever a run is admitted or served; views derived from the run being shown (~100 bytes a
+    recorded event) are counted from its next request, so the cache may exceed the bound by that much between."""
 
     def __init__(
         self,
