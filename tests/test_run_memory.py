@@ -1,7 +1,8 @@
 """Memory given back: runs that leave the cache, or are refused, are freed; the cache is bounded by bytes.
 
-Resident memory is read from /proc/self/statm (what the server costs its host); each run goes through the web
-app, as a browser's request would.
+Memory is measured as tracemalloc's current size after a full collection (what Python objects still hold), or as
+resident memory from /proc/self/statm (what the server costs its host); runs go through the web app, as a
+browser's requests would. bench/memory_runs.py measures resident memory over 30 big runs.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def test_a_refused_run_is_freed_by_reference_counting(no_collection, machines):
     assert [ref() for ref in machines] == [None], "nothing is left once the refusal is handled"
 
 
-def test_fifty_distinct_runs_through_the_web_app_leave_resident_memory_flat():
+def test_fifty_distinct_runs_through_the_web_app_leave_memory_flat():
     bound = 16 * MiB  # ~5 of these runs; the 50 together hold ~170 MB
     app = create_app()
     app.state.runs = RunCache(max_runs=50, recorder=web_record, max_bytes=bound)
@@ -86,14 +87,17 @@ def test_fifty_distinct_runs_through_the_web_app_leave_resident_memory_flat():
         for kib in range(240, 260, 4):  # fill the cache, and the allocator's arenas, once
             step_through(kib)
         gc.collect()
-        before = rss()
-        for kib in range(260, 460, 4):
-            step_through(kib)
-        gc.collect()
-        grown = rss() - before
+        tracemalloc.start()  # what the runs' objects hold, not blurred by the allocator's reuse and fragmentation
+        try:
+            for kib in range(260, 460, 4):
+                step_through(kib)
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
         cache = app.state.runs
         assert cache.bytes_held <= bound and len(cache) < 10
-    assert grown <= bound + 16 * MiB, f"resident memory grew {grown / MiB:.0f} MiB over 50 runs"
+    assert held <= bound + 8 * MiB, f"the 50 runs left {held / MiB:.0f} MiB allocated"
 
 
 def test_refused_runs_free_their_memory_at_once():
