@@ -24,6 +24,7 @@ def web_record(spec: RunSpec) -> Run:
     """A web run records every step it takes, and may take no more: a huge dd is refused with the limit named."""
     run = record(spec, record_budget=WEB_EVENT_BUDGET, event_budget=WEB_EVENT_BUDGET + EXEC_SLACK)
     if run.unrecorded:
+        del run  # not kept by the refusal's traceback: its events are ~270 MB
         raise RunError(
             f"{spec.command}: the run takes more than {WEB_EVENT_BUDGET:,} steps, the web's limit for one run; "
             "ask for less work (a smaller bs or count), or use `trapscope run` at the command line"

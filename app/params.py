@@ -20,6 +20,7 @@ from sim.kern.kernel import KernelConfig
 from sim.machine.profiles import PROFILES
 from sim.run import RunSpec
 from sim.scenarios.registry import KNOBS, Scenario
+from sim.user.dd import get_num
 from sim.user.shell import CommandLineError, parse_command_line
 
 # Views of a step, in the order the page lays them out; the names are what `views=` takes.
@@ -51,7 +52,6 @@ WEB_EVENT_BUDGET = 1_500_000  # steps a web run may take in all; every one of th
 MAX_BREAKPOINTS = 12
 EVENT_KIND_NAMES = tuple(EVENT_KINDS) + ("tlb", "walk")
 
-_SIZE = re.compile(r"([0-9]{1,12})([kmgKMG]?)")
 _WHOLE = re.compile(r"-?[0-9]{1,18}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _TRUE, _FALSE = ("1", "on", "true", "yes"), ("0", "off", "false", "no")
@@ -152,11 +152,11 @@ def _bad(parameter: str, message: str, valid: str) -> BadParameter:
 
 
 def parse_size(text: str) -> int:
-    """dd's size syntax, as far as the web accepts it: digits and an optional k, m or g."""
-    match = _SIZE.fullmatch(text.strip())
-    if not match:
-        raise ValueError(text)
-    return int(match.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[match.group(2).lower()]
+    """A size as dd reads it (sim/user/dd.py's get_num: 4096, 64k, 10m, 2x512, ...); ValueError if dd would not."""
+    try:
+        return get_num("bs", text.strip())
+    except CommandLineError:
+        raise ValueError(text) from None
 
 
 def _flag(name: str, raw: str) -> bool:
@@ -214,8 +214,12 @@ def _dd_operands(command: str) -> dict[str, str]:
     if argv[0] != "dd":
         return {}
     operands = dict(word.split("=", 1) for word in argv[1:] if "=" in word)
-    size = max((operands[name] for name in ("bs", "ibs", "obs") if name in operands), key=len, default="512")
-    return {"bs": size, "count": operands.get("count", "1")}
+    sizes = [operands[name] for name in ("bs", "ibs", "obs") if name in operands]
+    try:
+        largest = max(sizes, key=parse_size, default="512")  # the buffer dd mallocs grows with the larger one
+    except ValueError:
+        return {}  # dd itself refuses the operand, with its own message, before any run
+    return {"bs": largest, "count": operands.get("count", "1")}
 
 
 def _breakpoints(raw: str) -> tuple[Breakpoint, ...]:

@@ -15,7 +15,7 @@ from app.errors import BadParameter
 from app.runs import RunCache, get_run_cache
 from app.views import Ring, narrate
 from sim.core.log import EVENT_KINDS
-from sim.machine.profiles import PROFILES
+from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
 from sim.narrative import detail as event_detail
 from sim.run import RunSpec
 from sim.scenarios.registry import SCENARIOS, Scenario, lookup
@@ -101,7 +101,7 @@ async def list_scenarios() -> list[ScenarioOut]:
 async def run_summary(
     runs: Runs,
     command: Annotated[str, Query(min_length=1, max_length=4096, description="the command line to run")],
-    profile: Annotated[str, Query(description="machine profile")] = "lecture",
+    profile: Annotated[str, Query(description="machine profile")] = DEFAULT_PROFILE,
 ) -> RunSummaryOut:
     if profile not in PROFILES:
         valid = ", ".join(PROFILES)

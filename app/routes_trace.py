@@ -41,7 +41,7 @@ from app.templating import get_templates
 from app.trace_examples import examples_for, program_of
 from sim.kern.dtrace_probe import firing_ns
 from sim.kern.kernel import KernelConfig
-from sim.machine.profiles import PROFILES
+from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
 from sim.run import Run, RunError, RunSpec
 from sim.scenarios.registry import SCENARIOS
 from sim.trace import export as exports
@@ -102,7 +102,7 @@ class TraceQuery:
             "search": self.search,
             **changes,
         }
-        if values["profile"] == "lecture":
+        if values["profile"] == DEFAULT_PROFILE:
             values["profile"] = None
         return [(name, value) for name, value in values.items() if value]
 
@@ -110,9 +110,9 @@ class TraceQuery:
         return f"{path}?{urlencode(self.params(**changes))}"
 
 
-def trace_url(command: str, profile: str = "lecture") -> str:
+def trace_url(command: str, profile: str = DEFAULT_PROFILE) -> str:
     """The trace page for a command line (what a stepping page links to, with its run's command)."""
-    params = [("command", command)] + ([("profile", profile)] if profile != "lecture" else [])
+    params = [("command", command)] + ([("profile", profile)] if profile != DEFAULT_PROFILE else [])
     return f"/trace?{urlencode(params)}"
 
 
@@ -133,7 +133,7 @@ def _text(params: QueryParams, name: str, limit: int) -> str | None:
 def parse_query(params: QueryParams) -> TraceQuery:
     """Every parameter checked once: a wrong one is a 4xx naming it and what it accepts."""
     command = (_text(params, "command", MAX_COMMAND_LENGTH) or "").strip() or DEFAULT_COMMAND
-    profile = _text(params, "profile", 64) or "lecture"
+    profile = _text(params, "profile", 64) or DEFAULT_PROFILE
     if profile not in PROFILES:
         valid = ", ".join(PROFILES)
         raise BadParameter("profile", f"query parameter 'profile' must be one of {valid}, not {profile!r}", valid)
@@ -425,7 +425,7 @@ def _error_response(
     """A 4xx: the error panel alone for htmx (retargeted into its place, URL not pushed), else the whole page."""
     status = _status(error)
     if query is None:
-        query = TraceQuery(DEFAULT_COMMAND, "lecture", None, False, RUN_FLAME, None, None, None)
+        query = TraceQuery(DEFAULT_COMMAND, DEFAULT_PROFILE, None, False, RUN_FLAME, None, None, None)
         if request.query_params.get("command"):
             query = replace(query, command=request.query_params["command"][:MAX_COMMAND_LENGTH])
     context = {**page_context(query, request), "error": error_context(error), "results": None}

@@ -2,38 +2,31 @@
 
 A run is a pure function of its RunSpec, so evicting one loses nothing but the time to record it again. Recording
 and replaying are CPU work, so they run in the threadpool and never block the event loop.
+
+The cache is bounded by count and by bytes: a run holds ~330 bytes a recorded event with what the stepper derives
+from it (dd bs=30m: ~250 MB), so eight big runs would hold 2 GB. A cached run is acyclic data (its events, its
+replay, its derived views), so an evicted run is freed at once by reference counting, not by a later collection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from app.memory import estimated_bytes
 from sim.replay import Replay, StepState
-from sim.run import Run, RunSpec, record
+from sim.run import Run, RunError, RunSpec, record
 
-DEFAULT_MAX_RUNS = 8  # a lecture steps through a handful of runs; a big recorded run holds ~100 MB
-
-
-@contextmanager
-def collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a run's index is built: each collection would walk the run's hundreds of
-    thousands of events (acyclic tuples, freed by reference counting anyway) and triple the time taken."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+DEFAULT_MAX_RUNS = 24  # every built-in scenario (14) and the runs a lecture's questions add
+# Every built-in scenario at once takes ~140 MB with the stepper's views (dd-system-time ~90 MB of it; a test
+# checks they fit), and the web's largest run (dd bs=32m, ~270 MB) fits beside them.
+DEFAULT_MAX_BYTES = 512 << 20
 
 
 class CachedRun:
@@ -44,6 +37,11 @@ class CachedRun:
         self.replay = Replay(run)
         self._lock = threading.RLock()  # Replay builds checkpoints lazily: one thread at a time; builds may nest
         self._derived: dict[str, Any] = {}
+        self._measure()
+
+    def _measure(self) -> None:
+        """The memory this run holds (`nbytes`): events, replay checkpoints and derived views (app/memory.py)."""
+        self.nbytes = estimated_bytes((self.run, self.replay, self._derived))
 
     @property
     def last_step(self) -> int:
@@ -57,16 +55,26 @@ class CachedRun:
         """`build(self)`, computed once per run (a figure, a summary) and kept with the run."""
         with self._lock:
             if name not in self._derived:
-                with collection_paused():
-                    self._derived[name] = build(self)
+                self._derived[name] = build(self)
+                self._measure()
             return self._derived[name]
 
 
 class RunCache:
-    """A small LRU of recorded runs. Two requests for the same unrecorded run wait for one recording."""
+    """An LRU of recorded runs, bounded by count and by bytes. Two requests for the same unrecorded run wait for
+    one recording. The run just recorded is kept even if it alone exceeds the byte bound: it is being shown.
 
-    def __init__(self, max_runs: int = DEFAULT_MAX_RUNS, recorder: Callable[[RunSpec], Run] = record) -> None:
+    The bound is kept whenever a run is admitted or served; views derived from the run being shown (~100 bytes a
+    recorded event) are counted from its next request, so the cache may exceed the bound by that much between."""
+
+    def __init__(
+        self,
+        max_runs: int = DEFAULT_MAX_RUNS,
+        recorder: Callable[[RunSpec], Run] = record,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.max_runs = max_runs
+        self.max_bytes = max_bytes
         self._record = recorder
         self._runs: OrderedDict[str, CachedRun] = OrderedDict()
         self._recording: dict[str, asyncio.Future[CachedRun]] = {}
@@ -74,11 +82,21 @@ class RunCache:
     def __len__(self) -> int:
         return len(self._runs)
 
+    @property
+    def bytes_held(self) -> int:
+        """The cached runs' memory, by their own estimates (app/memory.py)."""
+        return sum(cached.nbytes for cached in list(self._runs.values()))
+
+    def _evict(self) -> None:
+        while len(self._runs) > 1 and (len(self._runs) > self.max_runs or self.bytes_held > self.max_bytes):
+            self._runs.popitem(last=False)
+
     async def get(self, spec: RunSpec) -> CachedRun:
         run_id = spec.run_id
         cached = self._runs.get(run_id)
         if cached is not None:
             self._runs.move_to_end(run_id)
+            self._evict()  # views derived since it was cached may have grown it
             return cached
         pending = self._recording.get(run_id)
         if pending is not None:
@@ -86,22 +104,30 @@ class RunCache:
         future: asyncio.Future[CachedRun] = asyncio.get_running_loop().create_future()
         self._recording[run_id] = future
         try:
-            cached = CachedRun(await run_in_threadpool(self._record, spec))
+            cached = await run_in_threadpool(_cached_run, self._record, spec)
         except BaseException as error:
+            if isinstance(error, RunError):
+                # A refusal is a message for the person who asked; its traceback would keep the recorder's frames
+                # (and what they hold) alive for as long as the error is, in the future and the error handlers.
+                error.with_traceback(None)
             future.set_exception(error)
             future.exception()  # retrieved here, so a failure nobody else awaited is not reported as lost
+            del future  # this frame, on the error's traceback, must not hold the error (through the future): a cycle
             raise
         finally:
             del self._recording[run_id]
         future.set_result(cached)
         self._runs[run_id] = cached
-        while len(self._runs) > self.max_runs:
-            self._runs.popitem(last=False)
+        self._evict()
         return cached
 
     async def state_at(self, spec: RunSpec, step: int) -> tuple[CachedRun, StepState]:
         cached = await self.get(spec)
         return cached, await run_in_threadpool(cached.state_at, step)
+
+
+def _cached_run(recorder: Callable[[RunSpec], Run], spec: RunSpec) -> CachedRun:
+    return CachedRun(recorder(spec))  # measured in the worker thread, not on the event loop
 
 
 def get_run_cache(request: Request) -> RunCache:

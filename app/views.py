@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sim.core.log import EVENT_KINDS, Event
+from sim.kern.proc import TRAPFRAME_LAYOUT
 from sim.machine.cpu import (
     CR4_PGE,
     CR4_SMAP,
@@ -30,39 +31,6 @@ from sim.narrative import detail as event_detail
 from sim.narrative import words
 from sim.replay import StepState
 from sim.scenarios.registry import Scenario
-
-# amd64's struct trapframe in declaration order (sys/x86/include/frame.h); fields the log names but this list
-# lacks are shown after these, in the order they were first written.
-TRAPFRAME_ORDER = (
-    "tf_rdi",
-    "tf_rsi",
-    "tf_rdx",
-    "tf_rcx",
-    "tf_r8",
-    "tf_r9",
-    "tf_rax",
-    "tf_rbx",
-    "tf_rbp",
-    "tf_r10",
-    "tf_r11",
-    "tf_r12",
-    "tf_r13",
-    "tf_r14",
-    "tf_r15",
-    "tf_trapno",
-    "tf_fs",
-    "tf_gs",
-    "tf_addr",
-    "tf_flags",
-    "tf_es",
-    "tf_ds",
-    "tf_err",
-    "tf_rip",
-    "tf_cs",
-    "tf_rflags",
-    "tf_rsp",
-    "tf_ss",
-)
 
 RFLAGS_BITS = (("CF", PSL_C), ("TF", PSL_T), ("IF", PSL_I), ("DF", PSL_D), ("NT", PSL_NT), ("AC", PSL_AC))
 CR4_BITS = (("PGE", CR4_PGE), ("SMEP", CR4_SMEP), ("SMAP", CR4_SMAP))
@@ -345,7 +313,7 @@ def step_view(
         kind_meaning=EVENT_KINDS.get(event.kind, event.kind),
         narrative=narrate(event),
         registers=_rows(state.registers, REGISTERS, old_registers),
-        trapframe=_rows(state.trapframe, TRAPFRAME_ORDER, _old_values(event, "tf")),
+        trapframe=_rows(state.trapframe, TRAPFRAME_LAYOUT, _old_values(event, "tf")),
         stack=tuple(reversed(state.stack)),
         changes=tuple(describe_delta(delta) for delta in event.deltas),
         errno=state.errno,

@@ -10,7 +10,7 @@ import json
 import sys
 
 from sim.kern.kernel import KernelConfig
-from sim.machine.profiles import PROFILES
+from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
 from sim.run import Run, RunError, RunSpec, record
 from sim.trace import dtrace, export
 from sim.user.shell import CommandLineError
@@ -21,13 +21,13 @@ EXIT_USAGE = 2
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="run a command line on the simulated machine and time it")
-    run.add_argument("--profile", choices=sorted(PROFILES), default="lecture", help="machine profile (lecture)")
+    run.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help="machine profile (lecture)")
     run.add_argument("--json", action="store_true", help="print one JSON object of counters instead")
     run.add_argument("-c", dest="command", required=True, metavar="'COMMAND LINE'", help="what to run")
     run.set_defaults(handler=_run)
     dtrace.add_parser(subparsers)
     walk = subparsers.add_parser("pagewalk", help="run a command line, then walk an address in its page tables")
-    walk.add_argument("--profile", choices=sorted(PROFILES), default="lecture", help="machine profile (lecture)")
+    walk.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help="machine profile (lecture)")
     walk.add_argument("--json", action="store_true", help="print the walk as one JSON object")
     walk.add_argument("--va", required=True, type=_address, metavar="ADDRESS", help="address (0x... or decimal)")
     walk.add_argument("--pid", type=int, help="whose page tables (default: the first process)")

@@ -26,7 +26,7 @@ from sim.kern.proc import PRISON0, Prison, Ucred
 from sim.kern.sched import Deadlock, sched_run
 from sim.machine.cpu import CR4_PGE, CR4_SMAP, CR4_SMEP
 from sim.machine.machine import Machine, MachineHalted
-from sim.machine.profiles import PROFILES
+from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
 from sim.user import programs as _programs  # noqa: F401 - registers the programs
 from sim.user.libc import Libc
 from sim.user.programs import PROGRAMS, lookup, validate
@@ -52,6 +52,16 @@ DEFAULT_EVENT_BUDGET = 60_000_000
 
 _cpu_lock = threading.Lock()  # one run owns the simulated CPU (pcpu) at a time
 
+# A recorded run makes millions of long-lived, acyclic objects (its events, tuples the collector never untracks),
+# and each collection of the young generation walks every one of them again: at CPython's default (every 700 new
+# objects) that is 20-40% of a recorded run, more with big runs cached beside it. Nothing big of a finished run is
+# left to the collector (see _release): only the kernel's doubly linked structures (a process and its threads, a
+# VM object and its pages; 50-1,100 objects, ~0.2 MB a run). So the young generation is collected every
+# YOUNG_COLLECTION_EVERY new objects: set once, for the process, at import, never switched off and on around a
+# run (which is not thread-safe); those small cycles, and any other code's, wait a little longer for it.
+YOUNG_COLLECTION_EVERY = 1_000_000
+gc.set_threshold(YOUNG_COLLECTION_EVERY, 2, 10)
+
 
 class RunError(ValueError):
     """The run cannot be made as asked; the message is for the person who asked."""
@@ -60,7 +70,7 @@ class RunError(ValueError):
 @dataclass(frozen=True)
 class RunSpec:
     command: str
-    profile: str = "lecture"
+    profile: str = DEFAULT_PROFILE
     config: KernelConfig = field(default_factory=KernelConfig)
 
     def canonical(self) -> str:
@@ -161,29 +171,32 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
         machine.emit("start", command.program, f"pid {td.td_proc.p_pid} starts: {spec.command}")
         probes = arm_probes(machine, kernel, spec.config)  # None (no probe hook) unless DTrace armed probes
         libc = Libc()
-        gc.disable()  # the log is millions of acyclic tuples: collecting while it grows only costs time
-        panic = None
+        panic, refusal = None, None
         try:
             # Each thread runs on its own greenlet; this one drives them until no user thread is left.
             sched_run(td, lambda: libc._exit(main(libc, command.argv, dict(command.env))))
         except EventBudgetExceeded as error:
-            raise RunError(f"{spec.command}: {error}; ask for less work (a smaller count or size)") from None
+            refusal = RunError(f"{spec.command}: {error}; ask for less work (a smaller count or size)")
         except Deadlock as error:
-            raise RunError(f"{spec.command}: {error}") from None
+            refusal = RunError(f"{spec.command}: {error}")
         except MachineHalted as halt:
             panic = str(halt)  # the kernel panicked: the simulated machine stopped, the run ends here
-        finally:
-            # The run left millions of young objects (the log's tuples) while collection was off, and the first
-            # collection would walk them all (about 15% of a recorded run's time). Move them to the oldest
-            # generation instead (freeze then unfreeze: no walk); a full collection frees any cycles as usual.
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
+        except BaseException:
+            _release(machine)
+            raise
+        if refusal is not None:
+            # Raised here, outside the handler, so it carries no __context__: the budget error's traceback holds
+            # the simulator's frames, and with them the machine and its log.
+            _release(machine)
+            try:
+                raise refusal
+            finally:
+                del refusal  # this frame, on the refusal's traceback, must not hold the refusal: a cycle
         firings = probes.finish() if probes is not None else {}
         machine.emit("end", command.program, "the run is complete")
         proc = td.td_proc
         user_ns, sys_ns = process_times(proc)  # what time(1) reports: the process and its reaped children
-        return Run(
+        run = Run(
             spec=spec,
             run_id=spec.run_id,
             events=machine.log.events,
@@ -201,6 +214,21 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             page_tables=_final_page_tables(kernel),
             probe_firings=firings,
         )
+        _release(machine)
+        return run
+
+
+def _release(machine: Machine) -> None:
+    """Let go of a finished (or abandoned) machine, so that it is freed now, by reference counting.
+
+    The log, the bulk of a run (hundreds of MB for a big dd), belongs to the Run alone: it is freed the moment the
+    Run is (evicted from a cache), or now if the run was refused. The machine's own back references are dropped
+    (Machine.close), and the last run's machine is not kept in pcpu between runs.
+    """
+    log = machine.log
+    log.events, log._pending = [], []
+    machine.close()
+    pcpu.machine = pcpu.kernel = pcpu.curthread = None
 
 
 def _program_image(main) -> object:

@@ -16,7 +16,7 @@ from sim.core.pcpu import pcpu
 from sim.kern.errno import EFAULT, EINVAL, EJUSTRETURN
 from sim.kern.kernel import syscall_handler
 from sim.kern.ksyms import USRSTACK
-from sim.kern.proc import PCB_FULL_IRET, Thread
+from sim.kern.proc import PCB_FULL_IRET, TRAPFRAME_LAYOUT, TRAPFRAME_UNMODELLED, Thread
 from sim.machine.cpu import PSL_C, PSL_D, PSL_T
 
 SHAREDPAGE = USRSTACK  # the shared page sits just above the user stack (VM_MAXUSER_ADDRESS - PAGE_SIZE)
@@ -29,10 +29,7 @@ _PSL_USERCHANGE = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | PSL_T | PSL_D | 0x800 | 0x400
 
 # mcontext_t (machine/ucontext.h): mc_onstack, then the trapframe's registers in trapframe order, then the
 # FPU state. Registers the simulated trapframe lacks (r12-r15, segment registers) are stored as zero.
-MC_REGS = (
-    "tf_rdi", "tf_rsi", "tf_rdx", "tf_rcx", "tf_r8", "tf_r9", "tf_rax", "tf_rbx", "tf_rbp", "tf_r10", "tf_r11",
-    None, None, None, None,  # r12-r15
-)  # fmt: skip
+MC_REGS = tuple(None if name in TRAPFRAME_UNMODELLED else name for name in TRAPFRAME_LAYOUT[:15])
 _MC_HEAD = struct.Struct("<q15QIHHQIHHQ5Qq")  # onstack, 15 registers, trapno fs gs addr flags es ds err, rip cs
 #                                            rflags rsp ss, mc_len
 MCONTEXT_SIZE = 800

@@ -94,10 +94,15 @@ def jailed(cred: Ucred) -> bool:
     return cred.cr_prison is not PRISON0
 
 
-TRAPFRAME_FIELDS = (
+# amd64's struct trapframe in declaration order (sys/x86/include/frame.h): the views and mcontext_t follow it.
+TRAPFRAME_LAYOUT = (
     "tf_rdi", "tf_rsi", "tf_rdx", "tf_rcx", "tf_r8", "tf_r9", "tf_rax", "tf_rbx", "tf_rbp", "tf_r10", "tf_r11",
-    "tf_trapno", "tf_addr", "tf_flags", "tf_err", "tf_rip", "tf_cs", "tf_rflags", "tf_rsp", "tf_ss",
+    "tf_r12", "tf_r13", "tf_r14", "tf_r15", "tf_trapno", "tf_fs", "tf_gs", "tf_addr", "tf_flags", "tf_es", "tf_ds",
+    "tf_err", "tf_rip", "tf_cs", "tf_rflags", "tf_rsp", "tf_ss",
 )  # fmt: skip
+# The fields the simulated kernel saves and restores: not the callee-saved r12-r15, nor the segment registers.
+TRAPFRAME_UNMODELLED = ("tf_r12", "tf_r13", "tf_r14", "tf_r15", "tf_fs", "tf_gs", "tf_es", "tf_ds")
+TRAPFRAME_FIELDS = tuple(name for name in TRAPFRAME_LAYOUT if name not in TRAPFRAME_UNMODELLED)
 
 
 class Trapframe:

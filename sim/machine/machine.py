@@ -54,6 +54,13 @@ class Machine:
         self.log.now += ns
         self._ring_since = self.log.now
 
+    def close(self) -> None:
+        """Drop the machine's back references (its Cpu's ring callback, its Mmu's machine): they make it a cycle, so
+        without this a finished machine, and all it holds, waits for the cyclic collector instead of being freed
+        by reference counting when its run lets go of it."""
+        self.cpu._cpl_changed = None
+        self.mmu.machine = None
+
     def _ring_ns(self, cpl: int) -> int:
         open_stretch = self.log.now - self._ring_since if self.cpu.regs["cpl"] == cpl else 0
         return self._closed_ns[cpl] + open_stretch

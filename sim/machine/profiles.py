@@ -240,3 +240,4 @@ MODERN = Profile(
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (LECTURE, MODERN)}
+DEFAULT_PROFILE = LECTURE.name  # a run names its machine only when it is not the lecture's

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from sim.kern.kernel import KernelConfig
+from sim.machine.profiles import DEFAULT_PROFILE
 from sim.run import RunSpec
 
 # Knobs a scenario's command may use: what each one means, for forms and error messages.
@@ -35,7 +36,7 @@ class Scenario:
     summary: str  # what a student will watch happen, in a sentence or two
     command: str  # the command line run on the simulated machine, with {knob} placeholders
     lecture_point: str  # the claim of the lecture this scenario demonstrates
-    profile: str = "lecture"
+    profile: str = DEFAULT_PROFILE
     config: KernelConfig = field(default_factory=KernelConfig)
     defaults: Mapping[str, str] = field(default_factory=dict)  # knob -> its value when the caller gives none
     question: str = ""  # the question the scenario puts to the student, if any

@@ -18,7 +18,7 @@ from pathlib import Path
 from sim.core.log import Event
 from sim.kern.dtrace_probe import fbt_clock_read_ns, firing_ns
 from sim.kern.kernel import KernelConfig
-from sim.machine.profiles import PROFILES
+from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
 from sim.run import DEFAULT_RECORD_BUDGET, Run, RunSpec, record
 from sim.trace import d_interp
 from sim.trace.d_interp import Program, TraceState, compile_program
@@ -107,7 +107,7 @@ def required_config(compiled: CompiledScript, config: KernelConfig) -> KernelCon
 def run_dtrace(
     script: str,
     command: str,
-    profile: str = "lecture",
+    profile: str = DEFAULT_PROFILE,
     quiet: bool = False,
     *,
     script_name: str | None = None,
@@ -270,7 +270,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """`trapscope dtrace [-q] [--profile P] (-n 'PROGRAM' | -s FILE) -c 'COMMAND LINE'`."""
     parser = subparsers.add_parser("dtrace", help="trace a command line with a D program, as dtrace -c does")
     parser.add_argument("-q", dest="quiet", action="store_true", help="quiet: only what the program prints")
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="lecture", help="machine profile (lecture)")
+    parser.add_argument(
+        "--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help="machine profile (lecture)"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("-n", dest="program", metavar="'PROGRAM'", help="a D program given on the command line")
     source.add_argument("-s", dest="script", metavar="FILE", help="a D script file")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim import VERSION
+from sim.machine.profiles import DEFAULT_PROFILE
 from sim.run import Run, RunSpec, record
 from sim.trace.flame import (
     KERNEL_SEPARATOR,
@@ -331,7 +332,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--format", required=True, choices=sorted(FORMATS), help="what to write")
     parser.add_argument("-o", dest="output", required=True, metavar="FILE", help="where to write it ('-': stdout)")
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="lecture", help="machine profile (lecture)")
+    parser.add_argument(
+        "--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help="machine profile (lecture)"
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("-n", dest="program", metavar="'PROGRAM'", help="a D program whose stack aggregation to export")
     source.add_argument("-s", dest="script", metavar="FILE", help="a D script file whose stack aggregation to export")
