@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from sim import VERSION
+from sim.core.events import ProcessStart, RunEnd
 from sim.core.log import Event, EventBudgetExceeded
 from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import arm_probes
@@ -156,7 +157,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
         initial = dict(machine.cpu.regs)
         _record_initial_vm(machine, kernel)
         machine.log.delta(("thread", 0, td.td_tid))
-        machine.emit("start", command.program, f"pid {td.td_proc.p_pid} starts: {spec.command}")
+        machine.emit("start", command.program, ProcessStart(td.td_proc.p_pid, spec.command))
         probes = arm_probes(machine, kernel, spec.config)  # None (no probe hook) unless DTrace armed probes
         libc = Libc()
         gc.disable()  # the log is millions of acyclic tuples: collecting while it grows only costs time
@@ -178,7 +179,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             gc.unfreeze()
             gc.enable()
         firings = probes.finish() if probes is not None else {}
-        machine.emit("end", command.program, "the run is complete")
+        machine.emit("end", command.program, RunEnd())
         proc = td.td_proc
         user_ns, sys_ns = process_times(proc)  # what time(1) reports: the process and its reaped children
         return Run(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.events import SignalFrame, SignalStackTrashed
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import EFAULT, EINVAL, EJUSTRETURN
@@ -109,7 +110,7 @@ def sendsig(catcher: int, sig: int, code: int, mask: int, siginfo: bool, addr: i
     si = _SIGINFO.pack(sig, 0, code, 0, 0, 0, addr, 0)
     frame = struct.pack("<Q8x", catcher) + uc + si + bytes(SIGINFO_SIZE - len(si))
     if copyout(frame, sfp, len(frame)) != 0:
-        machine.emit("signal", "sendsig", f"pid {td.td_proc.p_pid} has trashed its stack: SIGILL")
+        machine.emit("signal", "sendsig", SignalStackTrashed(td.td_proc.p_pid))
         sigexit(td, SIGILL)
     regs.set("tf_rdi", sig)  # the handler's three arguments
     regs.set("tf_rsi", sfp + SIGF_SI if siginfo else code)
@@ -122,7 +123,7 @@ def sendsig(catcher: int, sig: int, code: int, mask: int, siginfo: bool, addr: i
     regs.set("tf_ss", _KUDSEL)
     regs.set("tf_flags", TF_HASSEGS)
     td.td_pcb.pcb_flags |= PCB_FULL_IRET
-    machine.emit("signal", "sendsig", f"signal {sig}: frame at {sfp:#x}, handler {catcher:#x}, via the trampoline")
+    machine.emit("signal", "sendsig", SignalFrame(sig, sfp, catcher))
 
 
 @syscall_handler

@@ -6,6 +6,7 @@ audit event, the type flags and a C prototype, from which the argument count and
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,11 @@ class Syscall:
     @property
     def narg(self) -> int:
         return len(self.params)
+
+    @functools.cached_property
+    def param_names(self) -> tuple[str, ...]:
+        """The parameters' names, for the "syscall" event (a cached_property: each call's event shares them)."""
+        return tuple(name for _, name in self.params)
 
     @property
     def sy_flags(self) -> int:

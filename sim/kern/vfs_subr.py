@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sim.core.events import SyncVnode
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 
@@ -161,7 +162,7 @@ def syncer_round(v: Vfs) -> None:
     while slot:
         vp = slot.pop(0)
         vp.v_onworklist = False
-        pcpu.machine.emit("proc", "sync_vnode", f"the syncer pushes {vp.v_path}'s {vp.bo_dirty} dirty buffer(s)")
+        pcpu.machine.emit("proc", "sync_vnode", SyncVnode(vp.v_path, vp.bo_dirty))
         ffs_fsync(vp, wait=False)
 
 

@@ -17,7 +17,6 @@ from sim.machine.profiles import Profile
 
 # What SYSCALL writes, in its order: return address, saved rflags, masked rflags, ring 0, MSR_LSTAR.
 _syscall_step = register_step("insn", "rcx", "r11", "rflags", "cpl", "rip")
-_SYSCALL_TEXT = "ring 3 -> ring 0 at MSR_LSTAR; %rcx = return address, %r11 = rflags"
 
 
 class MachineHalted(Exception):
@@ -81,6 +80,6 @@ class Machine:
         regs = cpu.regs
         rflags = regs["rflags"]
         # The step bills the instruction's time after the switch to ring 0: SYSCALL is system time.
-        _syscall_step(self, self.profile.syscall_insn_ns, "syscall", _SYSCALL_TEXT, regs["rip"] + 2, rflags,
+        _syscall_step(self, self.profile.syscall_insn_ns, "syscall", None, regs["rip"] + 2, rflags,
                       rflags & ~SF_MASK, KERNEL_CPL, self.lstar_address)  # fmt: skip
         self.lstar_handler()

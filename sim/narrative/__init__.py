@@ -40,3 +40,6 @@ def detail(event: Event) -> str:
     if data is None:
         return CONSTANT_WORDS.get((event.kind, event.name), "")
     return words(data)
+
+
+from sim.narrative import kern, user  # noqa: E402, F401 - the kernel's and userland's payloads register their words
