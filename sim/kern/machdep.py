@@ -37,7 +37,6 @@ MC_REGS = (
 _MC_HEAD = struct.Struct("<q15QIHHQIHHQ5Qq")  # onstack, 15 registers, trapno fs gs addr flags es ds err, rip cs
 #                                            rflags rsp ss, mc_len
 MCONTEXT_SIZE = 800
-_MC_LEN_OFFSET = _MC_HEAD.size - 8
 SIGSET_SIZE = 16  # sigset_t: four 32-bit words
 UCONTEXT_SIZE = 880  # sigset_t uc_sigmask; mcontext_t uc_mcontext (16-aligned); uc_link; uc_stack; uc_flags
 UC_MCONTEXT = 16

@@ -35,7 +35,7 @@ sv_fetch_syscall_args = None
 
 # What the systrace gates' skip events say (no enabled probe for this call), and IN_CAPABILITY_MODE's; made once.
 _NO_ENTRY_PROBE, _NO_RETURN_PROBE = SystraceSkipped("entry"), SystraceSkipped("return")
-_CAPABILITY_MODE = {True: CapabilityMode(True), False: CapabilityMode(False)}
+_CAPENABLED_IN_CAPABILITY_MODE, _NOT_IN_CAPABILITY_MODE = CapabilityMode(True), CapabilityMode(False)
 _NO_ARGUMENTS = SyscallArgs((), ())
 
 KTR_SYSCALL = 1  # sys/sys/ktrace.h: record system-call entry
@@ -77,7 +77,8 @@ def syscallenter(td: Thread) -> int:
             machine.emit("hook", "IN_CAPABILITY_MODE", CapabilityRefused(name))
             error = ECAPMODE
         else:
-            machine.emit("skip", "IN_CAPABILITY_MODE", _CAPABILITY_MODE[capability_mode])
+            mode = _CAPENABLED_IN_CAPABILITY_MODE if capability_mode else _NOT_IN_CAPABILITY_MODE
+            machine.emit("skip", "IN_CAPABILITY_MODE", mode)
             # A syscall compiled into the kernel (SY_THR_STATIC) needs no drain barrier: nothing can unload it.
             dynamic = (callp.sy_thrcnt if callp else SY_THR_STATIC) & SY_THR_STATIC == 0
             gate("syscall_thread_enter", None, dynamic)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,5 +129,3 @@ def load_sysent() -> dict[int, Syscall]:
 
 SYSCALLS = load_sysent()
 SYS = {entry.name: code for code, entry in SYSCALLS.items()}  # sys/sys/syscall.h: SYS_getpid == 20, ...
-
-Handler = Callable[..., int]

@@ -24,7 +24,7 @@ from sim.kern.uio import UIO_WRITE, Uio, single_uio
 # aio_reqprio, _aiocb_private (status, error, kernelinfo), aio_sigevent
 AIOCB = struct.Struct("<i4xqQQ8x8xiiqqQ")
 AIOCB_SIZE = AIOCB.size + 80  # and the struct sigevent
-_STATUS_OFFSET, _ERROR_OFFSET = 56, 64
+_STATUS_OFFSET = 56  # _aiocb_private.status; .error follows at 64 (the two are written together)
 LIO_WRITE = 1
 
 

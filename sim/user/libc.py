@@ -143,9 +143,6 @@ class Libc:
     def getpid(self) -> int:
         return self.syscall("getpid")
 
-    def getuid(self) -> int:
-        return self.syscall("getuid")
-
     def _exit(self, status: int) -> None:
         self.syscall("exit", status)
         raise AssertionError("exit returned")  # the kernel never returns from exit

@@ -59,7 +59,6 @@ TLS_TCB_SIZE = 3 * 8
 ELFHINTS_HDR = struct.Struct("<IIIIII104x")  # magic, version, strtab, strsize, dirlist, dirlistlen, spare
 ELFHINTS_MAGIC = 0x746E6845
 LIBMAP_CONF = "/etc/libmap.conf"
-LIBMAP_D = "/usr/local/etc/libmap.d"
 ELF_HINTS = "/var/run/ld-elf.so.hints"
 HINTS_DIRS = "/lib:/usr/lib:/usr/lib/compat:/usr/local/lib"
 

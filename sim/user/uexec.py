@@ -55,14 +55,6 @@ def resume_user(syscall_at: int) -> None:
             user_jump(cpu["rip"])
 
 
-def resume_at(rip: int) -> None:
-    """After a trap that returned to user mode: run whatever the kernel sent the thread to (a signal
-    handler) until %rip is back at `rip`, the interrupted instruction."""
-    cpu = pcpu.machine.cpu
-    while cpu["rip"] != rip:
-        user_jump(cpu["rip"])
-
-
 def user_jump(rip: int) -> None:
     """Execute the code at %rip. Returns only for the signal trampoline (it ends in sigreturn)."""
     if rip == SIGCODE:
