@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from sim import VERSION
-from sim.core.events import MapKey
+from sim.core.events import MapKey, ProcessStart, RunEnd
 from sim.core.log import Event, EventBudgetExceeded
 from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import arm_probes
@@ -168,7 +168,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
         initial = dict(machine.cpu.regs)
         _record_initial_vm(machine, kernel)
         machine.log.delta(("thread", 0, td.td_tid))
-        machine.emit("start", command.program, f"pid {td.td_proc.p_pid} starts: {spec.command}")
+        machine.emit("start", command.program, ProcessStart(td.td_proc.p_pid, spec.command))
         probes = arm_probes(machine, kernel, spec.config)  # None (no probe hook) unless DTrace armed probes
         libc = Libc()
         panic, refusal = None, None
@@ -193,7 +193,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             finally:
                 del refusal  # this frame, on the refusal's traceback, must not hold the refusal: a cycle
         firings = probes.finish() if probes is not None else {}
-        machine.emit("end", command.program, "the run is complete")
+        machine.emit("end", command.program, RunEnd())
         proc = td.td_proc
         user_ns, sys_ns = process_times(proc)  # what time(1) reports: the process and its reaped children
         run = Run(

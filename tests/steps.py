@@ -1,8 +1,17 @@
-"""Finding steps in a recorded run, for tests that check what a student sees at a given step."""
+"""Recorded scenario runs, and finding steps in them, for tests that check what a student sees at a given step."""
 
 from __future__ import annotations
 
-from sim.run import Run
+from functools import cache
+
+from sim.run import Run, record
+from sim.scenarios.registry import lookup
+
+
+@cache
+def scenario_run(slug: str) -> Run:
+    """The built-in scenario's run, recorded once per test session (a run is immutable)."""
+    return record(lookup(slug).spec())
 
 
 def step_of(run: Run, kind: str, name: str, occurrence: int = 0) -> int:

@@ -4,7 +4,6 @@ late disk write, EINPROGRESS, and clock_gettime with no trap."""
 
 from __future__ import annotations
 
-import functools
 import html
 import re
 
@@ -14,8 +13,8 @@ from sim.kern.kernel import Kernel
 from sim.kern.ksyms import libc_symbol
 from sim.narrative import detail as event_detail
 from sim.replay import Replay
-from sim.run import Run, record
 from sim.scenarios.registry import SCENARIOS, lookup
+from tests.steps import scenario_run
 
 PANEL = {"HX-Request": "true", "HX-Target": "section#step-panel"}
 LECTURE_SCENARIOS = (
@@ -30,11 +29,6 @@ LECTURE_SCENARIOS = (
     "clock-gettime-vdso",
     "read-kernel-pointer",
 )
-
-
-@functools.cache
-def scenario_run(slug: str) -> Run:
-    return record(lookup(slug).spec())
 
 
 def first_step(slug: str, kind: str, name: str, detail: str = "") -> int:

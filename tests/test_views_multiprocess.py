@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from functools import cache
 
 import pytest
 
@@ -16,15 +15,11 @@ from app.figures import timeline_data
 from app.navigate import LogIndex
 from app.view_latency import IDLE, LatencyIndex, format_ns, latency_view
 from sim.machine.cpu import USER_CPL
-from sim.run import Run, record
-from sim.scenarios.registry import SCENARIOS, lookup
+from sim.run import Run
+from sim.scenarios.registry import SCENARIOS
+from tests.steps import scenario_run
 
 PANEL = {"HX-Request": "true", "HX-Target": "section#step-panel"}
-
-
-@cache
-def scenario_run(slug: str) -> Run:
-    return record(lookup(slug).spec())
 
 
 def latency_of(run: Run) -> tuple[LogIndex, LatencyIndex]:

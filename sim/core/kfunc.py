@@ -111,9 +111,11 @@ def is_kfunc(value: object) -> bool:
     return callable(value) and getattr(value, "__kfunc__", None) is value
 
 
-def gate(hook: str, condition: object, is_set: bool) -> bool:
+def gate(hook: str, data: object, is_set: bool) -> bool:
     """Charge one flag test for a normally-off hook; record it as skipped when its flag is clear.
 
+    The skip event's data is a payload when the words of one hook's skip differ from site to site (say which
+    case it is), else None: the narrative has the test's words, keyed by ("skip", hook).
     This is the lecture's "making all of this nothing fast": a disabled hook costs only this test.
     """
     machine = pcpu.machine
@@ -124,10 +126,10 @@ def gate(hook: str, condition: object, is_set: bool) -> bool:
     if log.recording:  # EventLog.emit, inlined: two in three events on the syscall path are frames or gates
         pending = log._pending
         if pending:
-            log.events.append(new_event(Event, (now, "skip", hook, condition, tuple(pending), log.depth)))
+            log.events.append(new_event(Event, (now, "skip", hook, data, tuple(pending), log.depth)))
             pending.clear()
         else:
-            log.events.append(new_event(Event, (now, "skip", hook, condition, (), log.depth)))
+            log.events.append(new_event(Event, (now, "skip", hook, data, (), log.depth)))
         log.recording -= 1
     else:
         log.unrecorded += 1

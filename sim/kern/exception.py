@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 
+from sim.core.events import Sti, Swapgs
 from sim.core.pcpu import pcpu
 from sim.kern.ksyms import PCPU_BASE, kernel_stack_top
 from sim.kern.proc import PCB_FULL_IRET, TDF_ASTPENDING, TDF_NEEDRESCHED, Thread
@@ -41,7 +42,9 @@ _sysretq_step = register_step("insn", "rip", "rflags", "cpl")  # SYSRETQ: %rcx t
 _rsp_step, _rflags_step = register_step("insn", "rsp"), register_step("insn", "rflags")
 _gsbase_step = register_step("insn", "gsbase")
 
-_RESTORE_TEXT = "rax, rdx: return values; r11, rcx: rflags and rip for sysretq"
+# The payloads of the steps whose words depend on which case they are (made once: the path is hot).
+_STI_ENTRY, _STI_AST = Sti(ast_pending=False), Sti(ast_pending=True)
+_SWAPGS_TO_KERNEL, _SWAPGS_TO_USER = Swapgs(to_kernel=True), Swapgs(to_kernel=False)
 
 _DORETI_REGISTERS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9", "rax", "rbx", "rbp", "r10", "r11")
 _DORETI_FIELDS = operator.itemgetter(*(f"tf_{reg}" for reg in _DORETI_REGISTERS))
@@ -57,17 +60,16 @@ def Xfast_syscall() -> None:  # noqa: N802 - FreeBSD's symbol name
 
     swapgs()
     user_rsp = regs["rsp"]
-    _rsp_step(machine, 0, "movq PCPU(RSP0),%rsp", "switch from the user stack to this thread's kernel stack",
-              kernel_stack_top(td.td_tid))  # fmt: skip
+    _rsp_step(machine, 0, "movq PCPU(RSP0),%rsp", None, kernel_stack_top(td.td_tid))
 
     machine.log.now += costs.trapframe_ns
     tf = td.td_frame
     saved = _ENTRY_REGISTERS(regs)
     _save_trapframe(tf.regs, machine.log, *saved[:2], user_rsp, *saved[3:], *_ENTRY_CONSTANTS)
     td.td_pcb.pcb_flags &= ~PCB_FULL_IRET
-    machine.emit("insn", "build trapframe", "save the user registers on the kernel stack; tf_err = 2")
+    machine.emit("insn", "build trapframe")
 
-    _rflags_step(machine, 0, "sti", "interrupts back on: the kernel may now be preempted", regs["rflags"] | PSL_I)
+    _rflags_step(machine, 0, "sti", _STI_ENTRY, regs["rflags"] | PSL_I)
 
     amd64_syscall(td, tf.regs["tf_rflags"] & PSL_T)
     _return_to_user(td)
@@ -77,16 +79,16 @@ def _return_to_user(td: Thread) -> None:
     machine = pcpu.machine
     cpu = machine.cpu
     while True:
-        _rflags_step(machine, 0, "cli", "interrupts off while deciding how to return", cpu.regs["rflags"] & ~PSL_I)
+        _rflags_step(machine, 0, "cli", None, cpu.regs["rflags"] & ~PSL_I)
         if td.td_pcb.pcb_flags & PCB_FULL_IRET:
             doreti_iret(td)
             return
         machine.log.now += machine.profile.flag_test_ns
         if not td.td_flags & (TDF_ASTPENDING | TDF_NEEDRESCHED):
-            machine.emit("skip", "ast", "td_flags & (TDF_ASTPENDING|TDF_NEEDRESCHED) == 0")
+            machine.emit("skip", "ast")
             break
         cpu.set("rflags", cpu.regs["rflags"] | PSL_I)
-        machine.emit("insn", "sti", "an AST is pending: handle it with interrupts on, then test again")
+        machine.emit("insn", "sti", _STI_AST)
         ast(td.td_frame)
     sysretq(td)
 
@@ -97,21 +99,20 @@ def swapgs() -> None:
     previous = machine.cpu.regs["gsbase"]
     new = machine.kernel_gsbase_msr
     machine.kernel_gsbase_msr = previous
-    detail = "%gs now points at this CPU's pcpu" if new == PCPU_BASE else "the user's %gs is back"
-    _gsbase_step(machine, machine.profile.swapgs_ns, "swapgs", detail, new)
+    data = _SWAPGS_TO_KERNEL if new == PCPU_BASE else _SWAPGS_TO_USER
+    _gsbase_step(machine, machine.profile.swapgs_ns, "swapgs", data, new)
 
 
 def sysretq(td: Thread) -> None:
     machine = pcpu.machine
     cpu, tf = machine.cpu, td.td_frame
     log, costs = machine.log, machine.profile
-    _restore_step(machine, costs.trapframe_ns, "restore registers", _RESTORE_TEXT, *_SYSRET_FIELDS(tf.regs))
+    _restore_step(machine, costs.trapframe_ns, "restore registers", None, *_SYSRET_FIELDS(tf.regs))
     swapgs()
     machine.exit("Xfast_syscall")
     log.now += costs.sysret_insn_ns  # before the switch to ring 3: SYSRETQ is system time
     regs = cpu.regs
-    _sysretq_step(machine, 0, "sysretq", "back to ring 3 at the instruction after syscall", regs["rcx"], regs["r11"],
-                  USER_CPL)  # fmt: skip
+    _sysretq_step(machine, 0, "sysretq", None, regs["rcx"], regs["r11"], USER_CPL)
 
 
 def doreti_iret(td: Thread) -> None:
@@ -130,18 +131,18 @@ def doreti(td: Thread) -> None:
         cpu.set("rflags", cpu["rflags"] & ~PSL_I)
         machine.charge(machine.profile.flag_test_ns)
         if not td.td_flags & (TDF_ASTPENDING | TDF_NEEDRESCHED):
-            machine.emit("skip", "ast", "td_flags & (TDF_ASTPENDING|TDF_NEEDRESCHED) == 0")
+            machine.emit("skip", "ast")
             break
         cpu.set("rflags", cpu["rflags"] | PSL_I)
-        machine.emit("insn", "sti", "an AST is pending: handle it with interrupts on, then test again")
+        machine.emit("insn", "sti", _STI_AST)
         ast(tf)
     td.td_pcb.pcb_flags &= ~PCB_FULL_IRET
     machine.charge(machine.profile.trapframe_ns)
     cpu.set_many(_DORETI_REGISTERS, _DORETI_FIELDS(tf.regs))
-    machine.emit("insn", "restore all registers", "doreti_exit: reload the whole trapframe")
+    machine.emit("insn", "restore all registers")
     swapgs()
     machine.exit("doreti")
     machine.charge(machine.profile.sysret_insn_ns)
     cpu.set_many(_IRETQ_REGISTERS, _IRETQ_FIELDS(tf.regs))
     cpu.set("cpl", USER_CPL)
-    machine.emit("insn", "iretq", "back to ring 3 at tf_rip")
+    machine.emit("insn", "iretq")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
-from sim.kern.errno import EBADF, EFAULT, EINVAL, EMFILE, ENOIOCTL
+from sim.kern.errno import EBADF, EFAULT, EINVAL, EMFILE
 from sim.kern.kernel import syscall_handler
 from sim.kern.proc import Thread
 
@@ -287,7 +287,3 @@ def sys_fstat(td: Thread, fd: int, sb: int) -> int:
     if copyout(st, sb, STAT.size) != 0:
         return EFAULT
     return 0
-
-
-def invfo_ioctl(fp: File, com: int, td: Thread) -> tuple[int, int | None]:
-    return (0, None) if com == FIONBIO else (ENOIOCTL, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.events import ProcessExit, Reap, ThreadEnded
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import sdt_fire
@@ -78,9 +79,8 @@ def exit1(td: Thread, rval: int, signo: int) -> None:
     vmspace_exit(td)
     p.p_exitstatus = W_EXITCODE(rval, signo)
     p.p_siglist = td.td_siglist = 0
-    how = f"on signal {signo}" if signo else f"with status {rval}"
     sdt_fire("proc", ("exit",))  # SDT_PROBE1(proc, , , exit, reason)
-    machine.emit("proc", "exit", f"pid {p.p_pid} ({p.p_comm}) exits {how}: a zombie until its parent waits")
+    machine.emit("proc", "exit", ProcessExit(p.p_pid, p.p_comm, rval, signo))
     parent = p.p_pptr
     if parent is not None:
         pksignal(parent, SIGCHLD, 0)  # childproc_exited
@@ -118,7 +118,7 @@ def thread_single_exit(td: Thread) -> None:
             if other.td_state == TDS_INHIBITED and other.td_wchan is not None:
                 _remove(other)
             other.td_state = TDS_INACTIVE
-            pcpu.machine.emit("proc", "thread_exit", f"tid {other.td_tid} is ended by the process's exit")
+            pcpu.machine.emit("proc", "thread_exit", ThreadEnded(other.td_tid))
 
 
 @syscall_handler
@@ -173,7 +173,7 @@ def proc_reap(td: Thread, p: Proc, options: int) -> tuple[int, int]:
     q.p_children.remove(p)
     pcpu.kernel.procs.remove(p)
     pcpu.kernel.reaped.append(p)
-    pcpu.machine.emit("proc", "reap", f"pid {q.p_pid} collects pid {p.p_pid}: status {p.p_exitstatus:#x}")
+    pcpu.machine.emit("proc", "reap", Reap(q.p_pid, p.p_pid, p.p_exitstatus))
     return usage
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sim.core.events import Fork, ForkExit
 from sim.core.kfunc import gate, kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import sdt_fire
@@ -103,7 +104,7 @@ def do_fork(td: Thread, p2: Proc, td2: Thread, vm2: object, flags: int) -> None:
     vm_forkproc(td, p2, td2, vm2, flags)
     p2.p_state = PRS_NORMAL
     sdt_fire("proc", ("create",))  # SDT_PROBE3(proc, , , create, p2, p1, flags)
-    machine.emit("proc", "fork", f"pid {p1.p_pid} creates pid {p2.p_pid} (tid {td2.td_tid})")
+    machine.emit("proc", "fork", Fork(p1.p_pid, p2.p_pid, td2.td_tid))
     if flags & RFPPWAIT:
         td.td_pflags |= TDP_RFPPWAIT  # syscallret() will wait until the child execs or exits
         td.td_rfppwait_p = p2
@@ -148,7 +149,7 @@ def cpu_fork(td1: Thread, p2: Proc, td2: Thread, flags: int) -> None:
     frame2.regs["tf_rflags"] &= ~PSL_C  # ... successfully
     frame2.regs["tf_rdx"] = 1
     td2.td_pcb.pcb_flags = td1.td_pcb.pcb_flags | PCB_FULL_IRET  # new thread: return with iretq
-    pcpu.machine.emit("proc", "cpu_fork", "the child's trapframe: the parent's, with tf_rax = 0 and carry clear")
+    pcpu.machine.emit("proc", "cpu_fork")
     td2.td_md_regs = dict(pcpu.machine.cpu.regs)
     td2.td_md_regs.update(cpl=KERNEL_CPL, rip=kernel_symbol("fork_trampoline"), rsp=kernel_stack_top(td2.td_tid))
     # The user code the child resumes (the simulator's stand-in for its copy of the parent's user stack).
@@ -185,7 +186,7 @@ def fork_exit(callout: Callable, arg: object, frame) -> None:
     """Where a new thread starts instead of returning from mi_switch(): finish the switch, then call its
     function (fork_return for a forked child, the thread's main loop for a kernel thread)."""
     td = pcpu.curthread
-    pcpu.machine.emit("proc", "fork_exit", f"tid {td.td_tid} ({td.td_proc.p_comm}) runs for the first time")
+    pcpu.machine.emit("proc", "fork_exit", ForkExit(td.td_tid, td.td_proc.p_comm))
     callout(arg, frame)
     if td.td_proc.p_flag & P_KPROC:
         raise RuntimeError(f"kernel thread {td.td_proc.p_comm!r} exited prematurely")
@@ -198,7 +199,7 @@ def fork_return(td: Thread, frame) -> None:
     from sim.kern.subr_trap import userret
 
     userret(td, frame)
-    if gate("ktrsysret", "KTRPOINT(td, KTR_SYSRET) is false", KTRPOINT(td, KTR_SYSRET)):
+    if gate("ktrsysret", None, KTRPOINT(td, KTR_SYSRET)):
         ktrsysret(SYS_fork, 0, 0)
 
 

@@ -7,6 +7,7 @@ effective uid of 0; the default is to deny with EPERM.
 
 from __future__ import annotations
 
+from sim.core.events import PrivCheck
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import EPERM
@@ -35,8 +36,7 @@ def priv_check_cred(cred: Ucred, priv: int, flags: int) -> int:
     error = prison_priv_check(cred, priv)
     if error == 0:
         error = 0 if SUSER_ENABLED and cred.cr_uid == 0 else EPERM
-    verdict = "granted" if error == 0 else "denied: EPERM"
-    machine.emit("hook", "priv_check", f"{PRIV_NAMES.get(priv, priv)} for uid {cred.cr_uid}: {verdict}")
+    machine.emit("hook", "priv_check", PrivCheck(priv, cred.cr_uid, error))
     return error
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from sim.core.events import SignalDelivered, SignalDiscarded, SignalExit, SignalPosted
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import ECAPMODE, EFAULT, EINTR, EINVAL, EPERM, ERESTART, ESRCH
@@ -348,7 +349,7 @@ def tdsendsignal(p: Proc, td: Thread | None, sig: int, code: int) -> None:
     if td is None:
         td = sigtd(p, sig)
     if ps.ps_sigignore & bit:
-        machine.emit("signal", SIGNAMES[sig], f"pid {p.p_pid} ignores it: discarded")
+        machine.emit("signal", SIGNAMES[sig], SignalDiscarded(p.p_pid, sig))
         return
     if td.td_sigmask & bit:
         action = SIG_HOLD
@@ -363,8 +364,7 @@ def tdsendsignal(p: Proc, td: Thread | None, sig: int, code: int) -> None:
         td.td_siglist |= bit
     else:
         p.p_siglist |= bit
-    held = " (blocked: it stays pending)" if action == SIG_HOLD else ""
-    machine.emit("signal", SIGNAMES[sig], f"posted to pid {p.p_pid}, tid {td.td_tid}{held}")
+    machine.emit("signal", SIGNAMES[sig], SignalPosted(p.p_pid, td.td_tid, sig, action == SIG_HOLD))
     signotify(td)
     if action == SIG_HOLD:
         return
@@ -448,7 +448,7 @@ def postsig(sig: int) -> None:
         td.td_pflags &= ~TDP_OLDMASK
     else:
         returnmask = td.td_sigmask
-    pcpu.machine.emit("signal", SIGNAMES[sig], f"delivered to tid {td.td_tid}: run its handler at {action:#x}")
+    pcpu.machine.emit("signal", SIGNAMES[sig], SignalDelivered(td.td_tid, sig, action))
     sendsig(action, sig, 0, returnmask, bool(ps.ps_siginfo & bit))
     postsig_done(sig, td, ps)
 
@@ -469,9 +469,9 @@ def sigexit(td: Thread, sig: int) -> None:
     from sim.kern.kern_exit import exit1
 
     p = td.td_proc
-    dumped = " (no core: RLIMIT_CORE is 0)" if sigprop(sig) & SIGPROP_CORE else ""
-    detail = f"pid {p.p_pid} ({p.p_comm}), uid {td.td_ucred.cr_uid}: exited on signal {sig}{dumped}"
-    pcpu.machine.emit("signal", SIGNAMES.get(sig, str(sig)), detail)
+    coredump = bool(sigprop(sig) & SIGPROP_CORE)
+    data = SignalExit(p.p_pid, p.p_comm, td.td_ucred.cr_uid, sig, coredump)
+    pcpu.machine.emit("signal", SIGNAMES.get(sig, str(sig)), data)
     exit1(td, 0, sig)
 
 

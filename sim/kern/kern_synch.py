@@ -9,6 +9,7 @@ sleepq_catch_signals and sleepq_abort decide.
 
 from __future__ import annotations
 
+from sim.core.events import Sleep, Wakeup
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import EAGAIN
@@ -116,7 +117,7 @@ def sleepq_add(wchan: object, wmesg: str, flags: int) -> None:
     td.td_wchan, td.td_wmesg = wchan, wmesg
     if flags & SLEEPQ_INTERRUPTIBLE:
         set_td_flags(td, (td.td_flags | TDF_SINTR) & ~TDF_SLEEPABORT)
-    machine.emit("proc", "sleep", f"tid {td.td_tid} will sleep on '{wmesg}'")
+    machine.emit("proc", "sleep", Sleep(td.td_tid, wmesg))
 
 
 def sleepq_set_timeout(wchan: object, timo_ns: int) -> None:
@@ -248,7 +249,7 @@ def _resume(td: Thread) -> None:
         td.td_wchan, td.td_wmesg = None, ""
         td.td_flags &= ~TDF_SINTR
     if td.td_state == TDS_INHIBITED:
-        machine.emit("proc", "wakeup", f"tid {td.td_tid} ({td.td_proc.p_comm}) is runnable again")
+        machine.emit("proc", "wakeup", Wakeup(td.td_tid, td.td_proc.p_comm))
         setrunnable(td)
 
 

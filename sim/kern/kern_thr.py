@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.events import ThrExit, ThrNew
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import EFAULT, EINVAL
@@ -62,7 +63,7 @@ def thread_create(td: Thread, entry: int, arg: int, stack_base: int, stack_size:
     newtd.td_sigmask = td.td_sigmask
     newtd.td_priority = newtd.td_user_pri = td.td_user_pri
     p.p_flag |= P_HADTHREADS
-    machine.emit("proc", "thr_new", f"pid {p.p_pid} gets tid {newtd.td_tid}, starting at {entry:#x}")
+    machine.emit("proc", "thr_new", ThrNew(p.p_pid, newtd.td_tid, entry))
     thread_start(newtd, lambda: _child_start(newtd))
     sched_add(newtd)
     return 0
@@ -106,7 +107,7 @@ def sys_thr_exit(td: Thread, state: int) -> int:
     p = td.td_proc
     if sum(1 for t in p.p_threads if t.td_state != TDS_INACTIVE) == 1:
         return 0  # the last thread returns, and libthr calls exit(0)
-    pcpu.machine.emit("proc", "thr_exit", f"tid {td.td_tid} of pid {p.p_pid} exits")
+    pcpu.machine.emit("proc", "thr_exit", ThrExit(p.p_pid, td.td_tid))
     thread_exit(td)
     return 0
 

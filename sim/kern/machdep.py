@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.events import SignalFrame, SignalStackTrashed
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import EFAULT, EINVAL, EJUSTRETURN
@@ -33,7 +34,6 @@ MC_REGS = tuple(None if name in TRAPFRAME_UNMODELLED else name for name in TRAPF
 _MC_HEAD = struct.Struct("<q15QIHHQIHHQ5Qq")  # onstack, 15 registers, trapno fs gs addr flags es ds err, rip cs
 #                                            rflags rsp ss, mc_len
 MCONTEXT_SIZE = 800
-_MC_LEN_OFFSET = _MC_HEAD.size - 8
 SIGSET_SIZE = 16  # sigset_t: four 32-bit words
 UCONTEXT_SIZE = 880  # sigset_t uc_sigmask; mcontext_t uc_mcontext (16-aligned); uc_link; uc_stack; uc_flags
 UC_MCONTEXT = 16
@@ -106,7 +106,7 @@ def sendsig(catcher: int, sig: int, code: int, mask: int, siginfo: bool, addr: i
     si = _SIGINFO.pack(sig, 0, code, 0, 0, 0, addr, 0)
     frame = struct.pack("<Q8x", catcher) + uc + si + bytes(SIGINFO_SIZE - len(si))
     if copyout(frame, sfp, len(frame)) != 0:
-        machine.emit("signal", "sendsig", f"pid {td.td_proc.p_pid} has trashed its stack: SIGILL")
+        machine.emit("signal", "sendsig", SignalStackTrashed(td.td_proc.p_pid))
         sigexit(td, SIGILL)
     regs.set("tf_rdi", sig)  # the handler's three arguments
     regs.set("tf_rsi", sfp + SIGF_SI if siginfo else code)
@@ -119,7 +119,7 @@ def sendsig(catcher: int, sig: int, code: int, mask: int, siginfo: bool, addr: i
     regs.set("tf_ss", _KUDSEL)
     regs.set("tf_flags", TF_HASSEGS)
     td.td_pcb.pcb_flags |= PCB_FULL_IRET
-    machine.emit("signal", "sendsig", f"signal {sig}: frame at {sfp:#x}, handler {catcher:#x}, via the trampoline")
+    machine.emit("signal", "sendsig", SignalFrame(sig, sfp, catcher))
 
 
 @syscall_handler

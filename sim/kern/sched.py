@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from greenlet import greenlet
 
+from sim.core.events import ContextSwitch, CpuIdle, StillRunning
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.proc import (
@@ -148,7 +149,7 @@ def sched_switch(td: Thread, flags: int) -> None:
     newtd = choosethread()
     if newtd is td:
         td.td_state = TDS_RUNNING
-        pcpu.machine.emit("proc", "sched_switch", f"tid {td.td_tid} is still the best thread to run")
+        pcpu.machine.emit("proc", "sched_switch", StillRunning(td.td_tid))
         return
     cpu_switch(td, newtd)
 
@@ -199,7 +200,7 @@ def _load_thread(old: Thread, new: Thread, how: str, save: bool) -> None:
     pcpu.curthread = new
     new.td_state = TDS_RUNNING
     log.delta(("thread", old.td_tid, new.td_tid))
-    machine.emit("proc", how, f"tid {old.td_tid} ({old.td_proc.p_comm}) -> tid {new.td_tid} ({new.td_proc.p_comm})")
+    machine.emit("proc", how, ContextSwitch(old.td_tid, old.td_proc.p_comm, new.td_tid, new.td_proc.p_comm))
     log.depth = new.td_kdepth
 
 
@@ -321,7 +322,7 @@ def sched_idletd() -> None:
         when = s.callouts[0][0]
         if when > machine.now:
             machine.idle(when - machine.now)
-            machine.emit("proc", "cpu_idle", f"nothing to run: the CPU halts until {when:,} ns")
+            machine.emit("proc", "cpu_idle", CpuIdle(when))
         softclock()
 
 

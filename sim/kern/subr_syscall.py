@@ -10,6 +10,7 @@ that a hook nobody asked for costs one test (see kfunc.gate) and the log shows i
 
 from __future__ import annotations
 
+from sim.core.events import CapabilityMode, CapabilityRefused, SyscallArgs, SystraceSkipped
 from sim.core.kfunc import gate, kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import ECAPMODE
@@ -32,9 +33,10 @@ from sim.kern.vm_machdep import cpu_set_syscall_retval
 # as elf64_freebsd_sysvec points at it, so syscallenter calls it without importing trap.py (which imports this).
 sv_fetch_syscall_args = None
 
-# What the systrace gates test, as their skip events word it: no enabled probe for this call.
-SY_ENTRY_CLEAR = "systrace_probe_func == NULL || sa->callp->sy_entry == 0: no syscall:::entry probe for this call"
-SY_RETURN_CLEAR = "systrace_probe_func == NULL || sa->callp->sy_return == 0: no syscall:::return probe for this call"
+# What the systrace gates' skip events say (no enabled probe for this call), and IN_CAPABILITY_MODE's; made once.
+_NO_ENTRY_PROBE, _NO_RETURN_PROBE = SystraceSkipped("entry"), SystraceSkipped("return")
+_CAPENABLED_IN_CAPABILITY_MODE, _NOT_IN_CAPABILITY_MODE = CapabilityMode(True), CapabilityMode(False)
+_NO_ARGUMENTS = SyscallArgs((), ())
 
 KTR_SYSCALL = 1  # sys/sys/ktrace.h: record system-call entry
 KTR_SYSRET = 2  # record system-call return
@@ -49,7 +51,7 @@ def syscallenter(td: Thread) -> int:
     machine, kernel = pcpu.machine, pcpu.kernel
     p, sa = td.td_proc, td.td_sa
 
-    if gate("cred_update_thread", "td->td_ucred == p->p_ucred", td.td_ucred is not p.p_ucred):
+    if gate("cred_update_thread", None, td.td_ucred is not p.p_ucred):
         cred_update_thread(td)
     traced = bool(p.p_flag & P_TRACED)
     if traced:
@@ -59,12 +61,12 @@ def syscallenter(td: Thread) -> int:
     if fetch is None:  # trap.py fills it in when it loads; a partial import of the kernel gets it here
         from sim.kern.trap import cpu_fetch_syscall_args as fetch
     error = fetch(td, sa)
-    if gate("ktrsyscall", "KTRPOINT(td, KTR_SYSCALL) is false", KTRPOINT(td, KTR_SYSCALL)):
+    if gate("ktrsyscall", None, KTRPOINT(td, KTR_SYSCALL)):
         ktrsyscall(sa.code, sa.narg, sa.args)
     td.td_syscalls += 1
     if error == 0:
         config = kernel.config
-        if gate("ptracestop", "(p->p_flag & P_TRACED) == 0", traced and bool(p.p_stops & S_PT_SCE)):
+        if gate("ptracestop", None, traced and bool(p.p_stops & S_PT_SCE)):
             ptracestop(td, "SIGTRAP")
         callp = sa.callp
         name = callp.name if callp else f"nosys (code {sa.code})"
@@ -72,30 +74,30 @@ def syscallenter(td: Thread) -> int:
         machine.log.now += machine.profile.flag_test_ns
         capability_mode = IN_CAPABILITY_MODE(td)
         if capability_mode and not capenabled:
-            machine.emit("hook", "IN_CAPABILITY_MODE", f"{name} is not CAPENABLED: ECAPMODE")
+            machine.emit("hook", "IN_CAPABILITY_MODE", CapabilityRefused(name))
             error = ECAPMODE
         else:
-            reason = "in capability mode, and this call is CAPENABLED" if capability_mode else "not in capability mode"
-            machine.emit("skip", "IN_CAPABILITY_MODE", reason)
+            mode = _CAPENABLED_IN_CAPABILITY_MODE if capability_mode else _NOT_IN_CAPABILITY_MODE
+            machine.emit("skip", "IN_CAPABILITY_MODE", mode)
             # A syscall compiled into the kernel (SY_THR_STATIC) needs no drain barrier: nothing can unload it.
             dynamic = (callp.sy_thrcnt if callp else SY_THR_STATIC) & SY_THR_STATIC == 0
-            gate("syscall_thread_enter", "sy_thrcnt & SY_THR_STATIC", dynamic)
+            gate("syscall_thread_enter", None, dynamic)
             # FreeBSD 11: if (systrace_probe_func != NULL && sa->callp->sy_entry != 0)
-            if gate("systrace_probe_func", SY_ENTRY_CLEAR, config.dtrace_syscall or name in kernel.sy_entry):
+            if gate("systrace_probe_func", _NO_ENTRY_PROBE, config.dtrace_syscall or name in kernel.sy_entry):
                 systrace_probe_func(sa, "entry")
-            if gate("AUDIT_SYSCALL_ENTER", "audit_syscalls_enabled == 0", config.audit):
+            if gate("AUDIT_SYSCALL_ENTER", None, config.audit):
                 audit_syscall_enter(sa.code, td)
             handler = kernel.handler(callp)
             kernel.syscall_counts[name] += 1
-            machine.emit("syscall", name, _format_args(sa) if sa.args and machine.log.recording else "")
+            machine.emit("syscall", name, _dispatched(sa) if machine.log.recording else None)
             error = handler(td, *sa.args)
-            if gate("AUDIT_SYSCALL_EXIT", "(td->td_pflags & TDP_AUDITREC) == 0", config.audit):
+            if gate("AUDIT_SYSCALL_EXIT", None, config.audit):
                 audit_syscall_exit(error, td)
             if not td.td_pflags & TDP_NERRNO:
                 _set_td_errno(td, error)
-            if gate("systrace_probe_func", SY_RETURN_CLEAR, config.dtrace_syscall or name in kernel.sy_return):
+            if gate("systrace_probe_func", _NO_RETURN_PROBE, config.dtrace_syscall or name in kernel.sy_return):
                 systrace_probe_func(sa, "return")
-            gate("syscall_thread_exit", "sy_thrcnt & SY_THR_STATIC", dynamic)
+            gate("syscall_thread_exit", None, dynamic)
     if traced:
         td.td_dbgflags &= ~TDB_SCE
     cpu_set_syscall_retval(td, error)
@@ -106,15 +108,15 @@ def syscallenter(td: Thread) -> int:
 def syscallret(td: Thread, error: int) -> None:
     p, sa = td.td_proc, td.td_sa
     userret(td, td.td_frame)
-    if gate("ktrsysret", "KTRPOINT(td, KTR_SYSRET) is false", KTRPOINT(td, KTR_SYSRET)):
+    if gate("ktrsysret", None, KTRPOINT(td, KTR_SYSRET)):
         ktrsysret(sa.code, error, td.td_retval[0])
     td.td_pflags &= ~TDP_NERRNO
     traced = bool(p.p_flag & P_TRACED)
-    if gate("ptracestop", "(p->p_flag & P_TRACED) == 0", traced and bool(p.p_stops & S_PT_SCX)):
+    if gate("ptracestop", None, traced and bool(p.p_stops & S_PT_SCX)):
         td.td_dbgflags |= TDB_SCX
         ptracestop(td, "SIGTRAP")
         td.td_dbgflags &= ~TDB_SCX
-    if gate("vfork wait", "(td->td_pflags & TDP_RFPPWAIT) == 0", bool(td.td_pflags & TDP_RFPPWAIT)):
+    if gate("vfork wait", None, bool(td.td_pflags & TDP_RFPPWAIT)):
         from sim.kern.kern_fork import fork_rfppwait
 
         fork_rfppwait(td)
@@ -125,10 +127,11 @@ def IN_CAPABILITY_MODE(td: Thread) -> bool:  # noqa: N802 - the kernel's macro
     return bool(td.td_ucred.cr_flags & CRED_FLAG_CAPMODE)
 
 
-def _format_args(sa) -> str:
-    if not sa.callp or not sa.args:
-        return ""
-    return ", ".join([f"{name}={value:#x}" for (_, name), value in zip(sa.callp.params, sa.args, strict=False)])
+def _dispatched(sa) -> SyscallArgs:
+    """The "syscall" event's payload: the parameters' names and the arguments as fetched."""
+    if not sa.args:
+        return _NO_ARGUMENTS
+    return tuple.__new__(SyscallArgs, (sa.callp.param_names, sa.args))
 
 
 def _set_td_errno(td: Thread, error: int) -> None:

@@ -6,6 +6,7 @@ tested on the way out, so the common case pays a handful of tests.
 
 from __future__ import annotations
 
+from sim.core.events import Ast
 from sim.core.kfunc import gate, kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.proc import (
@@ -26,15 +27,15 @@ from sim.kern.proc import (
 def userret(td: Thread, frame) -> None:
     machine, kernel = pcpu.machine, pcpu.kernel
     p = td.td_proc
-    if gate("KTRUSERRET", "ktrace request queue empty", kernel.config.ktrace):
+    if gate("KTRUSERRET", None, kernel.config.ktrace):
         ktruserret(td)
-    if gate("g_waitidle", "(td->td_pflags & TDP_GEOM) == 0", bool(td.td_pflags & TDP_GEOM)):
+    if gate("g_waitidle", None, bool(td.td_pflags & TDP_GEOM)):
         g_waitidle()
-    if gate("addupc_task", "(p->p_flag & P_PROFIL) == 0", bool(p.p_flag & P_PROFIL)):
+    if gate("addupc_task", None, bool(p.p_flag & P_PROFIL)):
         addupc_task(td)
     sched_userret(td)
     machine.log.now += machine.profile.flag_test_ns  # the INVARIANTS assertions that follow on a debug kernel
-    if gate("racct throttle", "p->p_throttled == 0", p.p_throttled != 0):
+    if gate("racct throttle", None, p.p_throttled != 0):
         racct_throttle(td)
 
 
@@ -50,20 +51,20 @@ def ast(framep) -> None:
     flags = td.td_flags
     # Clear the bits in one step, so an AST posted while these are handled sets them again and is not lost.
     set_td_flags(td, flags & ~AST_FLAGS)
-    pcpu.machine.emit("hook", "ast", f"td_flags {flags:#x}: the AST bits are cleared and handled")
-    if gate("SIGVTALRM", "(flags & TDF_ALRMPEND) == 0", bool(flags & TDF_ALRMPEND)):
+    pcpu.machine.emit("hook", "ast", Ast(flags))
+    if gate("SIGVTALRM", None, bool(flags & TDF_ALRMPEND)):
         kern_psignal(p, SIGVTALRM)
-    if gate("SIGPROF", "(flags & TDF_PROFPEND) == 0", bool(flags & TDF_PROFPEND)):
+    if gate("SIGPROF", None, bool(flags & TDF_PROFPEND)):
         kern_psignal(p, SIGPROF)
-    if gate("mi_switch", "(flags & TDF_NEEDRESCHED) == 0", bool(flags & TDF_NEEDRESCHED)):
+    if gate("mi_switch", None, bool(flags & TDF_NEEDRESCHED)):
         td.td_priority = td.td_user_pri  # sched_prio(td, td->td_user_pri)
         mi_switch(SW_INVOL | SWT_NEEDRESCHED)
-    if gate("postsig", "no signal pending", bool(flags & TDF_NEEDSIGCHK) or bool(p.p_siglist | td.td_siglist)):
+    if gate("postsig", None, bool(flags & TDF_NEEDSIGCHK) or bool(p.p_siglist | td.td_siglist)):
         while sig := cursig(td):
             postsig(sig)
-    if gate("thread_suspend_check", "(flags & TDF_NEEDSUSPCHK) == 0", bool(flags & TDF_NEEDSUSPCHK)):
+    if gate("thread_suspend_check", None, bool(flags & TDF_NEEDSUSPCHK)):
         thread_suspend_check(td)
-    if gate("TDP_OLDMASK", "(td->td_pflags & TDP_OLDMASK) == 0", bool(td.td_pflags & TDP_OLDMASK)):
+    if gate("TDP_OLDMASK", None, bool(td.td_pflags & TDP_OLDMASK)):
         td.td_pflags &= ~TDP_OLDMASK
         kern_sigprocmask_setmask(td, td.td_oldsigmask)
     userret(td, framep)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import struct
 
+from sim.core.events import CapEnter
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.kernel import syscall_handler
@@ -34,7 +35,7 @@ def sys_cap_enter(td: Thread) -> int:
     newcred = crcopy(p.p_ucred)
     newcred.cr_flags |= CRED_FLAG_CAPMODE
     p.p_ucred = newcred  # proc_set_cred: the thread's cached td_ucred is now stale
-    pcpu.machine.emit("proc", "cap_enter", f"pid {p.p_pid} enters capability mode (a new credential)")
+    pcpu.machine.emit("proc", "cap_enter", CapEnter(p.p_pid))
     return 0
 
 

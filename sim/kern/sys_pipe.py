@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.events import PipeCreated, PipeSpace
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import EAGAIN, EFAULT, EINVAL, ENOIOCTL, ENOMEM, EPIPE
@@ -118,7 +119,7 @@ def kern_pipe(td: Thread, flags: int) -> tuple[int, tuple[int, int]]:
     if error:
         kern_close(td, rfd)
         return error, (-1, -1)
-    pcpu.machine.emit("proc", "pipe", f"fds {rfd} and {wfd}: a {PIPE_SIZE}-byte buffer for reading fd {rfd}")
+    pcpu.machine.emit("proc", "pipe", PipeCreated(rfd, wfd, PIPE_SIZE))
     return 0, (rfd, wfd)
 
 
@@ -382,7 +383,7 @@ def pipespace(cpipe: Pipe, size: int) -> None:
         new.buffer[first : old.cnt] = old.buffer[: old.cnt - first]
         new.cnt = new.in_ = old.cnt
     cpipe.pipe_buffer = new
-    pcpu.machine.emit("mem", "pipespace", f"pipe buffer {old.size} -> {size} bytes")
+    pcpu.machine.emit("mem", "pipespace", PipeSpace(old.size, size))
 
 
 def pipe_ioctl(fp: File, com: int, td: Thread) -> tuple[int, int | None]:

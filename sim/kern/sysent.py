@@ -6,8 +6,8 @@ audit event, the type flags and a C prototype, from which the argument count and
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +43,11 @@ class Syscall:
     @property
     def narg(self) -> int:
         return len(self.params)
+
+    @functools.cached_property
+    def param_names(self) -> tuple[str, ...]:
+        """The parameters' names, for the "syscall" event (a cached_property: each call's event shares them)."""
+        return tuple(name for _, name in self.params)
 
     @property
     def sy_flags(self) -> int:
@@ -124,5 +129,3 @@ def load_sysent() -> dict[int, Syscall]:
 
 SYSCALLS = load_sysent()
 SYS = {entry.name: code for code, entry in SYSCALLS.items()}  # sys/sys/syscall.h: SYS_getpid == 20, ...
-
-Handler = Callable[..., int]

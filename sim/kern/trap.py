@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sim.core.events import FetchedSyscall
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern import subr_syscall
@@ -43,27 +44,25 @@ def cpu_fetch_syscall_args(td: Thread, sa: SyscallArgs) -> int:
     td.set_retval(0, 0)
     td.set_retval(1, frame["tf_rdx"])
     if machine.log.recording:
-        machine.emit("hook", "sv_fetch_syscall_args", _fetch_text(code, callp))
+        machine.emit("hook", "sv_fetch_syscall_args", _fetched(code, callp))
     else:
         machine.emit("hook", "sv_fetch_syscall_args")
     return 0
 
 
-_FETCH_TEXTS: dict[int, tuple[object, str]] = {}
+_FETCHED: dict[int, tuple[object, FetchedSyscall]] = {}
 
 
-def _fetch_text(code: int, callp) -> str:
-    """sv_fetch_syscall_args' detail, made once per system-call number (and sysent entry)."""
-    cached = _FETCH_TEXTS.get(code)
+def _fetched(code: int, callp) -> FetchedSyscall:
+    """sv_fetch_syscall_args' payload, made once per system-call number (and sysent entry)."""
+    cached = _FETCHED.get(code)
     if cached is not None and cached[0] is callp:
         return cached[1]
-    if len(_FETCH_TEXTS) >= 4096:
-        _FETCH_TEXTS.clear()  # numbers past the table (nosys) must not pile up
-    name = callp.name if callp else "nosys"
-    narg = callp.narg if callp else 0
-    text = f"code {code} ({name}), {narg} argument(s) from registers"
-    _FETCH_TEXTS[code] = (callp, text)
-    return text
+    if len(_FETCHED) >= 4096:
+        _FETCHED.clear()  # numbers past the table (nosys) must not pile up
+    data = FetchedSyscall(code, callp.name if callp else "nosys", callp.narg if callp else 0)
+    _FETCHED[code] = (callp, data)
+    return data
 
 
 subr_syscall.sv_fetch_syscall_args = cpu_fetch_syscall_args  # amd64's sysentvec entry (see subr_syscall.py)

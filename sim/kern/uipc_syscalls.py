@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.events import SockbufReserve, SocketpairCreated
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import EAFNOSUPPORT, EBADF, EFAULT, EINVAL, ENOBUFS, ENOPROTOOPT, ENOTSOCK, EPROTONOSUPPORT
@@ -50,7 +51,7 @@ def sys_socketpair(td: Thread, domain: int, type_: int, protocol: int, rsv: int)
         for fd in fds:
             kern_close(td, fd)
         return EFAULT
-    pcpu.machine.emit("proc", "socketpair", f"fds {fds[0]} and {fds[1]}: a connected PF_LOCAL stream pair")
+    pcpu.machine.emit("proc", "socketpair", SocketpairCreated(fds[0], fds[1]))
     return 0
 
 
@@ -93,7 +94,7 @@ def sys_setsockopt(td: Thread, s: int, level: int, name: int, val: int, valsize:
         sb = so.so_snd if name == SO_SNDBUF else so.so_rcv
         if not sbreserve(sb, optval):
             return ENOBUFS  # more than kern.ipc.maxsockbuf allows
-        pcpu.machine.emit("mem", "sbreserve", f"{'SO_SNDBUF' if name == SO_SNDBUF else 'SO_RCVBUF'} = {optval}")
+        pcpu.machine.emit("mem", "sbreserve", SockbufReserve(name, optval))
     else:
         sb = so.so_snd if name == SO_SNDLOWAT else so.so_rcv
         sb.sb_lowat = min(optval, sb.sb_hiwat)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from sim.core.events import AioDone, AioQueued
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import EBADF, EFAULT, EINPROGRESS, EINVAL
@@ -23,7 +24,7 @@ from sim.kern.uio import UIO_WRITE, Uio, single_uio
 # aio_reqprio, _aiocb_private (status, error, kernelinfo), aio_sigevent
 AIOCB = struct.Struct("<i4xqQQ8x8xiiqqQ")
 AIOCB_SIZE = AIOCB.size + 80  # and the struct sigevent
-_STATUS_OFFSET, _ERROR_OFFSET = 56, 64
+_STATUS_OFFSET = 56  # _aiocb_private.status; .error follows at 64 (the two are written together)
 LIO_WRITE = 1
 
 
@@ -91,7 +92,7 @@ def aio_aqueue(td: Thread, ujob: int, opcode: int) -> int:
     state = _aio()
     state.jobs.append(job)
     state.done_by_proc.setdefault(td.td_proc, []).append(job)
-    machine.emit("proc", "aio_queue", f"job for fd {fd}: {nbytes} bytes at offset {offset}; the call returns now")
+    machine.emit("proc", "aio_queue", AioQueued(fd, nbytes, offset))
     if state.daemon is None:
         aio_newproc(state)
     wakeup(state.newjob)  # aio_kick: a daemon takes it
@@ -146,7 +147,7 @@ def aio_process_rw(job: Kaiocb) -> None:
     job.finished, job.status, job.error = True, count, error
     machine = pcpu.machine
     machine.charge(machine.profile.aio_job_ns)
-    machine.emit("proc", "aio_complete", f"pid {job.userproc.p_pid}'s job: {count} bytes, error {error}")
+    machine.emit("proc", "aio_complete", AioDone(job.userproc.p_pid, count, error))
     wakeup(job)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.core.events import BufDone, DelayedWrite, DiskRequest
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.sched import PRIBIO, Callout, callout_reset
@@ -73,7 +74,7 @@ def bdwrite(bp: Buf) -> None:
         vfs().numdirtybuffers += 1
         if vp.bo_dirty == 1:
             vn_syncer_add_to_worklist(vp, FILEDELAY)
-    pcpu.machine.emit("mem", "bdwrite", f"{vp.v_path} block {bp.b_lblkno}: dirty in the cache, written later")
+    pcpu.machine.emit("mem", "bdwrite", DelayedWrite(vp.v_path, bp.b_lblkno))
 
 
 @kfunc
@@ -107,8 +108,7 @@ def bstrategy(bp: Buf) -> None:
     done = start + machine.profile.disk_io_ns + blocks * machine.profile.disk_block_ns
     v.disk_busy_until = done
     bp.b_busy = True
-    what = "write" if bp.b_iocmd == BIO_WRITE else "read"
-    machine.emit("mem", "g_io_request", f"disk {what} of {bp.b_vp.v_path} block {bp.b_lblkno}, done at {done:,} ns")
+    machine.emit("mem", "g_io_request", DiskRequest(bp.b_iocmd, bp.b_vp.v_path, bp.b_lblkno, done))
     callout_reset(Callout(), done, bufdone, bp)
 
 
@@ -122,7 +122,7 @@ def bufdone(bp: Buf) -> None:
         vp.v_disk[bp.b_lblkno] = bytes(bp.b_data)
         vp.bo_numoutput -= 1
         v.disk_writes += 1
-        pcpu.machine.emit("mem", "bufdone", f"{vp.v_path} block {bp.b_lblkno} is on the disk")
+        pcpu.machine.emit("mem", "bufdone", BufDone(vp.v_path, bp.b_lblkno))
         if vp.bo_numoutput == 0:
             wakeup(vp)  # bufobj_wwait: an fsync waiting for every write
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sim.core.events import SyncVnode
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 
@@ -161,22 +162,5 @@ def syncer_round(v: Vfs) -> None:
     while slot:
         vp = slot.pop(0)
         vp.v_onworklist = False
-        pcpu.machine.emit("proc", "sync_vnode", f"the syncer pushes {vp.v_path}'s {vp.bo_dirty} dirty buffer(s)")
+        pcpu.machine.emit("proc", "sync_vnode", SyncVnode(vp.v_path, vp.bo_dirty))
         ffs_fsync(vp, wait=False)
-
-
-def install_file(path: str, data: bytes, mode: int = 0o444, cached: bool = True) -> Vnode:
-    """A file that exists before the run starts: its blocks on the disk and, when `cached`, also in the
-    buffer cache, as the files a running system keeps using would be (a first read then needs no disk I/O)."""
-    from sim.kern.vfs_bio import B_CACHE, B_DONE, Buf
-
-    vp = new_vnode(VREG, path, mode, i_size=len(data))
-    for lbn in range((len(data) + FS_BSIZE - 1) // FS_BSIZE):
-        block = data[lbn * FS_BSIZE : (lbn + 1) * FS_BSIZE]
-        vp.v_disk[lbn] = block
-        if cached:
-            buf = bytearray(FS_BSIZE)
-            buf[: len(block)] = block
-            vp.v_bufobj[lbn] = Buf(vp, lbn, buf, B_CACHE | B_DONE)
-    vfs().names[path] = vp
-    return vp

@@ -7,6 +7,7 @@ runs: neither is CAPENABLED in syscalls.master.
 
 from __future__ import annotations
 
+from sim.core.events import UfsCreate
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import (
@@ -130,7 +131,7 @@ def vn_open(path: str, flags: int, mode: int) -> tuple[int, Vnode | None]:
         if parent.v_type != VDIR:
             return ENOTDIR, None
         vp = names[path] = new_vnode(VREG, path, mode & 0o7777)
-        pcpu.machine.emit("mem", "ufs_create", f"{path}: a new, empty file")
+        pcpu.machine.emit("mem", "ufs_create", UfsCreate(path))
     elif flags & O_CREAT and flags & O_EXCL:
         return EEXIST, None
     fflags = flags + 1

@@ -42,4 +42,4 @@ def detail(event: Event) -> str:
     return words(data)
 
 
-from sim.narrative import vm as _vm  # noqa: E402, F401 - registers the words of the machine and the VM system
+from sim.narrative import kern, user, vm  # noqa: E402, F401 - each layer's payloads register their words

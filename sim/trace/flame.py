@@ -114,9 +114,6 @@ class FlameGraph:
 # --- exact frame times from a run ---------------------------------------------------------------------------
 
 
-_STARTS = re.compile(r"pid (\d+) starts")
-_FORKS = re.compile(r"pid (\d+) creates pid (\d+)")
-_EXECS = re.compile(r"pid (\d+) now runs (\S+)")
 MAXCOMLEN = 19  # sys/param.h: p_comm holds this many characters
 
 
@@ -135,28 +132,22 @@ class _Names:
         pid, final = self.threads.get(tid, (0, ""))
         return self.comms.get(pid, final) or f"tid {tid}"
 
-    def observe(self, kind: str, name: str, detail: str, deltas: tuple) -> int | None:
-        """Follow a start/fork/exec event; returns the pid whose name changed, if one did."""
+    def observe(self, kind: str, name: str, data: object, deltas: tuple) -> int | None:
+        """Follow a start/fork/exec event (its ProcessStart, Fork or Exec payload); returns the pid whose name
+        changed, if one did."""
         for delta in deltas:
             if delta[0] == "comm":  # ("comm", pid, old, new), should the kernel record the change itself
                 self.comms[delta[1]] = delta[3]
                 return delta[1]
         if kind == "start":
-            started = _STARTS.match(detail)
-            if started:
-                self.comms[int(started.group(1))] = name
+            self.comms[data.pid] = name
         elif name == "fork":
-            forked = _FORKS.match(detail)
-            if forked:
-                parent, child = int(forked.group(1)), int(forked.group(2))
-                parent_comm = self.comms.get(parent) or next((c for p, c in self.threads.values() if p == parent), "")
-                self.comms[child] = parent_comm
+            parent = data.parent
+            parent_comm = self.comms.get(parent) or next((c for p, c in self.threads.values() if p == parent), "")
+            self.comms[data.child] = parent_comm
         elif name == "exec":
-            execed = _EXECS.match(detail)
-            if execed:
-                pid = int(execed.group(1))
-                self.comms[pid] = execed.group(2).rsplit("/", 1)[-1][:MAXCOMLEN]
-                return pid
+            self.comms[data.pid] = data.path.rsplit("/", 1)[-1][:MAXCOMLEN]
+            return data.pid
         return None
 
 
@@ -234,7 +225,7 @@ def timeline(run: Run, first_steps: dict[Stack, int] | None = None) -> Iterator[
         elif kind == "proc" or kind == "start":
             if name == "exit":
                 frames.clear()  # exit1() never returns: the thread's kernel stack is abandoned
-            renamed = names.observe(kind, name, detail or "", deltas)
+            renamed = names.observe(kind, name, detail, deltas)
             if renamed is not None:
                 comm = names.comm(tid)
                 _rename(stacks, names, renamed)

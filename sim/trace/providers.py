@@ -34,7 +34,6 @@ from functools import cache
 
 from sim.core.log import Event
 from sim.kern.dtrace_probe import PROC_PROBE_OF_EVENT, vminfo_probes
-from sim.kern.errno import EJUSTRETURN, ERESTART
 from sim.kern.ksyms import kernel_symbol
 
 MODULE_KERNEL = "kernel"
@@ -517,23 +516,16 @@ class _Walk:
     def _name_process(self, event: Event) -> None:
         """Keep p_comm as it was at each point: the first process is named by its command, a forked child
         takes its parent's name, and exec gives the new program's (MAXCOMLEN characters of its file name)."""
-        kind, detail = event[1], event[3] or ""
+        kind, data = event[1], event[3]
         for delta in event[4]:
             if delta[0] == "comm":  # ("comm", pid, old, new), should the kernel record the change itself
                 self.comms[delta[1]] = delta[3]
         if kind == "start":
-            started = re.match(r"pid (\d+)", detail)
-            if started:
-                self.comms[int(started.group(1))] = event[2]
+            self.comms[data.pid] = event[2]
         elif event[2] == "fork":
-            forked = re.match(r"pid (\d+) creates pid (\d+)", detail)
-            if forked:
-                parent, child = int(forked.group(1)), int(forked.group(2))
-                self.comms[child] = self.comms.get(parent, self.threads_comm(parent))
+            self.comms[data.child] = self.comms.get(data.parent, self.threads_comm(data.parent))
         else:
-            execed = re.match(r"pid (\d+) now runs (\S+)", detail)
-            if execed:
-                self.comms[int(execed.group(1))] = execed.group(2).rsplit("/", 1)[-1][:19]
+            self.comms[data.pid] = data.path.rsplit("/", 1)[-1][:19]
         self.comm = self.comms.get(self.pid, self.comm)
 
     def threads_comm(self, pid: int) -> str:
@@ -600,7 +592,7 @@ class _Walk:
             if probe is not None:
                 self.callee = SYSTRACE
                 try:
-                    self.fire(self._prepare(probe, i, t, lambda: _syscall_args(self.events[j][3])))
+                    self.fire(self._prepare(probe, i, t, lambda: self.events[j][3].values))
                 finally:
                     self.callee = None
             return
@@ -609,8 +601,8 @@ class _Walk:
         self._syscall_return(i, t, self.events[j] if j is not None else None, pending[0])
 
     def _syscall_entry(self, probe: Probe, i: int, t: int) -> None:
-        detail = self.events[i][3]
-        self.fire(self._prepare(probe, i, t, lambda: _syscall_args(detail)))
+        arguments = self.events[i][3]
+        self.fire(self._prepare(probe, i, t, lambda: arguments.values))
 
     def _syscall_return(self, i: int, t: int, sysret: Event | None, name: str | None = None) -> None:
         tid = self.tid
@@ -635,12 +627,11 @@ class _Walk:
         probe = self.e.proc.get(name) if name else None
         if probe is None:
             return
-        detail = event[3] or ""
+        data = event[3]
         if name == "create":
-            child = re.search(r"creates pid (\d+)", detail)
-            args = (int(child.group(1)),) if child else ()
+            args = (data.child,)
         elif name == "exit":
-            args = (CLD_KILLED if "signal" in detail else CLD_EXITED,)
+            args = (CLD_KILLED if data.signal else CLD_EXITED,)
         else:
             args = ()
         self.fire(self._prepare(probe, i, t, lambda: args))
@@ -736,28 +727,10 @@ def _int(value: object) -> int:
         return 0
 
 
-_ARG = re.compile(r"(?:^|, )\w+=(-?0x[0-9a-fA-F]+|-?\d+)")
-
-
-def _syscall_args(detail: str) -> tuple[int, ...]:
-    """The arguments in a "syscall" event's detail ("fd=0x3, buf=0x..., nbyte=0xa00000")."""
-    return tuple(int(value, 0) for value in _ARG.findall(detail or ""))
-
-
-_RETVAL = re.compile(r"tf_rax = (-?\d+)")
-PSEUDO_ERRORS = {"ERESTART": ERESTART, "EJUSTRETURN": EJUSTRETURN}
-_ERRNO = re.compile(r"tf_rax = errno (\d+)")
-
-
 def _sysret_values(sysret: Event | None) -> tuple[int, int]:
-    """(arg0, errno) of syscall:::return from the "sysret" event: the value, or -1 and the error number."""
+    """(arg0, errno) of syscall:::return from the "sysret" event (a SyscallResult): the value, or -1 and the
+    error number (for ERESTART and EJUSTRETURN, the kernel-internal code td_errno holds)."""
     if sysret is None:
         return 0, 0
-    detail = sysret[3] or ""
-    failed = _ERRNO.search(detail)
-    if failed:
-        return -1, int(failed.group(1))
-    if sysret[2] in PSEUDO_ERRORS:
-        return -1, PSEUDO_ERRORS[sysret[2]]  # td_errno holds the kernel-internal code
-    value = _RETVAL.search(detail)
-    return (int(value.group(1)) if value else 0), 0
+    result = sysret[3]
+    return (-1, result.error) if result.error else (result.retval, 0)

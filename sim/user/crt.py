@@ -17,6 +17,7 @@ import struct
 from collections.abc import Callable
 from typing import NoReturn
 
+from sim.core.events import ExitCall, MainCall
 from sim.core.pcpu import pcpu
 from sim.kern import errno as E
 from sim.kern.sysent import SYS
@@ -95,11 +96,11 @@ class Runtime:
 
     # -- the machine ------------------------------------------------------------------------------------------
 
-    def step(self, name: str, detail: str = "", cost_ns: int = 0) -> None:
-        """A stretch of user-mode work that makes no system call, recorded as one event."""
+    def step(self, name: str, data: object = None, cost_ns: int = 0) -> None:
+        """A stretch of user-mode work that makes no system call, recorded as one event (data: its payload)."""
         machine = pcpu.machine
         machine.charge(cost_ns or machine.profile.user_insn_ns)
-        machine.emit("user", name, detail)
+        machine.emit("user", name, data)
 
     def charge_malloc(self) -> None:
         machine = pcpu.machine
@@ -271,7 +272,7 @@ class Runtime:
 
     def exit(self, status: int) -> NoReturn:
         """exit(3): atexit handlers last registered first (__cxa_finalize), stdio's cleanup, then _exit(2)."""
-        self.step("exit", f"exit({status}): run {len(self.atexit_handlers)} atexit handler(s)")
+        self.step("exit", ExitCall(status, len(self.atexit_handlers)))
         while self.atexit_handlers:
             self.atexit_handlers.pop()()
         self.libc._exit(status)
@@ -294,7 +295,7 @@ def start(main: Main, image: str, static: bool = False) -> Callable:
             rtld.install_files()  # the simulator's stand-in for installworld: the libraries and rtld's files
             rtld.rtld_start(rt, image)
             rt.atexit(lambda: rtld.rtld_exit(rt))  # crt1: atexit(cleanup), cleanup being rtld's rtld_exit
-        rt.step("main", f"{image}: main({len(argv)}, argv, envp)")
+        rt.step("main", MainCall(image, len(argv)))
         rt.exit(main(rt, argv, env))
 
     _start.__name__ = f"_start_{image}"

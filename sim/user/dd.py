@@ -285,7 +285,7 @@ class Dd:
 
     def main(self) -> int:
         rt = self.rt
-        rt.step("setlocale", "LC_CTYPE from the environment: the C locale needs no files")
+        rt.step("setlocale")
         self.setup()
         rt.signal(SIGINFO, self.siginfo_handler)
         rt.signal(SIGINT, self.terminate)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 
+from sim.core.events import CallArguments, Cerror, CerrorBranch, SyscallNumber, UserReturn
 from sim.core.pcpu import pcpu
 from sim.kern.ksyms import PROGRAM_TEXT, libc_symbol
 from sim.kern.sysent import SYS
@@ -35,7 +36,8 @@ _mov_step = register_step("user", "rax", "rip")
 _movq_step = register_step("user", "r10", "rip")
 _jb_step = register_step("user", "rip")
 _ret_step = register_step("user", "rsp", "rip")
-_MOVQ_TEXT = "syscall will overwrite %rcx, so the 4th argument travels in %r10"
+_new = tuple.__new__  # a payload made with the C constructor (see sim/core/log.new_event): the stub is hot
+_CARRY_SET, _CARRY_CLEAR = CerrorBranch(True), CerrorBranch(False)
 
 
 @functools.cache
@@ -44,22 +46,22 @@ def _call_text(function: str) -> str:
 
 
 @functools.cache
-def _mov_text(name: str) -> tuple[str, str]:
+def _mov_step_data(name: str) -> tuple[str, SyscallNumber]:
     """The stub's first step for system call `name`: made once per name, shared by every call's event."""
-    return f"mov $SYS_{name},%eax", f"system-call number {SYS[name]}"
+    return f"mov $SYS_{name},%eax", SyscallNumber(SYS[name])
 
 
-_RET_TEXTS: dict[int, str] = {}
+_RETURNS: dict[int, UserReturn] = {}
 
 
-def _ret_text(value: int) -> str:
-    """The stub's "ret" detail, made once per value (a loop of calls shares one string)."""
-    text = _RET_TEXTS.get(value)
-    if text is None:
-        if len(_RET_TEXTS) >= 4096:
-            _RET_TEXTS.clear()  # values that never repeat must not pile up
-        text = _RET_TEXTS[value] = f"back in the program with {value}"
-    return text
+def _returned(value: int) -> UserReturn:
+    """The stub's "ret" payload, made once per value (a loop of calls shares one)."""
+    data = _RETURNS.get(value)
+    if data is None:
+        if len(_RETURNS) >= 4096:
+            _RETURNS.clear()  # values that never repeat must not pile up
+        data = _RETURNS[value] = _new(UserReturn, (value,))
+    return data
 
 
 def to_signed(value: int) -> int:
@@ -71,10 +73,10 @@ class Libc:
     def __init__(self) -> None:
         self.return_address = PROGRAM_TEXT
 
-    def _step(self, text: str, detail: str = "") -> None:
+    def _step(self, text: str, data: object = None) -> None:
         machine = pcpu.machine
         machine.log.now += machine.profile.user_insn_ns
-        machine.emit("user", text, detail)
+        machine.emit("user", text, data)
 
     def call(self, function: str, *args: int) -> None:
         """The caller's side of a C call: arguments into registers, then `call`."""
@@ -85,13 +87,10 @@ class Libc:
         self.return_address += 5
         values += (cpu.regs["rsp"] - 8, libc_symbol(function))
         if not machine.log.recording:
-            text, detail = "call", ""
-        elif args:
-            arguments = zip(C_ARGUMENT_REGISTERS, args, strict=False)
-            text, detail = _call_text(function), ", ".join([f"{register}={value:#x}" for register, value in arguments])
+            text, data = "call", None
         else:
-            text, detail = _call_text(function), ""
-        _CALL_STEPS[len(args)](machine, machine.profile.user_insn_ns, text, detail, *values)
+            text, data = _call_text(function), _new(CallArguments, (args,)) if args else None
+        _CALL_STEPS[len(args)](machine, machine.profile.user_insn_ns, text, data, *values)
 
     def syscall(self, name: str, *args: int) -> int:
         """Call the libc stub for system call `name` and return what C code would see."""
@@ -100,9 +99,9 @@ class Libc:
         # The stub up to its `syscall`: mov $SYS_name,%eax; movq %rcx,%r10.
         stub = libc_symbol(name)
         ns = machine.profile.user_insn_ns
-        _mov_step(machine, ns, *_mov_text(name), SYS[name], stub + 5)
+        _mov_step(machine, ns, *_mov_step_data(name), SYS[name], stub + 5)
         syscall_at = stub + SYSCALL_AT
-        _movq_step(machine, ns, "movq %rcx,%r10", _MOVQ_TEXT, machine.cpu.regs["rcx"], syscall_at)
+        _movq_step(machine, ns, "movq %rcx,%r10", None, machine.cpu.regs["rcx"], syscall_at)
         machine.syscall_instruction()
         resume_user(syscall_at)  # a restarted call, or a signal handler, may run before the stub goes on
         return self._stub_return()
@@ -112,9 +111,9 @@ class Libc:
         machine = pcpu.machine
         regs = machine.cpu.regs
         if regs["rflags"] & PSL_C:
-            _jb_step(machine, machine.profile.user_insn_ns, "jb cerror", "carry set: the call failed", regs["rip"] + 6)
+            _jb_step(machine, machine.profile.user_insn_ns, "jb cerror", _CARRY_SET, regs["rip"] + 6)
             return self._cerror()
-        _jb_step(machine, machine.profile.user_insn_ns, "jb cerror", "carry clear: not taken", regs["rip"] + 6)
+        _jb_step(machine, machine.profile.user_insn_ns, "jb cerror", _CARRY_CLEAR, regs["rip"] + 6)
         return self._ret(to_signed(regs["rax"]))
 
     def _cerror(self) -> int:
@@ -126,14 +125,14 @@ class Libc:
         cpu.set("rax", (1 << 64) - 1)
         cpu.set("rdx", (1 << 64) - 1)
         cpu.set("rip", libc_symbol("cerror"))
-        self._step("cerror", f"errno = {td.td_errno_user}; return -1")
+        self._step("cerror", Cerror(td.td_errno_user))
         return self._ret(-1)
 
     def _ret(self, value: int) -> int:
         machine = pcpu.machine
-        detail = _ret_text(value) if machine.log.recording else ""
+        data = _returned(value) if machine.log.recording else None
         ns, rsp = machine.profile.user_insn_ns, machine.cpu.regs["rsp"]
-        _ret_step(machine, ns, "ret", detail, rsp + 8, self.return_address)
+        _ret_step(machine, ns, "ret", data, rsp + 8, self.return_address)
         return value
 
     @property
@@ -143,9 +142,6 @@ class Libc:
     # The C library's system-call wrappers the programs use.
     def getpid(self) -> int:
         return self.syscall("getpid")
-
-    def getuid(self) -> int:
-        return self.syscall("getuid")
 
     def _exit(self, status: int) -> None:
         self.syscall("exit", status)

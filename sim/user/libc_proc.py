@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from sim.core.events import Rdtscp, StackLocals, ThreadStart, VdsoClockGettime
 from sim.core.pcpu import pcpu
 from sim.kern.kern_sig import SA_RESTART, SIG_DFL, SIG_IGN, SIGACTION
 from sim.kern.kern_thr import THR_PARAM, UMTX_OP_WAIT
@@ -49,7 +50,7 @@ def stack_locals(libc: Libc, size: int) -> Iterator[int]:
     rsp = cpu["rsp"]
     base = (rsp - size) & ~0xF
     cpu.set("rsp", base)
-    libc._step(f"sub ${rsp - base:#x},%rsp", f"{size} bytes of locals on the stack at {base:#x}")
+    libc._step(f"sub ${rsp - base:#x},%rsp", StackLocals(size, base))
     try:
         yield base
     finally:
@@ -135,7 +136,7 @@ def thread_start() -> None:
     p = pcpu.curthread.td_proc
     start, arg = _threads[p][pthread]
     libc = Libc()
-    libc._step("thread_start", f"the new thread calls its start routine (struct pthread at {pthread:#x})")
+    libc._step("thread_start", ThreadStart(pthread))
     _call(start, libc, arg)
     pthread_exit(libc, pthread)
 
@@ -167,7 +168,7 @@ def clock_gettime(libc: Libc, clock_id: int, tp: int) -> int:
     if clock_id not in VDSO_CLOCKS or not timekeep:
         return libc.syscall("clock_gettime", clock_id, tp)
     libc.call("clock_gettime", clock_id, tp)
-    libc._step("__vdso_clock_gettime", f"read the timehands in the shared page at {timekeep:#x}: no trap")
+    libc._step("__vdso_clock_gettime", VdsoClockGettime(timekeep))
     ns = vdso_read(libc, timekeep, clock_id)
     umem.store(tp, TIMESPEC.pack(*divmod(ns, 10**9)))
     return libc._ret(0)
@@ -180,7 +181,7 @@ def vdso_read(libc: Libc, timekeep: int, clock_id: int) -> int:
     fields = VDSO_TIMEKEEP.unpack(umem.load(timekeep, VDSO_TIMEKEEP.size))
     _, enabled, _, _, _, scale, offset_count, mask, off_sec, off_frac, boot_sec, boot_frac = fields
     tsc = pcpu.machine.now  # rdtscp: the simulated TSC counts at 1 GHz from boot
-    libc._step("rdtscp", f"TSC = {tsc}")
+    libc._step("rdtscp", Rdtscp(tsc))
     frac = off_frac + ((tsc - offset_count) & mask) * scale
     sec = off_sec + (frac >> 64)
     frac &= (1 << 64) - 1

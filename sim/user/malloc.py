@@ -114,7 +114,7 @@ class Jemalloc:
             return
         self.initialized = True
         rt = self.rt
-        rt.step("malloc_init", "jemalloc: read MALLOC_CONF, /etc/malloc.conf; boot arena 0")
+        rt.step("malloc_init")
         link = rt.readlink(MALLOC_CONF_LINK)  # the options a symbolic link's target names
         if link:
             self._apply_conf(link)

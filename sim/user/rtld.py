@@ -33,6 +33,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sim.core.events import JumpSlots, ObjectFini, ObjectInit, Relocations, RtldEnvironment, RtldStart, StaticStart
+
 if TYPE_CHECKING:
     from sim.user.crt import Runtime
 
@@ -57,7 +59,6 @@ TLS_TCB_SIZE = 3 * 8
 ELFHINTS_HDR = struct.Struct("<IIIIII104x")  # magic, version, strtab, strsize, dirlist, dirlistlen, spare
 ELFHINTS_MAGIC = 0x746E6845
 LIBMAP_CONF = "/etc/libmap.conf"
-LIBMAP_D = "/usr/local/etc/libmap.d"
 ELF_HINTS = "/var/run/ld-elf.so.hints"
 HINTS_DIRS = "/lib:/usr/lib:/usr/lib/compat:/usr/local/lib"
 
@@ -381,15 +382,13 @@ class Rtld:
         profile = rt.profile
         image = obj.image
         cache = self.xmalloc.calloc(image.dynsymcount * SIZEOF_SYMCACHE)
-        rt.step("reloc_non_plt", f"{image.path}: {image.nrela} relocations",
-                image.nrela * profile.rtld_reloc_ns)  # fmt: skip
+        rt.step("reloc_non_plt", Relocations(image.path, image.nrela), image.nrela * profile.rtld_reloc_ns)
         if not is_main:
             data = next(s for s in image.segments if s.flags & PF_W)
             for offset in range(0, image.reloc_span, PAGE):  # the writes land on these pages: COW faults
                 rt.store(obj.mapbase + data.vaddr + offset, 8)
         self.xmalloc.free(cache, image.dynsymcount * SIZEOF_SYMCACHE)
-        rt.step("reloc_plt", f"{image.path}: {image.npltrela} jump slots, bound lazily",
-                image.npltrela * profile.user_insn_ns)  # fmt: skip
+        rt.step("reloc_plt", JumpSlots(image.path, image.npltrela), image.npltrela * profile.user_insn_ns)
 
     def allocate_initial_tls(self) -> None:
         rt = self.rt
@@ -409,18 +408,17 @@ class Rtld:
             # (AT_CANARY), nor does the rest.
             rt.malloc_impl.malloc_init()
         else:
-            rt.step("init", f"{obj.image.path}: init functions")
+            rt.step("init", ObjectInit(obj.image.path))
 
 
 def rtld_start(rt: Runtime, image_name: str) -> None:
     """_rtld(): everything between the kernel's return to user mode and the program's _start."""
     main_image = IMAGES[image_name]
     ld = rt.rtld = Rtld(rt)
-    rt.step("_rtld", f"ld-elf.so.1 relocates itself, then loads {main_image.path}'s libraries")
+    rt.step("_rtld", RtldStart(main_image.path))
     ld.xmalloc.malloc(len("/libexec/ld-elf.so.1") + 1)  # init_rtld: obj_rtld.path = xstrdup(...)
     trust = rt.issetugid() == 0
-    rt.step("getenv", "LD_BIND_NOW, LD_LIBMAP, LD_LIBRARY_PATH, LD_PRELOAD, ... (none set)" if trust
-            else "set-id: the LD_* variables are ignored")  # fmt: skip
+    rt.step("getenv", RtldEnvironment(trusted=trust))
     for _ in range(3):
         ld.xmalloc.malloc(64)  # lockdflt_init(): the bind, libc and phdr locks, a cache line each
     main = Obj(main_image, 0)
@@ -452,7 +450,7 @@ def rtld_exit(rt: Runtime) -> None:
     for obj in ld.objs[1:]:
         if obj.image.has_fini:
             ld.lock_release()
-            rt.step("fini", f"{obj.image.path}: fini functions")
+            rt.step("fini", ObjectFini(obj.image.path))
             ld.wlock_acquire()
     ld.lock_release()
 
@@ -460,7 +458,7 @@ def rtld_exit(rt: Runtime) -> None:
 def static_init(rt: Runtime, image_name: str) -> None:
     """A static program's crt1: _init_tls() (TLS from malloc, so jemalloc starts here), then libc's init."""
     rt.rtld = None
-    rt.step("_init_tls", f"{image_name}: statically linked, no run-time linker")
+    rt.step("_init_tls", StaticStart(image_name))
     tls = rt.malloc(_round16(LIBC.tls_size + RTLD_STATIC_TLS_EXTRA) + TLS_TCB_SIZE)
     fsbase = rt.scratch(8)
     rt.store_bytes(fsbase, tls.to_bytes(8, "little"))

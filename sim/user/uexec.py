@@ -18,6 +18,7 @@ import inspect
 import zlib
 from collections.abc import Callable
 
+from sim.core.events import SignalHandlerCall, SyscallNumber
 from sim.core.pcpu import pcpu
 from sim.kern.ksyms import PROGRAM_TEXT
 
@@ -52,14 +53,6 @@ def resume_user(syscall_at: int) -> None:
             machine.syscall_instruction()  # ERESTART put %rip back on the syscall: it runs again
         else:
             user_jump(cpu["rip"])
-
-
-def resume_at(rip: int) -> None:
-    """After a trap that returned to user mode: run whatever the kernel sent the thread to (a signal
-    handler) until %rip is back at `rip`, the interrupted instruction."""
-    cpu = pcpu.machine.cpu
-    while cpu["rip"] != rip:
-        user_jump(cpu["rip"])
 
 
 def user_jump(rip: int) -> None:
@@ -105,10 +98,10 @@ def _exec_image(rip: int) -> Callable | None:
     return start
 
 
-def _step(name: str, detail: str = "") -> None:
+def _step(name: str, data: object = None) -> None:
     machine = pcpu.machine
     machine.charge(machine.profile.user_insn_ns)
-    machine.emit("user", name, detail)
+    machine.emit("user", name, data)
 
 
 def sigcode() -> None:
@@ -125,19 +118,19 @@ def sigcode() -> None:
     sig = cpu["rdi"]
     cpu.set("rsp", sp - 8)
     cpu.set("rip", handler)
-    _step("call *SIGF_HANDLER(%rsp)", f"the signal trampoline calls the handler at {handler:#x} for signal {sig}")
+    _step("call *SIGF_HANDLER(%rsp)", SignalHandlerCall(handler, sig))
     fn = USER_TEXT.get(handler)
     if fn is None:
         raise UserFault(f"the handler of signal {sig} is at {handler:#x}, where the simulator knows no code")
     call_user(fn)
     cpu.set("rsp", sp)
     cpu.set("rip", SIGCODE + 0x3)
-    _step("ret", "the handler returns to the trampoline")
+    _step("ret")
     cpu.set("rdi", sp + SIGF_UC)
-    _step("lea SIGF_UC(%rsp),%rdi", "the saved context, for sigreturn")
+    _step("lea SIGF_UC(%rsp),%rdi")
     cpu.set("rsp", sp - 8)
-    _step("pushq $0", "a fake return address")
+    _step("pushq $0")
     cpu.set("rax", SYS["sigreturn"])
     cpu.set("rip", SIGCODE_SYSCALL)
-    _step("movq $SYS_sigreturn,%rax", f"system-call number {SYS['sigreturn']}")
+    _step("movq $SYS_sigreturn,%rax", SyscallNumber(SYS["sigreturn"]))
     machine.syscall_instruction()

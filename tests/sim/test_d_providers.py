@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.core.events import Trap
+from sim.core.events import Exec, Fork, ProcessExit, Trap
 from sim.kern.trap_pfault import T_PAGEFLT
 from sim.machine.mmu import PGEX_P, PGEX_U, PGEX_W
 from sim.trace.providers import ProbeCatalog, profile_period, split_description
@@ -119,10 +119,10 @@ def test_execname_follows_fork_and_exec():
     log = LogBuilder(tid=100000, pid=1000, comm="sh")
     log.threads[100001] = (1001, "dd")  # what the run ends with: the child has exec'd dd
     log.syscall("getpid")
-    log.emit(10, "proc", "fork", "pid 1000 creates pid 1001 (tid 100001)")
+    log.emit(10, "proc", "fork", Fork(parent=1000, child=1001, tid=100001))
     log.switch(100001, 1001, "dd")
     log.syscall("getpid")  # the child before exec is still "sh"
-    log.emit(10, "proc", "exec", "pid 1001 now runs /bin/dd if=/dev/zero")
+    log.emit(10, "proc", "exec", Exec(pid=1001, path="/bin/dd", argv=("dd", "if=/dev/zero")))
     log.syscall("getpid")
     log.end()
     result = trace('syscall::getpid:entry { printf("%d %s\\n", pid, execname); }', log)
@@ -141,14 +141,14 @@ def test_thread_locals_belong_to_one_thread():
 
 def test_proc_and_vminfo_probes_fire_from_proc_and_fault_events():
     log = LogBuilder(comm="sh")
-    log.emit(10, "proc", "fork", "pid 1000 creates pid 1001 (tid 100001)")
+    log.emit(10, "proc", "fork", Fork(parent=1000, child=1001, tid=100001))
     log.emit(10, "trap", "#PF", Trap(T_PAGEFLT, PGEX_U | PGEX_W, 0x800000, user=True))
     log.emit(10, "fault", "zero_fill", "write at 0x800000: demand-zero")
     log.emit(10, "trap", "#PF", Trap(T_PAGEFLT, PGEX_W, 0x801000, user=False))
     log.emit(10, "fault", "zero_fill", "write at 0x801000: demand-zero")
     log.emit(10, "trap", "#PF", Trap(T_PAGEFLT, PGEX_P | PGEX_U | PGEX_W, 0x600000, user=True))
     log.emit(10, "fault", "cow", "write at 0x600000: copy-on-write")
-    log.emit(10, "proc", "exit", "pid 1000 (sh) exits with status 0")
+    log.emit(10, "proc", "exit", ProcessExit(pid=1000, comm="sh", status=0, signal=0))
     log.end()
     result = trace(
         'proc:::create { printf("child %d\\n", arg0); } proc:::exit { printf("exit %d\\n", arg0); }'

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.events import PipeSpace
 from sim.kern import errno as E
 from sim.kern.kern_sig import SIGPIPE
 from sim.kern.sys_pipe import BIG_PIPE_SIZE, PIPE_SIZE
 from sim.kern.uipc_socket import SB_MAX_ADJ
 from sim.kern.uipc_usrreq import UNPST_SENDSPACE
 from sim.kern.vfs_subr import FILEDELAY
-from sim.narrative import detail as event_detail
 from sim.run import Run, RunSpec, record
 from sim.user import umem
 from sim.user.libc import Libc
@@ -54,7 +54,7 @@ def test_a_pipe_buffer_starts_at_16k_and_a_big_write_grows_it_to_64k():
     run = run_program(pipe_capacity)
     assert run.exit_status == BIG_PIPE_SIZE // 1024
     grow = events_named(run, "mem", "pipespace")[0]
-    assert event_detail(run.events[grow]) == f"pipe buffer {PIPE_SIZE} -> {BIG_PIPE_SIZE} bytes"
+    assert run.events[grow].data == PipeSpace(old_size=PIPE_SIZE, new_size=BIG_PIPE_SIZE)
 
 
 def broken_pipe(libc: Libc, argv, env) -> int:
@@ -108,8 +108,8 @@ def socket_transfer(libc: Libc, argv, env) -> int:
 def test_a_socketpair_moves_data_between_processes_blocking_on_its_send_buffer():
     run = run_program(socket_transfer)
     assert run.exit_status == 0
-    sleeps = [event_detail(run.events[i]) for i in events_named(run, "proc", "sleep")]
-    assert any("sbwait" in d for d in sleeps)  # the 64 KiB write had to wait for the reader: 8 KiB buffers
+    sleeps = [run.events[i].data.wmesg for i in events_named(run, "proc", "sleep")]
+    assert "sbwait" in sleeps  # the 64 KiB write had to wait for the reader: 8 KiB buffers
 
 
 def writes_a_file(fsync: bool) -> Run:
@@ -181,5 +181,5 @@ def test_a_large_blocking_pipe_write_goes_direct_one_copy_instead_of_two():
     write = next(i for i, e in enumerate(run.events) if e.kind == "syscall" and e.name == "write")
     copied_in = sum(1 for e in run.events[write:] if e.kind == "enter" and e.name == "copyin")
     assert copied_in == 0  # the writer's bytes are never copied into the kernel: the reader takes them
-    sleeps = [event_detail(run.events[i]) for i in events_named(run, "proc", "sleep")]
-    assert any("pipdwt" in d for d in sleeps)  # the writer waits while the reader copies from its pages
+    sleeps = [run.events[i].data.wmesg for i in events_named(run, "proc", "sleep")]
+    assert "pipdwt" in sleeps  # the writer waits while the reader copies from its pages

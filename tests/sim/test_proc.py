@@ -8,7 +8,6 @@ import pytest
 from sim.kern import errno as E
 from sim.kern.kernel import Kernel
 from sim.kern.ksyms import libc_symbol
-from sim.narrative import detail as event_detail
 from sim.replay import Replay
 from sim.run import RunError, RunSpec, record
 from sim.user import umem
@@ -46,7 +45,7 @@ def test_wait4_collects_the_childs_exit_status():
     run = record(RunSpec("fork 42"))
     assert run.exit_status == 42
     reap = events_named(run, "proc", "reap")[0]
-    assert "status 0x2a00" in event_detail(run.events[reap])  # W_EXITCODE(42, 0)
+    assert run.events[reap].data.status == 0x2A00  # W_EXITCODE(42, 0)
 
 
 def test_exit_never_returns():
@@ -88,7 +87,7 @@ def test_execve_runs_the_new_program_in_the_same_process():
     run = run_program(execs)
     assert run.exit_status == 0  # getpid's own exit status, not the 99 of a failed execve
     exec_event = events_named(run, "proc", "exec")[0]
-    assert "now runs /bin/getpid" in event_detail(run.events[exec_event])
+    assert run.events[exec_event].data.path == "/bin/getpid"
     assert next(e for e in run.events[exec_event:] if e.kind == "sysret").name == "EJUSTRETURN"
     assert any(e.kind == "syscall" and e.name == "getpid" for e in run.events[exec_event:])
 
@@ -164,7 +163,10 @@ def test_a_woken_reader_preempts_the_writer_at_its_next_return_to_user_mode():
     preemptions = [i for i in asts if "mi_switch" in [e.name for e in run.events[i : i + 4] if e.kind == "enter"]]
     assert preemptions  # ast() found TDF_NEEDRESCHED, set when the write woke the sleeping reader
     wakeup = max(i for i in events_named(run, "proc", "wakeup") if i < preemptions[0])
-    assert "runnable again" in event_detail(run.events[wakeup])
+    reader = run.events[wakeup].data.tid
+    assert run.threads[reader][0] == run.events[0].data.pid  # the parent, asleep in read(2), is runnable again
+    switch = next(e for e in run.events[preemptions[0] :] if e.kind == "proc" and e.name == "cpu_switch")
+    assert switch.data.new_tid == reader  # and mi_switch hands it the CPU
 
 
 def test_a_run_with_processes_files_and_a_syncer_is_identical_across_interpreters():

@@ -7,7 +7,6 @@ from __future__ import annotations
 from sim.kern import errno as E
 from sim.kern.kern_sig import SA_RESTART, SIGKILL, SIGTERM, SIGUSR1
 from sim.kern.ksyms import libc_symbol
-from sim.narrative import detail as event_detail
 from sim.replay import Replay
 from sim.run import Run, RunSpec, record
 from sim.user import umem
@@ -34,7 +33,7 @@ def test_a_blocking_pipe_read_interrupted_by_a_caught_signal_fails_with_eintr():
     assert len(syscall_events(run, "read")) == 1  # not run again
     abort = events_named(run, "enter", "sleepq_abort")[0]
     sleep = max(i for i in events_named(run, "proc", "sleep") if i < abort)
-    assert "piperd" in event_detail(run.events[sleep])
+    assert run.events[sleep].data.wmesg == "piperd"
 
 
 def test_with_sa_restart_the_read_runs_again_after_the_handler():
@@ -108,4 +107,5 @@ def test_a_user_fault_the_vm_cannot_resolve_is_sigsegv_which_kills():
     run = run_program(touches_page_zero)
     assert run.exit_status == 128 + SIGSEGV
     posted = next(e for e in run.events if e.kind == "signal" and e.name == "SIGSEGV")
-    assert "posted to pid" in event_detail(posted)  # by trapsignal, on the page fault's way back to user mode
+    assert posted.data.sig == SIGSEGV and not posted.data.blocked  # by trapsignal, on the page fault's way back
+    assert run.threads[posted.data.tid][0] == posted.data.pid == run.events[0].data.pid  # to the faulting thread
