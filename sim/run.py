@@ -11,11 +11,14 @@ import hashlib
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from sim import VERSION
+from sim.core.events import ProcessStart
 from sim.core.log import Event, EventBudgetExceeded
 from sim.core.pcpu import pcpu
+from sim.core.walker import ThreadTable
 from sim.kern.dtrace_probe import arm_probes
 from sim.kern.exception import Xfast_syscall
 from sim.kern.init_main import exit_status, install_world, proc0_init, process_times
@@ -133,7 +136,15 @@ class Run:
         }
 
 
-def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budget: int = DEFAULT_EVENT_BUDGET) -> Run:
+def record(
+    spec: RunSpec,
+    record_budget: int = DEFAULT_RECORD_BUDGET,
+    event_budget: int = DEFAULT_EVENT_BUDGET,
+    live: Callable[[ThreadTable], Callable[[Event], None]] | None = None,
+) -> Run:
+    """Run `spec` and record it. `live`, if given, makes a live consumer: it is called once with the run's thread
+    table (tid -> (pid, command name), as the kernel has it so far) and returns what every event of the run is
+    handed to as it happens, past the record budget too; the record keeps the first record_budget events."""
     if spec.profile not in PROFILES:
         raise RunError(f"unknown profile {spec.profile!r} (profiles: {', '.join(PROFILES)})")
     command = parse_command_line(spec.command)
@@ -142,6 +153,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
     with _cpu_lock:
         machine = Machine(PROFILES[spec.profile], record_budget, event_budget)
         kernel = Kernel(spec.config)
+        tee = machine.log.stream_to(live(_LiveThreads(kernel))) if live is not None else None
         pcpu.machine, pcpu.kernel = machine, kernel
         _boot(machine, spec.config)
         vm_boot(machine, kernel)
@@ -156,7 +168,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
         initial = dict(machine.cpu.regs)
         _record_initial_vm(machine, kernel)
         machine.log.delta(("thread", 0, td.td_tid))
-        machine.emit("start", command.program, f"pid {td.td_proc.p_pid} starts: {spec.command}")
+        machine.emit("start", command.program, ProcessStart(td.td_proc.p_pid, spec.command))
         probes = arm_probes(machine, kernel, spec.config)  # None (no probe hook) unless DTrace armed probes
         libc = Libc()
         gc.disable()  # the log is millions of acyclic tuples: collecting while it grows only costs time
@@ -184,9 +196,9 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
         return Run(
             spec=spec,
             run_id=spec.run_id,
-            events=machine.log.events,
+            events=machine.log.events if tee is None else tee.stored,
             initial_registers=initial,
-            unrecorded=machine.log.unrecorded,
+            unrecorded=machine.log.unrecorded + (tee.passed_on if tee is not None else 0),
             user_ns=user_ns,
             sys_ns=sys_ns,
             wall_ns=machine.now if proc.p_exittime is None else proc.p_exittime,
@@ -194,11 +206,33 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             panic=panic,
             syscalls_by_name=dict(Counter(kernel.syscall_counts)),
             output="".join(kernel.console),
-            threads={t.td_tid: (p.p_pid, p.p_comm) for p in kernel.procs + kernel.reaped for t in p.p_threads},
+            threads=_threads(kernel),
             vm=kernel.vm.cnt.summary(),
             page_tables=_final_page_tables(kernel),
             probe_firings=firings,
         )
+
+
+class _LiveThreads:
+    """A live run's thread table: Run.threads as it is so far (a thread is looked up once it is on the CPU)."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        self._known: dict[int, tuple[int, str]] = {}
+
+    def get(self, tid: int, default: tuple[int, str]) -> tuple[int, str]:
+        found = self._known.get(tid)
+        if found is None:
+            self._known = _threads(self._kernel)
+            found = self._known.get(tid, default)
+        return found
+
+    def values(self) -> Iterable[tuple[int, str]]:
+        return _threads(self._kernel).values()
+
+
+def _threads(kernel: Kernel) -> dict[int, tuple[int, str]]:
+    return {t.td_tid: (p.p_pid, p.p_comm) for p in kernel.procs + kernel.reaped for t in p.p_threads}
 
 
 def _program_image(main) -> object:

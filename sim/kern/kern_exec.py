@@ -9,6 +9,7 @@ parent waiting for this child is released (P_PPWAIT).
 
 from __future__ import annotations
 
+from sim.core.events import Exec
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import sdt_fire
@@ -92,7 +93,7 @@ def kern_execve(td: Thread, path: str, argv: list[str], env: list[str]) -> int:
     exec_setregs(td, PROGRAM_TEXT, stack)
     td.td_ucontinuation = None
     sdt_fire("proc", ("exec",))  # SDT_PROBE1(proc, , , exec, fname)
-    machine.emit("proc", "exec", f"pid {p.p_pid} now runs {path} {' '.join(argv[1:])}".rstrip())
+    machine.emit("proc", "exec", Exec(p.p_pid, path, tuple(argv)))
     return EJUSTRETURN  # the registers are the new program's: leave them as exec_setregs made them
 
 

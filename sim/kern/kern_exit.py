@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from sim.core.events import ProcessExit
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import sdt_fire
@@ -78,9 +79,8 @@ def exit1(td: Thread, rval: int, signo: int) -> None:
     vmspace_exit(td)
     p.p_exitstatus = W_EXITCODE(rval, signo)
     p.p_siglist = td.td_siglist = 0
-    how = f"on signal {signo}" if signo else f"with status {rval}"
     sdt_fire("proc", ("exit",))  # SDT_PROBE1(proc, , , exit, reason)
-    machine.emit("proc", "exit", f"pid {p.p_pid} ({p.p_comm}) exits {how}: a zombie until its parent waits")
+    machine.emit("proc", "exit", ProcessExit(p.p_pid, p.p_comm, rval, signo))
     parent = p.p_pptr
     if parent is not None:
         pksignal(parent, SIGCHLD, 0)  # childproc_exited

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sim.core.events import Fork
 from sim.core.kfunc import gate, kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import sdt_fire
@@ -103,7 +104,7 @@ def do_fork(td: Thread, p2: Proc, td2: Thread, vm2: object, flags: int) -> None:
     vm_forkproc(td, p2, td2, vm2, flags)
     p2.p_state = PRS_NORMAL
     sdt_fire("proc", ("create",))  # SDT_PROBE3(proc, , , create, p2, p1, flags)
-    machine.emit("proc", "fork", f"pid {p1.p_pid} creates pid {p2.p_pid} (tid {td2.td_tid})")
+    machine.emit("proc", "fork", Fork(p1.p_pid, p2.p_pid, td2.td_tid))
     if flags & RFPPWAIT:
         td.td_pflags |= TDP_RFPPWAIT  # syscallret() will wait until the child execs or exits
         td.td_rfppwait_p = p2

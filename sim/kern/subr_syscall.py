@@ -10,6 +10,7 @@ that a hook nobody asked for costs one test (see kfunc.gate) and the log shows i
 
 from __future__ import annotations
 
+from sim.core.events import SyscallArgs
 from sim.core.kfunc import gate, kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import ECAPMODE
@@ -87,7 +88,7 @@ def syscallenter(td: Thread) -> int:
                 audit_syscall_enter(sa.code, td)
             handler = kernel.handler(callp)
             kernel.syscall_counts[name] += 1
-            machine.emit("syscall", name, _format_args(sa) if sa.args and machine.log.recording else "")
+            machine.emit("syscall", name, _syscall_args(sa))
             error = handler(td, *sa.args)
             if gate("AUDIT_SYSCALL_EXIT", "(td->td_pflags & TDP_AUDITREC) == 0", config.audit):
                 audit_syscall_exit(error, td)
@@ -125,10 +126,15 @@ def IN_CAPABILITY_MODE(td: Thread) -> bool:  # noqa: N802 - the kernel's macro
     return bool(td.td_ucred.cr_flags & CRED_FLAG_CAPMODE)
 
 
-def _format_args(sa) -> str:
+_NO_ARGS = SyscallArgs((), ())
+
+
+def _syscall_args(sa) -> SyscallArgs:
+    """The call's arguments as fetched, each with its name in syscalls.master (nosys has none)."""
     if not sa.callp or not sa.args:
-        return ""
-    return ", ".join([f"{name}={value:#x}" for (_, name), value in zip(sa.callp.params, sa.args, strict=False)])
+        return _NO_ARGS
+    pairs = tuple(zip(sa.callp.params, sa.args, strict=False))
+    return SyscallArgs(tuple(name for (_, name), _ in pairs), tuple(value for _, value in pairs))
 
 
 def _set_td_errno(td: Thread, error: int) -> None:

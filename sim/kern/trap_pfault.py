@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import operator
 
+from sim.core.events import Trap
 from sim.core.kfunc import kfunc
 from sim.core.log import EventBudgetExceeded
 from sim.core.pcpu import pcpu
@@ -330,7 +331,7 @@ def _user_fault(fault: PageFault | GeneralProtection) -> None:
     machine.log.now += costs.trap_entry_ns
     entry_rflags = user_rflags & ~(PSL_I | PSL_T | PSL_NT | PSL_AC)
     cpu.set_many(_ENTRY_REGISTERS[trapno], (kernel_stack_top(td.td_tid), entry_rflags, _entry_address(trapno), addr))
-    machine.emit("trap", _trap_name(trapno), _trap_detail(trapno, err, addr, user=True) if recording else "")
+    machine.emit("trap", _trap_name(trapno), Trap(trapno, err, addr, True))
     machine.enter(IDT_ENTRY[trapno])
     swapgs()
     machine.log.now += costs.trapframe_ns
@@ -407,7 +408,7 @@ def _kernel_fault(fault: PageFault | GeneralProtection, rip: int) -> None:
     if trapno == T_PAGEFLT:
         entry["cr2"] = addr
     _load(cpu, entry, recording)
-    machine.emit("trap", _trap_name(trapno), _trap_detail(trapno, err, addr, user=False) if recording else "")
+    machine.emit("trap", _trap_name(trapno), Trap(trapno, err, addr, False))
     machine.enter(IDT_ENTRY[trapno])
     machine.charge(costs.trapframe_ns)
     frame = KernelTrapframe()
@@ -437,13 +438,6 @@ def _decode(fault: PageFault | GeneralProtection) -> tuple[int, int, int]:
 
 def _trap_name(trapno: int) -> str:
     return f"#{'PF' if trapno == T_PAGEFLT else 'GP'}"
-
-
-def _trap_detail(trapno: int, err: int, addr: int, user: bool) -> str:
-    ring = "user" if user else "kernel"
-    if trapno == T_PROTFLT:
-        return f"general protection fault (vector 13) in {ring} mode: {addr:#x} is not canonical"
-    return f"page fault (vector 14) in {ring} mode at {addr:#x}: {fault_code_text(err)}; %cr2 = {addr:#x}"
 
 
 def fault_code_text(err: int) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from sim.core.events import SyscallResult
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import EJUSTRETURN, ERESTART
 from sim.kern.proc import PCB_FULL_IRET, Thread
 from sim.machine.cpu import PSL_C
+
+_new = tuple.__new__  # a payload without NamedTuple's Python-level __new__: one per system call
 
 
 @kfunc
@@ -18,30 +21,17 @@ def cpu_set_syscall_retval(td: Thread, error: int) -> None:
     if error == 0:
         retval = td.td_retval
         frame.set_many(("tf_rax", "tf_rdx", "tf_rflags"), (retval[0], retval[1], frame.regs["tf_rflags"] & ~PSL_C))
-        machine.emit("sysret", "success", _success_text(retval[0]) if machine.log.recording else "")
+        machine.emit("sysret", "success", _new(SyscallResult, (0, retval[0])))
     elif error == ERESTART:
         # 'syscall' is 2 bytes, saved in tf_err: back up over it so the call runs again. %r10 (which held %rcx)
         # is restored for that next run, and only a full iretq return reloads all the argument registers.
         frame.set("tf_rip", frame["tf_rip"] - frame["tf_err"])
         frame.set("tf_r10", frame["tf_rcx"])
         td.td_pcb.pcb_flags |= PCB_FULL_IRET
-        machine.emit("sysret", "ERESTART", "tf_rip backed up by tf_err: the syscall instruction runs again")
+        machine.emit("sysret", "ERESTART", _new(SyscallResult, (ERESTART, 0)))
     elif error == EJUSTRETURN:
-        machine.emit("sysret", "EJUSTRETURN", "the registers were set by the call itself: leave them")
+        machine.emit("sysret", "EJUSTRETURN", _new(SyscallResult, (EJUSTRETURN, 0)))
     else:
         frame.set("tf_rax", error)
         frame.set("tf_rflags", frame["tf_rflags"] | PSL_C)
-        machine.emit("sysret", "error", f"tf_rax = errno {error}, carry set")
-
-
-_SUCCESS_TEXTS: dict[int, str] = {}
-
-
-def _success_text(rax: int) -> str:
-    """The "sysret success" detail, made once per value: a loop of calls shares one string (time and memory)."""
-    text = _SUCCESS_TEXTS.get(rax)
-    if text is None:
-        if len(_SUCCESS_TEXTS) >= 4096:
-            _SUCCESS_TEXTS.clear()  # values that never repeat (addresses, byte counts) must not pile up
-        text = _SUCCESS_TEXTS[rax] = f"tf_rax = {rax}, carry clear"
-    return text
+        machine.emit("sysret", "error", _new(SyscallResult, (error, 0)))

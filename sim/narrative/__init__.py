@@ -40,3 +40,6 @@ def detail(event: Event) -> str:
     if data is None:
         return CONSTANT_WORDS.get((event.kind, event.name), "")
     return words(data)
+
+
+from sim.narrative import contract  # noqa: E402, F401 - registers the words of processes, calls and traps

@@ -6,23 +6,24 @@ costs; the lecture tests run the real simulator.
 
 from __future__ import annotations
 
+from sim.core.events import ProcessStart, SyscallArgs, SyscallResult
 from sim.core.log import Event
 from sim.trace.dtrace import DtraceResult, compile_script, trace_events
 
 
 class LogBuilder:
-    """Appends events the way sim/core/log.py records them: (t_ns, kind, name, detail, deltas, depth)."""
+    """Appends events the way sim/core/log.py records them: (t_ns, kind, name, data, deltas, depth)."""
 
     def __init__(self, tid: int = 100000, pid: int = 1000, comm: str = "dd") -> None:
         self.events: list[Event] = []
         self.t = 0
         self.depth = 0
         self.threads: dict[int, tuple[int, str]] = {tid: (pid, comm)}
-        self.emit(0, "start", comm, f"pid {pid} starts", (("thread", 0, tid),))
+        self.emit(0, "start", comm, ProcessStart(pid, comm), (("thread", 0, tid),))
 
-    def emit(self, ns: int, kind: str, name: str, detail: str = "", deltas: tuple = ()) -> None:
+    def emit(self, ns: int, kind: str, name: str, data: object = None, deltas: tuple = ()) -> None:
         self.t += ns
-        self.events.append(Event(self.t, kind, name, detail, deltas, self.depth))
+        self.events.append(Event(self.t, kind, name, data, deltas, self.depth))
 
     def user(self, ns: int = 1, name: str = "step", rip: int = 0x201000) -> None:
         self.emit(ns, "user", name, "", (("reg", "rip", 0, rip),))
@@ -31,11 +32,11 @@ class LogBuilder:
         self.depth += 1
         self.emit(ns, "enter", name)
 
-    def exit(self, name: str, ns: int = 0, rv: str = "") -> None:
+    def exit(self, name: str, ns: int = 0, rv: object = None) -> None:
         self.emit(ns, "exit", name, rv)
         self.depth -= 1
 
-    def call(self, name: str, ns: int, rv: str = "") -> None:
+    def call(self, name: str, ns: int, rv: object = None) -> None:
         """A leaf kernel function that takes `ns`."""
         self.enter(name)
         self.exit(name, ns, rv)
@@ -50,16 +51,12 @@ class LogBuilder:
         self.emit(2, "skip", "ktrsyscall")
         if systrace:
             self.call("systrace_probe_func", probe_ns)
-        detail = ", ".join(f"{k}={v:#x}" for k, v in (args or {}).items())
-        self.emit(0, "syscall", name, detail)
-        self.call(f"sys_{name}", body_ns, str(error))
+        self.emit(0, "syscall", name, SyscallArgs(tuple(args or {}), tuple((args or {}).values())))
+        self.call(f"sys_{name}", body_ns, error)
         if systrace:
             self.call("systrace_probe_func", probe_ns)
         self.enter("cpu_set_syscall_retval")
-        if error:
-            self.emit(40, "sysret", "error", f"tf_rax = errno {error}, carry set")
-        else:
-            self.emit(40, "sysret", "success", f"tf_rax = {retval}, carry clear")
+        self.emit(40, "sysret", "error" if error else "success", SyscallResult(error, 0 if error else retval))
         self.exit("cpu_set_syscall_retval")
         self.exit("syscallenter")
         self.exit("amd64_syscall")

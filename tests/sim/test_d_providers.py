@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sim.core.events import Exec, Fork, ProcessExit, Trap
+from sim.kern.trap_pfault import T_PAGEFLT
 from sim.trace.providers import ProbeCatalog, profile_period, split_description
 from tests.sim.d_logs import LogBuilder, trace
 
@@ -116,10 +118,10 @@ def test_execname_follows_fork_and_exec():
     log = LogBuilder(tid=100000, pid=1000, comm="sh")
     log.threads[100001] = (1001, "dd")  # what the run ends with: the child has exec'd dd
     log.syscall("getpid")
-    log.emit(10, "proc", "fork", "pid 1000 creates pid 1001 (tid 100001)")
+    log.emit(10, "proc", "fork", Fork(1000, 1001, 100001))
     log.switch(100001, 1001, "dd")
     log.syscall("getpid")  # the child before exec is still "sh"
-    log.emit(10, "proc", "exec", "pid 1001 now runs /bin/dd if=/dev/zero")
+    log.emit(10, "proc", "exec", Exec(1001, "/bin/dd", ("dd", "if=/dev/zero")))
     log.syscall("getpid")
     log.end()
     result = trace('syscall::getpid:entry { printf("%d %s\\n", pid, execname); }', log)
@@ -138,14 +140,14 @@ def test_thread_locals_belong_to_one_thread():
 
 def test_proc_and_vminfo_probes_fire_from_proc_and_fault_events():
     log = LogBuilder(comm="sh")
-    log.emit(10, "proc", "fork", "pid 1000 creates pid 1001 (tid 100001)")
-    log.emit(10, "trap", "#PF", "page fault (vector 14) in user mode at 0x800000")
+    log.emit(10, "proc", "fork", Fork(1000, 1001, 100001))
+    log.emit(10, "trap", "#PF", Trap(T_PAGEFLT, 0x6, 0x800000, True))
     log.emit(10, "fault", "zero_fill", "write at 0x800000: demand-zero")
-    log.emit(10, "trap", "#PF", "page fault (vector 14) in kernel mode at 0x801000")
+    log.emit(10, "trap", "#PF", Trap(T_PAGEFLT, 0x2, 0x801000, False))
     log.emit(10, "fault", "zero_fill", "write at 0x801000: demand-zero")
-    log.emit(10, "trap", "#PF", "page fault (vector 14) in user mode at 0x600000")
+    log.emit(10, "trap", "#PF", Trap(T_PAGEFLT, 0x7, 0x600000, True))
     log.emit(10, "fault", "cow", "write at 0x600000: copy-on-write")
-    log.emit(10, "proc", "exit", "pid 1000 (sh) exits with status 0")
+    log.emit(10, "proc", "exit", ProcessExit(1000, "sh", 0, 0))
     log.end()
     result = trace(
         'proc:::create { printf("child %d\\n", arg0); } proc:::exit { printf("exit %d\\n", arg0); }'
