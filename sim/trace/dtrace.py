@@ -213,44 +213,41 @@ class _Tracing:
             self.stderr.append(f"dtrace: {kind} '{compiled.name}' matched {n} probe{'' if n == 1 else 's'}")
         self.started = time.perf_counter()  # BEGIN's time: tracing a live run also takes the run's own time
         self.walk: ProbeWalk | None = None
+        self.threads: ThreadTable = {}
         self.stopped = False  # exit() in BEGIN: nothing else fires
         self.pid = self.tid = 0
 
     def begin(self, threads: ThreadTable) -> Callable[[Event], None]:
         """What the run's events are fed to. BEGIN fires with the first, in dtrace's own process (the pid before
         the command's: dtrace -c started it)."""
-        self.walk = ProbeWalk(threads, self.enabling, self.program.fire, self.systrace_frames, self.fbt_firing)
-        walk_feed = self.walk.feed
-        first = True
+        self.threads = threads
+        self.walk = ProbeWalk(
+            threads, self.enabling, self.program.fire, self.systrace_frames, self.fbt_firing, begin=self._begin
+        )
+        return self.walk.feed
 
-        def feed(event: Event) -> None:
-            nonlocal first
-            if first:
-                first = False
-                self._begin(event, threads)
-            if not self.stopped:
-                walk_feed(event)
-
-        return feed
-
-    def _begin(self, first: Event, threads: ThreadTable) -> None:
+    def _begin(self, first: Event) -> bool:
+        """Fire BEGIN; True if the program called exit() there."""
         self.started = time.perf_counter()
-        self.pid, self.tid = _traced_process(first, threads)
+        self.pid, self.tid = _traced_process(first, self.threads)
         self.stopped = _fire_dtrace_probe(
             self.program, self.enabling.begin, 0, self.pid - DTRACE_PID_OFFSET, self.tid - DTRACE_PID_OFFSET
         )
+        return self.stopped
 
     def end(
         self, end_ns: int, command_status: int | None, program_output: str, run: Run | None, *, unrecorded: int,
         recorded: int,
     ) -> DtraceResult:  # fmt: skip
         program, state, stderr = self.program, self.state, self.stderr
-        if self.walk is None or not self.walk.count and not self.stopped:
-            self._begin(_NO_EVENT, {})  # no event at all: BEGIN still fires
+        walk = self.walk
+        assert walk is not None
+        if walk.begin is not None:  # no event at all: BEGIN still fires
+            walk.begin = None
+            self._begin(_NO_EVENT)
         stopped = self.stopped
         if not stopped:
-            assert self.walk is not None
-            last = self.walk.finish(end_ns)
+            last = walk.finish(end_ns)
             stderr.extend(state.errors)  # runtime errors print as they happen: before the process's exit is noticed
             if state.stopping:
                 end_ns = last.t

@@ -421,6 +421,7 @@ class ProbeWalk:
         fire: Callable[[Firing], None],
         systrace_frames: bool,
         fbt_firing: tuple[int, int] = (0, 0),
+        begin: Callable[[Event], bool] | None = None,
     ) -> None:
         self.walker = Walker(threads)
         self.e = enabling
@@ -446,22 +447,73 @@ class ProbeWalk:
         self.next_sample = min(self.sample_at.values(), default=NEVER)
         self.held: list[Event] | None = None  # events waiting for a look-ahead: the first one needs it
         self.awaited: tuple[str, int, bool] = ("", 0, False)  # (kind, window, stops at a thread switch)
-        self.stopped = False
+        self.begin = begin  # fires BEGIN with the first event; True if the program called exit() there
+        self.stopped = False  # the program called exit(): nothing fires any more
+        self.closed = True  # feed must take its slow path (_opens): before the first event, while held, stopped
 
-    def feed(self, event: Event) -> None:
-        if self.stopped:
+    # One call per event, the hot path: frame events (about half of them) are handled here; the rare kinds go to
+    # _other(); the rest (user steps, instructions, hooks) cost the walker's step and a comparison or two.
+    def feed(self, event: Event, ahead: object = _NOT_AHEAD) -> None:
+        """Apply one event (`ahead`: the event it waited for, when it was held for a look-ahead)."""
+        if self.closed and not self._opens(event):
             return
+        t, kind, name = event[0], event[1], event[2]
+        try:
+            w = self.walker
+            if t >= self.next_sample:
+                if ahead is _NOT_AHEAD and not w.stack and _enters_kernel(event):
+                    self._hold(event, "enter", CROSSING_WINDOW, False)  # a sample lands on it: where does it enter?
+                    return
+                self.next_sample = self._samples(t, event, ahead)
+            if kind == "enter" and name == SYSTRACE and self.systrace and ahead is _NOT_AHEAD:
+                self._hold(event, "syscall" if w.syscall is None else "sysret", HOLD_WINDOW, True)
+                return
+            self.last = event
+            self.count += 1
+            if kind == "enter":
+                if name == SYSTRACE:
+                    self.systrace_since = t
+                    if self.systrace:
+                        self._systrace(t, ahead)  # type: ignore[arg-type]
+                if self.fbt_entry is not None:
+                    probe = self.fbt_entry.get(name)
+                    if probe is not None:
+                        self._fbt(probe, t, name, _ENTRY)
+                w.step(event)
+            elif kind == "exit":
+                w.step(event)
+                self.last_exit = (self.count, name)
+                if name == SYSTRACE:
+                    tid = w.tid
+                    self.dtrace_ns[tid] = self.dtrace_ns.get(tid, 0) + t - self.systrace_since
+                if self.fbt_return is not None:
+                    probe = self.fbt_return.get(name)
+                    if probe is not None:
+                        self._fbt(probe, t, name, event[3])
+            elif kind in RARE_KINDS:
+                self._other(event, t, kind, name)
+            elif event[4]:  # the walker reads no other kind's name or data: only its deltas (ring, %rip)
+                w.step(event)
+        except Stopped:
+            self.stopped = self.closed = True
+
+    def _opens(self, event: Event) -> bool:
+        """feed's slow path, while it is closed: is `event` applied now? The first event fires BEGIN first; an event
+        that comes while others wait for a look-ahead joins them; after exit() nothing is."""
+        if self.stopped:
+            return False
         held = self.held
         if held is not None:
             held.append(event)
             kind, window, stops = self.awaited
             if event[1] == kind or len(held) > window or (stops and event[1] == "proc" and thread_change(event[4])):
                 self._release()
-            return
-        try:
-            self._apply(event, _NOT_AHEAD)
-        except Stopped:
-            self.stopped = True
+            return False
+        if self.begin is not None:
+            begin, self.begin = self.begin, None
+            self.stopped = begin(event)
+        self.closed = self.stopped
+        return not self.stopped
 
     def finish(self, end_ns: int) -> Firing:
         """The run has ended at end_ns: release what waits for a look-ahead, fire the samples due. Returns the
@@ -472,17 +524,19 @@ class ProbeWalk:
             try:
                 self._samples(end_ns, None)
             except Stopped:
-                self.stopped = True
+                self.stopped = self.closed = True
         return self.f
 
     def _hold(self, event: Event, kind: str, window: int, stops: bool) -> None:
         self.held = [event]
         self.awaited = (kind, window, stops)
+        self.closed = True
 
     def _release(self) -> None:
         """Apply the held events: the first with the awaited event (None if it did not come in time)."""
         held, self.held = self.held, None
         assert held is not None
+        self.closed = False
         kind, window, stops = self.awaited
         ahead = None
         for event in held[1 : window + 1]:
@@ -491,53 +545,9 @@ class ProbeWalk:
                 break
             if stops and event[1] == "proc" and thread_change(event[4]):
                 break
-        try:
-            self._apply(held[0], ahead)
-        except Stopped:
-            self.stopped = True
-            return
+        self.feed(held[0], ahead)
         for event in held[1:]:
             self.feed(event)
-
-    # One call per event: frame events (about half of them) are handled here; the rare kinds go to _other(); the
-    # rest (user steps, instructions, hooks) cost the walker's step and a comparison or two.
-    def _apply(self, event: Event, ahead: object) -> None:
-        t, kind, name = event[0], event[1], event[2]
-        w = self.walker
-        if t >= self.next_sample:
-            if ahead is _NOT_AHEAD and not w.stack and _enters_kernel(event):
-                self._hold(event, "enter", CROSSING_WINDOW, False)  # a sample lands on it: where does it enter?
-                return
-            self.next_sample = self._samples(t, event, ahead)
-        if kind == "enter" and name == SYSTRACE and self.systrace and ahead is _NOT_AHEAD:
-            self._hold(event, "syscall" if w.syscall is None else "sysret", HOLD_WINDOW, True)
-            return
-        self.last = event
-        self.count += 1
-        if kind == "enter":
-            if name == SYSTRACE:
-                self.systrace_since = t
-                if self.systrace:
-                    self._systrace(t, ahead)  # type: ignore[arg-type]
-            if self.fbt_entry is not None:
-                probe = self.fbt_entry.get(name)
-                if probe is not None:
-                    self._fbt(probe, t, name, _ENTRY)
-            w.step(event)
-        elif kind == "exit":
-            w.step(event)
-            self.last_exit = (self.count, name)
-            if name == SYSTRACE:
-                tid = w.tid
-                self.dtrace_ns[tid] = self.dtrace_ns.get(tid, 0) + t - self.systrace_since
-            if self.fbt_return is not None:
-                probe = self.fbt_return.get(name)
-                if probe is not None:
-                    self._fbt(probe, t, name, event[3])
-        elif kind in RARE_KINDS:
-            self._other(event, t, kind, name)
-        else:
-            w.step(event)
 
     def _other(self, event: Event, t: int, kind: str, name: str) -> None:
         """Events that are not frames: dispatch, results, processes and threads, traps and faults."""
