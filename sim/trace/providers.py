@@ -1,6 +1,7 @@
 """DTrace providers over a recorded run: which probes exist, which a description names, and when they fire.
 
-A probe firing is derived from the run's event log, never from live simulator objects:
+A probe firing is derived from the run's events, never from live simulator objects: ProbeWalk is fed them one at
+a time, as a live run makes them (so a program sees every event of a run of any length) or from a stored log:
 
 - syscall:freebsd:NAME:entry/return fire where syscallenter() calls systrace_probe_func (the run is recorded
   with each enabled probe's sy_entry / sy_return set, KernelConfig.dtrace_syscall_entry / _return, so each
@@ -376,24 +377,6 @@ class Enabling:
 
 class Stopped(Exception):
     """The program called exit(): no probe fires after the current firing."""
-
-
-def walk(
-    events: Iterable[Event],
-    threads: ThreadTable,
-    enabling: Enabling,
-    fire: Callable[[Firing], None],
-    systrace_frames: bool,
-    end_ns: int,
-    fbt_firing: tuple[int, int] = (0, 0),
-) -> Firing:
-    """Fire the enabled probes in the order a stored run's events imply. Returns the firing state at the end (for
-    END). A live run feeds a ProbeWalk as its events happen instead (see ProbeWalk)."""
-    w = ProbeWalk(threads, enabling, fire, systrace_frames, fbt_firing)
-    feed = w.feed
-    for event in events:
-        feed(event)
-    return w.finish(end_ns)
 
 
 _NOT_AHEAD = object()  # _apply's `ahead` when no look-ahead was needed
