@@ -41,11 +41,12 @@ from sim.vm.vm_map import PageTables, vmspace_snapshot
 from sim.kern import kern_exit, kern_prot, vm_mmap  # noqa: F401, E402  isort: skip
 
 # Events kept for stepping (and for flame graphs and exports of exact frame times); past this the run fast-forwards
-# unrecorded, with time and counters still kept (a live consumer, such as `trapscope dtrace`, still sees them). 1.5 M is the web stepper's own limit (app/params.py), so a run
-# the stepper can show is also traced whole here. It holds the lecture's dd bs=10m (256,364 events) six times
-# over, dd bs=32m (803 k) and the lab's ipc-benchmark with 4 KiB buffers (~0.8 M). Each recorded event costs
-# ~225 B and ~1.7 us on a dd-like run (bench/README.md), so dd bs=1g, which records to the budget, stays well
-# within its 10 s / 1 GiB targets: ~700 MiB peak at 1.5 M events against ~800 MiB at the former 2 M.
+# unrecorded, with time and counters still kept (a live consumer, such as `trapscope dtrace`, still sees every
+# event). 1.5 M is the web stepper's own limit (app/params.py), so a run the stepper can show is recorded whole
+# here. It holds the lecture's dd bs=10m (256,364 events) six times over, dd bs=32m (803 k) and the lab's
+# ipc-benchmark with 4 KiB buffers (~0.8 M). Each recorded event costs ~225 B and ~1.7 us on a dd-like run
+# (bench/README.md), so dd bs=1g, which records to the budget, stays well within its 10 s / 1 GiB targets:
+# ~700 MiB peak at 1.5 M events against ~800 MiB at the former 2 M.
 DEFAULT_RECORD_BUDGET = 1_500_000
 # Steps a run may take in all before it is stopped: past the record budget a step costs ~0.35 us, so a run that
 # asks for too much is told so within ~20 s. Twice dd bs=1g count=1 (25.5 M steps) fits.

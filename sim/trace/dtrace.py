@@ -4,8 +4,9 @@ As `dtrace -s script.d -c 'command'` does on FreeBSD: compile the program (any e
 dtrace words it), enable its probes, run the command (with the hooks those probes need switched on, so their
 probe effect is in the simulated times), fire BEGIN, every probe the run's events imply as they happen (live:
 the program sees all of a run, however long; the stored record is kept for stepping only), then END, and print
-what dtrace prints. A stored run can be traced again too (trace_run): the same firings, from its log. Messages dtrace writes to stderr (matched probes, the traced process's exit,
-drops and errors) are kept apart from its output, as on a terminal.
+what dtrace prints. A stored run can be traced again too (trace_run): the same firings, from its log. Messages
+dtrace writes to stderr (matched probes, the traced process's exit, drops and errors) are kept apart from its
+output, as on a terminal.
 """
 
 from __future__ import annotations
