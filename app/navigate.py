@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from sim.core.log import Event
+from sim.core.walker import thread_change
 
 MAX_FRAMES = 255
 
@@ -83,14 +84,14 @@ class LogIndex:
         changes, tids, left, starts = [], [], [], []
         switch_entries = sorted(self.positions("enter", "cpu_switch") + self.positions("enter", "sched_throw"))
         for step in sorted(self.positions("start") + self.positions("proc")):
-            for delta in events[step].deltas:
-                if delta[0] == "thread":
-                    entered = self.previous_before(switch_entries, step)
-                    after_previous = entered is not None and (not changes or entered > changes[-1])
-                    starts.append(entered + 1 if after_previous else step)
-                    changes.append(step)
-                    left.append(delta[1])
-                    tids.append(delta[2])
+            change = thread_change(events[step].deltas)
+            if change is not None:
+                entered = self.previous_before(switch_entries, step)
+                after_previous = entered is not None and (not changes or entered > changes[-1])
+                starts.append(entered + 1 if after_previous else step)
+                changes.append(step)
+                left.append(change[0])
+                tids.append(change[1])
         self.thread_changes: list[int] = changes
         self.thread_tids: list[int] = tids
         self.thread_left: list[int] = left
@@ -138,14 +139,6 @@ class LogIndex:
     def _next_frames_at_most(self, step: int, depth: int) -> int | None:
         found = re.compile(b"[\\x00-" + re.escape(bytes([depth])) + b"]").search(self.frames, step + 1)
         return found.start() if found else None
-
-    def frame_start(self, step: int) -> int | None:
-        """The `enter` step of the innermost kernel frame open after `step` (None in user mode)."""
-        depth = self.frames[step]
-        if not depth:
-            return None
-        before = max((self.frames.rfind(bytes([shallower]), 0, step + 1) for shallower in range(depth)), default=-1)
-        return before + 1
 
     # -- run to ---------------------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from sim.core.log import Event
+from sim.core.walker import ThreadTable, Walker
 from sim.run import Run
 
 CHECKPOINT_EVERY = 512
@@ -47,62 +48,48 @@ class StepState:
 
 
 class _State:
-    """What the views show, folded from deltas. Each thread has its own kernel stack and trapframe; the
-    ("thread", old, new) delta of cpu_switch changes which one is on the CPU."""
+    """What the views show, folded from deltas: the registers, each thread's trapframe and the user thread's errno;
+    the walker (sim/core/walker.py) gives the thread on the CPU and its kernel stack."""
 
-    __slots__ = ("registers", "trapframes", "stacks", "errno", "tid")
+    __slots__ = ("registers", "trapframes", "errno", "walker")
 
-    def __init__(self, registers: dict[str, int]) -> None:
+    def __init__(self, registers: dict[str, int], threads: ThreadTable) -> None:
         self.registers = dict(registers)
         self.trapframes: dict[int, dict[str, int]] = {0: {}}
-        self.stacks: dict[int, list[str]] = {0: []}
         self.errno = 0
-        self.tid = 0
+        self.walker = Walker(threads, registers["cpl"])
 
     @property
     def trapframe(self) -> dict[str, int]:
-        return self.trapframes[self.tid]
-
-    @property
-    def stack(self) -> list[str]:
-        return self.stacks[self.tid]
+        return self.trapframes.setdefault(self.walker.tid, {})
 
     def copy(self) -> _State:
-        other = _State(self.registers)
+        other = _State(self.registers, self.walker.threads)
         other.trapframes = {tid: dict(frame) for tid, frame in self.trapframes.items()}
-        other.stacks = {tid: list(stack) for tid, stack in self.stacks.items()}
         other.errno = self.errno
-        other.tid = self.tid
+        other.walker = self.walker.copy()
         return other
 
     def apply(self, event: Event) -> None:
+        tid = self.walker.tid  # a trapframe delta is the thread's that was on the CPU when it was written
         for delta in event.deltas:
             kind = delta[0]
             if kind == "reg":
                 self.registers[delta[1]] = delta[3]
             elif kind == "tf":
-                self.trapframes[self.tid][delta[1]] = delta[3]
+                self.trapframes.setdefault(tid, {})[delta[1]] = delta[3]
             elif kind == "errno":
                 self.errno = delta[3]
             elif kind == "thread":
-                self.tid = delta[2]
-                self.trapframes.setdefault(self.tid, {})
-                self.stacks.setdefault(self.tid, [])
-        if event.kind == "enter":
-            self.stacks[self.tid].append(event.name)
-        elif event.kind == "exit":
-            stack = self.stacks[self.tid]
-            if stack and stack[-1] == event.name:
-                stack.pop()
-        elif event.kind == "proc" and event.name == "exit":
-            self.stacks[self.tid].clear()  # exit1() never returns: this thread's kernel stack is abandoned
+                tid = delta[2]
+        self.walker.step(event)
 
 
 class Replay:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.events = run.events
-        first = _State(run.initial_registers)
+        first = _State(run.initial_registers, run.threads)
         first.apply(self.events[0])
         self._checkpoints: list[_State] = [first]
         self._keyed: dict[str, dict[object, tuple[list[int], list[object]]]] | None = None
@@ -123,9 +110,9 @@ class Replay:
             changed_registers=frozenset(d[1] for d in event.deltas if d[0] == "reg"),
             trapframe=dict(state.trapframe),
             changed_trapframe=frozenset(d[1] for d in event.deltas if d[0] == "tf"),
-            stack=tuple(state.stack),
+            stack=tuple(state.walker.stack),
             errno=state.errno,
-            tid=state.tid,
+            tid=state.walker.tid,
         )
 
     def _state(self, step: int) -> _State:

@@ -11,12 +11,14 @@ import hashlib
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from sim import VERSION
 from sim.core.events import MapKey, ProcessStart, RunEnd
 from sim.core.log import Event, EventBudgetExceeded
 from sim.core.pcpu import pcpu
+from sim.core.walker import ThreadTable
 from sim.kern.dtrace_probe import arm_probes
 from sim.kern.exception import Xfast_syscall
 from sim.kern.init_main import exit_status, install_world, proc0_init, process_times
@@ -39,12 +41,13 @@ from sim.vm.vm_page import PAGE_FREE
 # The handlers register themselves in the sysent table when their modules load, as SYSINITs would.
 from sim.kern import kern_exit, kern_prot, vm_mmap  # noqa: F401, E402  isort: skip
 
-# Events kept for stepping (and for `trapscope dtrace`, flame graphs, exports); past this the run fast-forwards
-# unrecorded, with time and counters still kept. 1.5 M is the web stepper's own limit (app/params.py), so a run
-# the stepper can show is also traced whole here. It holds the lecture's dd bs=10m (256,364 events) six times
-# over, dd bs=32m (803 k) and the lab's ipc-benchmark with 4 KiB buffers (~0.8 M). Each recorded event costs
-# ~225 B and ~1.7 us on a dd-like run (bench/README.md), so dd bs=1g, which records to the budget, stays well
-# within its 10 s / 1 GiB targets: ~700 MiB peak at 1.5 M events against ~800 MiB at the former 2 M.
+# Events kept for stepping (and for flame graphs and exports of exact frame times); past this the run fast-forwards
+# unrecorded, with time and counters still kept (a live consumer, such as `trapscope dtrace`, still sees every
+# event). 1.5 M is the web stepper's own limit (app/params.py), so a run the stepper can show is recorded whole
+# here. It holds the lecture's dd bs=10m (256,364 events) six times over, dd bs=32m (803 k) and the lab's
+# ipc-benchmark with 4 KiB buffers (~0.8 M). Each recorded event costs ~225 B and ~1.7 us on a dd-like run
+# (bench/README.md), so dd bs=1g, which records to the budget, stays well within its 10 s / 1 GiB targets:
+# ~700 MiB peak at 1.5 M events against ~800 MiB at the former 2 M.
 DEFAULT_RECORD_BUDGET = 1_500_000
 # Steps a run may take in all before it is stopped: past the record budget a step costs ~0.35 us, so a run that
 # asks for too much is told so within ~20 s. Twice dd bs=1g count=1 (25.5 M steps) fits.
@@ -145,7 +148,15 @@ class Run:
         }
 
 
-def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budget: int = DEFAULT_EVENT_BUDGET) -> Run:
+def record(
+    spec: RunSpec,
+    record_budget: int = DEFAULT_RECORD_BUDGET,
+    event_budget: int = DEFAULT_EVENT_BUDGET,
+    live: Callable[[ThreadTable], Callable[[Event], None]] | None = None,
+) -> Run:
+    """Run `spec` and record it. `live`, if given, makes a live consumer: it is called once with the run's thread
+    table (tid -> (pid, command name), as the kernel has it so far) and returns what every event of the run is
+    handed to as it happens, past the record budget too; the record keeps the first record_budget events."""
     if spec.profile not in PROFILES:
         raise RunError(f"unknown profile {spec.profile!r} (profiles: {', '.join(PROFILES)})")
     command = parse_command_line(spec.command)
@@ -154,6 +165,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
     with _cpu_lock:
         machine = Machine(PROFILES[spec.profile], record_budget, event_budget)
         kernel = Kernel(spec.config)
+        tee = machine.log.stream_to(live(_LiveThreads(kernel))) if live is not None else None
         pcpu.machine, pcpu.kernel = machine, kernel
         _boot(machine, spec.config)
         vm_boot(machine, kernel)
@@ -199,9 +211,9 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
         run = Run(
             spec=spec,
             run_id=spec.run_id,
-            events=machine.log.events,
+            events=machine.log.events if tee is None else tee.stored,
             initial_registers=initial,
-            unrecorded=machine.log.unrecorded,
+            unrecorded=machine.log.unrecorded + (tee.passed_on if tee is not None else 0),
             user_ns=user_ns,
             sys_ns=sys_ns,
             wall_ns=machine.now if proc.p_exittime is None else proc.p_exittime,
@@ -209,7 +221,7 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             panic=panic,
             syscalls_by_name=dict(Counter(kernel.syscall_counts)),
             output="".join(kernel.console),
-            threads={t.td_tid: (p.p_pid, p.p_comm) for p in kernel.procs + kernel.reaped for t in p.p_threads},
+            threads=_threads(kernel),
             vm=kernel.vm.cnt.summary(),
             page_tables=_final_page_tables(kernel),
             probe_firings=firings,
@@ -229,6 +241,28 @@ def _release(machine: Machine) -> None:
     log.events, log._pending = [], []
     machine.close()
     pcpu.machine = pcpu.kernel = pcpu.curthread = None
+
+
+class _LiveThreads:
+    """A live run's thread table: Run.threads as it is so far (a thread is looked up once it is on the CPU)."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        self._known: dict[int, tuple[int, str]] = {}
+
+    def get(self, tid: int, default: tuple[int, str]) -> tuple[int, str]:
+        found = self._known.get(tid)
+        if found is None:
+            self._known = _threads(self._kernel)
+            found = self._known.get(tid, default)
+        return found
+
+    def values(self) -> Iterable[tuple[int, str]]:
+        return _threads(self._kernel).values()
+
+
+def _threads(kernel: Kernel) -> dict[int, tuple[int, str]]:
+    return {t.td_tid: (p.p_pid, p.p_comm) for p in kernel.procs + kernel.reaped for t in p.p_threads}
 
 
 def _program_image(main) -> object:

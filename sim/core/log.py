@@ -113,7 +113,41 @@ class EventLog:
         if self.unrecorded + self.record_budget > self.event_budget:
             raise EventBudgetExceeded(self.event_budget)
 
+    def stream_to(self, consume: Callable[[Event], None]) -> Tee:
+        """Make this a live log: every event goes to `consume` as it happens, up to the event budget, and the first
+        record_budget of them are also stored (the stepper's record). Call it before the first event.
+
+        The recorder's hot paths append to `log.events` and count `log.recording` down (EventLog.emit, inlined):
+        `events` becomes the tee, and `recording` counts the event budget down instead of the record budget."""
+        tee = Tee(consume, self.record_budget)
+        self.events = tee  # type: ignore[assignment]
+        self.recording = self.record_budget = self.event_budget
+        return tee
+
     @property
     def total(self) -> int:
         """Events that happened, recorded or not."""
         return len(self.events) + self.unrecorded
+
+
+class Tee:
+    """A live log's `events`: hands each event to a consumer and stores the first `keep` of them."""
+
+    __slots__ = ("consume", "stored", "keep", "passed_on")
+
+    def __init__(self, consume: Callable[[Event], None], keep: int) -> None:
+        self.consume = consume
+        self.stored: list[Event] = []
+        self.keep = max(keep, 0)
+        self.passed_on = 0  # events the consumer saw and the record did not keep
+
+    def append(self, event: Event) -> None:
+        if self.keep:
+            self.stored.append(event)
+            self.keep -= 1
+        else:
+            self.passed_on += 1
+        self.consume(event)
+
+    def __len__(self) -> int:
+        return len(self.stored) + self.passed_on

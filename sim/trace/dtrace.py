@@ -1,10 +1,12 @@
 """DTrace over a simulated run: `run_dtrace(script, command, ...)` and the `trapscope dtrace` command.
 
 As `dtrace -s script.d -c 'command'` does on FreeBSD: compile the program (any error stops here, worded as
-dtrace words it), enable its probes, run the command (recorded with the hooks those probes need switched on,
-so their probe effect is in the simulated times), fire BEGIN, every probe the run's events imply, then END,
-and print what dtrace prints. Messages dtrace writes to stderr (matched probes, the traced process's exit,
-drops and errors) are kept apart from its output, as on a terminal.
+dtrace words it), enable its probes, run the command (with the hooks those probes need switched on, so their
+probe effect is in the simulated times), fire BEGIN, every probe the run's events imply as they happen (live:
+the program sees all of a run, however long; the stored record is kept for stepping only), then END, and print
+what dtrace prints. A stored run can be traced again too (trace_run): the same firings, from its log. Messages
+dtrace writes to stderr (matched probes, the traced process's exit, drops and errors) are kept apart from its
+output, as on a terminal.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sim.core.log import Event
+from sim.core.walker import ThreadTable, Walker
 from sim.kern.dtrace_probe import fbt_clock_read_ns, firing_ns
 from sim.kern.kernel import KernelConfig
 from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
@@ -24,7 +28,7 @@ from sim.trace import d_interp
 from sim.trace.d_interp import Program, TraceState, compile_program
 from sim.trace.d_output import Aggregation
 from sim.trace.d_parser import CompileError, DtraceError, parse
-from sim.trace.providers import Enabling, Firing, ProbeCatalog, Stopped, walk
+from sim.trace.providers import Enabling, Firing, ProbeCatalog, ProbeWalk, Stopped
 
 EXIT_ERROR = 1  # dtrace's E_ERROR: the program did not compile, or could not run
 
@@ -38,7 +42,7 @@ class DtraceResult:
     run: Run | None  # the traced run (None when a bare event log was traced)
     probes_matched: int
     firings: int
-    trace_seconds: float  # host time spent evaluating the program over the run's events
+    trace_seconds: float  # host time from BEGIN to END (for a program evaluated live, the run's time included)
     aggregations: dict[str, Aggregation] = field(default_factory=dict)
 
 
@@ -116,13 +120,26 @@ def run_dtrace(
 ) -> DtraceResult:
     """Trace `command` with the D program `script` on a fresh simulated machine and return what dtrace prints.
 
-    Raises DtraceError for a program that does not compile, and RunError/CommandLineError for a command line
-    that cannot run.
+    The program is evaluated live, as the run's events happen, so it sees every one of them however long the
+    run; the run keeps `record_budget` events for stepping. Raises DtraceError for a program that does not
+    compile, and RunError/CommandLineError for a command line that cannot run.
     """
     compiled = compile_script(script, script_name)
     spec = RunSpec(command=command, profile=profile, config=required_config(compiled, config or KernelConfig()))
-    run = record(spec, record_budget=record_budget)
-    return trace_run(compiled, run, quiet)
+    return trace_live(compiled, spec, quiet, record_budget=record_budget)
+
+
+def trace_live(
+    compiled: CompiledScript, spec: RunSpec, quiet: bool = False, *, record_budget: int = DEFAULT_RECORD_BUDGET
+) -> DtraceResult:
+    """Record `spec` (made with required_config's configuration) with the program evaluated live over its events."""
+    tracing = _Tracing(compiled, quiet, systrace_armed(spec.config), _fbt_firing(spec))
+
+    def consumer(threads: ThreadTable) -> Callable[[Event], None]:
+        return tracing.begin(threads)
+
+    run = record(spec, record_budget=record_budget, live=consumer)
+    return tracing.end(_end_ns(run), run.exit_status, run.output, run, unrecorded=0, recorded=len(run.events))
 
 
 def _sdt_probes(provider: str, names) -> list[str]:
@@ -143,15 +160,20 @@ def trace_run(compiled: CompiledScript, run: Run, quiet: bool = False) -> Dtrace
         compiled,
         run.events,
         run.threads,
-        end_ns=max(run.wall_ns, run.events[-1].t_ns if run.events else 0),  # tracing ends with the run's last step
+        end_ns=_end_ns(run),
         systrace_frames=systrace_armed(run.spec.config),
-        fbt_firing=_fbt_firing(run),
+        fbt_firing=_fbt_firing(run.spec),
         quiet=quiet,
         command_status=run.exit_status,
         unrecorded=run.unrecorded,
         program_output=run.output,
         run=run,
     )
+
+
+def _end_ns(run: Run) -> int:
+    """Tracing ends with the run: at its end, or its last recorded step if that is later."""
+    return max(run.wall_ns, run.events[-1].t_ns if run.events else 0)
 
 
 def trace_events(
@@ -169,66 +191,113 @@ def trace_events(
     run: Run | None = None,
 ) -> DtraceResult:
     """Evaluate a compiled program over an event log: BEGIN, the firings the events imply, END."""
-    program = compiled.program
-    state = program.start(quiet)
-    stderr: list[str] = []
-    if not state.quiet:
-        n = program.matched
-        kind = "script" if compiled.from_file else "description"
-        stderr.append(f"dtrace: {kind} '{compiled.name}' matched {n} probe{'' if n == 1 else 's'}")
-    started = time.perf_counter()
-    enabling = Enabling.of(program.probes)
-    pid, tid = _traced_process(events, threads)
-    dtrace_pid, dtrace_tid = pid - DTRACE_PID_OFFSET, tid - DTRACE_PID_OFFSET
-    stopped = _fire_dtrace_probe(program, enabling.begin, 0, dtrace_pid, dtrace_tid)
-    if not stopped:
-        last = walk(events, threads, enabling, program.fire, systrace_frames, end_ns, fbt_firing)
-        stderr.extend(state.errors)  # runtime errors print as they happen: before the process's exit is noticed
-        if state.stopping:
-            end_ns = last.t
-        elif not state.quiet:
-            how = f"exited with status {command_status}" if command_status else "has exited"
-            stderr.append(f"dtrace: pid {pid} {how}")
-    reported = len(state.errors) if not stopped else 0
-    if not state.output_truncated:
-        state.stopping = False
-        _fire_dtrace_probe(program, enabling.end, end_ns, dtrace_pid, dtrace_tid)
-        program.finish(state)
-    stderr.extend(state.errors[reported:])  # END's own
-    if state.error_count > len(state.errors):
-        stderr.append(f"dtrace: {state.error_count - len(state.errors)} more errors on enabled probes")
-    stderr.extend(_drop_messages(state, unrecorded, len(events)))
-    elapsed = time.perf_counter() - started
-    return DtraceResult(
-        output="".join(state.out),
-        stderr="".join(line + "\n" for line in stderr),
-        exit_status=state.exit_status,
-        program_output=program_output,
-        run=run,
-        probes_matched=program.matched,
-        firings=state.firings,
-        trace_seconds=elapsed,
-        aggregations=dict(program.aggregations),
-    )
+    tracing = _Tracing(compiled, quiet, systrace_frames, fbt_firing)
+    feed = tracing.begin(threads)
+    for event in events:
+        feed(event)
+    return tracing.end(end_ns, command_status, program_output, run, unrecorded=unrecorded, recorded=len(events))
 
 
-def _fbt_firing(run: Run) -> tuple[int, int]:
+class _Tracing:
+    """One evaluation of a program: BEGIN when the first event comes, every firing the events imply as they are
+    fed (a live run's stream or a stored log), END when the run has ended."""
+
+    def __init__(self, compiled: CompiledScript, quiet: bool, systrace_frames: bool, fbt_firing: tuple[int, int]):
+        self.compiled = compiled
+        self.program = program = compiled.program
+        self.state = program.start(quiet)
+        self.enabling = Enabling.of(program.probes)
+        self.systrace_frames, self.fbt_firing = systrace_frames, fbt_firing
+        self.stderr: list[str] = []
+        if not self.state.quiet:
+            n = program.matched
+            kind = "script" if compiled.from_file else "description"
+            self.stderr.append(f"dtrace: {kind} '{compiled.name}' matched {n} probe{'' if n == 1 else 's'}")
+        self.started = time.perf_counter()  # BEGIN's time: tracing a live run also takes the run's own time
+        self.walk: ProbeWalk | None = None
+        self.threads: ThreadTable = {}
+        self.stopped = False  # exit() in BEGIN: nothing else fires
+        self.pid = self.tid = 0
+
+    def begin(self, threads: ThreadTable) -> Callable[[Event], None]:
+        """What the run's events are fed to. BEGIN fires with the first, in dtrace's own process (the pid before
+        the command's: dtrace -c started it)."""
+        self.threads = threads
+        self.walk = ProbeWalk(
+            threads, self.enabling, self.program.fire, self.systrace_frames, self.fbt_firing, begin=self._begin
+        )
+        return self.walk.feed
+
+    def _begin(self, first: Event) -> bool:
+        """Fire BEGIN; True if the program called exit() there."""
+        self.started = time.perf_counter()
+        self.pid, self.tid = _traced_process(first, self.threads)
+        self.stopped = _fire_dtrace_probe(
+            self.program, self.enabling.begin, 0, self.pid - DTRACE_PID_OFFSET, self.tid - DTRACE_PID_OFFSET
+        )
+        return self.stopped
+
+    def end(
+        self, end_ns: int, command_status: int | None, program_output: str, run: Run | None, *, unrecorded: int,
+        recorded: int,
+    ) -> DtraceResult:  # fmt: skip
+        program, state, stderr = self.program, self.state, self.stderr
+        walk = self.walk
+        assert walk is not None
+        if walk.begin is not None:  # no event at all: BEGIN still fires
+            walk.begin = None
+            self._begin(_NO_EVENT)
+        stopped = self.stopped
+        if not stopped:
+            last = walk.finish(end_ns)
+            stderr.extend(state.errors)  # runtime errors print as they happen: before the process's exit is noticed
+            if state.stopping:
+                end_ns = last.t
+            elif not state.quiet:
+                how = f"exited with status {command_status}" if command_status else "has exited"
+                stderr.append(f"dtrace: pid {self.pid} {how}")
+        reported = len(state.errors) if not stopped else 0
+        if not state.output_truncated:
+            state.stopping = False
+            _fire_dtrace_probe(
+                program, self.enabling.end, end_ns, self.pid - DTRACE_PID_OFFSET, self.tid - DTRACE_PID_OFFSET
+            )
+            program.finish(state)
+        stderr.extend(state.errors[reported:])  # END's own
+        if state.error_count > len(state.errors):
+            stderr.append(f"dtrace: {state.error_count - len(state.errors)} more errors on enabled probes")
+        stderr.extend(_drop_messages(state, unrecorded, recorded))
+        return DtraceResult(
+            output="".join(state.out),
+            stderr="".join(line + "\n" for line in stderr),
+            exit_status=state.exit_status,
+            program_output=program_output,
+            run=run,
+            probes_matched=program.matched,
+            firings=state.firings,
+            trace_seconds=time.perf_counter() - self.started,
+            aggregations=dict(program.aggregations),
+        )
+
+
+_NO_EVENT = Event(0, "start", "", None, (), 0)
+
+
+def _fbt_firing(spec: RunSpec) -> tuple[int, int]:
     """(when dtrace_probe reads the clock in an fbt firing, what the firing costs) in this run; (0, 0) if its fbt
     probes were not armed."""
-    config = run.spec.config
-    if not (config.dtrace_fbt_entry or config.dtrace_fbt_return) or run.spec.profile not in PROFILES:
+    config = spec.config
+    if not (config.dtrace_fbt_entry or config.dtrace_fbt_return) or spec.profile not in PROFILES:
         return 0, 0
-    costs = PROFILES[run.spec.profile]
+    costs = PROFILES[spec.profile]
     return fbt_clock_read_ns(costs), firing_ns(costs)["fbt"]
 
 
-def _traced_process(events: list[Event], threads: dict[int, tuple[int, str]]) -> tuple[int, int]:
-    """The command's first thread: the one the run's first event puts on the CPU."""
-    for delta in events[0][4] if events else ():
-        if delta[0] == "thread":
-            tid = delta[2]
-            return threads.get(tid, (0, ""))[0], tid
-    return 0, 0
+def _traced_process(first: Event, threads: ThreadTable) -> tuple[int, int]:
+    """(pid, tid) of the command's first thread: the one the run's first event puts on the CPU."""
+    walker = Walker(threads)
+    walker.step(first)
+    return walker.pid, walker.tid
 
 
 def _fire_dtrace_probe(program: Program, probe, t: int, pid: int, tid: int) -> bool:

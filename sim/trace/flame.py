@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from sim.core.walker import Walker
 from sim.run import Run
 from sim.trace.d_output import Aggregation
 
@@ -114,73 +115,36 @@ class FlameGraph:
 # --- exact frame times from a run ---------------------------------------------------------------------------
 
 
-MAXCOMLEN = 19  # sys/param.h: p_comm holds this many characters
-
-
-class _Names:
-    """p_comm of each process as it was at each point of the run: a forked child takes its parent's name and
-    exec gives it the new program's (as the DTrace providers name execname)."""
-
-    def __init__(self, threads: dict[int, tuple[int, str]]) -> None:
-        self.threads = threads
-        self.comms: dict[int, str] = {}
-
-    def pid(self, tid: int) -> int:
-        return self.threads.get(tid, (0, ""))[0]
-
-    def comm(self, tid: int) -> str:
-        pid, final = self.threads.get(tid, (0, ""))
-        return self.comms.get(pid, final) or f"tid {tid}"
-
-    def observe(self, kind: str, name: str, data: object, deltas: tuple) -> int | None:
-        """Follow a start/fork/exec event (its ProcessStart, Fork or Exec payload); returns the pid whose name
-        changed, if one did."""
-        for delta in deltas:
-            if delta[0] == "comm":  # ("comm", pid, old, new), should the kernel record the change itself
-                self.comms[delta[1]] = delta[3]
-                return delta[1]
-        if kind == "start":
-            self.comms[data.pid] = name
-        elif name == "fork":
-            parent = data.parent
-            parent_comm = self.comms.get(parent) or next((c for p, c in self.threads.values() if p == parent), "")
-            self.comms[data.child] = parent_comm
-        elif name == "exec":
-            self.comms[data.pid] = data.path.rsplit("/", 1)[-1][:MAXCOMLEN]
-            return data.pid
-        return None
-
-
 def timeline(run: Run, first_steps: dict[Stack, int] | None = None) -> Iterator[Slice]:
     """The run as consecutive slices of on-CPU time, each with the thread and the stack it was spent in.
 
+    The walker (sim/core/walker.py) gives each step's thread, process, program name and kernel frames; each thread's
+    frames are kept here as root-first stacks too (a stack tuple per open frame), so a slice costs no new tuple.
     If `first_steps` is given, it is filled with the first step at which each stack (and each of its prefixes
     that was entered as a frame) was on the CPU, for "open the stepper inside this function".
     """
     events = run.events
-    names = _Names(run.threads)
-    cpl = run.initial_registers.get("cpl", 3)
-    tid = pid = 0
-    comm = ""
+    walker = Walker(run.threads, run.initial_registers.get("cpl", 3))
     stacks: dict[int, list[Stack]] = {}  # tid -> the kernel frames it has open, as stacks (root first)
     last_left: dict[int, str] = {}  # tid -> the outermost kernel frame it last returned from
     frames: list[Stack] = []
+    tid = pid = 0
+    comm = ""
     first = first_steps if first_steps is not None else {}
     prev_t = 0
     current: list = []  # [tid, pid, start, end, stack, step] of the slice being extended
-    for i, (t, kind, name, detail, deltas, _depth) in enumerate(events):
+    for i, event in enumerate(events):
+        t, kind, name, _data, deltas, _depth = event
         crossing = 0  # +1: this step enters the kernel, -1: it returns to user mode
+        cpl = walker.cpl
+        walker.step(event)
         if deltas:
-            for delta in deltas:
-                tag = delta[0]
-                if tag == "reg":
-                    if delta[1] == "cpl":
-                        cpl = delta[3]
-                        crossing = 1 if cpl == 0 else -1
-                elif tag == "thread":
-                    tid = delta[2]
-                    frames = stacks.setdefault(tid, [])
-                    comm, pid = names.comm(tid), names.pid(tid)
+            if walker.cpl != cpl:
+                crossing = 1 if walker.cpl == 0 else -1
+            if walker.tid != tid:
+                tid, pid = walker.tid, walker.pid
+                frames = stacks.setdefault(tid, [])
+                comm = _comm(walker, tid)
         if kind == "enter":
             stack = (frames[-1] if frames else (comm, KERNEL_SEPARATOR)) + (name,)
             frames.append(stack)
@@ -189,7 +153,7 @@ def timeline(run: Run, first_steps: dict[Stack, int] | None = None) -> Iterator[
         dt = t - prev_t
         prev_t = t
         if dt > 0 and not (kind == "proc" and name == HALT_EVENT):
-            if (crossing or cpl == 0) and not frames:
+            if (crossing or walker.cpl == 0) and not frames:
                 # a ring change's step runs in the entry point it enters or leaves: billed there, but the
                 # stepper finds that frame at its enter event, not here
                 if crossing > 0:
@@ -200,7 +164,7 @@ def timeline(run: Run, first_steps: dict[Stack, int] | None = None) -> Iterator[
                     stack = (comm, KERNEL_SEPARATOR)
                     if stack not in first:
                         first[stack] = i
-            elif crossing or cpl == 0:
+            elif crossing or walker.cpl == 0:
                 stack = frames[-1]
             else:
                 stack = (comm, USER_FRAME)
@@ -213,24 +177,20 @@ def timeline(run: Run, first_steps: dict[Stack, int] | None = None) -> Iterator[
                     yield Slice(*current)
                 current = [tid, pid, t - dt, t, stack, i]
         if kind == "exit":
-            if frames and frames[-1][-1] == name:
-                frames.pop()
-                if not frames:
-                    last_left[tid] = name
-            else:  # a frame left by a longjmp-like unwind (onfault): drop it and everything above it
-                for depth in range(len(frames) - 1, -1, -1):
-                    if frames[depth][-1] == name:
-                        del frames[depth:]
-                        break
+            if len(frames) == 1 and frames[0][-1] == name:
+                last_left[tid] = name  # returned from its outermost frame (not unwound past it)
+            del frames[len(walker.stack) :]
         elif kind == "proc" or kind == "start":
-            if name == "exit":
-                frames.clear()  # exit1() never returns: the thread's kernel stack is abandoned
-            renamed = names.observe(kind, name, detail, deltas)
-            if renamed is not None:
-                comm = names.comm(tid)
-                _rename(stacks, names, renamed)
+            del frames[len(walker.stack) :]  # exit1() never returns: the thread's kernel stack is abandoned
+            if _comm(walker, tid) != comm:  # exec renamed the process: its threads' open stacks carry the new name
+                comm = _comm(walker, tid)
+                _rename(stacks, walker, walker.pid)
     if current:
         yield Slice(*current)
+
+
+def _comm(walker: Walker, tid: int) -> str:
+    return walker.comm_of(tid) or f"tid {tid}"
 
 
 def _entry_point(events: list, i: int, comm: str) -> Stack:
@@ -241,11 +201,11 @@ def _entry_point(events: list, i: int, comm: str) -> Stack:
     return (comm, KERNEL_SEPARATOR)
 
 
-def _rename(stacks: dict[int, list[Stack]], names: _Names, pid: int) -> None:
+def _rename(stacks: dict[int, list[Stack]], walker: Walker, pid: int) -> None:
     """exec renamed a process while its threads have kernel frames open: their stacks carry the new name."""
     for tid, frames in stacks.items():
-        if names.pid(tid) == pid:
-            comm = names.comm(tid)
+        if walker.threads.get(tid, (0, ""))[0] == pid:
+            comm = _comm(walker, tid)
             frames[:] = [(comm, *stack[1:]) for stack in frames]
 
 
@@ -398,7 +358,7 @@ class FlameDiff:
 
 def self_changes(diff: FlameDiff) -> list[DiffNode]:
     """The stacks whose own (self) value changed: difffolded's lines that differ, as nodes of self values."""
-    stacks = set(diff.before.stacks) | set(diff.after.stacks)
+    stacks = sorted(set(diff.before.stacks) | set(diff.after.stacks))  # in one order, whatever the hash seed
     nodes = (DiffNode(s, round(diff.before.stacks.get(s, 0) * diff.scale), diff.after.stacks.get(s, 0)) for s in stacks)
     return [node for node in nodes if node.delta]
 

@@ -1,6 +1,7 @@
 """DTrace providers over a recorded run: which probes exist, which a description names, and when they fire.
 
-A probe firing is derived from the run's event log, never from live simulator objects:
+A probe firing is derived from the run's events, never from live simulator objects: ProbeWalk is fed them one at
+a time, as a live run makes them (so a program sees every event of a run of any length) or from a stored log:
 
 - syscall:freebsd:NAME:entry/return fire where syscallenter() calls systrace_probe_func (the run is recorded
   with each enabled probe's sy_entry / sy_return set, KernelConfig.dtrace_syscall_entry / _return, so each
@@ -32,7 +33,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 
+from sim.core.events import Fork, ProcessExit
 from sim.core.log import Event
+from sim.core.walker import ThreadTable, Walker, thread_change
 from sim.kern.dtrace_probe import PROC_PROBE_OF_EVENT, vminfo_probes
 from sim.kern.ksyms import kernel_symbol
 
@@ -186,9 +189,6 @@ class ProbeCatalog:
             self.probes.append(probe)
             found = [probe]
         return found
-
-    def by_id(self, probe_id: int) -> Probe | None:
-        return self.probes[probe_id - 1] if 0 < probe_id <= len(self.probes) else None
 
 
 def split_description(description: str) -> tuple[str, str, str, str]:
@@ -379,164 +379,196 @@ class Stopped(Exception):
     """The program called exit(): no probe fires after the current firing."""
 
 
-def walk(
-    events: list[Event],
-    threads: dict[int, tuple[int, str]],
-    enabling: Enabling,
-    fire: Callable[[Firing], None],
-    systrace_frames: bool,
-    end_ns: int,
-    fbt_firing: tuple[int, int] = (0, 0),
-) -> Firing:
-    """Fire the enabled probes in the order the run's events imply. Returns the firing state at the end (for END).
+_NOT_AHEAD = object()  # _apply's `ahead` when no look-ahead was needed
+HOLD_WINDOW = 64  # the most events a firing waits for (systrace's entry waits 2, its return about 5)
+CROSSING_WINDOW = 7  # a ring change's entry point is the frame entered within this many steps
 
-    `fire` may raise Stopped to end the walk early (exit()); the returned firing then holds that moment.
-    `fbt_firing` is (when in a firing dtrace_probe reads the clock, what the whole firing costs) for a run recorded
-    with its fbt probes armed (sim/kern/dtrace_probe.py), or (0, 0).
+
+class ProbeWalk:
+    """Fires the enabled probes as the run's events are fed to it, one at a time (a live run's stream, or a stored
+    run's log): the walker (sim/core/walker.py) gives each step's thread, process, stack and system call.
+
+    `fire` may raise Stopped (the program called exit()): no probe fires after that, and `finish` returns that
+    moment's firing. It looks back at nothing stored and ahead only within a small window: a firing that needs a
+    later event (systrace's entry needs the call's arguments, dispatched two steps later; its return the result,
+    set a few steps later; a profile sample on a ring change the entry point entered next) holds the events that
+    follow it until that event comes (HOLD_WINDOW at most), then goes on in order. `fbt_firing` is (when in a firing
+    dtrace_probe reads the clock, what the whole firing costs) for a run recorded with its fbt probes armed
+    (sim/kern/dtrace_probe.py), or (0, 0).
     """
-    w = _Walk(events, threads, enabling, fire, systrace_frames, fbt_firing)
-    try:
-        w.run(end_ns)
-    except Stopped:
-        pass
-    return w.f
 
-
-class _Walk:
-    def __init__(self, events, threads, enabling: Enabling, fire, systrace_frames: bool, fbt_firing=(0, 0)) -> None:
-        self.events = events
-        self.threads = threads
+    def __init__(
+        self,
+        threads: ThreadTable,
+        enabling: Enabling,
+        fire: Callable[[Firing], None],
+        systrace_frames: bool,
+        fbt_firing: tuple[int, int] = (0, 0),
+        begin: Callable[[Event], bool] | None = None,
+    ) -> None:
+        self.walker = Walker(threads)
         self.e = enabling
         self.fire = fire
         self.systrace_frames = systrace_frames
+        self.systrace = systrace_frames and enabling.syscall  # enabled syscall probes fire at systrace's frames
+        self.fbt_entry, self.fbt_return = enabling.fbt_entry or None, enabling.fbt_return or None
         self.f = Firing()
         self.f.stack = self._stack
         self.f.vtime = self._vtime
-        self.tid = 0
-        self.pid, self.comm = 0, ""  # the process of the thread on the CPU, and its name (execname)
-        self.comms: dict[int, str] = {}  # pid -> p_comm as it is at this point of the run (exec changes it)
-        self.kernel_mode_trap = False  # the last trap was taken in kernel mode (vminfo:::kernel_asflt)
-        self.stacks: dict[int, list[str]] = {}
-        self.frames: list[str] = []
-        self.pending: dict[int, tuple[str, int]] = {}  # tid -> (syscall name, index of its "syscall" event)
         self.errnos: dict[int, int] = {}
         self.oncpu: dict[int, int] = {}  # tid -> on-CPU ns before it last went on the CPU
         self.oncpu_since = 0
         self.dtrace_ns: dict[int, int] = {}  # tid -> ns spent in DTrace's own probe handling
         self.fbt_clock, self.fbt_cost = fbt_firing  # an armed fbt firing: its clock read, its cost (0: not armed)
         self.systrace_since = 0
-        self.last = -1  # index of the last event applied
+        self.count = 0  # events applied
+        self.last: Event | None = None  # the event applied last (a sample sees the step before the running one)
+        self.last_exit: tuple[int, str] = (-CROSSING_WINDOW - 1, "")  # (event number, function) of the last exit
         self.callee: str | None = None  # the function whose entry/return is firing: the stack starts at its caller
         self.crossing: tuple[str, int] | None = None  # (entry point, offset) while a sample lands on a ring change
+        self.sample_at = {p: p.period_ns for p in sorted(enabling.profile, key=lambda p: p.period_ns)}
+        self.next_sample = min(self.sample_at.values(), default=NEVER)
+        self.held: list[Event] | None = None  # events waiting for a look-ahead: the first one needs it
+        self.awaited: tuple[str, int, bool] = ("", 0, False)  # (kind, window, stops at a thread switch)
+        self.begin = begin  # fires BEGIN with the first event; True if the program called exit() there
+        self.stopped = False  # the program called exit(): nothing fires any more
+        self.closed = True  # feed must take its slow path (_opens): before the first event, while held, stopped
 
-    # The hot loop: one pass over the events. Frame events (about half of them) are handled inline; the rare
-    # kinds go to _other(); the rest (user steps, instructions, hooks) cost a comparison or two.
-    def run(self, end_ns: int) -> None:
-        e = self.e
-        fbt_entry, fbt_return = e.fbt_entry or None, e.fbt_return or None
-        systrace = self.systrace_frames and e.syscall
-        samples = sorted(((p.period_ns, p) for p in e.profile), key=lambda x: x[0])
-        next_sample = min((period for period, _ in samples), default=NEVER)
-        sample_at = {p: p.period_ns for _, p in samples}
-        frames = self.frames
-        other = self._other
-        for i, (t, kind, name, detail, deltas, _depth) in enumerate(self.events):
-            if t >= next_sample:
-                self.last = i - 1
-                next_sample = self._samples(t, sample_at, i)
+    # One call per event, the hot path: frame events (about half of them) are handled here; the rare kinds go to
+    # _other(); the rest (user steps, instructions, hooks) cost the walker's step and a comparison or two.
+    def feed(self, event: Event, ahead: object = _NOT_AHEAD) -> None:
+        """Apply one event (`ahead`: the event it waited for, when it was held for a look-ahead)."""
+        if self.closed and not self._opens(event):
+            return
+        t, kind, name = event[0], event[1], event[2]
+        try:
+            w = self.walker
+            if t >= self.next_sample:
+                if ahead is _NOT_AHEAD and not w.stack and _enters_kernel(event):
+                    self._hold(event, "enter", CROSSING_WINDOW, False)  # a sample lands on it: where does it enter?
+                    return
+                self.next_sample = self._samples(t, event, ahead)
+            if kind == "enter" and name == SYSTRACE and self.systrace and ahead is _NOT_AHEAD:
+                self._hold(event, "syscall" if w.syscall is None else "sysret", HOLD_WINDOW, True)
+                return
+            self.last = event
+            self.count += 1
             if kind == "enter":
                 if name == SYSTRACE:
                     self.systrace_since = t
-                    if systrace:
-                        self._systrace(i, t)
-                if fbt_entry is not None:
-                    probe = fbt_entry.get(name)
+                    if self.systrace:
+                        self._systrace(t, ahead)  # type: ignore[arg-type]
+                if self.fbt_entry is not None:
+                    probe = self.fbt_entry.get(name)
                     if probe is not None:
-                        self._fbt(probe, i, t, name, _ENTRY)
-                frames.append(name)
+                        self._fbt(probe, t, name, _ENTRY)
+                w.step(event)
             elif kind == "exit":
-                if frames and frames[-1] == name:
-                    frames.pop()
-                elif name in frames:
-                    del frames[len(frames) - 1 - frames[::-1].index(name) :]
+                w.step(event)
+                self.last_exit = (self.count, name)
                 if name == SYSTRACE:
-                    tid = self.tid
+                    tid = w.tid
                     self.dtrace_ns[tid] = self.dtrace_ns.get(tid, 0) + t - self.systrace_since
-                if fbt_return is not None:
-                    probe = fbt_return.get(name)
+                if self.fbt_return is not None:
+                    probe = self.fbt_return.get(name)
                     if probe is not None:
-                        self._fbt(probe, i, t, name, detail)
+                        self._fbt(probe, t, name, event[3])
             elif kind in RARE_KINDS:
-                other(i, t, kind, name, detail, deltas)
-                frames = self.frames
-        self.last = len(self.events) - 1
-        if samples and next_sample <= end_ns:
-            self._samples(end_ns, sample_at, None)
+                self._other(event, t, kind, name)
+            elif event[4]:  # the walker reads no other kind's name or data: only its deltas (ring, %rip)
+                w.step(event)
+        except Stopped:
+            self.stopped = self.closed = True
 
-    def _other(self, i: int, t: int, kind: str, name: str, detail: str, deltas: tuple) -> None:
+    def _opens(self, event: Event) -> bool:
+        """feed's slow path, while it is closed: is `event` applied now? The first event fires BEGIN first; an event
+        that comes while others wait for a look-ahead joins them; after exit() nothing is."""
+        if self.stopped:
+            return False
+        held = self.held
+        if held is not None:
+            held.append(event)
+            kind, window, stops = self.awaited
+            if event[1] == kind or len(held) > window or (stops and event[1] == "proc" and thread_change(event[4])):
+                self._release()
+            return False
+        if self.begin is not None:
+            begin, self.begin = self.begin, None
+            self.stopped = begin(event)
+        self.closed = self.stopped
+        return not self.stopped
+
+    def finish(self, end_ns: int) -> Firing:
+        """The run has ended at end_ns: release what waits for a look-ahead, fire the samples due. Returns the
+        firing state at the end (for END)."""
+        if self.held is not None and not self.stopped:
+            self._release()
+        if not self.stopped and self.sample_at and self.next_sample <= end_ns:
+            try:
+                self._samples(end_ns, None)
+            except Stopped:
+                self.stopped = self.closed = True
+        return self.f
+
+    def _hold(self, event: Event, kind: str, window: int, stops: bool) -> None:
+        self.held = [event]
+        self.awaited = (kind, window, stops)
+        self.closed = True
+
+    def _release(self) -> None:
+        """Apply the held events: the first with the awaited event (None if it did not come in time)."""
+        held, self.held = self.held, None
+        assert held is not None
+        self.closed = False
+        kind, window, stops = self.awaited
+        ahead = None
+        for event in held[1 : window + 1]:
+            if event[1] == kind:
+                ahead = event
+                break
+            if stops and event[1] == "proc" and thread_change(event[4]):
+                break
+        self.feed(held[0], ahead)
+        for event in held[1:]:
+            self.feed(event)
+
+    def _other(self, event: Event, t: int, kind: str, name: str) -> None:
         """Events that are not frames: dispatch, results, processes and threads, traps and faults."""
-        e = self.e
+        e, w = self.e, self.walker
+        if kind == "proc" or kind == "start":
+            change = thread_change(event[4])
+            if change is not None:
+                self._on_cpu(w.tid, t)
+        syscall = w.syscall  # the call a "sysret" event ends
+        w.step(event)
         if kind == "syscall":
-            self.pending[self.tid] = (name, i)
             if e.syscall and not self.systrace_frames:
                 probe = e.syscall_entry.get(name)
                 if probe is not None:
-                    self._syscall_entry(probe, i, t)
+                    args = event[3].values
+                    self.fire(self._prepare(probe, t, lambda: args))
         elif kind == "sysret":
-            if e.syscall and not self.systrace_frames:
-                self._syscall_return(i, t, self.events[i])
-            else:
-                self.pending.pop(self.tid, None)
-        elif kind == "proc" or kind == "start":
-            event = self.events[i]
-            if kind == "start" or name in ("fork", "exec"):
-                self._name_process(event)
-            for delta in deltas:
-                if delta[0] == "thread":
-                    self._switch(delta[2], t)
-            if kind == "proc" and e.proc:
-                self._proc(i, t, event)
-        elif kind == "trap":
-            self.kernel_mode_trap = not self.events[i].data.user
+            if e.syscall and not self.systrace_frames and syscall is not None:
+                self._syscall_return(t, event, syscall.name)
+        elif kind == "proc" and e.proc:
+            self._proc(t, event)
         elif kind == "fault" and e.vminfo:
-            self._fault(i, t, self.events[i])
+            self._fault(t, event)
 
     # -- thread bookkeeping --
 
-    def _switch(self, tid: int, t: int) -> None:
-        old = self.tid
+    def _on_cpu(self, old: int, t: int) -> None:
+        """Another thread takes the CPU at t: bill the time since the last switch to the thread leaving."""
         if old:
             self.oncpu[old] = self.oncpu.get(old, 0) + t - self.oncpu_since
         self.oncpu_since = t
-        self.tid = tid
-        self.pid, self.comm = self.threads.get(tid, (0, ""))
-        self.comm = self.comms.get(self.pid, self.comm)
-        self.frames = self.stacks.setdefault(tid, [])
-
-    def _name_process(self, event: Event) -> None:
-        """Keep p_comm as it was at each point: the first process is named by its command, a forked child
-        takes its parent's name, and exec gives the new program's (MAXCOMLEN characters of its file name)."""
-        kind, data = event[1], event[3]
-        for delta in event[4]:
-            if delta[0] == "comm":  # ("comm", pid, old, new), should the kernel record the change itself
-                self.comms[delta[1]] = delta[3]
-        if kind == "start":
-            self.comms[data.pid] = event[2]
-        elif event[2] == "fork":
-            self.comms[data.child] = self.comms.get(data.parent, self.threads_comm(data.parent))
-        else:
-            self.comms[data.pid] = data.path.rsplit("/", 1)[-1][:19]
-        self.comm = self.comms.get(self.pid, self.comm)
-
-    def threads_comm(self, pid: int) -> str:
-        return next((comm for p, comm in self.threads.values() if p == pid), "")
 
     def _vtime(self) -> int:
-        tid = self.tid
+        tid = self.walker.tid
         return self.oncpu.get(tid, 0) + self.f.t - self.oncpu_since - self.dtrace_ns.get(tid, 0)
 
     def _stack(self, depth: int) -> StackValue:
-        frames = self.frames
+        frames = self.walker.stack
         if not frames:
             if self.crossing is not None:
                 return build_stack([self.crossing[0]], self.crossing[1], depth)
@@ -544,22 +576,21 @@ class _Walk:
         if self.callee is not None:
             leaf = callsite_offset(frames[-1], self.callee)
         else:
-            last = self.events[self.last] if self.last >= 0 else None
-            leaf = position_offset(frames[-1], last)
+            leaf = position_offset(frames[-1], self.last)
         return build_stack(frames, leaf, depth)
 
-    def _prepare(self, probe: Probe, i: int, t: int, argsource, errno: int | None = None) -> Firing:
+    def _prepare(self, probe: Probe, t: int, argsource, errno: int | None = None) -> Firing:
         f = self.f
-        tid = self.tid
-        self.last = i
-        f.probe, f.t, f.tid, f.pid, f.execname, f.index = probe, t, tid, self.pid, self.comm, i
+        w = self.walker
+        tid = w.tid
+        f.probe, f.t, f.tid, f.pid, f.execname, f.index = probe, t, tid, w.pid, w.comm, self.count - 1
         f.errno = self.errnos.get(tid, 0) if errno is None else errno
         f.args, f.argsource = None, argsource
         return f
 
     # -- providers --
 
-    def _fbt(self, probe: Probe, i: int, t: int, function: str, returned: object) -> None:
+    def _fbt(self, probe: Probe, t: int, function: str, returned: object) -> None:
         """fbt entry (returned is _ENTRY: no arguments recorded) or return (arg1 = the value the function returned).
 
         In a run recorded with the probe armed, the kernel charged each firing's cost inside the frame: just after
@@ -569,48 +600,38 @@ class _Walk:
         the end of the entry firing and the start of the return's.
         """
         clock, cost = self.fbt_clock, self.fbt_cost
+        tid = self.walker.tid
         if cost:
             t = t + clock if returned is _ENTRY else t - cost + clock
-            self.dtrace_ns[self.tid] = self.dtrace_ns.get(self.tid, 0) + clock
+            self.dtrace_ns[tid] = self.dtrace_ns.get(tid, 0) + clock
         self.callee = function
         try:
-            self.fire(self._prepare(probe, i, t, _no_args if returned is _ENTRY else lambda: (0, _int(returned))))
+            self.fire(self._prepare(probe, t, _no_args if returned is _ENTRY else lambda: (0, _int(returned))))
         finally:
             self.callee = None
             if cost:
-                self.dtrace_ns[self.tid] = self.dtrace_ns.get(self.tid, 0) + cost - clock
+                self.dtrace_ns[tid] = self.dtrace_ns.get(tid, 0) + cost - clock
 
-    def _systrace(self, i: int, t: int) -> None:
-        """systrace_probe_func is entered twice per call: before the handler (entry) and after it (return)."""
-        tid = self.tid
-        pending = self.pending.get(tid)
-        if pending is None:
-            j = self._next_event(i, "syscall")
-            if j is None:
+    def _systrace(self, t: int, ahead: Event | None) -> None:
+        """systrace_probe_func is entered twice per call: before the handler (entry: `ahead` is the call's dispatch)
+        and after it (return: `ahead` is its result)."""
+        syscall = self.walker.syscall
+        if syscall is None:
+            if ahead is None:
                 return
-            probe = self.e.syscall_entry.get(self.events[j][2])
+            probe = self.e.syscall_entry.get(ahead[2])
             if probe is not None:
+                args = ahead[3].values
                 self.callee = SYSTRACE
                 try:
-                    self.fire(self._prepare(probe, i, t, lambda: self.events[j][3].values))
+                    self.fire(self._prepare(probe, t, lambda: args))
                 finally:
                     self.callee = None
             return
-        del self.pending[tid]
-        j = self._next_event(i, "sysret")
-        self._syscall_return(i, t, self.events[j] if j is not None else None, pending[0])
+        self._syscall_return(t, ahead, syscall.name)
 
-    def _syscall_entry(self, probe: Probe, i: int, t: int) -> None:
-        arguments = self.events[i][3]
-        self.fire(self._prepare(probe, i, t, lambda: arguments.values))
-
-    def _syscall_return(self, i: int, t: int, sysret: Event | None, name: str | None = None) -> None:
-        tid = self.tid
-        if name is None:
-            pending = self.pending.pop(tid, None)
-            if pending is None:
-                return
-            name = pending[0]
+    def _syscall_return(self, t: int, sysret: Event | None, name: str) -> None:
+        tid = self.walker.tid
         value, error = _sysret_values(sysret)
         self.errnos[tid] = error
         probe = self.e.syscall_return.get(name)
@@ -618,96 +639,83 @@ class _Walk:
             if self.systrace_frames:
                 self.callee = SYSTRACE
             try:
-                self.fire(self._prepare(probe, i, t, lambda: (value, value), error))
+                self.fire(self._prepare(probe, t, lambda: (value, value), error))
             finally:
                 self.callee = None
 
-    def _proc(self, i: int, t: int, event: Event) -> None:
+    def _proc(self, t: int, event: Event) -> None:
         name = PROC_EVENTS.get(event[2])
         probe = self.e.proc.get(name) if name else None
         if probe is None:
             return
         data = event[3]
-        if name == "create":
+        if type(data) is Fork:
             args = (data.child,)
-        elif name == "exit":
+        elif type(data) is ProcessExit:
             args = (CLD_KILLED if data.signal else CLD_EXITED,)
         else:
             args = ()
-        self.fire(self._prepare(probe, i, t, lambda: args))
+        self.fire(self._prepare(probe, t, lambda: args))
 
-    def _fault(self, i: int, t: int, event: Event) -> None:
+    def _fault(self, t: int, event: Event) -> None:
         vminfo = self.e.vminfo
-        for name in vminfo_probes(event[2], self.kernel_mode_trap):
+        trap = self.walker.trap
+        for name in vminfo_probes(event[2], trap is not None and not trap.user):
             probe = vminfo.get(name)
             if probe is not None:
-                self.fire(self._prepare(probe, i, t, lambda: (1,)))
+                self.fire(self._prepare(probe, t, lambda: (1,)))
 
-    def _samples(self, t: int, sample_at: dict[Probe, int], running: int | None) -> int:
+    def _samples(self, t: int, running: Event | None, ahead: object = None) -> int:
         """Fire every profile/tick probe due by time t, in time order; return when the next one is due.
 
         A sample due at t, when event `running` completes, sees the state before that event: its step was running.
         """
+        sample_at = self.sample_at
+        in_kernel_frames = bool(self.walker.stack)
         while True:
             probe, when = min(sample_at.items(), key=lambda item: (item[1], item[0].id))
             if when > t:
                 return when
             sample_at[probe] = when + probe.period_ns
-            index = self.last
-            self.crossing = None if self.frames or running is None else self._ring_crossing(running)
-            in_kernel = bool(self.frames) or self.crossing is not None
+            self.crossing = None if in_kernel_frames or running is None else self._ring_crossing(running, ahead)
+            in_kernel = in_kernel_frames or self.crossing is not None
             try:
-                self.fire(self._prepare(probe, index, when, self._sample_args(in_kernel, index)))
+                self.fire(self._prepare(probe, when, self._sample_args(in_kernel)))
             finally:
                 self.crossing = None
 
-    def _ring_crossing(self, running: int) -> tuple[str, int] | None:
+    def _ring_crossing(self, running: Event, ahead: object) -> tuple[str, int] | None:
         """The kernel entry point a step that changes privilege level runs in (SYSCALL, SYSRETQ, a trap's entry).
 
         The machine bills such a step to the kernel (as time(1) does), so a sample landing in it is a kernel
-        sample, at the assembly entry point the next frame enters, or at the end of the one just left.
+        sample, at the assembly entry point the next frame enters (`ahead`), or at the end of the one just left.
         """
-        events = self.events
-        for delta in events[running][4]:
+        for delta in running[4]:
             if delta[0] == "reg" and delta[1] == "cpl":
                 if delta[3] == 0:
-                    for j in range(running + 1, min(running + 8, len(events))):
-                        if events[j][1] == "enter":
-                            return events[j][2], 0
+                    if isinstance(ahead, tuple):
+                        return ahead[2], 0
                 else:
-                    for j in range(running - 1, max(running - 8, -1), -1):
-                        if events[j][1] == "exit":
-                            return events[j][2], position_offset(events[j][2], events[running])
+                    number, function = self.last_exit
+                    if number >= self.count + 1 - CROSSING_WINDOW:
+                        return function, position_offset(function, running)
         return None
 
-    def _sample_args(self, in_kernel: bool, index: int) -> Callable[[], tuple]:
+    def _sample_args(self, in_kernel: bool) -> Callable[[], tuple]:
         """profile's arg0 = the kernel PC (0 in user mode), arg1 = the user PC (0 in kernel mode)."""
         if in_kernel:
             pc = self._kernel_pc()
             return lambda: (pc, 0)
-        return lambda: (0, self._user_pc(index))
+        pc = self.walker.rip  # the last %rip written: the user PC
+        return lambda: (0, pc)
 
     def _kernel_pc(self) -> int:
         stack = self._stack(1)
         return stack.pcs()[0] if stack else 0
 
-    def _user_pc(self, index: int) -> int:
-        for j in range(index, -1, -1):
-            for delta in reversed(self.events[j][4]):
-                if delta[0] == "reg" and delta[1] == "rip":
-                    return delta[3]
-        return 0
 
-    def _next_event(self, i: int, kind: str) -> int | None:
-        """The index of the next event of `kind` on this thread (a few steps ahead on the syscall path)."""
-        events = self.events
-        for j in range(i + 1, len(events)):
-            k = events[j][1]
-            if k == kind:
-                return j
-            if k == "proc" and any(d[0] == "thread" for d in events[j][4]):
-                return None
-        return None
+def _enters_kernel(event: Event) -> bool:
+    return any(delta[0] == "reg" and delta[1] == "cpl" and delta[3] == 0 for delta in event[4])
 
 
 def _no_args() -> tuple:
@@ -728,8 +736,8 @@ def _int(value: object) -> int:
 
 
 def _sysret_values(sysret: Event | None) -> tuple[int, int]:
-    """(arg0, errno) of syscall:::return from the "sysret" event (a SyscallResult): the value, or -1 and the
-    error number (for ERESTART and EJUSTRETURN, the kernel-internal code td_errno holds)."""
+    """(arg0, errno) of syscall:::return from the "sysret" event: the value, or -1 and the error number (td_errno
+    holds ERESTART and EJUSTRETURN, the kernel-internal codes, as they are)."""
     if sysret is None:
         return 0, 0
     result = sysret[3]
