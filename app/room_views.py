@@ -99,11 +99,11 @@ def tally_figure(question: Question, tally: dict[str, int]) -> dict[str, Any]:
             }
         ],
         "layout": {
-            "height": 60 + 34 * len(choices),
+            "height": 50 + 26 * len(choices),
             "margin": {"l": 10, "r": 40, "t": 10, "b": 30},
             "xaxis": {"rangemode": "tozero", "dtick": 1 if max(tally.values(), default=0) < 10 else None},
             "yaxis": {"autorange": "reversed", "automargin": True},
-            "font": {"size": 15},
+            "font": {"size": 14},
             "paper_bgcolor": "rgba(0,0,0,0)",
             "plot_bgcolor": "rgba(0,0,0,0)",
             "showlegend": False,

@@ -117,9 +117,15 @@ RoomsDep = Annotated[Rooms, Depends(get_rooms)]
 
 
 def _same_origin(request: Request) -> None:
-    """A room's POSTs come from its own pages: a browser names the page's origin, and another site's is refused."""
+    """A room's POSTs come from its own pages. Browsers say where a request came from in Sec-Fetch-Site (the pages'
+    no-referrer policy makes their Origin "null"); without it, an Origin naming another site is refused."""
+    site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")
-    if origin is not None and origin != str(request.base_url).rstrip("/"):
+    if site is not None:
+        allowed = site in ("same-origin", "none")
+    else:
+        allowed = origin in (None, "null", str(request.base_url).rstrip("/"))
+    if not allowed:
         raise HTTPException(403, "this request came from another site; open trapscope's own page")
 
 

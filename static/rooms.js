@@ -77,6 +77,17 @@
     if (button && dialog && !dialog.open) dialog.showModal();
   }
 
+  // htmx starts on a timer when its deferred script runs, so it may process the page before the SSE extension (a
+  // later deferred script) has registered. The stream's element therefore names its URL in data-sse-connect, and
+  // becomes an hx-sse:connect element once both have run (a timer set after theirs).
+  function connectStreams() {
+    for (const element of document.querySelectorAll("[data-sse-connect]:not([hx-sse\\:connect])")) {
+      element.setAttribute("hx-sse:connect", element.dataset.sseConnect);
+      htmx.process(element);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => setTimeout(connectStreams, 0));
   document.addEventListener("htmx:before:request", branch);
   document.addEventListener("htmx:after:swap", () => {
     drawTallies();
