@@ -525,3 +525,9 @@ async def lead_events(request: Request, code: str, rooms: RoomsDep, templates: T
                 yield event
 
     return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-store"})
+
+
+@router.api_route("/{rest:path}", methods=["GET", "POST"])
+async def no_such_room(rest: str) -> Response:
+    """Anything else under /rooms/: a mistyped link, answered as clearly as a mistyped code."""
+    raise HTTPException(404, "no such room page: a room's link is /rooms/ and its code, such as /rooms/K7QXM")
