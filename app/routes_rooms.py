@@ -408,7 +408,7 @@ async def answer(
     except RoomError as error:
         raise _raise(error) from None
     await _notify_lead(rooms, room.code, "answers")
-    context = {"question_id": room.question.id if room.question else "", "my_answer": choice}
+    context = {"question_id": room.question.id if room.question else "", "my_answer": choice, "preserve": False}
     return templates.TemplateResponse(request, "partials/room_my_answer.html", context)
 
 
