@@ -20,7 +20,7 @@ from app.errors import BadParameter
 from app.params import StepperQuery, parse_query
 from app.questions import KINDS
 from app.rooms import STUDENT_ID, Question, Room, Rooms
-from sim.scenarios.registry import lookup
+from sim.scenarios.registry import SCENARIOS, Scenario, lookup
 
 MAX_URL = 4096
 LEAD_COOKIE = "trapscope_lead_"  # + the room code: a lecturer may hold several rooms
@@ -122,7 +122,12 @@ class RoomBar:
     join_url: str
     box: QuestionBox | None = None
     followers: int = 0
-    kinds: tuple = ()
+    kinds: tuple = ()  # the questions the lecturer can pose (app/questions.py QuestionKind)
+
+    @property
+    def scenarios(self) -> list[Scenario]:
+        """Where the lecturer can take the room next."""
+        return list(SCENARIOS.values())
 
     @property
     def title(self) -> str:

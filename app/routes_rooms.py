@@ -69,6 +69,7 @@ from app.rooms import (
 )
 from app.routes_pages import add_figures, stepper_context
 from app.runs import RunCache, get_run_cache
+from app.stepper import stepper_run
 from app.templating import get_templates
 
 router = APIRouter(prefix="/rooms", include_in_schema=False)
@@ -327,7 +328,7 @@ async def pose(
     query = parse_stepping_url(room.url)
     step = query.step or 0
     cached = await runs.get(query.spec)
-    derived = (await stepper_context(query, runs, fragment=False))["derived"]
+    derived = await run_in_threadpool(stepper_run, cached)
     truth = await run_in_threadpool(found.settle, derived.index, cached.run, step)
     question = Question(
         id=secrets.token_hex(6),

@@ -102,6 +102,18 @@ def test_only_the_key_holder_drives(lecturer, student):
     assert 'data-step="9"' in join(student, code)
 
 
+def test_the_lecturer_takes_the_room_to_another_scenario(lecturer, student):
+    code = open_room(lecturer)
+    page = lecturer.get(f"/scenarios/getpid?room={code}&step=3").text
+    assert f'href="/scenarios/fork-returns-twice?room={code}"' in page
+    assert (
+        lecturer.post(f"/rooms/{code}/drive", data={"url": "/scenarios/fork-returns-twice?step=2"}).status_code == 204
+    )
+    followed = join(student, code)
+    assert "fork" in followed and 'data-step="2"' in followed
+    assert f"/scenarios/fork-returns-twice?room={code}&amp;step=2" in followed  # its links keep the room
+
+
 def test_a_capability_link_hands_the_key_to_another_device(lecturer, app):
     code = open_room(lecturer)
     key = lecturer.cookies.get(f"trapscope_lead_{code}")
