@@ -24,6 +24,7 @@ import asyncio
 import io
 import json
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -170,8 +171,9 @@ def _page_title(query: StepperQuery, step: int) -> str:
 
 async def _stage_html(request: Request, room: Room, runs: RunCache, templates: Jinja2Templates) -> str:
     """The whole stepper of the room's URL (a new run, other views), with the step's explore link."""
-    cache: OrderedDict[tuple[str, int], str] = request.app.state.room_stages
-    found = cache.get((room.code, room.version))
+    cache: OrderedDict[tuple[str, int, str], str] = request.app.state.room_stages
+    key = (room.code, room.version, room.url)  # a code is reused once its room has ended: the URL tells them apart
+    found = cache.get(key)
     if found is not None:
         return found
     query = parse_stepping_url(room.url)
@@ -182,7 +184,7 @@ async def _stage_html(request: Request, room: Room, runs: RunCache, templates: J
         + partial("stepper", _render(templates, "partials/stepper.html", context))
         + partial("room-explore", _render(templates, "partials/room_explore.html", {"url": room.url}))
     )
-    cache[(room.code, room.version)] = html
+    cache[key] = html
     while len(cache) > STAGE_CACHE:
         cache.popitem(last=False)
     return html
@@ -459,21 +461,26 @@ async def follow_events(
                 if current.version != version:  # joined late, or missed steps while away: the current step
                     yield await resync(current)
                     version = current.version
+                beat = time.monotonic() + HEARTBEAT_S
                 while True:
-                    try:
-                        raw = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
-                    except TimeoutError:
+                    if time.monotonic() >= beat:  # however busy the room, the follower still says it is here
+                        beat = time.monotonic() + HEARTBEAT_S
                         if await rooms.get(room.code) is None:
                             for event in _ended_events(ended_html):
                                 yield event
                             return
                         await rooms.follower_joined(room.code, follower)
+                    try:
+                        raw = await asyncio.wait_for(queue.get(), max(0.1, beat - time.monotonic()))
+                    except TimeoutError:
                         continue
                     message = json.loads(raw) if raw != LOST else None
                     if message is not None and message.get("ended"):
                         for event in _ended_events(message["html"]):
                             yield event
                         return
+                    if message is not None and message["v"] <= version:
+                        continue  # sent before this follower's resync, which already showed it
                     if message is None or message["prev"] != version:
                         current = await rooms.get(room.code)
                         if current is None:
@@ -507,11 +514,14 @@ async def lead_events(request: Request, code: str, rooms: RoomsDep, templates: T
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         async with rooms.broker.listen(lead_channel(room.code)) as queue:
+            beat = time.monotonic() + HEARTBEAT_S
             while True:
+                if time.monotonic() >= beat:  # the lecturer's page is open: the room lives on
+                    beat = time.monotonic() + HEARTBEAT_S
+                    await rooms.touch(room.code)
                 try:
-                    what = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                    what = await asyncio.wait_for(queue.get(), max(0.1, beat - time.monotonic()))
                 except TimeoutError:
-                    await rooms.touch(room.code)  # the lecturer's page is open: the room lives on
                     what = "heartbeat"
                 if what == "ended":
                     yield ServerSentEvent(data="ended", event="ended")
