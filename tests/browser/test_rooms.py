@@ -174,3 +174,25 @@ def test_the_projector_shows_the_code_and_a_qr_code(room):
     screenshot(lecturer, "room-qr.png")
     lecturer.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
+
+
+def test_ending_the_room_tells_its_followers(room):
+    lecturer, first, second, code = room
+    lecturer.click("#room-end")
+    expect(lecturer.locator("#room-bar")).to_have_count(0)
+    for student in (first, second):
+        expect(student.locator("#room-bar")).to_have_attribute("data-role", "ended")
+        expect(student.locator("#room-bar")).to_contain_text(f"Room {code} has ended")
+
+
+def test_a_hostile_room_name_is_shown_as_text(page, console_errors):
+    hostile = '<img src=x onerror="document.body.dataset.owned=1">'
+    page.goto("/")
+    page.fill("#room-title-input", hostile)
+    page.click("#open-room button")
+    expect(page.locator("#room-title")).to_have_text(hostile)
+    code = page.locator("#room-code").inner_text()
+    page.goto(f"/rooms/{code}")
+    expect(page.locator("#room-title")).to_have_text(hostile)
+    assert page.evaluate("document.body.dataset.owned") is None
+    assert page.locator("#room-bar img").count() == 0
