@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from app.broker import LISTENER_QUEUE, LOST, MemoryBroker
+from tests.test_api_runs import run_in_fresh_loop
 
 
 def test_keys_are_set_once_when_asked_and_expire():
@@ -25,7 +24,7 @@ def test_keys_are_set_once_when_asked_and_expire():
         await broker.zrem("z", "b")
         assert await broker.zcount_from("z", 0.0) == 0
 
-    asyncio.run(scenario())
+    run_in_fresh_loop(scenario)
 
 
 def test_every_listener_hears_a_message_and_a_slow_one_is_told_it_lost_some():
@@ -43,4 +42,4 @@ def test_every_listener_hears_a_message_and_a_slow_one_is_told_it_lost_some():
             assert len(drained) <= LISTENER_QUEUE
         await broker.publish("room", "nobody listens")  # the channel has no listener left: nothing is kept
 
-    asyncio.run(scenario())
+    run_in_fresh_loop(scenario)
