@@ -34,8 +34,16 @@ class QuestionKind:
     settle: Callable[[LogIndex, Run, int], Truth]
 
 
-def _next_user_step(index: LogIndex, step: int) -> int | None:
-    return LogIndex.next_after(index.positions("user"), step)
+def _next_program_step(index: LogIndex, run: Run, step: int) -> int | None:
+    """The program's next instruction after `step`: a user-mode step, or an instruction (syscall) run in ring 3."""
+    user = LogIndex.next_after(index.positions("user"), step)
+    insns = index.positions("insn")
+    for at in insns[LogIndex.count_until(insns, step) :]:
+        if user is not None and at > user:
+            break
+        if _cpl_before(index, at, run.initial_registers["cpl"]) == 3:
+            return at
+    return user
 
 
 def _cpl_before(index: LogIndex, step: int, initial_cpl: int) -> int:
@@ -46,12 +54,13 @@ def _cpl_before(index: LogIndex, step: int, initial_cpl: int) -> int:
 
 def settle_fault(index: LogIndex, run: Run, step: int) -> Truth:
     fault = LogIndex.next_after(index.positions("trap", "#PF"), step)
-    until = _next_user_step(index, step)
+    until = _next_program_step(index, run, step)
     if fault is not None and (until is None or fault < until):
         return Truth("yes", fault, f"step {fault}: a page fault (#PF) is taken before the program's next instruction")
     if until is None:
-        return Truth("no", None, "no: the run ends without another page fault or instruction of the program")
-    return Truth("no", until, f"no: the program's next instruction runs at step {until} with no page fault first")
+        return Truth("no", None, "the run ends without another page fault or instruction of the program")
+    name = run.events[until].name
+    return Truth("no", until, f"the program's next instruction, {name}, runs at step {until} without a page fault")
 
 
 RING_CHOICES = ("ring 3 (user mode)", "ring 0 (kernel mode)", "no trap follows")

@@ -56,11 +56,14 @@ def test_a_write_to_a_copy_on_write_stack_page_faults_in_ring_3_with_every_entry
     assert walk.step == miss
 
 
-def test_no_fault_before_the_next_instruction_when_none_is_taken(getpid_run):
+def test_no_fault_before_the_next_instruction_when_none_is_taken_and_syscall_is_the_programs_instruction(getpid_run):
     index = LogIndex(getpid_run.events)
     truth = settle_fault(index, getpid_run, 0)
-    assert truth.choice == "no"
-    assert truth.step == LogIndex.next_after(index.positions("user"), 0)
+    assert (truth.choice, truth.step) == ("no", 1)
+    syscall = _first(getpid_run, "insn", "syscall")
+    truth = settle_fault(index, getpid_run, syscall - 1)
+    assert (truth.choice, truth.step) == ("no", syscall)
+    assert "syscall" in truth.detail
 
 
 def test_every_kind_settles_on_one_of_its_own_choices_at_every_step(getpid_run):
