@@ -169,24 +169,33 @@ def _page_title(query: StepperQuery, step: int) -> str:
     return f"{query.scenario.title} · step {step} · trapscope"
 
 
-async def _stage_html(request: Request, room: Room, runs: RunCache, templates: Jinja2Templates) -> str:
-    """The whole stepper of the room's URL (a new run, other views), with the step's explore link."""
+async def _stage_html(
+    request: Request, room: Room, runs: RunCache, templates: Jinja2Templates, keeps_timeline: bool = False
+) -> str:
+    """The whole stepper of the room's URL (a new run, other views), with the step's explore link.
+
+    `keeps_timeline`: every follower already draws this run's timeline (only the views changed), so the figure's
+    data, most of a long run's stepper, stays out: its box is hx-preserve, and htmx keeps the one drawn.
+    """
     cache: OrderedDict[tuple[str, int, str], str] = request.app.state.room_stages
     key = (room.code, room.version, room.url)  # a code is reused once its room has ended: the URL tells them apart
-    found = cache.get(key)
+    found = None if keeps_timeline else cache.get(key)
     if found is not None:
         return found
     query = parse_stepping_url(room.url)
     context = await stepper_context(query, runs, fragment=False)
     add_figures(context, context["derived"])
+    if keeps_timeline:
+        del context["timeline"]
     html = (
         title_of(_page_title(query, context["view"].step.step))
         + partial("stepper", _render(templates, "partials/stepper.html", context))
         + partial("room-explore", _render(templates, "partials/room_explore.html", {"url": room.url}))
     )
-    cache[key] = html
-    while len(cache) > STAGE_CACHE:
-        cache.popitem(last=False)
+    if not keeps_timeline:  # what a follower resyncing after a gap gets: it may have no timeline yet
+        cache[key] = html
+        while len(cache) > STAGE_CACHE:
+            cache.popitem(last=False)
     return html
 
 
@@ -306,10 +315,14 @@ async def drive(
     try:
         before = parse_stepping_url(room.url)
         same_screen = before.url(None) == query.url(None)
+        keeps_timeline = before.spec.run_id == query.spec.run_id and "timeline" in before.views
     except (BadParameter, LookupError):
-        same_screen = False
+        same_screen = keeps_timeline = False
     moved = replace(room, url=new_url, version=room.version + 1)
-    html = await (_panel_html(moved, runs, templates) if same_screen else _stage_html(request, moved, runs, templates))
+    if same_screen:
+        html = await _panel_html(moved, runs, templates)
+    else:
+        html = await _stage_html(request, moved, runs, templates, keeps_timeline)
     await rooms.save(moved)
     await _broadcast(rooms, room, moved, html)
     return Response(status_code=204)

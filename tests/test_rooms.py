@@ -7,6 +7,7 @@ are in tests/test_rooms_live.py; the flows in a browser in tests/browser/test_ro
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -244,3 +245,31 @@ def test_ending_a_room_ends_it_for_everyone(lecturer, student):
     response = lecturer.post(f"/rooms/{code}/end")
     assert response.status_code == 303 and response.headers["location"] == "/scenarios/getpid"
     assert student.get(f"/rooms/{code}").status_code == 404
+
+
+def test_a_broadcast_is_rendered_once_and_leaves_out_the_timeline_followers_already_draw(app, lecturer):
+    code = open_room(lecturer, "/scenarios/getpid?step=3")
+    sent: list[dict] = []
+    broker = app.state.rooms.broker
+    publish = broker.publish
+
+    async def spy(channel: str, message: str) -> None:
+        if channel == f"trapscope:room:{code}":
+            sent.append(json.loads(message))
+        await publish(channel, message)
+
+    broker.publish = spy
+    try:
+        for url in (
+            f"/scenarios/getpid?room={code}&step=4",
+            f"/scenarios/getpid?room={code}&step=4&views=timeline,cpu",
+            f"/scenarios/fork-returns-twice?room={code}&step=2",
+        ):
+            assert lecturer.post(f"/rooms/{code}/drive", data={"url": url}).status_code == 204
+    finally:
+        broker.publish = publish
+    step, views, new_run = (message["html"] for message in sent)  # one message per change, for every follower
+    assert '<hx-partial hx-target="#step-panel"' in step and 'id="timeline-figure"' not in step
+    assert '<hx-partial hx-target="#stepper"' in views and 'id="timeline-figure"' not in views  # the same run's
+    assert '<hx-partial hx-target="#stepper"' in new_run and 'id="timeline-figure"' in new_run
+    assert [message["v"] for message in sent] == [2, 3, 4]
