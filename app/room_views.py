@@ -123,6 +123,7 @@ class RoomBar:
     box: QuestionBox | None = None
     followers: int = 0
     kinds: tuple = ()  # the questions the lecturer can pose (app/questions.py QuestionKind)
+    lecturer_link: str = ""  # the lecturer's own page only: the capability link that hands the key to a device
 
     @property
     def scenarios(self) -> list[Scenario]:
@@ -159,9 +160,11 @@ async def room_bar(request: Request, query: StepperQuery) -> RoomBar:
     room = await rooms.get(code)
     if room is None:
         return RoomBar("ended", code, None, join_url(request, code))
-    if room.is_lecturer(request.cookies.get(lead_cookie(code))):
+    key = request.cookies.get(lead_cookie(code))
+    if room.is_lecturer(key):
         box = await question_box(rooms, room, "lead")
         followers = await rooms.followers(code)
-        return RoomBar("lead", code, room, join_url(request, code), box, followers, tuple(KINDS.values()))
+        link = f"{join_url(request, code)}/lead?key={key}"
+        return RoomBar("lead", code, room, join_url(request, code), box, followers, tuple(KINDS.values()), link)
     box = await question_box(rooms, room, "explore", student_of(request))
     return RoomBar("explore", code, room, join_url(request, code), box)

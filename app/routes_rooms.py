@@ -227,9 +227,10 @@ async def _notify_lead(rooms: Rooms, code: str, what: str) -> None:
 # ---------------------------------------------------------------- opening and joining
 
 
-def _lecturer_response(response: Response, room: Room, key: str, ttl_s: int) -> Response:
+def _lecturer_response(request: Request, response: Response, room: Room, key: str, ttl_s: int) -> Response:
+    secure = request.url.scheme == "https"  # behind TLS the key never travels in the clear
     response.set_cookie(
-        lead_cookie(room.code), key, max_age=ttl_s, path="/", httponly=True, samesite="strict", secure=False
+        lead_cookie(room.code), key, max_age=ttl_s, path="/", httponly=True, samesite="strict", secure=secure
     )
     return response
 
@@ -245,7 +246,7 @@ async def open_room(request: Request, rooms: RoomsDep) -> Response:
     except RoomError as error:
         raise _raise(error) from None
     response = RedirectResponse(room.url, status_code=303)
-    return _lecturer_response(response, room, key, rooms.limits.ttl_s)
+    return _lecturer_response(request, response, room, key, rooms.limits.ttl_s)
 
 
 @router.get("/join")
@@ -267,7 +268,10 @@ async def follow_page(request: Request, code: str, rooms: RoomsDep, runs: Runs, 
     response = templates.TemplateResponse(request, "room.html", context)
     response.headers["Cache-Control"] = "no-store"  # the room moves on: a cached copy would be the wrong step
     if student_of(request) is None:
-        response.set_cookie(STUDENT_COOKIE, student, max_age=30 * 86400, path="/rooms", httponly=True, samesite="lax")
+        secure = request.url.scheme == "https"
+        response.set_cookie(
+            STUDENT_COOKIE, student, max_age=30 * 86400, path="/rooms", httponly=True, samesite="lax", secure=secure
+        )
     return response
 
 
@@ -287,11 +291,11 @@ async def qr_code(request: Request, code: str, rooms: RoomsDep) -> Response:
 
 
 @router.get("/{code}/lead")
-async def lecturer_link(code: str, rooms: RoomsDep, key: str = "") -> Response:
+async def lecturer_link(request: Request, code: str, rooms: RoomsDep, key: str = "") -> Response:
     room = await _room(rooms, code)
     if not LECTURER_KEY.fullmatch(key) or not room.is_lecturer(key):
         raise HTTPException(403, f"that is not the lecturer's link of room {room.code}")
-    return _lecturer_response(RedirectResponse(room.url, status_code=303), room, key, rooms.limits.ttl_s)
+    return _lecturer_response(request, RedirectResponse(room.url, status_code=303), room, key, rooms.limits.ttl_s)
 
 
 # ---------------------------------------------------------------- driving

@@ -118,6 +118,7 @@ def test_the_lecturer_takes_the_room_to_another_scenario(lecturer, student):
 def test_a_capability_link_hands_the_key_to_another_device(lecturer, app):
     code = open_room(lecturer)
     key = lecturer.cookies.get(f"trapscope_lead_{code}")
+    assert f"/rooms/{code}/lead?key={key}" in lecturer.get(f"/scenarios/getpid?room={code}").text
     projector = _client(app)
     assert projector.get(f"/rooms/{code}/lead?key={'A' * 32}").status_code == 403
     response = projector.get(f"/rooms/{code}/lead?key={key}")
