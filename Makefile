@@ -9,6 +9,7 @@
 #   .venv/.stamp-install-test        pip install -e '.[test]'  (redone when pyproject.toml changes)
 #   node_modules/.stamp-npm-ci       npm ci                    (redone when package-lock.json changes)
 #   /usr/bin/chromium                apt-get install chromium  (only when missing)
+#   /usr/bin/redis-server            apt-get install redis-server (only when missing; the rooms' Redis test)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -20,6 +21,7 @@ VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 CHROMIUM ?= /usr/bin/chromium
+REDIS_SERVER ?= /usr/bin/redis-server
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS='-m "not browser" -x'
 PYTEST_ARGS ?=
 
@@ -59,7 +61,7 @@ help:
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make bench      run every benchmark under bench/"
 	@echo "make setup      venv + pip install -e . + npm ci"
-	@echo "make setup-test venv + pip install -e '.[test]' + npm ci + Debian's chromium"
+	@echo "make setup-test venv + pip install -e '.[test]' + npm ci + Debian's chromium and redis-server"
 	@echo "make clean      remove caches and test output; make distclean also removes .venv and node_modules"
 
 # ---------------------------------------------------------------- set-up
@@ -94,7 +96,12 @@ $(CHROMIUM):
 
 setup: $(STAMP_RUN) $(NPM_STAMP)
 
-setup-test: $(STAMP_TEST) $(NPM_STAMP) $(CHROMIUM)
+# Only when missing. The test that shares live rooms between two app processes starts its own redis-server on a
+# free loopback port (never the system's service).
+$(REDIS_SERVER):
+	@$(call apt_install,redis-server)
+
+setup-test: $(STAMP_TEST) $(NPM_STAMP) $(CHROMIUM) $(REDIS_SERVER)
 
 # ---------------------------------------------------------------- use
 

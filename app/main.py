@@ -5,12 +5,19 @@ Everything the browser needs is served from here (no CDN), compressed, behind a 
 
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import routes_api, routes_console, routes_pages, routes_trace, vendor
+from app import routes_api, routes_console, routes_pages, routes_rooms, routes_trace, vendor
+from app.broker import make_broker
 from app.errors import install_error_handlers
 from app.params import WEB_EVENT_BUDGET
+from app.rooms import RoomLimits, Rooms
 from app.runs import DEFAULT_MAX_RUNS, RunCache
 from app.security import SecurityHeadersMiddleware
 from app.templating import STATIC_DIR, VersionedStaticFiles, make_templates
@@ -32,8 +39,15 @@ def web_record(spec: RunSpec) -> Run:
     return run
 
 
-def create_app(max_runs: int = DEFAULT_MAX_RUNS) -> FastAPI:
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await app.state.rooms.broker.close()
+
+
+def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="trapscope",
         version=VERSION,
         summary="Step through FreeBSD/amd64 system calls, traps and virtual memory, recorded by a simulator.",
@@ -43,6 +57,9 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS) -> FastAPI:
     )
     app.state.runs = RunCache(max_runs, recorder=web_record)
     app.state.templates = make_templates()
+    # Live rooms: in this process, or in Redis when TRAPSCOPE_REDIS_URL names one (several workers or hosts).
+    app.state.rooms = rooms or Rooms(make_broker(os.environ.get("TRAPSCOPE_REDIS_URL")), RoomLimits.from_env())
+    app.state.room_stages = OrderedDict()  # (code, version) -> the whole-stepper fragment, for resyncs
     routes_console.install_console(app.state.templates)
     app.add_middleware(GZipMiddleware, minimum_size=512)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost, so error responses get the headers too
@@ -53,6 +70,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS) -> FastAPI:
     app.include_router(routes_api.router)
     app.include_router(routes_trace.router)
     app.include_router(routes_console.router)
+    app.include_router(routes_rooms.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

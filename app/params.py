@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
 from app.errors import BadParameter
+from app.rooms import CODE_LENGTH, normalize_code
 from sim.core.log import EVENT_KINDS
 from sim.kern.kernel import KernelConfig
 from sim.machine.profiles import PROFILES
@@ -55,7 +56,7 @@ EVENT_KIND_NAMES = tuple(EVENT_KINDS) + ("tlb", "walk")
 _WHOLE = re.compile(r"-?[0-9]{1,18}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _TRUE, _FALSE = ("1", "on", "true", "yes"), ("0", "off", "false", "no")
-QUERY_PARAMETERS = ("step", "at", "views", "mode", "embed", "bp", "add_bp", "profile", *KNOBS, *SWITCHES)
+QUERY_PARAMETERS = ("step", "at", "views", "mode", "embed", "bp", "add_bp", "room", "profile", *KNOBS, *SWITCHES)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class StepperQuery:
     projector: bool
     embed: bool
     breakpoints: tuple[Breakpoint, ...] = field(default=())
+    room: str = ""  # the live room this page belongs to (app/rooms.py): its lecturer drives it, others explore
 
     @property
     def config(self) -> KernelConfig:
@@ -122,6 +124,8 @@ class StepperQuery:
             pairs.append(("embed", "1"))
         if self.breakpoints:
             pairs.append(("bp", ",".join(bp.token for bp in self.breakpoints)))
+        if self.room:
+            pairs.append(("room", self.room))
         return pairs
 
     def url(self, step: int | None = None, **changes: object) -> str:
@@ -301,6 +305,10 @@ def parse_query(path: str, scenario: Scenario, params: Mapping[str, str], multi:
     views = _views(params["views"]) if "views" in params else default_views(scenario, projector)
     step = parse_step(params["step"]) if "step" in params else None
     at_ns = _whole("at", params["at"], "a time in ns, 0 or more") if "at" in params else None
+    room = normalize_code(params["room"]) if "room" in params else ""
+    if room is None:  # not quoted back: a room code is short, and anything else is not worth showing
+        valid = f"{CODE_LENGTH} letters and digits, such as K7QXM"
+        raise _bad("room", f"must be a room code ({valid})", valid)
     if at_ns is not None and at_ns < 0:
         raise _bad("at", f"must be a time in ns, 0 or more, not {at_ns}", "0 or more")
     return StepperQuery(
@@ -315,4 +323,5 @@ def parse_query(path: str, scenario: Scenario, params: Mapping[str, str], multi:
         projector=projector,
         embed=embed,
         breakpoints=_breakpoints(",".join(filter(None, (params.get("bp", ""), params.get("add_bp", ""))))),
+        room=room,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,10 +21,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from app.figures import latency_layout, timeline_layout
-from app.params import EVENT_KIND_NAMES, VIEWS, MalformedStep, parse_query, step_problem
+from app.params import EVENT_KIND_NAMES, VIEWS, MalformedStep, StepperQuery, parse_query, step_problem
+from app.room_views import room_bar
 from app.runs import RunCache, get_run_cache
 from app.security import embed_policy
-from app.stepper import stepper_run, stepper_view
+from app.stepper import StepperRun, stepper_run, stepper_view
 from app.templating import get_templates
 from sim.replay import StepOutOfRange
 from sim.scenarios.registry import KNOBS, SCENARIOS, lookup
@@ -57,6 +58,32 @@ def _trace_url(command: str, profile: str) -> str | None:
     return trace_url(command, profile)
 
 
+async def stepper_context(query: StepperQuery, runs: RunCache, fragment: bool) -> dict[str, Any]:
+    """What the stepper's templates need to show `query`'s step (its run recorded, or taken from the cache)."""
+    cached = await runs.get(query.spec)
+    derived = await run_in_threadpool(stepper_run, cached)
+    step = query.step or 0
+    if not 0 <= step <= cached.last_step:
+        raise StepOutOfRange(step, cached.last_step)
+    state = await run_in_threadpool(cached.state_at, step)
+    view = await run_in_threadpool(stepper_view, query, cached, derived, state)
+    return {
+        "view": view,
+        "trace_url": _trace_url(query.spec.command, query.profile),
+        "fragment": fragment,
+        "views": VIEWS,
+        "knobs": KNOBS,
+        "event_kinds": EVENT_KIND_NAMES,
+        "derived": derived,
+    }
+
+
+def add_figures(context: dict[str, Any], derived: StepperRun) -> None:
+    """The run's figures, for templates that draw the whole stepper (a step panel keeps the timeline it has)."""
+    context["timeline"] = {**timeline_layout(), "data": derived.timeline}
+    context["latency_figure"] = latency_layout()
+
+
 @router.get("/", response_class=HTMLResponse)
 async def landing(request: Request, templates: Templates) -> HTMLResponse:
     return templates.TemplateResponse(request, "index.html", {"scenarios": list(SCENARIOS.values())})
@@ -86,23 +113,13 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
     headers = {}
     if is_htmx(request) and request.headers.get("hx-history-restore-request") != "true":
         headers["HX-Push-Url"] = query.url(step)  # the canonical URL, whatever the form or link sent
-    if not 0 <= step <= cached.last_step:
-        raise StepOutOfRange(step, cached.last_step)
-    state = await run_in_threadpool(cached.state_at, step)
-    view = await run_in_threadpool(stepper_view, query, cached, derived, state)
-    context = {
-        "view": view,
-        "trace_url": _trace_url(query.spec.command, query.profile),
-        "fragment": is_htmx(request),
-        "views": VIEWS,
-        "knobs": KNOBS,
-        "event_kinds": EVENT_KIND_NAMES,
-    }
+    context = await stepper_context(query, runs, fragment=is_htmx(request))
+    if query.room and not is_htmx(request):
+        context["room_bar"] = await room_bar(request, query)
     if wants_panel_only(request):
         template = "partials/step_panel.html"
     else:
-        context["timeline"] = {**timeline_layout(), "data": derived.timeline}
-        context["latency_figure"] = latency_layout()
+        add_figures(context, derived)
         template = "partials/stepper.html" if is_htmx(request) else "scenario.html"
     response = templates.TemplateResponse(request, template, context, headers=headers)
     response.headers["Vary"] = "HX-Request, HX-Target"  # one URL, three representations

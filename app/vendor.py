@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "node_modules"
 PACKAGE_LOCK = ROOT / "package-lock.json"
 HTMX_JS = NODE_MODULES / "htmx.org" / "dist" / "htmx.min.js"
+HTMX_SSE_JS = NODE_MODULES / "htmx.org" / "dist" / "ext" / "hx-sse.min.js"  # live rooms' server-sent events
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -167,6 +168,7 @@ def _load_vendor_files() -> dict[str, VendorFile]:
     plotly_js = _read(PLOTLY_JS)
     files = [
         VendorFile.of("htmx", f"/vendor/htmx-{htmx}.min.js", JAVASCRIPT, _read(HTMX_JS)),
+        VendorFile.of("htmx_sse", f"/vendor/htmx-{htmx}-sse.min.js", JAVASCRIPT, _read(HTMX_SSE_JS)),
         VendorFile.of("plotly", f"/vendor/plotly-{plotly_version}.min.js", JAVASCRIPT, plotly_js),
         VendorFile.of(
             "plotly_css", f"/vendor/plotly-{plotly_version}.css", CSS, plotly_css(plotly_js.decode()).encode()

@@ -454,7 +454,10 @@
     drawFrameGrid();
   }
 
-  document.addEventListener("htmx:before:request", () => setBusy(true));
+  // A live room's event stream (hx-sse:connect) is a request that stays open: it never makes the keys wait.
+  document.addEventListener("htmx:before:request", (event) => {
+    if (!(event.target instanceof Element && event.target.hasAttribute("hx-sse:connect"))) setBusy(true);
+  });
   document.addEventListener("htmx:before:swap", () => {
     const active = document.activeElement;
     const typing = active instanceof Element && active.matches(TYPING);
