@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -47,9 +46,6 @@ DEFAULT_RECORD_BUDGET = 1_500_000
 # Steps a run may take in all before it is stopped: past the record budget a step costs ~0.35 us, so a run that
 # asks for too much is told so within ~20 s. Twice dd bs=1g count=1 (25.5 M steps) fits.
 DEFAULT_EVENT_BUDGET = 60_000_000
-
-_cpu_lock = threading.Lock()  # one run owns the simulated CPU (pcpu) at a time
-
 
 class RunError(ValueError):
     """The run cannot be made as asked; the message is for the person who asked."""
@@ -139,10 +135,10 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
     command = parse_command_line(spec.command)
     main = lookup(command.program)
     validate(command.argv, dict(command.env))  # the program's own usage errors, before any run
-    with _cpu_lock:
-        machine = Machine(PROFILES[spec.profile], record_budget, event_budget)
-        kernel = Kernel(spec.config)
-        pcpu.machine, pcpu.kernel = machine, kernel
+    machine = Machine(PROFILES[spec.profile], record_budget, event_budget)
+    kernel = Kernel(spec.config)
+    pcpu.attach(machine, kernel)  # this OS thread's CPU, until the run is over
+    try:
         _boot(machine, spec.config)
         vm_boot(machine, kernel)
         cred = Ucred(cr_uid=spec.config.uid, cr_ruid=spec.config.uid)
@@ -199,6 +195,8 @@ def record(spec: RunSpec, record_budget: int = DEFAULT_RECORD_BUDGET, event_budg
             page_tables=_final_page_tables(kernel),
             probe_firings=firings,
         )
+    finally:
+        pcpu.detach()
 
 
 def _program_image(main) -> object:
