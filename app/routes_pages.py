@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.figures import latency_layout, timeline_layout
 from app.params import EVENT_KIND_NAMES, VIEWS, MalformedStep, parse_query, step_problem
+from app.routes_trace import trace_url
 from app.runs import RunCache, get_run_cache
 from app.security import embed_policy
 from app.stepper import stepper_run, stepper_view
@@ -46,15 +47,6 @@ def wants_panel_only(request: Request) -> bool:
         and request.headers.get("hx-target", "").endswith("#step-panel")
         and request.headers.get("hx-history-restore-request") != "true"
     )
-
-
-def _trace_url(command: str, profile: str) -> str | None:
-    """The D console and flame graphs for this run's command (app/routes_trace.py), if the app has them."""
-    try:
-        from app.routes_trace import trace_url
-    except ImportError:
-        return None
-    return trace_url(command, profile)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -92,7 +84,7 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
     view = await run_in_threadpool(stepper_view, query, cached, derived, state)
     context = {
         "view": view,
-        "trace_url": _trace_url(query.spec.command, query.profile),
+        "trace_url": trace_url(query.spec.command, query.profile),
         "fragment": is_htmx(request),
         "views": VIEWS,
         "knobs": KNOBS,

@@ -17,6 +17,7 @@ from sim.core.log import Event, EventBudgetExceeded
 from sim.core.pcpu import pcpu
 from sim.kern.dtrace_probe import arm_probes
 from sim.kern.exception import Xfast_syscall
+from sim.kern.imgact_elf import exec_first_image
 from sim.kern.init_main import exit_status, install_world, proc0_init, process_times
 from sim.kern.kernel import DTRACE_PROBE_FIELDS, Kernel, KernelConfig
 from sim.kern.ksyms import PCPU_BASE, PROGRAM_TEXT, USRSTACK, kernel_symbol
@@ -29,7 +30,7 @@ from sim.user import programs as _programs  # noqa: F401 - registers the program
 from sim.user.libc import Libc
 from sim.user.programs import PROGRAMS, lookup, validate
 from sim.user.shell import CommandLineError, parse_command_line
-from sim.vm.vm_exec import exec_first_image
+from sim.user.uexec import user_jump
 from sim.vm.vm_init import vm_boot
 from sim.vm.vm_map import PageTables, vmspace_snapshot
 
@@ -46,6 +47,7 @@ DEFAULT_RECORD_BUDGET = 1_500_000
 # Steps a run may take in all before it is stopped: past the record budget a step costs ~0.35 us, so a run that
 # asks for too much is told so within ~20 s. Twice dd bs=1g count=1 (25.5 M steps) fits.
 DEFAULT_EVENT_BUDGET = 60_000_000
+
 
 class RunError(ValueError):
     """The run cannot be made as asked; the message is for the person who asked."""
@@ -238,6 +240,7 @@ def _boot(machine: Machine, config: KernelConfig) -> None:
     cpu = machine.cpu
     machine.lstar_address = kernel_symbol("Xfast_syscall")
     machine.lstar_handler = Xfast_syscall
+    machine.user_jump = user_jump
     machine.kernel_gsbase_msr = PCPU_BASE
     cpu.regs["cr4"] = CR4_PGE | CR4_SMEP | (CR4_SMAP if config.smap else 0)
     cpu.regs["rip"] = PROGRAM_TEXT

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
-from sim.kern import subr_syscall
 from sim.kern.proc import SyscallArgs, Thread
 from sim.kern.subr_syscall import syscallenter, syscallret
 
@@ -64,6 +63,3 @@ def _fetch_text(code: int, callp) -> str:
     text = f"code {code} ({name}), {narg} argument(s) from registers"
     _FETCH_TEXTS[code] = (callp, text)
     return text
-
-
-subr_syscall.sv_fetch_syscall_args = cpu_fetch_syscall_args  # amd64's sysentvec entry (see subr_syscall.py)

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from functools import cache
 
 from sim.core.log import Event
-from sim.kern.dtrace_probe import PROC_PROBE_OF_EVENT, vminfo_probes
+from sim.kern.dtrace_probe import PROC_PROBE_OF_EVENT
 from sim.kern.errno import EJUSTRETURN, ERESTART
 from sim.kern.ksyms import kernel_symbol
+from sim.vm.vm_meter import vminfo_probes
 
 MODULE_KERNEL = "kernel"
 MODULE_SYSCALL = "freebsd"

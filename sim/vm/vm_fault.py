@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
-from sim.kern.dtrace_probe import sdt_fire, vminfo_probes
-from sim.kern.proc import PCB_FULL_IRET
+from sim.core.sdt import sdt_fire
 from sim.machine.mmu import PG_A, PG_FRAME, PG_M, PG_MANAGED, PG_NX, PG_PS, PG_RW, PG_U, PG_V
 from sim.vm.pmap import (
     PMAP_ENTER_WIRED,
@@ -29,6 +28,7 @@ from sim.vm.pmap import (
 )
 from sim.vm.pmap import pmap_remove as _pmap_remove
 from sim.vm.vm_map import VmMap, vm_map_lookup, vm_map_lookup_entry
+from sim.vm.vm_meter import vminfo_probes
 from sim.vm.vm_object import OBJ_COLORED, OBJT_DEFAULT, OBJT_DEVICE, OBJT_PHYS, OBJT_VNODE, VmObject
 from sim.vm.vm_page import (
     ACT_INIT,
@@ -296,7 +296,7 @@ def quick_zero_fill_key(td, va: int, err: int) -> tuple | None:
         return None  # the page table must be there already: allocating one takes a longer path
     if kvm.phys.free_count + kvm.v_reserved_free <= kvm.v_free_reserved + 1 or td.td_priority != td.td_user_pri:
         return None  # (the first test is kvm.free_count() <= ..., inline)
-    key = (access, prezeroed, entry.protection, td.td_pflags, td.td_pcb.pcb_flags & PCB_FULL_IRET, p.p_flag,
+    key = (access, prezeroed, entry.protection, td.td_pflags, td.td_pcb.pcb_flags, p.p_flag,
            p.p_throttled, p.p_traceflag)  # fmt: skip
     return key, (map, entry, object, pindex, pt, rv, index)
 
