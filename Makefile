@@ -1,7 +1,7 @@
 # trapscope: set-up, serve, test.
 #
 #   make run    set up (venv, pip, npm) if needed, then serve http://127.0.0.1:8000
-#   make test   set up (with test extras and Debian's chromium), then ruff + the whole pytest suite
+#   make test   set up (with test extras and Debian's chromium), then ruff, lint-imports and the whole pytest suite
 #
 # Every set-up step is guarded by a file, so a second run does no set-up work:
 #   .venv/bin/python                 the virtualenv            (python3 -m venv)
@@ -56,8 +56,8 @@ endef
 
 help:
 	@echo "make run        serve trapscope on http://$(HOST):$(PORT) (sets everything up first)"
-	@echo "make test       ruff check + ruff format --check + pytest, browser tests included"
-	@echo "make lint       ruff check + ruff format --check"
+	@echo "make test       ruff check + ruff format --check + lint-imports + pytest, browser tests included"
+	@echo "make lint       ruff check + ruff format --check + lint-imports (the layers, in pyproject.toml)"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make bench      run every benchmark under bench/"
 	@echo "make setup      venv + pip install -e . + npm ci"
@@ -114,12 +114,14 @@ test: setup-test
 	@failed=""; \
 	echo "== ruff check ."; $(BIN)/ruff check . || failed="$$failed ruff-check"; \
 	echo "== ruff format --check ."; $(BIN)/ruff format --check . || failed="$$failed ruff-format"; \
+	echo "== lint-imports"; $(BIN)/lint-imports --no-cache || failed="$$failed lint-imports"; \
 	echo "== pytest"; $(VPY) -m pytest $(PYTEST_ARGS) || failed="$$failed pytest"; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP_TEST)
 	$(BIN)/ruff format .

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from app.figures import latency_layout, timeline_layout
 from app.params import EVENT_KIND_NAMES, VIEWS, MalformedStep, StepperQuery, parse_query, step_problem
 from app.room_views import room_bar
+from app.routes_trace import trace_url
 from app.runs import RunCache, get_run_cache
 from app.security import embed_policy
 from app.stepper import StepperRun, stepper_run, stepper_view
@@ -49,15 +50,6 @@ def wants_panel_only(request: Request) -> bool:
     )
 
 
-def _trace_url(command: str, profile: str) -> str | None:
-    """The D console and flame graphs for this run's command (app/routes_trace.py), if the app has them."""
-    try:
-        from app.routes_trace import trace_url
-    except ImportError:
-        return None
-    return trace_url(command, profile)
-
-
 async def stepper_context(query: StepperQuery, runs: RunCache, fragment: bool) -> dict[str, Any]:
     """What the stepper's templates need to show `query`'s step (its run recorded, or taken from the cache)."""
     cached = await runs.get(query.spec)
@@ -69,7 +61,7 @@ async def stepper_context(query: StepperQuery, runs: RunCache, fragment: bool) -
     view = await run_in_threadpool(stepper_view, query, cached, derived, state)
     return {
         "view": view,
-        "trace_url": _trace_url(query.spec.command, query.profile),
+        "trace_url": trace_url(query.spec.command, query.profile),
         "fragment": fragment,
         "views": VIEWS,
         "knobs": KNOBS,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from sim.core.pcpu import pcpu
 from sim.core.walker import ThreadTable
 from sim.kern.dtrace_probe import arm_probes
 from sim.kern.exception import Xfast_syscall
+from sim.kern.imgact_elf import exec_first_image
 from sim.kern.init_main import exit_status, install_world, proc0_init, process_times
 from sim.kern.kernel import DTRACE_PROBE_FIELDS, Kernel, KernelConfig
 from sim.kern.ksyms import PCPU_BASE, PROGRAM_TEXT, USRSTACK, kernel_symbol
@@ -33,7 +33,7 @@ from sim.user import programs as _programs  # noqa: F401 - registers the program
 from sim.user.libc import Libc
 from sim.user.programs import PROGRAMS, lookup, validate
 from sim.user.shell import CommandLineError, parse_command_line
-from sim.vm.vm_exec import exec_first_image
+from sim.user.uexec import user_jump
 from sim.vm.vm_init import vm_boot
 from sim.vm.vm_map import PageTables, vmspace_snapshot
 from sim.vm.vm_page import PAGE_FREE
@@ -52,8 +52,6 @@ DEFAULT_RECORD_BUDGET = 1_500_000
 # Steps a run may take in all before it is stopped: past the record budget a step costs ~0.35 us, so a run that
 # asks for too much is told so within ~20 s. Twice dd bs=1g count=1 (25.5 M steps) fits.
 DEFAULT_EVENT_BUDGET = 60_000_000
-
-_cpu_lock = threading.Lock()  # one run owns the simulated CPU (pcpu) at a time
 
 # A recorded run makes millions of long-lived, acyclic objects (its events, tuples the collector never untracks),
 # and each collection of the young generation walks every one of them again: at CPython's default (every 700 new
@@ -162,11 +160,11 @@ def record(
     command = parse_command_line(spec.command)
     main = lookup(command.program)
     validate(command.argv, dict(command.env))  # the program's own usage errors, before any run
-    with _cpu_lock:
-        machine = Machine(PROFILES[spec.profile], record_budget, event_budget)
-        kernel = Kernel(spec.config)
-        tee = machine.log.stream_to(live(_LiveThreads(kernel))) if live is not None else None
-        pcpu.machine, pcpu.kernel = machine, kernel
+    machine = Machine(PROFILES[spec.profile], record_budget, event_budget)
+    kernel = Kernel(spec.config)
+    tee = machine.log.stream_to(live(_LiveThreads(kernel))) if live is not None else None
+    pcpu.attach(machine, kernel)  # this OS thread's CPU, until the run is over
+    try:
         _boot(machine, spec.config)
         vm_boot(machine, kernel)
         cred = Ucred(cr_uid=spec.config.uid, cr_ruid=spec.config.uid)
@@ -228,6 +226,8 @@ def record(
         )
         _release(machine)
         return run
+    finally:
+        pcpu.detach()
 
 
 def _release(machine: Machine) -> None:
@@ -235,12 +235,11 @@ def _release(machine: Machine) -> None:
 
     The log, the bulk of a run (hundreds of MB for a big dd), belongs to the Run alone: it is freed the moment the
     Run is (evicted from a cache), or now if the run was refused. The machine's own back references are dropped
-    (Machine.close), and the last run's machine is not kept in pcpu between runs.
+    (Machine.close); record() detaches the machine from this thread's pcpu.
     """
     log = machine.log
     log.events, log._pending = [], []
     machine.close()
-    pcpu.machine = pcpu.kernel = pcpu.curthread = None
 
 
 class _LiveThreads:
@@ -304,6 +303,7 @@ def _boot(machine: Machine, config: KernelConfig) -> None:
     cpu = machine.cpu
     machine.lstar_address = kernel_symbol("Xfast_syscall")
     machine.lstar_handler = Xfast_syscall
+    machine.user_jump = user_jump
     machine.kernel_gsbase_msr = PCPU_BASE
     cpu.regs["cr4"] = CR4_PGE | CR4_SMEP | (CR4_SMAP if config.smap else 0)
     cpu.regs["rip"] = PROGRAM_TEXT

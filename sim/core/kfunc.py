@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from sim.core.log import Event, EventBudgetExceeded, new_event
-from sim.core.pcpu import pcpu
+from sim.core.pcpu import curmachine
 
 F = TypeVar("F", bound=Callable)
 
@@ -26,7 +26,7 @@ F = TypeVar("F", bound=Callable)
 # the log.
 _TRACED = """
 def traced(PARAMS):
-    _kf_log = _kf_pcpu.machine.log
+    _kf_log = _kf_curmachine().log
     _kf_depth = _kf_log.depth = _kf_log.depth + 1
     if _kf_log.recording:
         _kf_pending = _kf_log._pending
@@ -91,8 +91,8 @@ def _parameters(fn: Callable) -> tuple[str, str] | None:
 
 def kfunc(fn: F) -> F:
     name = fn.__name__
-    namespace = {"_kf_pcpu": pcpu, "_kf_Event": Event, "_kf_Budget": EventBudgetExceeded, "_kf_new": new_event,
-                 "_kf_fn": fn, "_kf_name": name, "_kf_tuple": tuple, "_kf_str": str}  # fmt: skip
+    namespace = {"_kf_curmachine": curmachine, "_kf_Event": Event, "_kf_Budget": EventBudgetExceeded,
+                 "_kf_new": new_event, "_kf_fn": fn, "_kf_name": name, "_kf_tuple": tuple, "_kf_str": str}  # fmt: skip
     signature = _parameters(fn)
     params, args = signature if signature is not None else ("*args, **kwargs", "*args, **kwargs")
     source = _TRACED.replace("PARAMS", params).replace("ARGS", args)
@@ -118,7 +118,7 @@ def gate(hook: str, data: object, is_set: bool) -> bool:
     case it is), else None: the narrative has the test's words, keyed by ("skip", hook).
     This is the lecture's "making all of this nothing fast": a disabled hook costs only this test.
     """
-    machine = pcpu.machine
+    machine = curmachine()
     log = machine.log
     now = log.now = log.now + machine.profile.flag_test_ns
     if is_set:

@@ -17,7 +17,7 @@ is armed; KernelConfig carries it; this module charges for it):
   firing costs an interrupt plus that handler, in the kernel: system time.
 - SDT (sys/sys/sdt.h): an enabled statically defined probe's site calls dtrace_probe through sdt_probe_func,
   a direct call like systrace's: proc:::create at the end of do_fork, proc:::exec in do_execve, proc:::exit in
-  exit1, and the vminfo probes on the fault path. Charged where the kernel records those events (sdt_fire).
+  exit1, and the vminfo probes on the fault path. Charged where the kernel records those events (sim/core/sdt.py).
 - syscall: systrace_probe_func is a plain call from syscallenter(), for a call whose sy_entry / sy_return is set
   (KernelConfig.dtrace_syscall_entry / _return, or dtrace_syscall for every call), and charged there
   (subr_syscall.py); it is only counted here.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sim.core.pcpu import pcpu
 from sim.kern.kernel import KernelConfig
 
 if TYPE_CHECKING:
@@ -41,15 +40,8 @@ if TYPE_CHECKING:
 SYSTRACE = "systrace_probe_func"
 
 # The SDT probes the kernel model's events fire (the D side, sim/trace/providers.py, fires the same ones):
-# proc's FreeBSD names for each "proc" event, and the vminfo probes (Solaris's names) each kind of fault fires.
+# proc's FreeBSD names for each "proc" event (the vminfo probes of each kind of fault: sim/vm/vm_meter.py).
 PROC_PROBE_OF_EVENT = {"fork": "create", "exec": "exec", "exit": "exit"}
-VMINFO_BY_FAULT = {"zero_fill": ("zfod",), "cow": ("cow_fault",), "hard": ("maj_fault",),
-                   "protection": ("prot_fault",)}  # fmt: skip
-
-
-def vminfo_probes(kind: str, kernel_mode: bool) -> tuple[str, ...]:
-    """The vminfo probes a resolved (or failed) page fault of this kind fires, in the order they fire."""
-    return ("as_fault", *VMINFO_BY_FAULT.get(kind, ()), *(("kernel_asflt",) if kernel_mode else ()))
 
 
 NEVER = float("inf")
@@ -88,13 +80,6 @@ def armed(config: KernelConfig) -> bool:
         or config.dtrace_profile_ns
         or config.dtrace_sdt
     )
-
-
-def sdt_fire(provider: str, names: tuple[str, ...]) -> None:
-    """An SDT probe site: each of these probes that is enabled costs a firing (nothing when no probe is armed)."""
-    hook = pcpu.machine.log.probe_hook
-    if hook is not None:
-        hook.sdt(provider, names)
 
 
 class _NoReplays(dict):

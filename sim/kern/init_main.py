@@ -78,7 +78,7 @@ def exit_status(p: Proc) -> int | None:
 def install_world(programs) -> None:
     """installworld: each simulated program as an executable file, at its image's path and as /bin/NAME.
     `programs` yields (name, the program's code, its ELF image or None for a small static one)."""
-    from sim.vm.vm_exec import default_image
+    from sim.kern.imgact_elf import default_image
 
     names = vfs().names
     for name, main, image in programs:

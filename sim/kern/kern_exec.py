@@ -12,13 +12,13 @@ from __future__ import annotations
 from sim.core.events import Exec
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
-from sim.kern.dtrace_probe import sdt_fire
+from sim.core.sdt import sdt_fire
 from sim.kern.errno import E2BIG, EACCES, EFAULT, EJUSTRETURN, ENOEXEC
+from sim.kern.imgact_elf import exec_new_vmspace
 from sim.kern.kernel import syscall_handler
 from sim.kern.ksyms import PROGRAM_TEXT
 from sim.kern.proc import P_EXEC, PCB_FULL_IRET, Thread
 from sim.machine.cpu import PSL_USER
-from sim.vm.vm_exec import exec_new_vmspace
 
 ARG_MAX = 256 * 1024  # sys/sys/syslimits.h
 _KUCSEL, _KUDSEL = 0x43, 0x3B

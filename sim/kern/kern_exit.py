@@ -12,7 +12,7 @@ import struct
 from sim.core.events import ProcessExit, Reap, ThreadEnded
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
-from sim.kern.dtrace_probe import sdt_fire
+from sim.core.sdt import sdt_fire
 from sim.kern.errno import ECHILD, EFAULT, EINVAL
 from sim.kern.kernel import syscall_handler
 from sim.kern.proc import (

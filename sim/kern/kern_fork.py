@@ -15,7 +15,7 @@ from collections.abc import Callable
 from sim.core.events import Fork, ForkExit
 from sim.core.kfunc import gate, kfunc
 from sim.core.pcpu import pcpu
-from sim.kern.dtrace_probe import sdt_fire
+from sim.core.sdt import sdt_fire
 from sim.kern.errno import EAGAIN, ENOMEM
 from sim.kern.kernel import syscall_handler
 from sim.kern.ksyms import kernel_stack_top, kernel_symbol
@@ -165,9 +165,7 @@ def _child_start(td: Thread) -> None:
     if td.td_ucontinuation is not None:
         td.td_ucontinuation()
     else:
-        from sim.user.uexec import user_jump
-
-        user_jump(pcpu.machine.cpu["rip"])
+        pcpu.machine.user_jump(pcpu.machine.cpu["rip"])
 
 
 def fork_trampoline(td: Thread, callout: Callable, arg: object) -> None:

@@ -125,7 +125,7 @@ def timekeep_bytes() -> bytes:
 
 def exec_sysvec_init_timekeep() -> None:
     """At boot: the timekeep goes into the shared page's frame, which every process maps read-only."""
-    from sim.vm.vm_exec import SHARED_PAGE_PA
+    from sim.kern.imgact_elf import SHARED_PAGE_PA
 
     pcpu.machine.physmem.write(SHARED_PAGE_PA + TIMEKEEP_OFFSET, timekeep_bytes())
 

@@ -64,7 +64,12 @@ class Kernel:
         # The system calls whose sysent entry has sy_entry / sy_return set (systrace_enable): looked up per call.
         self.sy_entry = frozenset(config.dtrace_syscall_entry)
         self.sy_return = frozenset(config.dtrace_syscall_return)
-        self.sysent: dict[int, Syscall] = SYSCALLS
+        self.sysent: dict[int, Syscall] = dict(SYSCALLS)  # init_sysent.c's table, this kernel's own
+        # The ABI's sysentvec (elf64_freebsd_sysvec), through which syscallenter fetches a call's number and
+        # arguments: cpu_fetch_syscall_args on amd64. Imported here, not at the top: trap.py imports this module.
+        from sim.kern.trap import cpu_fetch_syscall_args
+
+        self.sv_fetch_syscall_args = cpu_fetch_syscall_args
         self.procs: list[Proc] = []
         self._next_pid = self.FIRST_PID
         self._next_tid = self.FIRST_TID
@@ -84,6 +89,13 @@ class Kernel:
 
             return nosys
         return fn
+
+    def killproc(self, p: Proc) -> None:
+        """Kill a process with SIGKILL (kern_sig.c's killproc), for the VM system's out-of-memory killer, which
+        lies below the kernel's signal code and so reaches it through the kernel."""
+        from sim.kern.kern_sig import SIGKILL, kern_psignal  # kern_sig imports this module
+
+        kern_psignal(p, SIGKILL)
 
     @property
     def next_pid(self) -> int:

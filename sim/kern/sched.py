@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
+from contextvars import copy_context
 from dataclasses import dataclass, field
 
 from greenlet import greenlet
@@ -243,6 +244,7 @@ def thread_start(td: Thread, body: Callable[[], None]) -> None:
             pass
 
     td.td_greenlet = greenlet(run, parent=sched().main)
+    td.td_greenlet.gr_context = copy_context()  # the run's context: pcpu's fast read of the machine (curmachine)
 
 
 def kproc_create(name: str, body: Callable[[], None], priority: int) -> Thread:

@@ -29,10 +29,6 @@ from sim.kern.subr_trap import userret
 from sim.kern.sysent import SY_THR_STATIC, SYF_CAPENABLED
 from sim.kern.vm_machdep import cpu_set_syscall_retval
 
-# The ABI's sysentvec sv_fetch_syscall_args (cpu_fetch_syscall_args for amd64): trap.py sets it when it loads,
-# as elf64_freebsd_sysvec points at it, so syscallenter calls it without importing trap.py (which imports this).
-sv_fetch_syscall_args = None
-
 # What the systrace gates' skip events say (no enabled probe for this call), and IN_CAPABILITY_MODE's; made once.
 _NO_ENTRY_PROBE, _NO_RETURN_PROBE = SystraceSkipped("entry"), SystraceSkipped("return")
 _CAPENABLED_IN_CAPABILITY_MODE, _NOT_IN_CAPABILITY_MODE = CapabilityMode(True), CapabilityMode(False)
@@ -57,10 +53,7 @@ def syscallenter(td: Thread) -> int:
     if traced:
         td.td_dbgflags |= TDB_SCE
 
-    fetch = sv_fetch_syscall_args
-    if fetch is None:  # trap.py fills it in when it loads; a partial import of the kernel gets it here
-        from sim.kern.trap import cpu_fetch_syscall_args as fetch
-    error = fetch(td, sa)
+    error = kernel.sv_fetch_syscall_args(td, sa)
     if gate("ktrsyscall", None, KTRPOINT(td, KTR_SYSCALL)):
         ktrsyscall(sa.code, sa.narg, sa.args)
     td.td_syscalls += 1

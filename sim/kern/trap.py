@@ -5,7 +5,6 @@ from __future__ import annotations
 from sim.core.events import FetchedSyscall
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
-from sim.kern import subr_syscall
 from sim.kern.proc import SyscallArgs, Thread
 from sim.kern.subr_syscall import syscallenter, syscallret
 
@@ -63,6 +62,3 @@ def _fetched(code: int, callp) -> FetchedSyscall:
     data = FetchedSyscall(code, callp.name if callp else "nosys", callp.narg if callp else 0)
     _FETCHED[code] = (callp, data)
     return data
-
-
-subr_syscall.sv_fetch_syscall_args = cpu_fetch_syscall_args  # amd64's sysentvec entry (see subr_syscall.py)

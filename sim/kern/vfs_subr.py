@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sim.core.events import SyncVnode
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
+from sim.machine.physmem import PAGE_SIZE
 
 # enum vtype (sys/sys/vnode.h)
 VNON, VREG, VDIR, VBLK, VCHR, VLNK, VSOCK, VFIFO = range(8)
@@ -32,7 +33,7 @@ class Vnode:
     v_path: str
     v_mode: int = 0o644
     v_rdev: object = None  # the device's cdevsw, for VCHR
-    v_image: object = None  # an executable's ELF image: the segments exec maps (sim/vm/vm_exec.py)
+    v_image: object = None  # an executable's ELF image: the segments exec maps (sim/kern/imgact_elf.py)
     v_main: object = None  # an executable's code: the Python function its entry point runs (sim/user)
     i_size: int = 0  # the file's length (the inode's i_size)
     v_disk: dict[int, bytes] = field(default_factory=dict)  # logical block -> what the disk holds
@@ -45,6 +46,16 @@ class Vnode:
 
     def __repr__(self) -> str:
         return f"vnode {self.v_path}"
+
+    def vm_getpage(self, pindex: int) -> bytes:
+        """VOP_GETPAGES for the vnode pager (sim/vm/vm_pager.py): the file's bytes for one page, from the buffer
+        cache if a buffer holds them, else from the disk."""
+        from sim.kern.vfs_bio import B_CACHE  # vfs_bio imports this module
+
+        lbn, within = divmod(pindex * PAGE_SIZE, FS_BSIZE)
+        bp = self.v_bufobj.get(lbn)
+        data = bp.b_data if bp is not None and bp.b_flags & B_CACHE else self.v_disk.get(lbn, b"")
+        return bytes(data[within : within + PAGE_SIZE])
 
 
 @dataclass

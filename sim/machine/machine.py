@@ -34,6 +34,9 @@ class Machine:
         self.kernel_gsbase_msr = 0  # MSR_KERNELGSBASE: what swapgs exchanges %gs's base with
         self.lstar_address = 0  # MSR_LSTAR: where SYSCALL jumps; the kernel sets it at boot
         self.lstar_handler: Callable[[], None] | None = None
+        # Runs the user code at an address, as the CPU fetches it in ring 3 (sim/user/uexec.py's user_jump, set at
+        # boot like lstar_handler): the kernel reaches user code only through it, as the layers point downwards.
+        self.user_jump: Callable[[int], None] | None = None
         self.physmem = PhysMem(profile.phys_mem_bytes)  # sparse: only touched frames cost the host
         self.mmu = Mmu(self, self.physmem, profile.tlb_entries, profile.tlb_large_entries)
 

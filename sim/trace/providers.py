@@ -36,8 +36,9 @@ from functools import cache
 from sim.core.events import Fork, ProcessExit
 from sim.core.log import Event
 from sim.core.walker import ThreadTable, Walker, thread_change
-from sim.kern.dtrace_probe import PROC_PROBE_OF_EVENT, vminfo_probes
+from sim.kern.dtrace_probe import PROC_PROBE_OF_EVENT
 from sim.kern.ksyms import kernel_symbol
+from sim.vm.vm_meter import vminfo_probes
 
 MODULE_KERNEL = "kernel"
 MODULE_SYSCALL = "freebsd"

@@ -17,7 +17,7 @@ from __future__ import annotations
 from sim.core.events import FaultFailed, FaultResolved
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
-from sim.kern.dtrace_probe import sdt_fire, vminfo_probes
+from sim.core.sdt import sdt_fire
 from sim.vm.pmap import (
     PMAP_ENTER_WIRED,
     pmap_copy_page,
@@ -28,6 +28,7 @@ from sim.vm.pmap import (
 )
 from sim.vm.pmap import pmap_remove as _pmap_remove
 from sim.vm.vm_map import VmMap, vm_map_lookup, vm_map_lookup_entry
+from sim.vm.vm_meter import vminfo_probes
 from sim.vm.vm_object import OBJT_DEFAULT, OBJT_DEVICE, OBJT_PHYS, OBJT_VNODE, VmObject
 from sim.vm.vm_page import (
     PG_FICTITIOUS,

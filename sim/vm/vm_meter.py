@@ -14,6 +14,16 @@ from dataclasses import dataclass, field
 
 from sim.vm.vm_param import FAULT_KINDS
 
+# The vminfo provider's probes (Solaris's names) that each kind of fault fires, beside the counters they shadow.
+VMINFO_BY_FAULT = {"zero_fill": ("zfod",), "cow": ("cow_fault",), "hard": ("maj_fault",),
+                   "protection": ("prot_fault",)}  # fmt: skip
+
+
+def vminfo_probes(kind: str, kernel_mode: bool) -> tuple[str, ...]:
+    """The vminfo probes a resolved (or failed) page fault of this kind fires, in the order they fire (the D side,
+    sim/trace/providers.py, fires the same ones)."""
+    return ("as_fault", *VMINFO_BY_FAULT.get(kind, ()), *(("kernel_asflt",) if kernel_mode else ()))
+
 
 @dataclass
 class VmMeter:

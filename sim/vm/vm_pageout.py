@@ -111,6 +111,4 @@ def vm_pageout_oom() -> None:
     kernel.vm.oom_killed.add(bigproc)
     uid = bigproc.p_ucred.cr_uid if bigproc.p_ucred else 0
     kernel.console.append(f"pid {bigproc.p_pid} ({bigproc.p_comm}), uid {uid}, was killed: out of swap space\n")
-    from sim.kern.kern_sig import SIGKILL, kern_psignal
-
-    kern_psignal(bigproc, SIGKILL)
+    kernel.killproc(bigproc)

@@ -54,17 +54,8 @@ def vnode_size(vp) -> int:
 
 
 def vnode_getpage(vp, pindex: int) -> bytes | int:
-    """The file's bytes for one page: from the buffer cache if a buffer holds them, else from the disk."""
-    if hasattr(vp, "vm_getpage"):
-        return vp.vm_getpage(pindex)
-    from sim.kern.vfs_bio import B_CACHE
-    from sim.kern.vfs_subr import FS_BSIZE
-
-    offset = pindex * PAGE_SIZE
-    lbn, within = divmod(offset, FS_BSIZE)
-    bp = vp.v_bufobj.get(lbn)
-    data = bp.b_data if bp is not None and bp.b_flags & B_CACHE else vp.v_disk.get(lbn, b"")
-    return bytes(data[within : within + PAGE_SIZE])
+    """The file's bytes for one page, as the vnode's file system gives them (VOP_GETPAGES)."""
+    return vp.vm_getpage(pindex)
 
 
 def vnode_is_cached(vp) -> bool:

@@ -140,7 +140,7 @@ def test_mapping_dev_zero_gives_anonymous_memory(bench):
 
 
 def test_the_first_processs_image_is_mapped_as_exec_maps_an_elf_file():
-    from sim.vm.vm_exec import default_image, exec_first_image
+    from sim.kern.imgact_elf import default_image, exec_first_image
 
     bench = VmBench()
     td = bench.td

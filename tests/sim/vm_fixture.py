@@ -28,7 +28,7 @@ class VmBench:
             chosen = dataclasses.replace(chosen, phys_mem_bytes=mem)  # a smaller machine, to run out of memory
         self.machine = Machine(chosen, record, 10**9)
         self.kernel = Kernel(config)
-        pcpu.machine, pcpu.kernel = self.machine, self.kernel
+        pcpu.attach(self.machine, self.kernel)
         _boot(self.machine, config)
         self.vm = vm_boot(self.machine, self.kernel)
         self.td = self.kernel.new_process("bench", Ucred())
