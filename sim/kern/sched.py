@@ -286,8 +286,10 @@ def sched_run(td: Thread, user_entry: Callable[[], None]) -> None:
 
 
 def _reap_greenlets() -> None:
-    """Unwind the stacks of threads still asleep when the run ends, so nothing outlives the run."""
-    for p in pcpu.kernel.procs:
+    """Unwind the stacks of threads still asleep when the run ends, and let go of every thread's greenlet (reaped
+    processes' too): a greenlet keeps the run's context, and with it the machine (pcpu's curmachine)."""
+    kernel = pcpu.kernel
+    for p in kernel.procs + kernel.reaped:
         for td in p.p_threads:
             g = td.td_greenlet
             if g is not None and g and not g.dead:
