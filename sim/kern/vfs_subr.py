@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sim.core.events import SyncVnode
+from sim.core.events import SyncVnode, VnodeRef
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 
@@ -45,6 +45,10 @@ class Vnode:
 
     def __repr__(self) -> str:
         return f"vnode {self.v_path}"
+
+    def event_data(self) -> VnodeRef:
+        """What an exit event records of this vnode when a kernel function returns it (sim/core/kfunc.py)."""
+        return VnodeRef(self.v_path)
 
 
 @dataclass

@@ -42,4 +42,4 @@ def detail(event: Event) -> str:
     return words(data)
 
 
-from sim.narrative import kern, user, vm  # noqa: E402, F401 - each layer's payloads register their words
+from sim.narrative import kern, results, user, vm  # noqa: E402, F401 - each layer's payloads register their words
