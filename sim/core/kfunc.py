@@ -71,11 +71,13 @@ def result_facts(result: object, function: str) -> object:
     """What an exit event records of a kernel function's result: an int, a bool or None as it is, a tuple element by
     element, a kernel object as its reference payload (its class's `event_data`, sim/core/events.py). Anything else
     is refused, so that a new kind of result cannot put text or a live object in the log."""
-    if result is None or result.__class__ is int or result.__class__ is bool:
+    kind = result.__class__
+    if kind is tuple:  # vm_map_lookup's, on every fault: the plain elements are kept without a call
+        return tuple([item if item is None or item.__class__ is int else result_facts(item, function)
+                      for item in result])  # fmt: skip
+    if result is None or kind is int or kind is bool:
         return result
-    if result.__class__ is tuple:
-        return tuple(result_facts(item, function) for item in result)
-    event_data = getattr(result.__class__, "event_data", None)
+    event_data = getattr(kind, "event_data", None)
     if event_data is None:
         raise TypeError(f"{function}() returned a {type(result).__name__}: the event log has no facts for it "
                         "(give the class an event_data method returning a payload of sim/core/events.py)")  # fmt: skip
