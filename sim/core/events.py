@@ -768,3 +768,46 @@ class UserTouch(NamedTuple):
     access: str  # "read", "write" or "fetch"
     va: int
     pa: int
+
+
+# --- kernel objects a kernel function returns (sim/core/kfunc.py) ------------------------------------------------
+
+# A @kfunc's exit event holds its result as facts: an int, a bool or None as it is, a tuple element by element, and
+# a kernel object as one of these references (the object's `event_data()`), never the live object.
+
+
+class PageRef(NamedTuple):
+    """A vm_page, by the physical address of its frame."""
+
+    phys_addr: int
+
+
+class ObjectRef(NamedTuple):
+    """A vm_object, by its id."""
+
+    id: int
+
+
+class VmspaceRef(NamedTuple):
+    """A vmspace, by its id."""
+
+    id: int
+
+
+class VnodeRef(NamedTuple):
+    """A vnode, by its path."""
+
+    path: str
+
+
+class BufRef(NamedTuple):
+    """A buffer cache buf: its vnode's path and logical block number."""
+
+    path: str
+    lblkno: int
+
+
+class EntryRef(NamedTuple):
+    """A vm_map entry a lookup returns (vm_map_lookup): its state, as a ("map", ...) delta records it."""
+
+    entry: MapEntry

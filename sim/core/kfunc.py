@@ -22,8 +22,8 @@ F = TypeVar("F", bound=Callable)
 # emit makes: the pending deltas, the budget, and only a count once recording is off). `log.probe_hook` is None
 # unless a DTrace program enabled fbt or profile probes: it is called where fbt's entry and return probes sit (the
 # function's first instruction and its `ret`), inside the frame, so what a probe costs is billed to the function.
-# An exit's data is the result when it is an int (or None), else the result's words: a live object never enters
-# the log.
+# An exit's data is the result when it is an int (or None), else its facts (result_facts, off the fast path): a live
+# object never enters the log.
 _TRACED = """
 def traced(PARAMS):
     _kf_log = _kf_curmachine().log
@@ -48,7 +48,7 @@ def traced(PARAMS):
         _kf_log.probe_hook(_kf_name, "return")
     if _kf_log.recording:
         _kf_pending = _kf_log._pending
-        _kf_data = _kf_rv if _kf_rv is None or _kf_rv.__class__ is int else _kf_str(_kf_rv)
+        _kf_data = _kf_rv if _kf_rv is None or _kf_rv.__class__ is int else _kf_facts(_kf_rv, _kf_name)
         if _kf_pending:
             _kf_deltas = _kf_tuple(_kf_pending)
             _kf_event = (_kf_log.now, "exit", _kf_name, _kf_data, _kf_deltas, _kf_log.depth)
@@ -65,6 +65,23 @@ def traced(PARAMS):
     _kf_log.depth -= 1
     return _kf_rv
 """
+
+
+def result_facts(result: object, function: str) -> object:
+    """What an exit event records of a kernel function's result: an int, a bool or None as it is, a tuple element by
+    element, a kernel object as its reference payload (its class's `event_data`, sim/core/events.py). Anything else
+    is refused, so that a new kind of result cannot put text or a live object in the log."""
+    kind = result.__class__
+    if kind is tuple:  # vm_map_lookup's, on every fault: the plain elements are kept without a call
+        return tuple([item if item is None or item.__class__ is int else result_facts(item, function)
+                      for item in result])  # fmt: skip
+    if result is None or kind is int or kind is bool:
+        return result
+    event_data = getattr(kind, "event_data", None)
+    if event_data is None:
+        raise TypeError(f"{function}() returned a {type(result).__name__}: the event log has no facts for it "
+                        "(give the class an event_data method returning a payload of sim/core/events.py)")  # fmt: skip
+    return event_data(result)
 
 
 def _parameters(fn: Callable) -> tuple[str, str] | None:
@@ -92,7 +109,8 @@ def _parameters(fn: Callable) -> tuple[str, str] | None:
 def kfunc(fn: F) -> F:
     name = fn.__name__
     namespace = {"_kf_curmachine": curmachine, "_kf_Event": Event, "_kf_Budget": EventBudgetExceeded,
-                 "_kf_new": new_event, "_kf_fn": fn, "_kf_name": name, "_kf_tuple": tuple, "_kf_str": str}  # fmt: skip
+                 "_kf_new": new_event, "_kf_fn": fn, "_kf_name": name, "_kf_tuple": tuple,
+                 "_kf_facts": result_facts}  # fmt: skip
     signature = _parameters(fn)
     params, args = signature if signature is not None else ("*args, **kwargs", "*args, **kwargs")
     source = _TRACED.replace("PARAMS", params).replace("ARGS", args)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.core.events import BufDone, DelayedWrite, DiskRequest
+from sim.core.events import BufDone, BufRef, DelayedWrite, DiskRequest
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.sched import PRIBIO, Callout, callout_reset
@@ -35,6 +35,10 @@ class Buf:
 
     def __repr__(self) -> str:
         return f"buf {self.b_vp.v_path} block {self.b_lblkno}"
+
+    def event_data(self) -> BufRef:
+        """What an exit event records of this buf when a kernel function returns it (sim/core/kfunc.py)."""
+        return BufRef(self.b_vp.v_path, self.b_lblkno)
 
 
 @kfunc

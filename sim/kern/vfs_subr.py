@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sim.core.events import SyncVnode
+from sim.core.events import SyncVnode, VnodeRef
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.machine.physmem import PAGE_SIZE
@@ -56,6 +56,10 @@ class Vnode:
         bp = self.v_bufobj.get(lbn)
         data = bp.b_data if bp is not None and bp.b_flags & B_CACHE else self.v_disk.get(lbn, b"")
         return bytes(data[within : within + PAGE_SIZE])
+
+    def event_data(self) -> VnodeRef:
+        """What an exit event records of this vnode when a kernel function returns it (sim/core/kfunc.py)."""
+        return VnodeRef(self.v_path)
 
 
 @dataclass

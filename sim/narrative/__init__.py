@@ -25,11 +25,6 @@ def words(data: object) -> str:
 
 
 @words.register
-def _(data: str) -> str:
-    return data
-
-
-@words.register
 def _(data: int) -> str:
     return str(data)
 
@@ -42,4 +37,4 @@ def detail(event: Event) -> str:
     return words(data)
 
 
-from sim.narrative import kern, user, vm  # noqa: E402, F401 - each layer's payloads register their words
+from sim.narrative import kern, results, user, vm  # noqa: E402, F401 - each layer's payloads register their words

@@ -727,13 +727,9 @@ _ENTRY = object()  # _fbt's `returned` for an entry probe
 
 
 def _int(value: object) -> int:
-    """fbt return's arg1: the function's result when it is an integer, else 0."""
-    if isinstance(value, int):
-        return value
-    try:
-        return int(value) if isinstance(value, str) else 0
-    except ValueError:
-        return 0
+    """fbt return's arg1: the function's result when it is an int, else 0 (a bool, None, several results or a
+    kernel object: the exit event's facts of them, sim/core/kfunc.py's result_facts)."""
+    return value if value.__class__ is int else 0
 
 
 def _sysret_values(sysret: Event | None) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 
-from sim.core.events import MapEntry, MapKey
+from sim.core.events import EntryRef, MapEntry, MapKey, VmspaceRef
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.vm.pmap import Pmap, pmap_pinit, pmap_protect, pmap_release, pmap_remove, pmap_remove_pages, pmap_snapshot
@@ -29,7 +29,6 @@ from sim.vm.vm_object import (
     vm_object_shadow,
 )
 from sim.vm.vm_param import (
-    INHERIT_NAMES,
     KERN_INVALID_ADDRESS,
     KERN_INVALID_ARGUMENT,
     KERN_NO_SPACE,
@@ -62,7 +61,6 @@ from sim.vm.vm_param import (
     VMFS_OPTIMAL_SPACE,
     VMFS_SUPER_SPACE,
     atop,
-    prot_text,
 )
 
 
@@ -93,23 +91,9 @@ class VmMapEntry:
         return MapEntry(self.start, self.end, self.protection, self.max_protection, self.inheritance, object_id,
                         self.offset, self.eflags)  # fmt: skip
 
-    def __repr__(self) -> str:
-        # What a @kfunc's exit event shows of a returned entry (sim/core/kfunc.py records str(result)): the
-        # same words as sim/narrative/vm.py gives the entry's MapEntry.
-        flags = "|".join(
-            name
-            for bit, name in (
-                (MAP_ENTRY_COW, "COW"),
-                (MAP_ENTRY_NEEDS_COPY, "NEEDS_COPY"),
-                (MAP_ENTRY_GROWS_DOWN, "GROWS_DOWN"),
-            )
-            if self.eflags & bit
-        )
-        what = f"object {self.object.id}+{self.offset:#x}" if self.object is not None else "anonymous (no object yet)"
-        return (
-            f"<entry {self.start:#x}-{self.end:#x} {prot_text(self.protection)}/{prot_text(self.max_protection)} "
-            f"inherit={INHERIT_NAMES[self.inheritance]} {what}" + (f" {flags}" if flags else "") + ">"
-        )
+    def event_data(self) -> EntryRef:
+        """What an exit event records of this entry when a kernel function returns it (sim/core/kfunc.py)."""
+        return EntryRef(self.state())
 
 
 class VmMap:
@@ -147,6 +131,10 @@ class Vmspace:
 
     def __repr__(self) -> str:
         return f"vmspace {self.id}"
+
+    def event_data(self) -> VmspaceRef:
+        """What an exit event records of this vmspace when a kernel function returns it (sim/core/kfunc.py)."""
+        return VmspaceRef(self.id)
 
 
 def _record(map: VmMap, start: int, old: MapEntry | None, new: MapEntry | None, event: str = "") -> None:

@@ -13,7 +13,7 @@ Deltas: ("object", id, old ObjectState or None, new ObjectState).
 
 from __future__ import annotations
 
-from sim.core.events import ObjectCollapsed, ObjectShadowed, ObjectState
+from sim.core.events import ObjectCollapsed, ObjectRef, ObjectShadowed, ObjectState
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.vm.vm_param import OFF_TO_IDX
@@ -87,6 +87,10 @@ class VmObject:
 
     def __repr__(self) -> str:
         return f"object {self.id}"
+
+    def event_data(self) -> ObjectRef:
+        """What an exit event records of this object when a kernel function returns it (sim/core/kfunc.py)."""
+        return ObjectRef(self.id)
 
 
 def _record(object: VmObject, old: ObjectState | None) -> None:

@@ -8,7 +8,7 @@ virtual addresses that map it. Deltas: ("page", pfn, old PageState, new PageStat
 
 from __future__ import annotations
 
-from sim.core.events import PageState
+from sim.core.events import PageRef, PageState
 from sim.core.kfunc import kfunc
 from sim.core.log import EventBudgetExceeded
 from sim.core.pcpu import pcpu
@@ -83,6 +83,10 @@ class VmPage:
 
     def __repr__(self) -> str:
         return f"page {self.phys_addr:#x}"
+
+    def event_data(self) -> PageRef:
+        """What an exit event records of this page when a kernel function returns it (sim/core/kfunc.py)."""
+        return PageRef(self.phys_addr)
 
     def state(self) -> PageState:
         """What the event log records of this page (the value of its ("page", ...) deltas)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.core.events import DiskWait, FrameContents
+from sim.core.events import DiskWait, FrameContents, VnodeRef
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.machine.physmem import PAGE_SIZE, frame_contents
@@ -45,6 +45,10 @@ class MemoryVnode:
 
     def __repr__(self) -> str:
         return f"vnode {self.v_path}"
+
+    def event_data(self) -> VnodeRef:
+        """What an exit event records of this vnode when a kernel function returns it (sim/core/kfunc.py)."""
+        return VnodeRef(self.v_path)
 
 
 def vnode_size(vp) -> int:

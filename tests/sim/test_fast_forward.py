@@ -87,7 +87,7 @@ def test_the_default_record_budget_keeps_every_step_of_the_lectures_dd():
 @kfunc
 def _modelled(name, fn, log=3, *, str="s", type=None):  # noqa: A002 - names the wrapper itself must not shadow
     pcpu.machine.charge(5)
-    return (name, fn, log, str, type)
+    return (name, fn, log, str == "s", type)
 
 
 @kfunc
@@ -98,15 +98,26 @@ def _counts(*values, **named):
 def test_a_modelled_function_keeps_its_signature_and_records_a_frame_pair_named_after_it():
     bench = VmBench()
     before = len(bench.events)
-    assert _modelled(1, 2) == (1, 2, 3, "s", None)
-    assert _modelled(fn=2, name=1, log=4, str="t", type=int) == (1, 2, 4, "t", int)
+    assert _modelled(1, 2) == (1, 2, 3, True, None)
+    assert _modelled(fn=2, name=1, log=4, str="t", type=5) == (1, 2, 4, False, 5)
     assert _counts(1, 2, x=3) == 3
     frames = [(e.kind, e.name, event_detail(e)) for e in bench.events[before:]]
-    assert frames[:2] == [("enter", "_modelled", ""), ("exit", "_modelled", "(1, 2, 3, 's', None)")]
+    assert frames[:2] == [("enter", "_modelled", ""), ("exit", "_modelled", "(1, 2, 3, True, None)")]
     assert frames[-2:] == [("enter", "_counts", ""), ("exit", "_counts", "3")]
     assert [e.depth for e in bench.events[before : before + 2]] == [1, 1]
     assert str(inspect.signature(_modelled)) == "(name, fn, log=3, *, str='s', type=None)"
     assert is_kfunc(_modelled) and is_kfunc(_counts) and not is_kfunc(gate) and not is_kfunc(None)
+
+
+@kfunc
+def _worded():
+    return "text"
+
+
+def test_a_modelled_function_returning_what_the_log_has_no_facts_for_is_refused():
+    VmBench()
+    with pytest.raises(TypeError, match=r"_worded\(\) returned a str"):
+        _worded()
 
 
 def test_frame_events_past_the_budget_are_counted_not_recorded():
