@@ -9,9 +9,12 @@ import re
 import pytest
 
 from app.views import describe_delta, narrate
+from sim.core.events import CopyFault, Invlpg, MapEntry, MapKey, PageState
 from sim.core.log import Event
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
 from sim.scenarios.registry import SCENARIOS
+from sim.vm.vm_page import PAGE_FREE, PQ_NONE
+from sim.vm.vm_param import VM_INHERIT_COPY, VM_PROT_ALL, VM_PROT_EXECUTE, VM_PROT_READ
 from tests.steps import step_of
 
 HTMX = {"HX-Request": "true", "HX-Target": "section#step-panel"}
@@ -150,8 +153,8 @@ def test_every_event_of_the_getpid_run_is_narrated_as_a_sentence(getpid_run):
 
 
 def test_an_event_kind_the_views_do_not_know_is_still_narrated():
-    text = narrate(Event(5, "tlb", "invlpg", "va 0x1000", (), 1))
-    assert "invlpg" in text and "va 0x1000" in text
+    text = narrate(Event(5, "tlb", "invlpg", Invlpg(0x1000), (), 1))
+    assert "invlpg" in text and "0x1000" in text
 
 
 def test_deltas_are_described_in_words():
@@ -165,14 +168,16 @@ def test_deltas_are_described_in_words():
     assert describe_delta(("pte", 0x4006000, 0x4001425, 0)) == (
         "page-table entry at 0x4006000: 0x4001425 (P US A PG_MANAGED) → 0x0 (-)"
     )
-    assert describe_delta(("map", "pid 1000:0x200000", "0x200000-0x202000 r-x", None)).endswith("→ removed")
-    assert describe_delta(("page", 0x4034, "free", "object 7 pindex 0, none")) == (
+    entry = MapEntry(0x200000, 0x202000, VM_PROT_READ | VM_PROT_EXECUTE, VM_PROT_ALL, VM_INHERIT_COPY, 7, 0, 0)
+    assert describe_delta(("map", MapKey("pid 1000", 0x200000), entry, None)).endswith("→ removed")
+    assert describe_delta(("page", 0x4034, PAGE_FREE, PageState(7, 0, PQ_NONE, False, False))) == (
         "vm_page of frame 0x4034000: free → object 7 pindex 0, none"
     )
     assert describe_delta(("page", "zeroed")) == "page: zeroed"
 
 
 def test_a_copy_routines_error_path_is_not_narrated_as_a_flagged_hook():
-    text = narrate(Event(9, "hook", "copyout_fault", "0xffffffff80000000 + 16 is above VM_MAXUSER_ADDRESS", (), 3))
+    refused = CopyFault("copyout", 0xFFFFFFFF80000000, 16, write=True, in_range=False)
+    text = narrate(Event(9, "hook", "copyout_fault", refused, (), 3))
     assert "error path" in text and "flag" not in text
     assert "VM_MAXUSER_ADDRESS" in text
