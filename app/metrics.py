@@ -17,14 +17,22 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # the route label of a request no route took (a 404 for a mistyped URL)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-REQUESTS = Counter("trapscope_http_requests", "HTTP requests answered, by route template", ["method", "route", "status"])
+REQUESTS = Counter("trapscope_http_requests", "Requests answered, by route template", ["method", "route", "status"])
 LATENCY = Histogram(
     "trapscope_http_request_duration_seconds",
     "Time to answer a request, by route template (event streams are not timed: they last as long as the follower)",
