@@ -33,8 +33,9 @@ class BadParameter(ValueError):
 
 MAX_QUOTED = 80  # an echoed value is quoted this far: enough to recognise it, never the whole input (XSS, size)
 MAX_MESSAGE = 1000  # a message's own words are short; more is something echoed without quotes
-# A value quoted by repr(): a quote that starts and ends a token (not the apostrophe of "the web's").
-_QUOTED = re.compile(r"""(?<!\w)(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")(?!\w)""")
+# A value quoted by repr(): a quote that starts and ends a token (not the apostrophe of "the web's"), or that is
+# cut off by the end of the text.
+_QUOTED = re.compile(r"""(?<!\w)(?:'(?:[^'\\]|\\.)*(?:'(?!\w)|\Z)|"(?:[^"\\]|\\.)*(?:"(?!\w)|\Z))""")
 
 
 def shorten(text: str, limit: int) -> str:
@@ -46,7 +47,10 @@ def shorten_quoted(message: str) -> str:
 
     def cut(match: re.Match[str]) -> str:
         quoted = match.group(0)
-        return quoted if len(quoted) <= MAX_QUOTED else quoted[: MAX_QUOTED - 2] + "…" + quoted[0]
+        if len(quoted) <= MAX_QUOTED:
+            return quoted
+        closing = quoted[0] if len(quoted) > 1 and quoted[-1] == quoted[0] else ""
+        return quoted[: MAX_QUOTED - 2] + "…" + closing
 
     return shorten(_QUOTED.sub(cut, message[: 8 * MAX_MESSAGE]), MAX_MESSAGE)  # bounded work on any input
 
@@ -92,7 +96,7 @@ def _validation_problem(error: RequestValidationError) -> Problem:
         location = [str(part) for part in item.get("loc", ())]
         where, name = (location[0], ".".join(location[1:])) if len(location) > 1 else ("request", "".join(location))
         parameter = parameter or name
-        received = f" (got {shorten(repr(item['input']), MAX_QUOTED)})" if item.get("input") is not None else ""
+        received = f" (got {item['input']!r})" if item.get("input") is not None else ""  # cut short by Problem
         messages.append(f"{where} parameter {name!r}: {item.get('msg', 'is invalid')}{received}")
     return Problem(422, "; ".join(messages) or "the request is malformed", parameter)
 
