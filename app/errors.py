@@ -32,7 +32,8 @@ class BadParameter(ValueError):
 
 
 MAX_QUOTED = 80  # an echoed value is quoted this far: enough to recognise it, never the whole input (XSS, size)
-MAX_MESSAGE = 1000  # a message's own words are short; more is something echoed without quotes
+MAX_MESSAGE = 400  # a message's own words are short; more is something echoed without quotes
+_LONG_WORD = re.compile(rf"\S{{{MAX_QUOTED + 1},}}")  # no word of a message is this long: it is an echo
 # A value quoted by repr(): a quote that starts and ends a token (not the apostrophe of "the web's"), or that is
 # cut off by the end of the text.
 _QUOTED = re.compile(r"""(?<!\w)(?:'(?:[^'\\]|\\.)*(?:'(?!\w)|\Z)|"(?:[^"\\]|\\.)*(?:"(?!\w)|\Z))""")
@@ -43,7 +44,8 @@ def shorten(text: str, limit: int) -> str:
 
 
 def shorten_quoted(message: str) -> str:
-    """The message with each quoted value cut to MAX_QUOTED characters, and at most MAX_MESSAGE in all."""
+    """The message with each quoted value (and any word as long) cut to MAX_QUOTED characters, and at most
+    MAX_MESSAGE in all."""
 
     def cut(match: re.Match[str]) -> str:
         quoted = match.group(0)
@@ -52,7 +54,8 @@ def shorten_quoted(message: str) -> str:
         closing = quoted[0] if len(quoted) > 1 and quoted[-1] == quoted[0] else ""
         return quoted[: MAX_QUOTED - 2] + "…" + closing
 
-    return shorten(_QUOTED.sub(cut, message[: 8 * MAX_MESSAGE]), MAX_MESSAGE)  # bounded work on any input
+    quoted_cut = _QUOTED.sub(cut, message[: 8 * MAX_MESSAGE])  # bounded work on any input
+    return shorten(_LONG_WORD.sub(lambda match: shorten(match.group(0), MAX_QUOTED), quoted_cut), MAX_MESSAGE)
 
 
 @dataclass(frozen=True)
