@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import os
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from uvicorn.config import LOGGING_CONFIG
@@ -40,6 +42,22 @@ def log_config() -> dict[str, Any]:
     return config
 
 
-def uvicorn_options() -> dict[str, Any]:
-    """The keyword arguments `trapscope serve` adds to uvicorn.run."""
+def prepare_metrics_dir(workers: int) -> Path | None:
+    """Several workers write their metrics to files in PROMETHEUS_MULTIPROC_DIR (app/metrics.py): made here when
+    unset, emptied of a previous server's files when set (they would be counted again). Set in the environment,
+    so every worker started after this sees it before it imports prometheus_client."""
+    named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not named and workers <= 1:
+        return None
+    directory = Path(named) if named else Path(tempfile.mkdtemp(prefix="trapscope-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
+
+
+def uvicorn_options(workers: int = 1) -> dict[str, Any]:
+    """The keyword arguments `trapscope serve` adds to uvicorn.run (for `workers` processes)."""
+    prepare_metrics_dir(workers)
     return {"access_log": False, "log_config": log_config(), "timeout_graceful_shutdown": graceful_shutdown_s()}

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
+from app.serving import prepare_metrics_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,6 +92,7 @@ WORKER = """
 import sys
 from fastapi.testclient import TestClient
 from app.main import create_app
+from app.serving import prepare_metrics_dir
 with TestClient(create_app()) as client:
     for _ in range(int(sys.argv[1])):
         assert client.get("/healthz").status_code == 200
@@ -119,3 +121,15 @@ def test_several_worker_processes_report_their_sum(tmp_path):
         if sample.name == "trapscope_http_requests_total" and sample.labels.get("route") == "/healthz"
     ]
     assert healthz == [7.0]
+
+
+def test_serve_prepares_a_metrics_directory_for_several_workers(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert prepare_metrics_dir(1) is None and "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    made = prepare_metrics_dir(2)
+    assert made.is_dir() and os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(made)
+    made.rmdir()
+    stale = tmp_path / "counter_4242.db"
+    stale.write_bytes(b"a previous server's counts")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert prepare_metrics_dir(1) == tmp_path and not stale.exists()
