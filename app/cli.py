@@ -10,7 +10,10 @@ from sim import cli as sim_cli
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+    from app.serving import uvicorn_options
+
+    options = uvicorn_options()
+    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, log_level="info", **options)
     return 0
 
 

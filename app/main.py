@@ -13,9 +13,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import routes_api, routes_console, routes_pages, routes_rooms, routes_trace, vendor
+from app import metrics, routes_api, routes_console, routes_ops, routes_pages, routes_rooms, routes_trace, vendor
 from app.broker import make_broker
-from app.errors import install_error_handlers
+from app.errors import CatchAllMiddleware, install_error_handlers
+from app.head import HeadAsGetMiddleware
+from app.observe import RequestObserverMiddleware
 from app.params import WEB_EVENT_BUDGET
 from app.rooms import RoomLimits, Rooms
 from app.runs import DEFAULT_MAX_RUNS, RunCache
@@ -43,6 +45,7 @@ def web_record(spec: RunSpec) -> Run:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     await app.state.rooms.broker.close()
+    metrics.worker_exited()
 
 
 def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> FastAPI:
@@ -51,7 +54,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
         title="trapscope",
         version=VERSION,
         summary="Step through FreeBSD/amd64 system calls, traps and virtual memory, recorded by a simulator.",
-        openapi_url="/api/openapi.json",
+        openapi_url="/openapi.json",  # where clients look; /api/openapi.json redirects here
         docs_url=None,  # the interactive docs load their scripts from a CDN, which trapscope never does
         redoc_url=None,
     )
@@ -60,8 +63,12 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     # Live rooms: in this process, or in Redis when TRAPSCOPE_REDIS_URL names one (several workers or hosts).
     app.state.rooms = rooms or Rooms(make_broker(os.environ.get("TRAPSCOPE_REDIS_URL")), RoomLimits.from_env())
     app.state.room_stages = OrderedDict()  # (code, version) -> the whole-stepper fragment, for resyncs
+    app.state.readiness_checks = routes_ops.default_readiness_checks()  # /readyz: append (ok, reason) functions
     routes_console.install_console(app.state.templates)
     app.add_middleware(GZipMiddleware, minimum_size=512)
+    app.add_middleware(CatchAllMiddleware)  # a 500 that still says what happened, inside the headers
+    app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(RequestObserverMiddleware)  # metrics and the access log, of HEAD and 500s too
     app.add_middleware(SecurityHeadersMiddleware)  # outermost, so error responses get the headers too
     install_error_handlers(app)
     app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")
@@ -71,9 +78,5 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.include_router(routes_trace.router)
     app.include_router(routes_console.router)
     app.include_router(routes_rooms.router)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": VERSION}
-
+    app.include_router(routes_ops.router)
     return app

@@ -39,6 +39,7 @@ from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
+from app import metrics
 from app.broker import LOST
 from app.errors import BadParameter
 from app.params import StepperQuery
@@ -466,7 +467,7 @@ async def follow_events(
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         nonlocal version
-        async with rooms.broker.listen(follow_channel(room.code)) as queue:
+        async with rooms.broker.listen(follow_channel(room.code)) as queue, metrics.follower_connected():
             await rooms.follower_joined(room.code, follower)
             await _notify_lead(rooms, room.code, "followers")
             try:

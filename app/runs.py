@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from app import metrics
 from app.memory import estimated_bytes
 from sim.replay import Replay, StepState
 from sim.run import Run, RunError, RunSpec, record
@@ -95,16 +96,20 @@ class RunCache:
         run_id = spec.run_id
         cached = self._runs.get(run_id)
         if cached is not None:
+            metrics.run_cache_lookup("hit")
             self._runs.move_to_end(run_id)
             self._evict()  # views derived since it was cached may have grown it
             return cached
         pending = self._recording.get(run_id)
         if pending is not None:
+            metrics.run_cache_lookup("joined")
             return await asyncio.shield(pending)
         future: asyncio.Future[CachedRun] = asyncio.get_running_loop().create_future()
         self._recording[run_id] = future
+        metrics.run_cache_lookup("miss")
         try:
-            cached = await run_in_threadpool(_cached_run, self._record, spec)
+            with metrics.recording():
+                cached = await run_in_threadpool(_cached_run, self._record, spec)
         except BaseException as error:
             if isinstance(error, RunError):
                 # A refusal is a message for the person who asked; its traceback would keep the recorder's frames
