@@ -61,7 +61,7 @@ class LogIndex:
         try:
             frames = bytearray(map(attrgetter("depth"), events))
         except ValueError:  # a depth outside 0..255: clamp it
-            frames = bytearray(min(max(event[5], 0), MAX_FRAMES) for event in events)
+            frames = bytearray(min(max(event.depth, 0), MAX_FRAMES) for event in events)
         for step in by_kind.get("exit", ()):  # an exit event's depth still counts the frame it closes
             if frames[step]:
                 frames[step] -= 1
