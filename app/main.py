@@ -16,6 +16,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from app import routes_api, routes_console, routes_pages, routes_rooms, routes_trace, vendor
 from app.broker import make_broker
 from app.errors import install_error_handlers
+from app.fragments import FragmentCache, FragmentCacheMiddleware
 from app.params import WEB_EVENT_BUDGET
 from app.rooms import RoomLimits, Rooms
 from app.runs import DEFAULT_MAX_RUNS, RunCache
@@ -62,6 +63,8 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.state.room_stages = OrderedDict()  # (code, version) -> the whole-stepper fragment, for resyncs
     routes_console.install_console(app.state.templates)
     app.add_middleware(GZipMiddleware, minimum_size=512)
+    app.state.fragments = FragmentCache()
+    app.add_middleware(FragmentCacheMiddleware, cache=app.state.fragments)  # a repeat skips routing and gzip
     app.add_middleware(SecurityHeadersMiddleware)  # outermost, so error responses get the headers too
     install_error_handlers(app)
     app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from app.figures import latency_layout, timeline_layout
+from app.fragments import SHAREABLE
 from app.params import EVENT_KIND_NAMES, VIEWS, MalformedStep, StepperQuery, parse_query, step_problem
 from app.room_views import room_bar
 from app.routes_trace import trace_url
@@ -114,7 +115,9 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
         add_figures(context, derived)
         template = "partials/stepper.html" if is_htmx(request) else "scenario.html"
     response = templates.TemplateResponse(request, template, context, headers=headers)
-    response.headers["Vary"] = "HX-Request, HX-Target"  # one URL, three representations
+    response.headers["Vary"] = "HX-Request, HX-Target, HX-History-Restore-Request"  # one URL, three representations
+    if is_htmx(request) or not query.room:  # a room's page shows the room as it is now, and whose key the cookie holds
+        response.headers["Cache-Control"] = SHAREABLE  # the rest is a pure function of the URL (app/fragments.py)
     if query.embed:
         response.headers["Content-Security-Policy"] = embed_policy()
     return response

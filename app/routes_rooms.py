@@ -21,6 +21,7 @@ the lecturer's key; a bad or unknown code is a 404 page that says so, never an e
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import secrets
@@ -440,6 +441,15 @@ def _ended_events(html: str) -> list[ServerSentEvent]:
     return [ServerSentEvent(data=html), ServerSentEvent(data="ended", event="ended")]
 
 
+@functools.lru_cache(maxsize=8)
+def _decoded(raw: str) -> tuple[dict[str, Any], bytes]:
+    """A broadcast parsed, and its step's event encoded, once for all of this process's followers: the broker hands
+    the same message to every follower's queue, so a step costs each follower the sending of its bytes only."""
+    message = json.loads(raw)
+    event = b"" if message.get("ended") else ServerSentEvent(data=message["html"], id=str(message["v"])).encode()
+    return message, event
+
+
 async def _shielded(work: Any) -> None:
     """Clean-up that must run even when the stream is being cancelled (the follower has gone)."""
     with anyio.CancelScope(shield=True):
@@ -491,7 +501,7 @@ async def follow_events(
                         raw = await asyncio.wait_for(queue.get(), max(0.1, beat - time.monotonic()))
                     except TimeoutError:
                         continue
-                    message = json.loads(raw) if raw != LOST else None
+                    message, event = _decoded(raw) if raw != LOST else (None, b"")
                     if message is not None and message.get("ended"):
                         for event in _ended_events(message["html"]):
                             yield event
@@ -506,7 +516,7 @@ async def follow_events(
                         version = current.version
                         continue
                     version = message["v"]
-                    yield ServerSentEvent(data=message["html"], id=str(version))
+                    yield event
             finally:
                 await _shielded(rooms.follower_left(room.code, follower))
                 await _shielded(_notify_lead(rooms, room.code, "followers"))
