@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import routes_api, routes_console, routes_pages, routes_rooms, routes_trace, vendor
+from app import readiness, routes_api, routes_console, routes_pages, routes_rooms, routes_trace, vendor
+from app.admission import RecordingPool
 from app.broker import make_broker
 from app.errors import install_error_handlers
 from app.fragments import FragmentCache, FragmentCacheMiddleware
@@ -56,7 +57,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
         docs_url=None,  # the interactive docs load their scripts from a CDN, which trapscope never does
         redoc_url=None,
     )
-    app.state.runs = RunCache(max_runs, recorder=web_record)
+    app.state.runs = RunCache(max_runs, recorder=web_record, pool=RecordingPool.from_env())
     app.state.templates = make_templates()
     # Live rooms: in this process, or in Redis when TRAPSCOPE_REDIS_URL names one (several workers or hosts).
     app.state.rooms = rooms or Rooms(make_broker(os.environ.get("TRAPSCOPE_REDIS_URL")), RoomLimits.from_env())
@@ -74,6 +75,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.include_router(routes_trace.router)
     app.include_router(routes_console.router)
     app.include_router(routes_rooms.router)
+    app.include_router(readiness.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
