@@ -99,7 +99,9 @@ class RunCache:
         while len(self._runs) > 1 and (len(self._runs) > self.max_runs or self.bytes_held > self.max_bytes):
             self._runs.popitem(last=False)
 
-    async def get(self, spec: RunSpec) -> CachedRun:
+    async def get(self, spec: RunSpec, prepare: Callable[[CachedRun], Any] | None = None) -> CachedRun:
+        """The run of `spec`, recorded if need be. `prepare` derives what the caller will need from a new run in the
+        same turn of the recording pool, so that a run admitted is also shown (not refused, or queued again, then)."""
         run_id = spec.run_id
         cached = self._runs.get(run_id)
         if cached is not None:
@@ -112,7 +114,7 @@ class RunCache:
         future: asyncio.Future[CachedRun] = asyncio.get_running_loop().create_future()
         self._recording[run_id] = future
         try:
-            cached = await self.pool.run(_cached_run, self._record, spec)
+            cached = await self.pool.run(_cached_run, self._record, spec, prepare)
         except BaseException as error:
             if isinstance(error, RunError):
                 # A refusal is a message for the person who asked; its traceback would keep the recorder's frames
@@ -142,8 +144,13 @@ class RunCache:
         return cached, await run_in_threadpool(cached.state_at, step)
 
 
-def _cached_run(recorder: Callable[[RunSpec], Run], spec: RunSpec) -> CachedRun:
-    return CachedRun(recorder(spec))  # measured in the worker thread, not on the event loop
+def _cached_run(
+    recorder: Callable[[RunSpec], Run], spec: RunSpec, prepare: Callable[[CachedRun], Any] | None
+) -> CachedRun:
+    cached = CachedRun(recorder(spec))  # measured in the worker thread, not on the event loop
+    if prepare is not None:
+        prepare(cached)
+    return cached
 
 
 def get_run_cache(request: Request) -> RunCache:

@@ -134,3 +134,23 @@ def test_the_pool_sizes_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("TRAPSCOPE_RECORDING_QUEUE", "0")
     load = RecordingPool.from_env().load()
     assert (load.threads, load.queue) == (2, 0)
+
+
+def test_a_new_run_is_recorded_and_indexed_in_one_admission(gate):
+    """Admitted once, shown: the stepper's index is built in the recording's own turn, not queued (or refused)
+    again behind the recordings that arrived meanwhile."""
+    app = create_app()
+    pool = RecordingPool(threads=1, queue=0)
+    app.state.runs = RunCache(recorder=gate.record, pool=pool)
+    admissions: list[str] = []
+    run = pool.run
+
+    async def counted(work, *args):
+        admissions.append(getattr(work, "__name__", ""))
+        return await run(work, *args)
+
+    pool.run = counted
+    with TestClient(app) as client:
+        assert client.get("/scenarios/getpid?step=2").status_code == 200
+        assert client.get("/scenarios/getpid?step=3", headers=PANEL).status_code == 200
+    assert admissions == ["_cached_run"]
