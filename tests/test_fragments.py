@@ -4,6 +4,7 @@ Cache-Control and Vary that let browsers and proxies keep it (app/fragments.py).
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 from fastapi.testclient import TestClient
@@ -120,3 +121,15 @@ def test_the_cache_is_bounded_by_bytes_and_by_count():
     too_big = FragmentCache(max_bytes=100)
     too_big.put(("big",), _fragment(1000))
     assert len(too_big) == 0 and too_big.bytes_held == 0
+
+
+def test_a_broadcast_is_parsed_and_encoded_once_for_every_follower():
+    from sse_starlette import ServerSentEvent
+
+    from app.routes_rooms import _decoded
+
+    raw = json.dumps({"v": 7, "prev": 6, "html": "<p>step\n7</p>"})
+    message, event = _decoded(raw)
+    assert message["v"] == 7 and event == ServerSentEvent(data="<p>step\n7</p>", id="7").encode()
+    assert all(_decoded(raw)[1] is event for _follower in range(300)), "the same bytes for each follower"
+    assert _decoded(json.dumps({"ended": True, "html": "<p>bye</p>"}))[1] == b""
