@@ -11,6 +11,7 @@
 #   /usr/bin/chromium                apt-get install chromium  (only when missing)
 #   /usr/bin/redis-server            apt-get install redis-server (only when missing; the rooms' Redis test)
 #   /usr/sbin/nginx                  apt-get install nginx-light openssl (only when missing; `nginx -t` of deploy/)
+#   /usr/bin/wrk                     apt-get install wrk (only when missing; make bench's HTTP load)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -24,6 +25,7 @@ PORT ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 REDIS_SERVER ?= /usr/bin/redis-server
 NGINX ?= /usr/sbin/nginx
+WRK ?= /usr/bin/wrk
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS='-m "not browser" -x'
 PYTEST_ARGS ?=
 
@@ -133,7 +135,11 @@ format: $(STAMP_TEST)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP_TEST) $(NPM_STAMP)
+# Only when missing: bench/step_throughput.py loads the servers with wrk.
+$(WRK):
+	@$(call apt_install,wrk)
+
+bench: $(STAMP_TEST) $(NPM_STAMP) $(WRK)
 	$(VPY) -m bench
 
 clean:

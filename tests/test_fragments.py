@@ -133,3 +133,14 @@ def test_a_broadcast_is_parsed_and_encoded_once_for_every_follower():
     assert message["v"] == 7 and event == ServerSentEvent(data="<p>step\n7</p>", id="7").encode()
     assert all(_decoded(raw)[1] is event for _follower in range(300)), "the same bytes for each follower"
     assert _decoded(json.dumps({"ended": True, "html": "<p>bye</p>"}))[1] == b""
+
+
+def test_an_embedded_step_from_the_cache_keeps_its_own_frame_policy(client):
+    url = "/scenarios/getpid?step=4&embed=1"
+    first = client.get(url, headers=PANEL)
+    again = client.get(url, headers=PANEL)
+    assert again.content == first.content
+    for response in (first, again):
+        assert "frame-ancestors *" in response.headers["content-security-policy"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'self'" in client.get(URL, headers=PANEL).headers["content-security-policy"]
