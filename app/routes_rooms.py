@@ -501,7 +501,7 @@ async def follow_events(
                         raw = await asyncio.wait_for(queue.get(), max(0.1, beat - time.monotonic()))
                     except TimeoutError:
                         continue
-                    message, event = _decoded(raw) if raw != LOST else (None, b"")
+                    message, encoded = _decoded(raw) if raw != LOST else (None, b"")
                     if message is not None and message.get("ended"):
                         for event in _ended_events(message["html"]):
                             yield event
@@ -516,7 +516,7 @@ async def follow_events(
                         version = current.version
                         continue
                     version = message["v"]
-                    yield event
+                    yield encoded
             finally:
                 await _shielded(rooms.follower_left(room.code, follower))
                 await _shielded(_notify_lead(rooms, room.code, "followers"))
