@@ -78,11 +78,9 @@ def recording() -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def recording_queued() -> Iterator[None]:
-    """Around a recording's wait for its turn (admission control)."""
-    with RECORDINGS_QUEUED.track_inprogress():
-        yield
+def recordings_waiting(count: int) -> None:
+    """How many recordings wait for their turn now (admission control, app/admission.py)."""
+    RECORDINGS_QUEUED.set(count)
 
 
 def recording_refused() -> None:

@@ -39,6 +39,7 @@ def test_sigterm_lets_requests_finish_and_ends_event_streams(tmp_path):
         with httpx.Client(base_url=url, timeout=30) as client:
             opened = client.post("/rooms", data={"url": "/scenarios/getpid?step=1", "title": ""})
             code = re.search(r"room=([A-Z0-9]+)", opened.headers["location"]).group(1)
+            assert client.get(opened.headers["location"]).status_code == 200  # the lecturer lands: getpid recorded
 
             follower: dict[str, object] = {}
 
