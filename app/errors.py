@@ -8,13 +8,14 @@ the element it targeted, so the page around it keeps working.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.quoting import shown
 from sim.replay import StepOutOfRange
 from sim.run import RunError
 from sim.scenarios.registry import UnknownScenario
@@ -44,6 +45,8 @@ _TARGET_ID = re.compile(r"#([A-Za-z][\w-]*)$")
 
 
 def _respond(request: Request, problem: Problem) -> Response:
+    # A short prefix of a bad value (or of a bad parameter's name), never all of it.
+    problem = replace(problem, message=shown(problem.message), parameter=problem.parameter and shown(problem.parameter))
     if request.url.path.startswith("/api/"):
         return JSONResponse(problem.as_json(), status_code=problem.status)
     templates = request.app.state.templates

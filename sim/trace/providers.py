@@ -152,7 +152,7 @@ def _static_probes() -> tuple[Probe, ...]:
     return tuple(probes)
 
 
-_PROFILE_NAME = re.compile(r"^(profile|tick)-(\d+)(nsec|ns|usec|us|msec|ms|sec|s|min|m|hour|h|day|d|hz)?$")
+_PROFILE_NAME = re.compile(r"^(profile|tick)-([0-9]{1,18})(nsec|ns|usec|us|msec|ms|sec|s|min|m|hour|h|day|d|hz)?$")
 _UNIT_NS = {"ns": 1, "nsec": 1, "us": 1_000, "usec": 1_000, "ms": 1_000_000, "msec": 1_000_000,
             "s": 1_000_000_000, "sec": 1_000_000_000, "m": 60_000_000_000, "min": 60_000_000_000,
             "h": 3_600_000_000_000, "hour": 3_600_000_000_000, "d": 86_400_000_000_000,
