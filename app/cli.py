@@ -10,7 +10,10 @@ from sim import cli as sim_cli
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+    from app.server_limits import ServerLimits
+
+    limits = ServerLimits.from_env().uvicorn_kwargs()  # request sizes and timeouts (app/server_limits.py)
+    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, log_level="info", **limits)
     return 0
 
 

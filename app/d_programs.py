@@ -32,6 +32,10 @@ class CompiledPrograms:
     def __len__(self) -> int:
         return len(self._programs)
 
+    def has(self, script: str, script_name: str) -> bool:
+        """Is the program (or its error) kept?"""
+        return (script_name, script) in self._programs
+
     def get(self, script: str, script_name: str) -> CompiledScript:
         """The compiled program; raises its DtraceError. Call it in a worker thread: compiling is CPU work."""
         key = (script_name, script)

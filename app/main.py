@@ -20,6 +20,7 @@ from app.params import WEB_EVENT_BUDGET
 from app.rooms import RoomLimits, Rooms
 from app.runs import DEFAULT_MAX_RUNS, RunCache
 from app.security import SecurityHeadersMiddleware
+from app.server_limits import install_request_limits
 from app.templating import STATIC_DIR, VersionedStaticFiles, make_templates
 from sim import VERSION
 from sim.run import Run, RunError, RunSpec, record
@@ -61,6 +62,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.state.rooms = rooms or Rooms(make_broker(os.environ.get("TRAPSCOPE_REDIS_URL")), RoomLimits.from_env())
     app.state.room_stages = OrderedDict()  # (code, version) -> the whole-stepper fragment, for resyncs
     routes_console.install_console(app.state.templates)
+    install_request_limits(app)  # body size, rate limits (inside the security headers' middleware)
     app.add_middleware(GZipMiddleware, minimum_size=512)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost, so error responses get the headers too
     install_error_handlers(app)

@@ -38,6 +38,7 @@ from app import trace_figures
 from app.d_programs import WEB_OPS_BUDGET, CompiledPrograms
 from app.errors import BadParameter
 from app.quoting import shown
+from app.rate_limit import charge
 from app.runs import CachedRun, RunCache, get_run_cache
 from app.templating import get_templates
 from app.trace_examples import examples_for, program_of
@@ -187,8 +188,15 @@ class TraceResults:
         """The console's program, compiled once (DtraceError if it does not compile). CPU work: a worker's."""
         return self.programs.get(script, SCRIPT_NAME)
 
+    @staticmethod
+    def _key(run: Run, script: str, quiet: bool) -> tuple[str, str, bool]:
+        return run.run_id, hashlib.sha256(script.encode()).hexdigest(), quiet
+
+    def __contains__(self, item: tuple[Run, str, bool]) -> bool:
+        return self._key(*item) in self._results
+
     def get(self, run: Run, script: str, quiet: bool) -> DtraceResult:
-        key = (run.run_id, hashlib.sha256(script.encode()).hexdigest(), quiet)
+        key = self._key(run, script, quiet)
         with self._lock:
             found = self._results.get(key)
             if found is not None:
@@ -226,10 +234,14 @@ class Traced:
 async def trace(query: TraceQuery, runs: RunCache, results: TraceResults) -> Traced:
     """Compile (DtraceError if it does not), record or fetch both runs, evaluate the program (cached)."""
     assert query.script is not None
+    if not results.programs.has(query.script, SCRIPT_NAME):
+        charge()  # a program to compile: the client's rate limit pays for it (once a request), or refuses
     compiled = await run_in_threadpool(results.compiled, query.script)
     config = required_config(compiled, query.spec.config)
     plain = await runs.get(query.spec)
     traced = plain if config == query.spec.config else await runs.get(replace(query.spec, config=config))
+    if (traced.run, query.script, query.quiet) not in results:
+        charge()
     result = await run_in_threadpool(results.get, traced.run, query.script, query.quiet)
     return Traced(result, traced.run, plain.run)
 

@@ -20,6 +20,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from app.memory import estimated_bytes
+from app.rate_limit import charge
 from sim.replay import Replay, StepState
 from sim.run import Run, RunError, RunSpec, record
 
@@ -101,6 +102,7 @@ class RunCache:
         pending = self._recording.get(run_id)
         if pending is not None:
             return await asyncio.shield(pending)
+        charge()  # a new recording: the client's rate limit (app/rate_limit.py) pays for it, or refuses
         future: asyncio.Future[CachedRun] = asyncio.get_running_loop().create_future()
         self._recording[run_id] = future
         try:
