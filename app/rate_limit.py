@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -29,6 +30,7 @@ from app.errors import Problem, _respond
 
 DEFAULT_RATE_LIMIT = "30/60"  # a student exploring starts a new run every few seconds at most
 MAX_CLIENTS = 10_000  # addresses remembered
+_ROOM_EVENTS = re.compile(r"/rooms/[^/]+/(lead/)?events")
 
 
 class RateLimited(Exception):
@@ -120,7 +122,9 @@ class RateLimitMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _ROOM_EVENTS.fullmatch(scope["path"]):
+            # A room's event stream renders the lecturer's run, not one this client asked for: a resync that
+            # records it again must not end a follower's stream (a lecture hall shares one NAT address).
             await self.app(scope, receive, send)
             return
         client = scope.get("client")

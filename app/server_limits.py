@@ -30,7 +30,7 @@ MAX_REQUEST_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024  # the longest form the app takes is 8 KB (app/routes_rooms.py)
 HEADER_READ_TIMEOUT_S = 5.0  # from the connection (or the previous response) to the whole request
 KEEP_ALIVE_TIMEOUT_S = 5  # an idle keep-alive connection is closed after this
-MAX_CONNECTIONS = 1000  # per worker: 300 followers' event streams and the rest; more get a 503
+MAX_CONNECTIONS = 2000  # per worker: a room's followers (up to 1,000) hold an event stream each; more get a 503
 
 
 def _env_number(name: str, default: float) -> float:

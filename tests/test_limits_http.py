@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.quoting import MAX_QUOTED
-from app.rate_limit import DEFAULT_RATE_LIMIT, RateLimit, RateLimited, RateLimiter
+from app.rate_limit import DEFAULT_RATE_LIMIT, RateLimit, RateLimited, RateLimiter, RateLimitMiddleware, charge
 from app.server_limits import MAX_BODY_BYTES, MAX_REQUEST_HEAD_BYTES, ServerLimits
 from sim.user.programs import MAX_LOOP
 
@@ -230,3 +230,15 @@ def test_d_programs_past_the_rate_limit_are_429_on_the_trace_page(limited_client
     assert refused.status_code == 429
     assert "too many new runs or D programs from your address" in refused.text
     assert limited_client.get("/trace?command=getpid 1&script=BEGIN { exit(0); }").status_code == 200  # cached
+
+
+@pytest.mark.parametrize(("path", "limited"), [("/scenarios/getpid", True), ("/rooms/K7QXM/events", False)])
+def test_a_rooms_event_stream_is_not_charged_for_the_lecturers_run(path, limited):
+    async def expensive(scope, receive, send) -> None:
+        charge()
+        await hello(scope, receive, send)
+
+    app = RateLimitMiddleware(expensive, RateLimiter(RateLimit(1, 60)))
+    client = TestClient(app, raise_server_exceptions=False)  # no lifespan: a bare ASGI app
+    statuses = [client.get(path).status_code for _ in range(3)]
+    assert statuses == ([200, 500, 500] if limited else [200, 200, 200])  # bare middleware: RateLimited unhandled
