@@ -57,6 +57,7 @@ MAX_DYNAMIC_VARIABLES = 100_000  # elements of associative arrays; more are drop
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024  # what one D program may print before tracing is stopped
 MAX_ERROR_MESSAGES = 20  # runtime errors reported one by one; the rest are counted
 STACK_COST = 2 * STACK_FRAMES  # what a stack() counts against the evaluation budget, in operations
+SORTED_ENTRY_COST = 10  # what printa() and trunc() count for each entry they sort (a Python sort key each)
 WALLCLOCK_AT_BOOT_NS = 1_485_907_200 * 1_000_000_000  # walltimestamp at the run's time 0: 2017-02-01 00:00 UTC
 
 # Built-in variables (dt_open.c's _dtrace_globals): type and how a firing provides the value.
@@ -776,7 +777,7 @@ class _Compiler:
             st = state[0]
             agg = slot[0]
             entries = agg.sorted_entries(st.aggsortkey, st.aggsortrev)
-            st.ops += len(entries)
+            st.ops += SORTED_ENTRY_COST * len(entries)
             room = MAX_OUTPUT_BYTES - st.out_bytes  # past it the clause's record truncates the output: stop there
             if fmt is None:
                 st.out.append("\n")
@@ -820,7 +821,7 @@ class _Compiler:
         def trunc(f: Firing) -> None:
             agg = slot[0]
             st = state[0]
-            st.ops += len(agg.data)
+            st.ops += SORTED_ENTRY_COST * len(agg.data)
             entries = agg.sorted_entries(reverse=keep >= 0)
             survivors = {k for k, _ in entries[: abs(keep)]}
             for key in [k for k in agg.data if k not in survivors]:

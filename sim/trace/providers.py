@@ -31,7 +31,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from sim.core.events import Fork, ProcessExit
 from sim.core.log import Event
@@ -204,7 +204,7 @@ def _fields(probe: Probe) -> tuple[str, str, str, str]:
     return probe.provider, probe.module, probe.function, probe.name
 
 
-@cache
+@lru_cache(maxsize=1024)  # bounded: every program may bring patterns of its own
 def _glob(pattern: str) -> Callable[[str], bool] | None:
     """A matcher for one field: '*', '?', '[...]' ('!' negates) and '\\' escapes; an empty field matches all."""
     if pattern == "" or pattern == "*":
