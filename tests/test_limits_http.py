@@ -242,3 +242,24 @@ def test_a_rooms_event_stream_is_not_charged_for_the_lecturers_run(path, limited
     client = TestClient(app, raise_server_exceptions=False)  # no lifespan: a bare ASGI app
     statuses = [client.get(path).status_code for _ in range(3)]
     assert statuses == ([200, 500, 500] if limited else [200, 200, 200])  # bare middleware: RateLimited unhandled
+
+
+# --- every recording route has the web's budget ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/runs?command=getpid 9",
+        "/scenarios/command?command=getpid 9",
+        "/trace?command=getpid 9&script=BEGIN { exit(0); }",
+        "/trace/flame?command=getpid 9",
+        "/scenarios/command/console?command=getpid 9&script=BEGIN { exit(0); }",
+    ],
+)
+def test_every_route_that_records_a_run_has_the_webs_event_budget(url, monkeypatch):
+    monkeypatch.setattr("app.main.WEB_EVENT_BUDGET", 100)
+    with TestClient(create_app()) as client:
+        response = client.get(url, headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert "more than 100 steps, the web's limit for one run" in response.text.replace("&#39;", "'")
