@@ -146,7 +146,7 @@ class TraceState:
     dynamic_drops: int = 0
     output_truncated: bool = False
     firings: int = 0
-    ops: int = 0  # operations evaluated so far (Clause.cost per clause run, one per entry an action walks)
+    ops: int = 0  # operations evaluated so far: Clause.cost per clause run, and what actions walk or sort
     ops_budget: int | None = None  # None: no limit
     budget_spent: bool = False
 
@@ -154,7 +154,8 @@ class TraceState:
 class Program:
     """A compiled D program: clauses by probe, its aggregations, and how to run them on firings.
 
-    A Program holds the state of one tracing session (start() resets it): compile one per session.
+    A Program holds the state of one tracing session (start() resets it): it may be traced again, one session
+    at a time (CompiledScript.session), as each result keeps copies of the aggregations.
     """
 
     def __init__(
