@@ -97,15 +97,19 @@ def test_a_profile_probe_with_thousands_of_digits_matches_nothing():
 # --- compiled once, off the event loop ----------------------------------------------------------------------
 
 
+def on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False  # no event loop in this thread: a worker's
+    return True
+
+
 def test_a_program_is_compiled_once_in_a_worker_thread_and_its_error_kept(monkeypatch):
-    compiled_where: list[bool] = []
+    compiled_on_loop: list[bool] = []
 
     def compile_in(script: str, name: str):
-        try:
-            asyncio.get_running_loop()
-            compiled_where.append(True)
-        except RuntimeError:
-            compiled_where.append(False)  # no event loop in this thread: a worker's
+        compiled_on_loop.append(on_event_loop())
         return compile_script(script, name)
 
     monkeypatch.setattr(d_programs, "compile_script", compile_in)
@@ -120,20 +124,20 @@ def test_a_program_is_compiled_once_in_a_worker_thread_and_its_error_kept(monkey
 
     asyncio.run(twice("BEGIN { exit(0); }"))
     asyncio.run(twice("BEGIN { x = ; }"))
-    assert compiled_where == [False, False]  # two programs, each compiled once, neither on the loop
+    assert compiled_on_loop == [False, False]  # two programs, each compiled once
     assert programs.has("BEGIN { x = ; }", "s.d")
     asyncio.run(twice("END { }"))
     assert len(programs) == 2 and not programs.has("BEGIN { exit(0); }", "s.d")  # bounded: the oldest goes
 
 
-def test_the_trace_page_compiles_a_program_once_across_requests(client, monkeypatch):
+def test_the_trace_page_compiles_a_program_once_across_requests_off_the_event_loop(client, monkeypatch):
     calls = []
     real = d_programs.compile_script
-    monkeypatch.setattr(d_programs, "compile_script", lambda s, n: calls.append(s) or real(s, n))
+    monkeypatch.setattr(d_programs, "compile_script", lambda s, n: calls.append((s, on_event_loop())) or real(s, n))
     script = "syscall::getpid:entry { @ = count(); } /* compiled once */"
     for _ in range(3):
         assert trace_page(client, script, command="getpid 3").status_code == 200
-    assert calls == [script]
+    assert calls == [(script, False)]
 
 
 # --- run ----------------------------------------------------------------------------------------------------
