@@ -14,10 +14,11 @@ from collections import OrderedDict
 from sim.trace.d_parser import DtraceError
 from sim.trace.dtrace import CompiledScript, compile_script
 
-MAX_COMPILED_PROGRAMS = 64  # each holds its closures and aggregations' last data, bounded by MAX_SCRIPT_BYTES
+MAX_COMPILED_PROGRAMS = 64  # each holds its closures (bounded by the script's size), no session's data
 # Operations a D program may evaluate over one run on the web (sim/trace/d_interp.py's Clause.cost: a node of
-# its clauses' trees per clause run, 40 a stack(), 100 an entry printa() sorts): ~0.15 us each, so about 4 s of a worker thread. The lecture's
-# heaviest script, fbt entry and return with a quantize() over dd bs=32m, takes ~12 M.
+# its clauses' trees per clause run, 40 a stack(), 100 an entry printa() sorts): ~0.15 us each, so about 4 s
+# of a worker thread. The lecture's heaviest script, fbt entry and return with a quantize() over dd bs=32m,
+# takes ~12 M.
 WEB_OPS_BUDGET = 25_000_000
 
 

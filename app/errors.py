@@ -41,7 +41,7 @@ class Problem:
         return {"detail": self.message, "parameter": self.parameter, "valid": self.valid}
 
 
-_TARGET_ID = re.compile(r"#([A-Za-z][\w-]*)$")
+_TARGET_ID = re.compile(r"#([A-Za-z][\w-]{0,63})$")  # an id of up to 64 characters, never a whole header
 
 
 def _respond(request: Request, problem: Problem) -> Response:

@@ -213,6 +213,13 @@ class Program:
         self._state_ref[:] = [state]
         return state
 
+    def release(self) -> None:
+        """Let go of the last session's data (its result keeps copies): a kept program holds only its code."""
+        for aggregation in self.aggregations.values():
+            aggregation.data.clear()  # cleared, not replaced: the compiled updaters hold this dict
+        self.state = None
+        self._state_ref[:] = []
+
     def fire(self, f: Firing) -> None:
         """Run the clauses enabled on f.probe, in program order. Raises Stopped once exit() has been called."""
         clauses = self.by_probe.get(f.probe.id)

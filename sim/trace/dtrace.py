@@ -281,7 +281,7 @@ class _Tracing:
         if state.error_count > len(state.errors):
             stderr.append(f"dtrace: {state.error_count - len(state.errors)} more errors on enabled probes")
         stderr.extend(_drop_messages(state, unrecorded, recorded))
-        return DtraceResult(
+        result = DtraceResult(
             output="".join(state.out),
             stderr="".join(line + "\n" for line in stderr),
             exit_status=state.exit_status,
@@ -293,6 +293,8 @@ class _Tracing:
             # Copies: the program may be traced again, and its next session starts its aggregations afresh.
             aggregations={name: replace(a, data=dict(a.data)) for name, a in program.aggregations.items()},
         )
+        program.release()
+        return result
 
 
 _NO_EVENT = Event(0, "start", "", None, (), 0)
