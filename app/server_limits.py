@@ -124,7 +124,9 @@ class BoundedH11Protocol(H11Protocol):
         self._read_deadline = None
         if not self._reading():
             return
-        if self.cycle is None or self.cycle.response_complete:  # nothing of a response sent: say why
+        # Part of a request and no response to it: say why. A connection that sent nothing is just closed (a
+        # browser may open one ahead of need), as is one whose request is being answered.
+        if self.conn.trailing_data[0] and (self.cycle is None or self.cycle.response_complete):
             message = (
                 f"the request took longer than {self.header_read_timeout_s:g} s to arrive (the server's "
                 "request read timeout)\n"

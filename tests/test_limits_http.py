@@ -263,3 +263,9 @@ def test_every_route_that_records_a_run_has_the_webs_event_budget(url, monkeypat
         response = client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 400
     assert "more than 100 steps, the web's limit for one run" in response.text.replace("&#39;", "'")
+
+
+def test_a_connection_that_sends_nothing_is_closed_without_an_answer(server_port):
+    answer, seconds = exchange(server_port)
+    assert answer == b""
+    assert seconds < 3
