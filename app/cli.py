@@ -15,6 +15,7 @@ REDIS_URL = "TRAPSCOPE_REDIS_URL"
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.server_limits import ServerLimits
     from app.serving import uvicorn_options
 
     if args.workers > 1 and not os.environ.get(REDIS_URL, "").strip():
@@ -26,7 +27,8 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return sim_cli.EXIT_USAGE
-    options = uvicorn_options(args.workers)
+    options = uvicorn_options(args.workers)  # access log, metrics directory, graceful shutdown
+    limits = ServerLimits.from_env().uvicorn_kwargs()  # request sizes and timeouts (app/server_limits.py)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -35,6 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
         workers=args.workers,
         **options,
+        **limits,
     )
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.quoting import shown
 from sim.replay import StepOutOfRange
 from sim.run import RunError
 from sim.scenarios.registry import UnknownScenario
@@ -78,10 +79,12 @@ class Problem:
         return {"detail": self.message, "parameter": self.parameter, "valid": self.valid}
 
 
-_TARGET_ID = re.compile(r"#([A-Za-z][\w-]*)$")
+_TARGET_ID = re.compile(r"#([A-Za-z][\w-]{0,63})$")  # an id of up to 64 characters, never a whole header
 
 
 def _respond(request: Request, problem: Problem) -> Response:
+    # A short prefix of a bad value (or of a bad parameter's name), never all of it.
+    problem = replace(problem, message=shown(problem.message), parameter=problem.parameter and shown(problem.parameter))
     if request.url.path.startswith("/api/"):
         return JSONResponse(problem.as_json(), status_code=problem.status)
     templates = request.app.state.templates

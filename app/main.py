@@ -25,6 +25,7 @@ from app.readiness import recording_queue_has_room
 from app.rooms import RoomLimits, Rooms
 from app.runs import DEFAULT_MAX_RUNS, RunCache
 from app.security import SecurityHeadersMiddleware
+from app.server_limits import install_request_limits
 from app.templating import STATIC_DIR, VersionedStaticFiles, make_templates
 from sim import VERSION
 from sim.run import Run, RunError, RunSpec, record
@@ -69,6 +70,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.state.readiness_checks = routes_ops.default_readiness_checks()  # /readyz: append (ok, reason) functions
     app.state.readiness_checks.append(recording_queue_has_room(app))
     routes_console.install_console(app.state.templates)
+    install_request_limits(app)  # body size, rate limits (inside the security headers' middleware)
     app.add_middleware(GZipMiddleware, minimum_size=512)
     app.state.fragments = FragmentCache()
     app.add_middleware(FragmentCacheMiddleware, cache=app.state.fragments)  # a repeat skips routing and gzip

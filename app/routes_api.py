@@ -34,6 +34,8 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, object]]:
         400: "The run cannot be made: the command line is wrong, or the run is larger than the web allows",
         404: "No such scenario, or no such step in its run",
         422: "A parameter is malformed or out of range",
+        429: "This client started too many new runs lately (the rate limit); Retry-After says when to try again",
+        503: "The server is recording as many new runs as it takes at once; Retry-After says when to try again",
         500: "trapscope failed; the error is logged",
     }
     return {status: {"model": ProblemOut, "description": meanings[status]} for status in (*statuses, 500)}
@@ -123,7 +125,7 @@ async def list_scenarios() -> list[ScenarioOut]:
 COMMAND_EXAMPLES = sorted({scenario.command_line() for scenario in SCENARIOS.values()})
 
 
-@router.get("/runs", responses=_problems(400, 422))
+@router.get("/runs", responses=_problems(400, 422, 429, 503))
 async def run_summary(
     runs: Runs,
     command: Annotated[
@@ -138,7 +140,7 @@ async def run_summary(
     return RunSummaryOut(last_step=cached.last_step, **cached.run.summary())
 
 
-@router.get("/runs/{scenario}/steps/{n}", responses=_problems(404, 422))
+@router.get("/runs/{scenario}/steps/{n}", responses=_problems(404, 422, 429, 503))
 async def step_state(runs: Runs, scenario: ScenarioSlug, n: Annotated[int, Path(description="the step")]) -> StepOut:
     """The machine's state after step `n` of the scenario's run (step 0 is the run's start)."""
     chosen = lookup(scenario)

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from app import metrics
 from app.admission import RecordingPool
 from app.memory import estimated_bytes
+from app.rate_limit import charge
 from sim.replay import Replay, StepState
 from sim.run import Run, RunError, RunSpec, record
 
@@ -114,6 +115,7 @@ class RunCache:
         if pending is not None:
             metrics.run_cache_lookup("joined")
             return await asyncio.shield(pending)
+        charge()  # a new recording: the client's rate limit (app/rate_limit.py) pays for it, or refuses
         future: asyncio.Future[CachedRun] = asyncio.get_running_loop().create_future()
         self._recording[run_id] = future
         metrics.run_cache_lookup("miss")

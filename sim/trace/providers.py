@@ -31,7 +31,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from sim.core.events import Fork, ProcessExit
 from sim.core.log import Event
@@ -152,7 +152,7 @@ def _static_probes() -> tuple[Probe, ...]:
     return tuple(probes)
 
 
-_PROFILE_NAME = re.compile(r"^(profile|tick)-(\d+)(nsec|ns|usec|us|msec|ms|sec|s|min|m|hour|h|day|d|hz)?$")
+_PROFILE_NAME = re.compile(r"^(profile|tick)-([0-9]{1,18})(nsec|ns|usec|us|msec|ms|sec|s|min|m|hour|h|day|d|hz)?$")
 _UNIT_NS = {"ns": 1, "nsec": 1, "us": 1_000, "usec": 1_000, "ms": 1_000_000, "msec": 1_000_000,
             "s": 1_000_000_000, "sec": 1_000_000_000, "m": 60_000_000_000, "min": 60_000_000_000,
             "h": 3_600_000_000_000, "hour": 3_600_000_000_000, "d": 86_400_000_000_000,
@@ -204,7 +204,7 @@ def _fields(probe: Probe) -> tuple[str, str, str, str]:
     return probe.provider, probe.module, probe.function, probe.name
 
 
-@cache
+@lru_cache(maxsize=1024)  # bounded: every program may bring patterns of its own
 def _glob(pattern: str) -> Callable[[str], bool] | None:
     """A matcher for one field: '*', '?', '[...]' ('!' negates) and '\\' escapes; an empty field matches all."""
     if pattern == "" or pattern == "*":
