@@ -192,7 +192,8 @@ def test_ending_the_room_asks_first_then_tells_its_followers(room):
     lecturer.once("dialog", lambda dialog: answer(dialog, accept=True))
     lecturer.click("#room-end")
     expect(lecturer.locator("#room-bar")).to_have_count(0)
-    assert asked == [f"End room {code} for everyone? Its followers are told it has ended, and the code stops working."] * 2
+    question = f"End room {code} for everyone? Its followers are told it has ended, and the code stops working."
+    assert asked == [question, question]
     for student in (first, second):
         expect(student.locator("#room-bar")).to_have_attribute("data-role", "ended")
         expect(student.locator("#room-bar")).to_contain_text(f"Room {code} has ended")
@@ -248,12 +249,12 @@ def test_the_lecturers_join_link_keeps_their_driving_page(room):
 
 
 def test_switching_scenario_keeps_projector_mode(room):
-    lecturer, first, _, code = room
+    lecturer, first, *_ = room
     lecturer.keyboard.press("p")
     expect(lecturer.locator("#stepper.projector")).to_have_count(1)
     lecturer.get_by_text("Switch scenario").click()
     lecturer.locator(".room-scenarios a[href^='/scenarios/fork-returns-twice']").click()
-    expect(lecturer).to_have_url(re.compile(rf"/scenarios/fork-returns-twice\?.*mode=projector"))
+    expect(lecturer).to_have_url(re.compile(r"/scenarios/fork-returns-twice\?.*mode=projector"))
     expect(lecturer.locator("#stepper.projector")).to_have_count(1)
     expect(lecturer.locator("#room-bar")).to_have_attribute("data-role", "lead")
     expect(first).to_have_title(re.compile(r"fork", re.IGNORECASE))  # the class went along
