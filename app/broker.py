@@ -29,6 +29,7 @@ class Broker(Protocol):
     async def delete(self, *keys: str) -> None: ...
     async def touch(self, key: str, ttl_s: int) -> None: ...
     async def hset(self, key: str, field: str, value: str, ttl_s: int) -> None: ...
+    async def hget(self, key: str, field: str) -> str | None: ...
     async def hgetall(self, key: str) -> dict[str, str]: ...
     async def hlen(self, key: str) -> int: ...
     async def zadd(self, key: str, member: str, score: float, ttl_s: int) -> None: ...
@@ -127,6 +128,10 @@ class MemoryBroker:
         mapping[field] = value
         self._store(key, mapping, ttl_s)
 
+    async def hget(self, key: str, field: str) -> str | None:
+        value = self._mapping(key).get(field)
+        return None if value is None else str(value)
+
     async def hgetall(self, key: str) -> dict[str, str]:
         return {field: str(value) for field, value in self._mapping(key).items()}
 
@@ -195,6 +200,9 @@ class RedisBroker:
     async def hset(self, key: str, field: str, value: str, ttl_s: int) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             await pipe.hset(key, field, value).expire(key, ttl_s).execute()
+
+    async def hget(self, key: str, field: str) -> str | None:
+        return await self._redis.hget(key, field)
 
     async def hgetall(self, key: str) -> dict[str, str]:
         return await self._redis.hgetall(key)

@@ -3,11 +3,16 @@
 A room is tiny: its code, the lecturer's current stepping URL (which names the run's inputs, the step and the open
 views), an open question and its answers. It lives in the broker (app/broker.py) with an expiry that the lecturer's
 activity renews, so any worker serves any room and an idle room ends by itself (TRAPSCOPE_ROOM_TTL seconds, two
-hours by default).
+hours by default). A room the lecturer's page has never kept alive (opened, then left) lives only
+TRAPSCOPE_ROOM_IDLE_TTL seconds (15 minutes by default), and one client opens at most TRAPSCOPE_ROOM_RATE_LIMIT rooms
+("N/S": N per S seconds, 5 per 10 minutes by default, or "off"): opening rooms in a loop cannot fill the server's
+TRAPSCOPE_MAX_ROOMS for hours.
 
 Only the holder of the room's lecturer key drives it: the key is made when the room opens, kept by the lecturer's
 browser in a cookie (or carried by a capability link), and stored only as a hash. Students are anonymous: a random
-id in a cookie makes their answers one per student and question.
+id in a cookie makes their answers one per student and question, and only an id that has opened the room's event
+stream (a follower's page does, before it can answer) may answer: a script with fresh cookies cannot stuff the tally
+with more answers than the room has seen followers.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 from app.broker import Broker
+from app.rate_limit import RateLimit, RateLimiter
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: read off a projector from the back row
 CODE_LENGTH = 5
@@ -33,6 +39,8 @@ MAX_TITLE = 80
 MAX_CODE_INPUT = 40  # longer input is not a code, however it is spaced
 
 DEFAULT_TTL_S = 2 * 60 * 60
+DEFAULT_IDLE_TTL_S = 15 * 60  # a room no lecturer's page has kept alive yet
+DEFAULT_OPEN_RATE = "5/600"  # rooms a client opens: a lecturer opens one or two per lecture
 DEFAULT_MAX_ROOMS = 200
 DEFAULT_MAX_FOLLOWERS = 1000
 MAX_QUESTIONS = 100  # per room: a lecture asks a few dozen at most
@@ -116,6 +124,8 @@ class RoomLimits:
     ttl_s: int = DEFAULT_TTL_S
     max_rooms: int = DEFAULT_MAX_ROOMS
     max_followers: int = DEFAULT_MAX_FOLLOWERS
+    idle_ttl_s: int = DEFAULT_IDLE_TTL_S
+    open_rate: RateLimit | None = None  # None: any number of rooms per client
 
     @classmethod
     def from_env(cls) -> RoomLimits:
@@ -123,6 +133,8 @@ class RoomLimits:
             ttl_s=_env_int("TRAPSCOPE_ROOM_TTL", DEFAULT_TTL_S),
             max_rooms=_env_int("TRAPSCOPE_MAX_ROOMS", DEFAULT_MAX_ROOMS),
             max_followers=_env_int("TRAPSCOPE_MAX_FOLLOWERS", DEFAULT_MAX_FOLLOWERS),
+            idle_ttl_s=_env_int("TRAPSCOPE_ROOM_IDLE_TTL", DEFAULT_IDLE_TTL_S),
+            open_rate=RateLimit.parse(os.environ.get("TRAPSCOPE_ROOM_RATE_LIMIT", DEFAULT_OPEN_RATE)),
         )
 
 
@@ -142,6 +154,7 @@ class Rooms:
     def __init__(self, broker: Broker, limits: RoomLimits | None = None) -> None:
         self.broker = broker
         self.limits = limits or RoomLimits()
+        self.open_limiter = RateLimiter(self.limits.open_rate) if self.limits.open_rate else None
 
     def _key(self, code: str) -> str:
         return f"{PREFIX}:{code}"
@@ -151,20 +164,24 @@ class Rooms:
         return await self.broker.zcount_from(INDEX, time.time())
 
     async def open(self, url_for_code: Callable[[str], str], title: str = "") -> tuple[Room, str]:
-        """A new room whose URL is `url_for_code(code)`; returns it and the lecturer's key (shown once)."""
+        """A new room whose URL is `url_for_code(code)`; returns it and the lecturer's key (shown once).
+
+        It lives `idle_ttl_s` until the lecturer's page first renews it (`touch`, `save`)."""
         if await self.count() >= self.limits.max_rooms:
             raise RoomError(503, f"this server has {self.limits.max_rooms} live rooms, its limit; try again later")
         key = secrets.token_urlsafe(24)
+        ttl_s = min(self.limits.idle_ttl_s, self.limits.ttl_s)
         for _ in range(20):
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
             room = Room(code=code, key_hash=hash_key(key), url=url_for_code(code), title=title[:MAX_TITLE])
-            if await self.broker.set(self._key(code), room.to_json(), self.limits.ttl_s, only_new=True):
-                await self._index(code)
+            if await self.broker.set(self._key(code), room.to_json(), ttl_s, only_new=True):
+                await self._index(code, ttl_s)
                 return room, key
         raise RoomError(503, "no free room code was found; try again")
 
-    async def _index(self, code: str) -> None:
-        await self.broker.zadd(INDEX, code, time.time() + self.limits.ttl_s, self.limits.ttl_s)
+    async def _index(self, code: str, ttl_s: int | None = None) -> None:
+        ttl_s = ttl_s or self.limits.ttl_s
+        await self.broker.zadd(INDEX, code, time.time() + ttl_s, self.limits.ttl_s)
 
     async def get(self, code: str) -> Room | None:
         text = await self.broker.get(self._key(code))
@@ -181,7 +198,7 @@ class Rooms:
         await self._index(code)
 
     async def end(self, room: Room) -> None:
-        keys = [self._key(room.code), self._followers_key(room.code)]
+        keys = [self._key(room.code), self._followers_key(room.code), self._students_key(room.code)]
         if room.question is not None:
             keys.append(self._answers_key(room.code, room.question.id))
         await self.broker.delete(*keys)
@@ -192,6 +209,10 @@ class Rooms:
 
     def _followers_key(self, code: str) -> str:
         return f"{PREFIX}:{code}:followers"
+
+    def _students_key(self, code: str) -> str:
+        """The student ids that have opened the room's event stream: those who may answer."""
+        return f"{PREFIX}:{code}:students"
 
     async def pose(self, room: Room, question: Question) -> Room:
         if room.questions_asked >= MAX_QUESTIONS:
@@ -210,6 +231,10 @@ class Rooms:
             raise RoomError(409, "the answer has been revealed: answers to this question are closed")
         if choice not in question.choices:
             raise RoomError(422, "that is not one of the question's choices")
+        if await self.broker.hget(self._students_key(room.code), student) is None:
+            raise RoomError(
+                403, f"follow the room first: open /rooms/{room.code} and answer once its page says it is live"
+            )
         key = self._answers_key(room.code, question.id)
         if await self.broker.hlen(key) >= MAX_ANSWERS:
             raise RoomError(429, f"this question has {MAX_ANSWERS} answers, its limit")
@@ -232,6 +257,13 @@ class Rooms:
 
     async def follower_joined(self, code: str, follower: str) -> None:
         await self.broker.zadd(self._followers_key(code), follower, time.time(), self.limits.ttl_s)
+
+    async def student_seen(self, code: str, student: str) -> None:
+        """A student's browser has the room's event stream open: it may answer. At most MAX_ANSWERS ids are kept
+        (so no question counts more answers than that), each renewed while its stream lives."""
+        key = self._students_key(code)
+        if await self.broker.hlen(key) < MAX_ANSWERS or await self.broker.hget(key, student) is not None:
+            await self.broker.hset(key, student, "1", self.limits.ttl_s)
 
     async def follower_left(self, code: str, follower: str) -> None:
         await self.broker.zrem(self._followers_key(code), follower)

@@ -42,9 +42,10 @@ from starlette.concurrency import run_in_threadpool
 
 from app import metrics
 from app.broker import LOST
-from app.errors import BadParameter
+from app.errors import BadParameter, Problem
 from app.params import StepperQuery
 from app.questions import KINDS
+from app.rate_limit import RateLimited
 from app.room_views import (
     MAX_URL,
     STUDENT_COOKIE,
@@ -237,12 +238,29 @@ def _lecturer_response(request: Request, response: Response, room: Room, key: st
     return response
 
 
+def _charge_opening(request: Request, rooms: Rooms) -> None:
+    """One of the client's few rooms (TRAPSCOPE_ROOM_RATE_LIMIT), or 429: a loop of POSTs cannot fill the server."""
+    if rooms.open_limiter is None:
+        return
+    try:
+        rooms.open_limiter.take(request.client.host if request.client else "unknown")
+    except RateLimited as error:
+        limit = rooms.open_limiter.limit
+        raise HTTPException(
+            429,
+            f"too many rooms opened from your address: the limit is {limit.burst} per {limit.period_s:g} s; "
+            f"try again in {error.retry_after_s} s, or keep using a room you have open",
+            headers={"Retry-After": str(error.retry_after_s)},
+        ) from None
+
+
 @router.post("")
 async def open_room(request: Request, rooms: RoomsDep) -> Response:
     _same_origin(request)
     fields = await _form(request, {"url": MAX_URL, "title": MAX_TITLE})
     url, title = fields.get("url") or DEFAULT_SCENARIO_URL, fields.get("title", "")
     query = parse_stepping_url(url)
+    _charge_opening(request, rooms)
     try:
         room, key = await rooms.open(lambda code: replace(query, room=code).url(query.step or 0), title.strip())
     except RoomError as error:
@@ -251,14 +269,30 @@ async def open_room(request: Request, rooms: RoomsDep) -> Response:
     return _lecturer_response(request, response, room, key, rooms.limits.ttl_s)
 
 
+def _missing_room(request: Request, templates: Jinja2Templates, error: HTTPException, code: str = "") -> Response:
+    """A code that names no room: the message, and the join form to type it again (`code`: a well-formed one)."""
+    problem = Problem(error.status_code, str(error.detail))
+    context = {"problem": problem, "code": normalize_code(code) or ""}
+    return templates.TemplateResponse(request, "room_missing.html", context, error.status_code)
+
+
 @router.get("/join")
-async def join(code: str = "") -> Response:
-    return RedirectResponse(f"/rooms/{_code(code)}", status_code=303)
+async def join(request: Request, templates: Templates, code: str = "") -> Response:
+    try:
+        return RedirectResponse(f"/rooms/{_code(code)}", status_code=303)
+    except HTTPException as error:
+        return _missing_room(request, templates, error)
 
 
 @router.get("/{code}", response_class=HTMLResponse)
 async def follow_page(request: Request, code: str, rooms: RoomsDep, runs: Runs, templates: Templates) -> Response:
-    room = await _room(rooms, code)
+    try:
+        room = await _room(rooms, code)
+    except HTTPException as error:
+        return _missing_room(request, templates, error, code)
+    if room.is_lecturer(request.cookies.get(lead_cookie(room.code))):
+        # the lecturer followed their own join link: back to their driving page, not a follower's
+        return RedirectResponse(room.url, status_code=303)
     student = student_of(request) or new_student_id()
     if await rooms.followers(room.code) >= rooms.limits.max_followers:
         raise HTTPException(503, f"room {room.code} is full ({rooms.limits.max_followers} followers); try later")
@@ -465,13 +499,14 @@ async def follow_events(
     known = request.headers.get("last-event-id", "")
     version = int(known) if known.isdigit() and len(known) < 12 else v
     follower = secrets.token_hex(8)
+    student = student_of(request)
     ended_html = partial(
         "room-bar",
         _render(templates, "partials/room_bar.html", {"room_bar": RoomBar("ended", room.code, None, "")}),
     )
 
     async def resync(current: Room) -> ServerSentEvent:
-        box = await question_box(rooms, current, "follow", student_of(request))
+        box = await question_box(rooms, current, "follow", student)
         html = await _stage_html(request, current, runs, templates) + _question_html(templates, box)
         return ServerSentEvent(data=html, id=str(current.version))
 
@@ -479,6 +514,8 @@ async def follow_events(
         nonlocal version
         async with rooms.broker.listen(follow_channel(room.code)) as queue, metrics.follower_connected():
             await rooms.follower_joined(room.code, follower)
+            if student is not None:
+                await rooms.student_seen(room.code, student)
             await _notify_lead(rooms, room.code, "followers")
             try:
                 current = await rooms.get(room.code)
@@ -498,6 +535,8 @@ async def follow_events(
                                 yield event
                             return
                         await rooms.follower_joined(room.code, follower)
+                        if student is not None:
+                            await rooms.student_seen(room.code, student)
                     try:
                         raw = await asyncio.wait_for(queue.get(), max(0.1, beat - time.monotonic()))
                     except TimeoutError:

@@ -4,7 +4,9 @@
 //  - turns a follower's own step into a branch: the follow bar (and its event stream) gives way to the explore
 //    bar, whose j key re-joins;
 //  - draws the tally figures (Plotly) a question box carries as JSON, shows the QR dialog (q), and says when the
-//    stream to the room is reconnecting.
+//    stream to the room is reconnecting;
+//  - in the lecturer's bar: asks before ending the room, keeps projector mode across a scenario switch, and copies
+//    the lecturer's link without showing it.
 (function () {
   "use strict";
 
@@ -77,6 +79,42 @@
     if (button && dialog && !dialog.open) dialog.showModal();
   }
 
+  // ---------------------------------------------------------------- the lecturer's own bar
+
+  // Ending the room is final for the whole class: the lecturer confirms it first.
+  function confirmEnd(event) {
+    const form = event.target instanceof HTMLFormElement && event.target.closest("form.room-end");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  }
+
+  // The bar is not redrawn when the lecturer toggles projector mode (p): a scenario link takes the current mode.
+  function keepMode(event) {
+    const link = event.target instanceof Element && event.target.closest(".room-scenarios a");
+    if (!link) return;
+    const url = new URL(link.href);
+    if (document.querySelector("#stepper.projector")) url.searchParams.set("mode", "projector");
+    else url.searchParams.delete("mode");
+    link.href = url.pathname + url.search;
+  }
+
+  // The lecturer's link goes to the clipboard without being shown (projector mode hides it).
+  function copyLecturerLink(event) {
+    if (!(event.target instanceof Element) || !event.target.closest("#room-copy-link")) return;
+    const link = document.getElementById("room-lecturer-link");
+    const status = document.getElementById("room-copy-status");
+    const said = (text) => {
+      if (status) status.textContent = text;
+    };
+    if (!link || !navigator.clipboard) {
+      said("This browser cannot copy here: leave projector mode (p) to see the link.");
+      return;
+    }
+    navigator.clipboard.writeText(link.value).then(
+      () => said("Copied: paste it on the other device."),
+      () => said("Not copied: leave projector mode (p) to see the link."),
+    );
+  }
+
   // htmx starts on a timer when its deferred script runs, so it may process the page before the SSE extension (a
   // later deferred script) has registered. The stream's element therefore names its URL in data-sse-connect, and
   // becomes an hx-sse:connect element once both have run (a timer set after theirs).
@@ -99,6 +137,9 @@
     if (event.detail && event.detail.reason === "message") setStatus("ended", false);
   });
   document.addEventListener("click", openQr);
+  document.addEventListener("click", keepMode);
+  document.addEventListener("click", copyLecturerLink);
+  document.addEventListener("submit", confirmEnd);
   const room = bar();
   if (room && room.dataset.roomUrl) reported = room.dataset.roomUrl;
   drawTallies();

@@ -14,9 +14,12 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from app import rooms as rooms_module
 from app.broker import MemoryBroker
 from app.main import create_app
+from app.rate_limit import RateLimit
 from app.rooms import CODE, RoomLimits, Rooms
+from tests.test_api_runs import run_in_fresh_loop
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -52,6 +55,12 @@ def join(student: TestClient, code: str) -> str:
     page = student.get(f"/rooms/{code}")
     assert page.status_code == 200, page.text
     return page.text
+
+
+def follow(app, student: TestClient, code: str) -> None:
+    """What the room's event stream does when the student's browser opens it (tests/test_rooms_live.py opens real
+    streams; a TestClient cannot read an endless one): the student's id may now answer."""
+    run_in_fresh_loop(lambda: app.state.rooms.student_seen(code, student.cookies.get("trapscope_student")))
 
 
 def test_a_lecturer_opens_a_room_and_gets_its_code_link_and_qr_code(lecturer):
@@ -151,6 +160,7 @@ def test_drive_takes_only_stepping_urls(lecturer):
 def test_one_answer_per_student_counts_in_the_tally_and_the_truth_waits_for_the_reveal(lecturer, student, app):
     code = open_room(lecturer, "/scenarios/read-kernel-pointer?step=3")
     join(student, code)
+    follow(app, student, code)
     posed = lecturer.post(f"/rooms/{code}/question", data={"kind": "errno"})
     assert posed.status_code == 200 and "What will the next system call return?" in posed.text
     assert "Answer:" not in posed.text
@@ -163,6 +173,7 @@ def test_one_answer_per_student_counts_in_the_tally_and_the_truth_waits_for_the_
     assert student.post(f"/rooms/{code}/answer", data={**answer, "choice": "success"}).status_code == 200
     other = _client(app)
     join(other, code)
+    follow(app, other, code)
     assert other.post(f"/rooms/{code}/answer", data=answer).status_code == 200
     lead = lecturer.get(f"/scenarios/read-kernel-pointer?room={code}&step=3").text
     assert "2 answers" in lead  # one per student: the first student's second answer replaced the first
@@ -274,3 +285,84 @@ def test_a_broadcast_is_rendered_once_and_leaves_out_the_timeline_followers_alre
     assert '<hx-partial hx-target="#stepper"' in views and 'id="timeline-figure"' not in views  # the same run's
     assert '<hx-partial hx-target="#stepper"' in new_run and 'id="timeline-figure"' in new_run
     assert [message["v"] for message in sent] == [2, 3, 4]
+
+
+def test_opening_rooms_is_limited_per_client():
+    app = create_app(rooms=Rooms(MemoryBroker(), RoomLimits(open_rate=RateLimit(2, 600))))
+    lecturer = _client(app)
+    open_room(lecturer)
+    open_room(lecturer)
+    refused = lecturer.post("/rooms", data={"url": "/scenarios/getpid"})
+    assert refused.status_code == 429 and "too many rooms opened from your address" in refused.text
+    assert "2 per 600 s" in refused.text and 0 < int(refused.headers["retry-after"]) <= 300
+    assert lecturer.post("/rooms", data={"url": "/nope"}).status_code == 422  # a bad form is refused as before
+
+
+def test_the_rooms_opening_limit_is_set_by_the_environment(monkeypatch):
+    monkeypatch.setenv("TRAPSCOPE_ROOM_RATE_LIMIT", "3/60")
+    assert RoomLimits.from_env().open_rate == RateLimit(3, 60)
+    monkeypatch.setenv("TRAPSCOPE_ROOM_RATE_LIMIT", "off")
+    assert RoomLimits.from_env().open_rate is None
+    monkeypatch.delenv("TRAPSCOPE_ROOM_RATE_LIMIT")
+    assert RoomLimits.from_env().open_rate == RateLimit(5, 600)
+
+
+def test_a_room_its_lecturers_page_never_kept_alive_ends_sooner():
+    app = create_app(rooms=Rooms(MemoryBroker(), RoomLimits(ttl_s=60, idle_ttl_s=1)))
+    lecturer = _client(app)
+    left, kept = open_room(lecturer), open_room(lecturer)
+    # the lecturer's page reports it is still there (its lead stream's heartbeat touches the room the same way)
+    assert lecturer.post(f"/rooms/{kept}/drive", data={"url": "/scenarios/getpid?step=3"}).status_code == 204
+    time.sleep(1.1)  # longer than a never-driven room's life
+    assert _client(app).get(f"/rooms/{left}").status_code == 404
+    assert _client(app).get(f"/rooms/{kept}").status_code == 200
+
+
+def test_only_a_student_who_opened_the_rooms_stream_may_answer(lecturer, app):
+    code = open_room(lecturer)
+    lecturer.post(f"/rooms/{code}/question", data={"kind": "fault"})
+    stuffer = _client(app)
+    question = re.search(r'name="question" value="([0-9a-f]+)"', join(stuffer, code)).group(1)
+    for _ in range(3):  # a script with fresh cookies, never following
+        stuffer.cookies.clear()
+        join(stuffer, code)
+        refused = stuffer.post(f"/rooms/{code}/answer", data={"question": question, "choice": "yes"})
+        assert refused.status_code == 403 and f"open /rooms/{code}" in refused.text
+    assert "0 answers" in lecturer.get(f"/scenarios/getpid?room={code}&step=3").text
+    follow(app, stuffer, code)
+    assert stuffer.post(f"/rooms/{code}/answer", data={"question": question, "choice": "yes"}).status_code == 200
+    assert "1 answer</strong>" in lecturer.get(f"/scenarios/getpid?room={code}&step=3").text
+
+
+def test_no_more_students_may_answer_than_the_room_keeps_ids_of(monkeypatch, lecturer, app):
+    monkeypatch.setattr(rooms_module, "MAX_ANSWERS", 2)
+    code = open_room(lecturer)
+    lecturer.post(f"/rooms/{code}/question", data={"kind": "fault"})
+    students = [_client(app) for _ in range(3)]
+    statuses = []
+    for student in students:
+        question = re.search(r'name="question" value="([0-9a-f]+)"', join(student, code)).group(1)
+        follow(app, student, code)
+        statuses.append(student.post(f"/rooms/{code}/answer", data={"question": question, "choice": "no"}).status_code)
+    assert statuses == [200, 200, 403]
+    follow(app, students[0], code)  # a known id renews its place however full the room is
+    assert "2 answers" in lecturer.get(f"/scenarios/getpid?room={code}&step=3").text
+
+
+def test_the_lecturer_following_their_own_join_link_is_sent_back_to_their_page(lecturer, student):
+    code = open_room(lecturer, "/scenarios/getpid?step=3&mode=projector")
+    response = lecturer.get(f"/rooms/{code}")
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/scenarios/getpid?mode=projector&room={code}&step=3"
+    assert 'data-role="follow"' in join(student, code)  # a student still follows
+
+
+@pytest.mark.parametrize("path", ["/rooms/ZZZZZ", "/rooms/join?code=k7qx", "/rooms/%3Cscript%3E"])
+def test_a_mistyped_code_shows_the_join_form_again(student, path):
+    response = student.get(path)
+    assert response.status_code == 404
+    assert '<form id="join-room" method="get" action="/rooms/join">' in response.text
+    assert "no room" in response.text or "no such room" in response.text
+    assert "<script>" not in response.text
+    prefilled = re.search(r'id="join-code"[^>]*value="([^"]*)"', response.text)
+    assert (prefilled.group(1) if prefilled else "") == ("ZZZZZ" if path == "/rooms/ZZZZZ" else "")

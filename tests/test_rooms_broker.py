@@ -17,6 +17,7 @@ def test_keys_are_set_once_when_asked_and_expire():
         await broker.hset("h", "student", "yes", ttl_s=60)
         await broker.hset("h", "student", "no", ttl_s=60)  # one value per field: an answer replaced
         assert await broker.hgetall("h") == {"student": "no"} and await broker.hlen("h") == 1
+        assert await broker.hget("h", "student") == "no" and await broker.hget("h", "nobody") is None
         await broker.zadd("z", "a", 1.0, ttl_s=60)
         await broker.zadd("z", "b", 5.0, ttl_s=60)
         assert await broker.zcount_from("z", 2.0) == 1

@@ -173,6 +173,11 @@ def test_a_follower_receives_the_lecturers_steps_and_the_tally_counts_its_answer
         assert opened.status_code == 303
         lead_url = opened.headers["location"]
         code = re.search(r"room=([A-Z0-9]+)", lead_url).group(1)
+        if redis_url is not None:
+            import redis
+
+            ttl = redis.Redis.from_url(redis_url).ttl(f"trapscope:room:{code}")
+            assert 0 < ttl <= 15 * 60  # no lecturer's page has kept it alive yet: it ends soon if left
 
         page = student.get(f"/rooms/{code}")  # served by the other process, from the shared state
         assert page.status_code == 200 and 'data-step="3"' in page.text
@@ -197,6 +202,10 @@ def test_a_follower_receives_the_lecturers_steps_and_the_tally_counts_its_answer
         _, _, html = stream.next("What will the next system call return?")
         assert "Answer:" not in html
         question = re.search(r'name="question" value="([0-9a-f]+)"', html).group(1)
+        with httpx.Client(base_url=student_url, follow_redirects=False) as stuffer:  # fresh cookies, no stream
+            assert stuffer.get(f"/rooms/{code}").status_code == 200
+            refused = stuffer.post(f"/rooms/{code}/answer", data={"question": question, "choice": "success"})
+            assert refused.status_code == 403
         answered = student.post(f"/rooms/{code}/answer", data={"question": question, "choice": "EFAULT"})
         assert answered.status_code == 200
         assert "1 answer</strong>" in lecturer.get(lead_url).text  # counted where the lecturer is
@@ -206,10 +215,8 @@ def test_a_follower_receives_the_lecturers_steps_and_the_tally_counts_its_answer
         assert "EFAULT 1" in html
 
         if redis_url is not None:
-            import redis
-
             ttl = redis.Redis.from_url(redis_url).ttl(f"trapscope:room:{code}")
-            assert 0 < ttl <= 2 * 60 * 60  # the state lives in Redis, with an expiry
+            assert 15 * 60 < ttl <= 2 * 60 * 60  # the state lives in Redis, with the driven room's expiry
 
         # a follower who reconnects after missing steps lands on the current one
         late = Stream(listener, f"/rooms/{code}/events?v=1")

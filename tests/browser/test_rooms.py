@@ -176,23 +176,99 @@ def test_the_projector_shows_the_code_and_a_qr_code(room):
     expect(dialog).to_be_hidden()
 
 
-def test_ending_the_room_tells_its_followers(room):
+def test_ending_the_room_asks_first_then_tells_its_followers(room):
     lecturer, first, second, code = room
+    asked: list[str] = []
+
+    def answer(dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    lecturer.once("dialog", lambda dialog: answer(dialog, accept=False))
+    lecturer.click("#room-end")
+    expect(lecturer.locator("#room-bar")).to_have_attribute("data-role", "lead")  # dismissed: the lecture goes on
+    press(lecturer, "ArrowRight", 4)
+    expect_step(first, 4)
+    lecturer.once("dialog", lambda dialog: answer(dialog, accept=True))
     lecturer.click("#room-end")
     expect(lecturer.locator("#room-bar")).to_have_count(0)
+    question = f"End room {code} for everyone? Its followers are told it has ended, and the code stops working."
+    assert asked == [question, question]
     for student in (first, second):
         expect(student.locator("#room-bar")).to_have_attribute("data-role", "ended")
         expect(student.locator("#room-bar")).to_contain_text(f"Room {code} has ended")
 
 
-def test_a_hostile_room_name_is_shown_as_text(page, console_errors):
+def test_a_hostile_room_name_is_shown_as_text(page, new_context, console_errors):
     hostile = '<img src=x onerror="document.body.dataset.owned=1">'
     page.goto("/")
     page.fill("#room-title-input", hostile)
     page.click("#open-room button")
     expect(page.locator("#room-title")).to_have_text(hostile)
     code = page.locator("#room-code").inner_text()
-    page.goto(f"/rooms/{code}")
-    expect(page.locator("#room-title")).to_have_text(hostile)
-    assert page.evaluate("document.body.dataset.owned") is None
-    assert page.locator("#room-bar img").count() == 0
+    student = new_context().new_page()  # the lecturer's own browser is sent back to their page
+    student.goto(f"/rooms/{code}")
+    expect(student.locator("#room-title")).to_have_text(hostile)
+    for seen in (page, student):
+        assert seen.evaluate("document.body.dataset.owned") is None
+    assert student.locator("#room-bar img").count() == 0
+
+
+def test_projector_mode_never_shows_the_lecturers_link_but_copies_it(new_context):
+    lecturer = new_context(viewport=PROJECTOR, permissions=["clipboard-read", "clipboard-write"]).new_page()
+    lecturer.goto("/scenarios/getpid?step=3")
+    ready(lecturer)
+    lecturer.click("#room-open-button")
+    expect(lecturer.locator("#room-bar")).to_have_attribute("data-role", "lead")
+    lecturer.keyboard.press("p")
+    expect(lecturer.locator("#stepper.projector")).to_have_count(1)
+    lecturer.get_by_text("Drive from another device").click()
+    expect(lecturer.locator("#room-lecturer-link")).to_be_hidden()
+    expect(lecturer.locator(".room-key-hidden")).to_be_visible()
+    screenshot(lecturer, "room-projector-lecturer-link.png")
+    assert "/lead?key=" not in lecturer.locator("body").inner_text()  # nothing on the projected page shows the key
+    lecturer.click("#room-copy-link")
+    expect(lecturer.locator("#room-copy-status")).to_have_text("Copied: paste it on the other device.")
+    link = lecturer.evaluate("navigator.clipboard.readText()")
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/rooms/[A-Z0-9]{5}/lead\?key=[A-Za-z0-9_-]{32}", link)
+    laptop = new_context(viewport=PHONE).new_page()  # the capability link still hands the room over
+    laptop.goto(link)
+    expect(laptop.locator("#room-bar")).to_have_attribute("data-role", "lead")
+    lecturer.keyboard.press("p")  # out of projector mode, on the lecturer's own screen, the link shows
+    expect(lecturer.locator("#stepper.projector")).to_have_count(0)
+    expect(lecturer.locator("#room-lecturer-link")).to_be_visible()
+
+
+def test_the_lecturers_join_link_keeps_their_driving_page(room):
+    lecturer, first, _, code = room
+    lecturer.click("#room-join-link")
+    expect(lecturer).to_have_url(re.compile(rf"/scenarios/getpid\?room={code}&step=3$"))
+    expect(lecturer.locator("#room-bar")).to_have_attribute("data-role", "lead")
+    press(lecturer, "ArrowRight", 4)
+    expect_step(first, 4)  # still driving
+
+
+def test_switching_scenario_keeps_projector_mode(room):
+    lecturer, first, *_ = room
+    lecturer.keyboard.press("p")
+    expect(lecturer.locator("#stepper.projector")).to_have_count(1)
+    lecturer.get_by_text("Switch scenario").click()
+    lecturer.locator(".room-scenarios a[href^='/scenarios/fork-returns-twice']").click()
+    expect(lecturer).to_have_url(re.compile(r"/scenarios/fork-returns-twice\?.*mode=projector"))
+    expect(lecturer.locator("#stepper.projector")).to_have_count(1)
+    expect(lecturer.locator("#room-bar")).to_have_attribute("data-role", "lead")
+    expect(first).to_have_title(re.compile(r"fork", re.IGNORECASE))  # the class went along
+
+
+def test_a_mistyped_code_can_be_retyped_on_its_page(room, new_context, console_errors):
+    *_, code = room
+    student = new_context(viewport=PHONE).new_page()
+    student.goto("/")
+    student.fill("#join-code", "k7qx")
+    student.click("#join-room button")
+    expect(student.locator(".error-page")).to_contain_text("a room code is 5 letters and digits")
+    student.fill("#join-code", code.lower())
+    student.click("#join-room button")
+    expect(student).to_have_url(re.compile(rf"/rooms/{code}$"))
+    following(student)
+    console_errors.clear()  # the mistyped code's page was a 404, as it should be
