@@ -43,6 +43,7 @@ from app.broker import LOST
 from app.errors import BadParameter
 from app.params import StepperQuery
 from app.questions import KINDS
+from app.room_broadcasts import decode
 from app.room_views import (
     MAX_URL,
     STUDENT_COOKIE,
@@ -464,7 +465,7 @@ async def follow_events(
         html = await _stage_html(request, current, runs, templates) + _question_html(templates, box)
         return ServerSentEvent(data=html, id=str(current.version))
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncIterator[ServerSentEvent | bytes]:
         nonlocal version
         async with rooms.broker.listen(follow_channel(room.code)) as queue:
             await rooms.follower_joined(room.code, follower)
@@ -491,7 +492,8 @@ async def follow_events(
                         raw = await asyncio.wait_for(queue.get(), max(0.1, beat - time.monotonic()))
                     except TimeoutError:
                         continue
-                    message = json.loads(raw) if raw != LOST else None
+                    broadcast = decode(raw) if raw != LOST else None  # once per message, not per follower
+                    message = broadcast.message if broadcast is not None else None
                     if message is not None and message.get("ended"):
                         for event in _ended_events(message["html"]):
                             yield event
@@ -506,7 +508,7 @@ async def follow_events(
                         version = current.version
                         continue
                     version = message["v"]
-                    yield ServerSentEvent(data=message["html"], id=str(version))
+                    yield broadcast.event
             finally:
                 await _shielded(rooms.follower_left(room.code, follower))
                 await _shielded(_notify_lead(rooms, room.code, "followers"))
