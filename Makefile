@@ -10,6 +10,7 @@
 #   node_modules/.stamp-npm-ci       npm ci                    (redone when package-lock.json changes)
 #   /usr/bin/chromium                apt-get install chromium  (only when missing)
 #   /usr/bin/redis-server            apt-get install redis-server (only when missing; the rooms' Redis test)
+#   /usr/bin/wrk                     apt-get install wrk (only when missing; make bench: the load benchmark)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -22,6 +23,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 REDIS_SERVER ?= /usr/bin/redis-server
+WRK ?= /usr/bin/wrk
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS='-m "not browser" -x'
 PYTEST_ARGS ?=
 
@@ -103,6 +105,10 @@ $(REDIS_SERVER):
 
 setup-test: $(STAMP_TEST) $(NPM_STAMP) $(CHROMIUM) $(REDIS_SERVER)
 
+# Only when missing: the load benchmark's back-to-back client (bench/lecture_load.py).
+$(WRK):
+	@$(call apt_install,wrk)
+
 # ---------------------------------------------------------------- use
 
 run: setup
@@ -127,7 +133,7 @@ format: $(STAMP_TEST)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP_TEST) $(NPM_STAMP)
+bench: $(STAMP_TEST) $(NPM_STAMP) $(WRK) $(REDIS_SERVER)
 	$(VPY) -m bench
 
 clean:

@@ -294,6 +294,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--throughput-seconds", type=float, default=10, help="each back-to-back measurement (10)")
     parser.add_argument("--connections", type=int, default=32, help="connections of the back-to-back client (32)")
     parser.add_argument("--cold", action="store_true", help="do not record the built-in scenarios before")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"more environment for trapscope (repeatable); {RATE_LIMITS_OFF} is always set",
+    )
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
     args.new_runs = max(0, min(args.new_runs, args.explorers, 30))
@@ -308,6 +315,7 @@ def start_servers(args: argparse.Namespace, servers: list[Server]) -> tuple[Serv
     port = args.port or _servers.free_port()
     command, processes = server_command(args, port)
     env = dict(RATE_LIMITS_OFF, **({"TRAPSCOPE_REDIS_URL": redis_url} if redis_url else {}))
+    env.update(pair.split("=", 1) for pair in args.server_env if "=" in pair)
     servers.append(_servers.start("trapscope", command, port, _servers.http_ok(f"http://{HOST}:{port}/healthz"), env))
     trivial_port = args.port + 1 if args.port else _servers.free_port()
     trivial_command = [sys.executable, "-m", "uvicorn", "bench._trivial_app:app", "--host", HOST]
