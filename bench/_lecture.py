@@ -121,7 +121,8 @@ class Lecture:
     url: str = ""  # the lecturer's stepping URL, room=CODE in it
     lead_cookie: str = ""
     driven: dict[int, float] = field(default_factory=dict)  # step -> when its drive POST was sent (answered 204)
-    tallied: int | None = None
+    tallied: int | None = None  # answers counted in the reveal's tally
+    live_answers: int = 0  # answers the lecturer's live tally shows (the lead stream)
     lead_events: int = 0
 
     def connection(self) -> Connection:
@@ -183,6 +184,8 @@ class Lecturer:
             async for _, raw in events:
                 if not raw.startswith(b":"):
                     self.lecture.lead_events += 1
+                if (count := TALLY_COUNT.search(raw.decode("utf-8", "replace"))) is not None:
+                    self.lecture.live_answers = int(count.group(1))
         except HttpError as error:
             self.record.stream_broke("lead stream", str(error))
         finally:

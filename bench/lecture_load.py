@@ -8,7 +8,8 @@ cached step panel against a trivial FastAPI endpoint, under the same client.
                                                   # starts, when the tree's serve has --workers)
 
 The lecturer opens a room on the lecture's dd run, steps it once a second (the step panel's GET, then the drive POST
-that broadcasts the step), poses a question, and reveals the answer; each follower holds the room's event stream
+that broadcasts the step), poses a question, waits until the live tally shows every follower's answer (15 s at
+most), reveals the answer and steps on; each follower holds the room's event stream
 and answers once; each explorer steps a scenario of their own once a second, and some start a new dd run with
 parameters of their own (see bench/_lecture.py). Measured: the explorers' step latency, the broadcast delay (from
 the lecturer's drive POST being sent to each follower's event arriving), answers sent and tallied, errors, missed
@@ -43,6 +44,7 @@ from sim.scenarios.registry import SCENARIOS
 LECTURE_URL = "/scenarios/dd-system-time"
 FIRST_STEP = 1000  # the lecturer starts part-way into dd's run, and steps forward from there
 QUESTION_KIND = "fault"
+REVEAL_AFTER_S = 15  # the longest the lecturer waits for the class's answers
 JOINING_AT_ONCE = 20  # followers opening the room's page at the same moment
 GRACE_S = 3.0  # after the last step, for events and answers still on their way
 TRIVIAL_PATH = "/fragment"
@@ -151,17 +153,22 @@ async def run_lecture(args: argparse.Namespace, server: Server) -> LectureResult
         new_run = f"bs={[*range(2, 10), *range(11, 33)][i]}m&count=1" if i < args.new_runs else None
         explorers.append(Explorer(lecture, random.Random(rng.random()), rng.choice(slugs), new_run))
     pose_tick = round(args.seconds * 0.3) if args.seconds >= 8 else None
-    reveal_tick = pose_tick + max(4, min(10, round(args.seconds * 0.2))) if pose_tick is not None else None
+    connected_followers = sum(f.connected.is_set() for f in followers)
 
     async def lecture_steps(begin: float, until: float) -> None:
-        step, posed, revealed = FIRST_STEP, False, False
+        """Step once a second; at `pose_tick` ask, and wait (no steps) until the live tally shows every follower's
+        answer, or REVEAL_AFTER_S at most, then reveal and step on."""
+        step, posed_at, revealed = FIRST_STEP, None, False
+        last_tick = math.ceil(until - begin) - 1
         async for tick in Ticks(begin, until):
-            if pose_tick is not None and not posed and tick >= pose_tick:  # a late tick may skip the exact one
-                posed = True
+            if pose_tick is not None and posed_at is None and tick >= pose_tick:  # a late tick may skip the exact one
+                posed_at = tick
                 await lecturer.pose(QUESTION_KIND)
-            elif reveal_tick is not None and not revealed and tick >= reveal_tick:
-                revealed = True
-                await lecturer.reveal()
+            elif posed_at is not None and not revealed:
+                all_in = lecture.live_answers >= connected_followers
+                if all_in or tick >= min(posed_at + REVEAL_AFTER_S, last_tick):
+                    revealed = True
+                    await lecturer.reveal()
             else:
                 step += 1
                 await lecturer.step(step)
@@ -214,7 +221,8 @@ def report_lecture(result: LectureResult, args: argparse.Namespace) -> list[tupl
     accepted = record.answered("answer", 200)
     if result.question_posed:
         print(f"  question ({QUESTION_KIND}): {accepted} answers accepted (200) of {len(result.followers)} followers; "
-              f"{lecture.tallied} tallied at the reveal")  # fmt: skip
+              f"{lecture.tallied} tallied at the reveal; the lecturer's live tally last showed "
+              f"{lecture.live_answers}")  # fmt: skip
     events = sum(f.events for f in result.followers)
     sse_bytes = sum(f.bytes for f in result.followers)
     print(f"  followers received {events:,} events, {sse_bytes / 2**20:,.1f} MiB; the lecturer's lead stream "
@@ -360,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         after_lecture = trapscope.usage()
         targets = report_lecture(result, args)
         print(f"  server RSS: {mib(started.rss_bytes)} when started, {mib(after_lecture.rss_bytes)} after the "
-              f"lecture ({after_lecture.processes} processes)")  # fmt: skip
+              f"lecture ({after_lecture.processes} process{'es' if after_lecture.processes > 1 else ''})")  # fmt: skip
         targets += measure_throughput(args, trapscope, trivial)
         print(f"  server RSS after: {mib(trapscope.usage().rss_bytes)}")
         targets.append(("no tracebacks in the server's log", server_log_problems(trapscope) == 0))

@@ -5,9 +5,10 @@ because runs that fell out of the cache stayed alive in reference cycles. Each r
 stepping page of `dd-system-time` (the lecture's dd) with its own bs, through the app (Starlette's TestClient, in
 this process), so the run cache records it, derives the stepper's index and evicts the oldest as a server would.
 
-Printed: resident set size (RSS, /proc/self/statm) before the first run, after the last (as left, then after a
-full gc.collect()), and the peak (getrusage ru_maxrss, the high-water mark of the whole process); the run cache's
-own account of the bytes it holds. One pass: the runs are deterministic, and the figures are memory, not time.
+Printed: resident set size (RSS, /proc/self/statm) before the first run, after the last (as left, after a full
+gc.collect(), and after glibc's malloc_trim(0), which returns the allocator's free memory), and the peak (getrusage
+ru_maxrss, the high-water mark of the whole process); the run cache's own account of the bytes it holds. One pass:
+the runs are deterministic, and the figures are memory, not time.
 The benchmark fails if what stays resident after the runs exceeds the cache's byte bound plus SLACK_BYTES (the
 interpreter's own growth: modules imported, arenas kept).
 
@@ -20,6 +21,7 @@ for the same mix; RSS is printed every tenth of the way, to show that it stays f
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import os
 import random
@@ -54,6 +56,16 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def rss_after_trim() -> int | None:
+    """RSS once glibc has given its free memory back (None elsewhere): tells live memory from the allocator's."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    libc.malloc_trim(0)
+    return rss_bytes()
+
+
 def mib(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
@@ -82,12 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         after = rss_bytes()
         gc.collect()
         collected = rss_bytes()
+        trimmed = rss_after_trim()
         cache = app.state.runs
         held = cache.bytes_held
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     span = f"bs from 1m to {args.largest}m"
     print(f"{len(sizes)} distinct runs of dd-system-time, {span}, through the app in {elapsed:.1f} s:")
     print(f"  RSS before {mib(before)}, after {mib(after)} ({mib(collected)} after gc.collect()), peak {mib(peak)}")
+    if trimmed is not None:
+        print(f"  {mib(trimmed)} after malloc_trim(0): the rest of what stays is memory the C allocator kept, free")
     print(f"  the run cache holds {len(cache)} runs, {mib(held)} by its own account (bound {mib(DEFAULT_MAX_BYTES)})")
     grown = collected - before
     met = grown <= DEFAULT_MAX_BYTES + SLACK_BYTES
