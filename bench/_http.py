@@ -1,5 +1,5 @@
-"""A minimal HTTP/1.1 client over asyncio streams, for load benchmarks: keep-alive, Content-Length and chunked bodies,
-and server-sent event streams.
+"""A minimal HTTP/1.1 client over asyncio streams, for load benchmarks: keep-alive, Content-Length and chunked bodies
+(server-sent event streams: bench/_events.py).
 
 httpx spends more CPU per request than the server under test does, so a load generator built on it measures itself.
 This client does what a browser's connection does and nothing else: one request at a time per connection, the
@@ -142,50 +142,3 @@ class Connection:
                 return
             chunk = await self._reader.readexactly(size + 2)
             yield chunk[:-2]
-
-    async def events(
-        self, target: str, headers: dict[str, str] | None = None
-    ) -> tuple[Response, AsyncIterator[tuple[float, bytes]]]:
-        """Open a server-sent event stream: the response's head, and an iterator of (time received, raw event).
-
-        The iterator ends when the server ends the stream; it raises HttpError if the connection breaks. Comments
-        (the server's pings) are events too: the caller tells them apart. The connection is not reused after it.
-        """
-        response = await self._send("GET", target, headers, b"")
-        if response.status != 200:
-            await self.close()
-            return response, _no_events()
-        if "chunked" not in response.headers.get("transfer-encoding", "").lower():
-            await self.close()
-            raise HttpError("an event stream must be chunked (HTTP/1.1 with no length)")
-        gzipped = response.headers.get("content-encoding") == "gzip"
-        return response, self._sse(gzipped)
-
-    async def _sse(self, gzipped: bool) -> AsyncIterator[tuple[float, bytes]]:
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
-        pending, scanned = b"", 0  # `pending[:scanned]` holds no event's end: a big event is searched once
-        try:
-            async for chunk in self._chunks():
-                received = time.perf_counter()
-                pending += inflate.decompress(chunk) if inflate else chunk
-                while (found := _event_end(pending, max(0, scanned - 3))) is not None:
-                    end, after = found
-                    yield received, pending[:end]
-                    pending, scanned = pending[after:], 0
-                scanned = len(pending)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as error:
-            raise HttpError(f"the stream broke: {type(error).__name__}: {error}") from None
-        finally:
-            await self.close()
-
-
-def _event_end(buffer: bytes, start: int) -> tuple[int, int] | None:
-    """Where the first event in `buffer` ends, and where the next begins: a blank line, CRLF or LF line ends (what
-    servers send; a bare CR is not looked for). bytes.find, not a regex: a follower's events are tens of KB."""
-    ends = [(at, at + len(blank)) for blank in (b"\r\n\r\n", b"\n\n") if (at := buffer.find(blank, start)) >= 0]
-    return min(ends) if ends else None
-
-
-async def _no_events() -> AsyncIterator[tuple[float, bytes]]:
-    return
-    yield  # an async generator that yields nothing

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from bench._events import open_stream
 from bench._http import Connection, HttpError, Response
 
 BROWSER = {"Accept": "text/html", "Accept-Encoding": "gzip, deflate, br, zstd"}
@@ -175,21 +176,26 @@ class Lecturer:
 
     async def hold_lead_stream(self) -> None:
         """The lecturer's page's own stream (followers present, the live tally), held until cancelled."""
-        conn = self.lecture.connection()
+
+        def heard(_: float, raw: bytes) -> None:
+            if not raw.startswith(b":"):
+                self.lecture.lead_events += 1
+            if (count := TALLY_COUNT.search(raw.decode("utf-8", "replace"))) is not None:
+                self.lecture.live_answers = int(count.group(1))
+
+        target = f"/rooms/{self.lecture.code}/lead/events"
         try:
-            response, events = await conn.events(f"/rooms/{self.lecture.code}/lead/events", self._headers(EVENT_STREAM))
-            if response.status != 200:
-                self.record.stream_broke("lead stream", f"status {response.status}")
-                return
-            async for _, raw in events:
-                if not raw.startswith(b":"):
-                    self.lecture.lead_events += 1
-                if (count := TALLY_COUNT.search(raw.decode("utf-8", "replace"))) is not None:
-                    self.lecture.live_answers = int(count.group(1))
+            stream = await open_stream(self.lecture.host, self.lecture.port, target, self._headers(EVENT_STREAM), heard)
         except HttpError as error:
             self.record.stream_broke("lead stream", str(error))
+            return
+        try:
+            if (status := stream.head.result().status) != 200:
+                self.record.stream_broke("lead stream", f"status {status}")
+            elif (why := await stream.finished) is not None:
+                self.record.stream_broke("lead stream", why)
         finally:
-            await conn.close()
+            stream.close()
 
 
 class Follower:
@@ -204,6 +210,7 @@ class Follower:
         self.events = 0
         self.bytes = 0
         self.connected = asyncio.Event()
+        self.room_ended = False
         self.answered: set[str] = set()
         self.tasks: set[asyncio.Task] = set()
 
@@ -225,35 +232,36 @@ class Follower:
         return True
 
     async def follow(self) -> None:
-        """Hold the room's event stream until cancelled, reconnecting (as htmx does) when it breaks."""
-        path = self.stream_path
-        while True:
-            conn = self.lecture.connection()
+        """Hold the room's event stream until cancelled or the room ends, reconnecting (as htmx does) when it breaks."""
+        while not self.room_ended:
             headers = {**EVENT_STREAM, "Cookie": self.cookie}
             if self.version:
                 headers["Last-Event-ID"] = self.version
             try:
-                response, events = await conn.events(path, headers)
-                if response.status != 200:
-                    self.record.stream_broke("follower stream", f"status {response.status}")
-                else:
-                    self.connected.set()
-                    async for received, raw in events:
-                        if self._heard(received, raw):
-                            return
-                    self.record.stream_broke("follower stream", "the server ended the stream")
+                stream = await open_stream(self.lecture.host, self.lecture.port, self.stream_path, headers, self._heard)
             except HttpError as error:
                 self.record.stream_broke("follower stream", str(error))
-            finally:
-                await conn.close()
-            await asyncio.sleep(RECONNECT_S)
+            else:
+                try:
+                    if (status := stream.head.result().status) != 200:
+                        self.record.stream_broke("follower stream", f"status {status}")
+                    else:
+                        self.connected.set()
+                        why = await stream.finished
+                        if not self.room_ended:
+                            self.record.stream_broke("follower stream", why or "the server ended the stream")
+                finally:
+                    stream.close()
+            if not self.room_ended:
+                await asyncio.sleep(RECONNECT_S)
 
-    def _heard(self, received: float, raw: bytes) -> bool:
-        """Take in one event; True when the room has ended."""
+    def _heard(self, received: float, raw: bytes) -> None:
+        """Take in one event (called as its last byte is read: keep it short)."""
         if raw.startswith(b":"):
-            return False  # the server's ping
+            return  # the server's ping
         if len(raw) < 200 and b"event: ended" in raw:
-            return True
+            self.room_ended = True
+            return
         self.events += 1
         self.bytes += len(raw)
         # bytes.find first, a regex only on what it found: this loop takes in every follower's events (tens of KB
@@ -270,7 +278,6 @@ class Follower:
             task = asyncio.create_task(self._answer(question_id, self.rng.choice(choices).decode()))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-        return False
 
     async def _answer(self, question: str, choice: str) -> None:
         await asyncio.sleep(self.rng.uniform(0.3, 2.5))  # reading the question, thinking, tapping
