@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(sizes)} distinct runs of dd-system-time, {span}, through the app in {elapsed:.1f} s:")
     print(f"  RSS before {mib(before)}, after {mib(after)} ({mib(collected)} after gc.collect()), peak {mib(peak)}")
     if trimmed is not None:
-        print(f"  {mib(trimmed)} after malloc_trim(0): the rest of what stays is memory the C allocator kept, free")
+        print(f"  {mib(trimmed)} after malloc_trim(0): the C allocator had kept {mib(collected - trimmed)} free")
     print(f"  the run cache holds {len(cache)} runs, {mib(held)} by its own account (bound {mib(DEFAULT_MAX_BYTES)})")
     grown = collected - before
     met = grown <= DEFAULT_MAX_BYTES + SLACK_BYTES
