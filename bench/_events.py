@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from bench._http import MAX_HEAD, HttpError, Response, _parse_head
+from bench._http import MAX_HEAD, HttpError, Response, parse_head
 
 OnEvent = Callable[[float, bytes], None]  # (perf_counter when its last byte was read, the raw event)
 
@@ -60,7 +60,7 @@ class EventStream(asyncio.Protocol):
             if len(self.unread) > MAX_HEAD:
                 raise HttpError("the response's head is too long")
             return False
-        status, headers, cookies = _parse_head(bytes(self.unread[:end]))
+        status, headers, cookies = parse_head(bytes(self.unread[:end]))
         del self.unread[: end + 4]
         self.head.set_result(Response(status, headers, b"", cookies))
         if status != 200:

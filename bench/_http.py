@@ -38,7 +38,7 @@ class Response:
         return body.decode("utf-8", "replace")
 
 
-def _parse_head(head: bytes) -> tuple[int, dict[str, str], dict[str, str]]:
+def parse_head(head: bytes) -> tuple[int, dict[str, str], dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isascii() or not parts[1].isdecimal():
@@ -102,7 +102,7 @@ class Connection:
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
             await self.close()
             raise HttpError(f"{type(error).__name__}: {error}") from None
-        status, response_headers, cookies = _parse_head(head[:-4])
+        status, response_headers, cookies = parse_head(head[:-4])
         return Response(status, response_headers, b"", cookies)
 
     async def request(

@@ -1,8 +1,8 @@
 """The people of a lecture, each making the requests their browser makes (templates/, static/rooms.js, htmx):
 
 - the lecturer opens a room on the lecture's dd run, steps once a second (the step panel's GET, then the POST that
-  tells the room where the page is now: /rooms/CODE/drive), poses a question and reveals the answer; the lecturer's
-  page also holds the room's lead stream (followers present, the live tally);
+  tells the room where the page is now: /rooms/CODE/drive), poses a question and, once the live tally shows the
+  class's answers, reveals it; the lecturer's page also holds the room's lead stream (followers, the live tally);
 - a follower opens the room's page (which gives the browser its student id) and its event stream, receives each
   step as one event, answers the question once, and reconnects with Last-Event-ID if the stream breaks;
 - an explorer opens a scenario of their own, steps it once a second with the step panel's request, and some start

@@ -268,11 +268,12 @@ def server_command(args: argparse.Namespace, port: int) -> tuple[list[str], str]
     return [*command, "--workers", str(args.workers)], f"--workers {args.workers}"
 
 
-def start_redis(args: argparse.Namespace) -> tuple[Server | None, str | None]:
-    """The rooms' broker: the URL given, a redis-server of our own (`auto`), or none (in process)."""
+def start_redis(args: argparse.Namespace, workers: bool) -> tuple[Server | None, str | None]:
+    """The rooms' broker: the URL given, a redis-server of our own (`auto`, for several workers), or none (rooms in
+    the one process)."""
     if args.redis not in ("auto", ""):
         return None, args.redis
-    if args.redis == "" or args.workers <= 1 or shutil.which("redis-server") is None:
+    if args.redis == "" or not workers or shutil.which("redis-server") is None:
         return None, None
     port = _servers.free_port()
     command = ["redis-server", "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
@@ -317,11 +318,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def start_servers(args: argparse.Namespace, servers: list[Server]) -> tuple[Server, Server]:
     """trapscope and the trivial app (and a redis-server for several workers), appended to `servers` as they start."""
-    redis, redis_url = start_redis(args)
-    if redis is not None:
-        servers.append(redis)
     port = args.port or _servers.free_port()
     command, processes = server_command(args, port)
+    redis, redis_url = start_redis(args, "--workers" in command)
+    if redis is not None:
+        servers.append(redis)
     env = dict(RATE_LIMITS_OFF, **({"TRAPSCOPE_REDIS_URL": redis_url} if redis_url else {}))
     env.update(pair.split("=", 1) for pair in args.server_env if "=" in pair)
     servers.append(_servers.start("trapscope", command, port, _servers.http_ok(f"http://{HOST}:{port}/healthz"), env))
