@@ -99,6 +99,7 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
+        """Stop the server and delete its log (what the benchmark needed from it has been printed)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown, workers included
             try:
@@ -106,6 +107,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.log_path.unlink(missing_ok=True)
 
 
 def http_ok(url: str) -> Callable[[], bool]:
@@ -138,12 +140,15 @@ def start(
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"{name} exited with {process.returncode} before it was ready:\n{server.log()[-2000:]}")
+            log = server.log()[-2000:]
+            server.stop()
+            raise SystemExit(f"{name} exited with {process.returncode} before it was ready:\n{log}")
         try:
             if ready():
                 return server
         except OSError:
             pass
         time.sleep(0.2)
+    log = server.log()[-2000:]
     server.stop()
-    raise SystemExit(f"{name} was not ready within 90 s:\n{server.log()[-2000:]}")
+    raise SystemExit(f"{name} was not ready within 90 s:\n{log}")
