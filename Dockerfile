@@ -1,6 +1,7 @@
 # trapscope in a container:
 #   docker build -t trapscope .
 #   docker run --rm -p 8000:8000 trapscope        # then open http://127.0.0.1:8000
+# Several replicas behind nginx, with Redis: deploy/compose.yaml (README, "Deployment").
 # Everything the browser needs (plotly.js from the plotly package, htmx from node_modules) is in the image:
 # the app works offline.
 
@@ -41,7 +42,10 @@ RUN pip install -e .
 
 USER trapscope
 EXPOSE 8000
+# Worker processes (`trapscope serve --workers N`). One by default: more need TRAPSCOPE_REDIS_URL, where their
+# live rooms meet (deploy/compose.yaml sets both); `serve` refuses several workers without it.
+ENV TRAPSCOPE_WORKERS=1
 # No curl in the slim image: ask /healthz with Python.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
-CMD ["trapscope", "serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["sh", "-c", "exec trapscope serve --host 0.0.0.0 --port 8000 --workers \"$TRAPSCOPE_WORKERS\""]

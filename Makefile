@@ -10,7 +10,8 @@
 #   node_modules/.stamp-npm-ci       npm ci                    (redone when package-lock.json changes)
 #   /usr/bin/chromium                apt-get install chromium  (only when missing)
 #   /usr/bin/redis-server            apt-get install redis-server (only when missing; the rooms' Redis test)
-#   /usr/bin/wrk                     apt-get install wrk (only when missing; make bench: the load benchmark)
+#   /usr/sbin/nginx                  apt-get install nginx-light openssl (only when missing; `nginx -t` of deploy/)
+#   /usr/bin/wrk                     apt-get install wrk (only when missing; make bench's HTTP load)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -23,6 +24,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 REDIS_SERVER ?= /usr/bin/redis-server
+NGINX ?= /usr/sbin/nginx
 WRK ?= /usr/bin/wrk
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS='-m "not browser" -x'
 PYTEST_ARGS ?=
@@ -63,7 +65,7 @@ help:
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make bench      run every benchmark under bench/"
 	@echo "make setup      venv + pip install -e . + npm ci"
-	@echo "make setup-test venv + pip install -e '.[test]' + npm ci + Debian's chromium and redis-server"
+	@echo "make setup-test venv + pip install -e '.[test]' + npm ci + Debian's chromium, redis-server and nginx-light"
 	@echo "make clean      remove caches and test output; make distclean also removes .venv and node_modules"
 
 # ---------------------------------------------------------------- set-up
@@ -103,11 +105,11 @@ setup: $(STAMP_RUN) $(NPM_STAMP)
 $(REDIS_SERVER):
 	@$(call apt_install,redis-server)
 
-setup-test: $(STAMP_TEST) $(NPM_STAMP) $(CHROMIUM) $(REDIS_SERVER)
+# Only when missing: tests/test_deploy.py checks deploy/'s nginx configuration with `nginx -t` (never started).
+$(NGINX):
+	@$(call apt_install,nginx-light openssl)
 
-# Only when missing: the load benchmark's back-to-back client (bench/lecture_load.py).
-$(WRK):
-	@$(call apt_install,wrk)
+setup-test: $(STAMP_TEST) $(NPM_STAMP) $(CHROMIUM) $(REDIS_SERVER) $(NGINX)
 
 # ---------------------------------------------------------------- use
 
@@ -132,6 +134,11 @@ lint: $(STAMP_TEST)
 format: $(STAMP_TEST)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Only when missing: bench/step_throughput.py and bench/lecture_load.py load the servers with wrk (and
+# lecture_load --workers N starts a redis-server of its own).
+$(WRK):
+	@$(call apt_install,wrk)
 
 bench: $(STAMP_TEST) $(NPM_STAMP) $(WRK) $(REDIS_SERVER)
 	$(VPY) -m bench

@@ -7,14 +7,17 @@ the element it targeted, so the page around it keeps working.
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.quoting import shown
 from sim.replay import StepOutOfRange
 from sim.run import RunError
 from sim.scenarios.registry import UnknownScenario
@@ -29,21 +32,59 @@ class BadParameter(ValueError):
         self.parameter, self.valid = parameter, valid
 
 
+MAX_QUOTED = 80  # an echoed value is quoted this far: enough to recognise it, never the whole input (XSS, size)
+MAX_MESSAGE = 400  # a message's own words are short; more is something echoed without quotes
+_LONG_WORD = re.compile(rf"\S{{{MAX_QUOTED + 1},}}")  # no word of a message is this long: it is an echo
+# A value quoted by repr(): a quote that starts and ends a token (not the apostrophe of "the web's"), or that is
+# cut off by the end of the text.
+_QUOTED = re.compile(r"""(?<!\w)(?:'(?:[^'\\]|\\.)*(?:'(?!\w)|\Z)|"(?:[^"\\]|\\.)*(?:"(?!\w)|\Z))""")
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shorten_quoted(message: str) -> str:
+    """The message with each quoted value (and any word as long) cut to MAX_QUOTED characters, and at most
+    MAX_MESSAGE in all."""
+
+    def cut(match: re.Match[str]) -> str:
+        quoted = match.group(0)
+        if len(quoted) <= MAX_QUOTED:
+            return quoted
+        closing = quoted[0] if len(quoted) > 1 and quoted[-1] == quoted[0] else ""
+        return quoted[: MAX_QUOTED - 2] + "…" + closing
+
+    quoted_cut = _QUOTED.sub(cut, message[: 8 * MAX_MESSAGE])  # bounded work on any input
+    return shorten(_LONG_WORD.sub(lambda match: shorten(match.group(0), MAX_QUOTED), quoted_cut), MAX_MESSAGE)
+
+
 @dataclass(frozen=True)
 class Problem:
+    """What went wrong, for people. Whatever built the message, a value it quotes is shown only in part."""
+
     status: int
     message: str
     parameter: str | None = None
     valid: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", shorten_quoted(self.message))
+        if self.parameter is not None:
+            object.__setattr__(self, "parameter", shorten(self.parameter, MAX_QUOTED))
+        if self.valid is not None:
+            object.__setattr__(self, "valid", shorten(self.valid, MAX_MESSAGE))
+
     def as_json(self) -> dict[str, object]:
         return {"detail": self.message, "parameter": self.parameter, "valid": self.valid}
 
 
-_TARGET_ID = re.compile(r"#([A-Za-z][\w-]*)$")
+_TARGET_ID = re.compile(r"#([A-Za-z][\w-]{0,63})$")  # an id of up to 64 characters, never a whole header
 
 
 def _respond(request: Request, problem: Problem) -> Response:
+    # A short prefix of a bad value (or of a bad parameter's name), never all of it.
+    problem = replace(problem, message=shown(problem.message), parameter=problem.parameter and shown(problem.parameter))
     if request.url.path.startswith("/api/"):
         return JSONResponse(problem.as_json(), status_code=problem.status)
     templates = request.app.state.templates
@@ -61,7 +102,7 @@ def _validation_problem(error: RequestValidationError) -> Problem:
         location = [str(part) for part in item.get("loc", ())]
         where, name = (location[0], ".".join(location[1:])) if len(location) > 1 else ("request", "".join(location))
         parameter = parameter or name
-        received = f" (got {item['input']!r})" if "input" in item and item["input"] is not None else ""
+        received = f" (got {item['input']!r})" if item.get("input") is not None else ""  # cut short by Problem
         messages.append(f"{where} parameter {name!r}: {item.get('msg', 'is invalid')}{received}")
     return Problem(422, "; ".join(messages) or "the request is malformed", parameter)
 
@@ -100,3 +141,36 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BadParameter, bad_parameter)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+log = logging.getLogger("trapscope.error")
+
+
+class CatchAllMiddleware:
+    """A failure nobody foresaw still answers a clear 500, a page or JSON like any other problem, and inside the
+    security headers' middleware so it carries them (Starlette's own 500 is sent outside every middleware).
+    The traceback goes to the log, never to the person."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception:
+            log.exception("unhandled error answering %s %s", scope["method"], shorten(scope["path"], 200))
+            if started:
+                return  # part of the answer is sent: nothing clear can follow it, so the connection just ends
+            problem = Problem(500, "trapscope failed to answer this request; the error is logged. Try again later")
+            response = _respond(Request(scope, receive), problem)
+            await response(scope, receive, send)

@@ -13,13 +13,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import routes_api, routes_console, routes_pages, routes_rooms, routes_trace, vendor
+from app import metrics, routes_api, routes_console, routes_ops, routes_pages, routes_rooms, routes_trace, vendor
+from app.admission import RecordingPool
 from app.broker import make_broker
-from app.errors import install_error_handlers
+from app.errors import CatchAllMiddleware, install_error_handlers
+from app.fragments import FragmentCache, FragmentCacheMiddleware
+from app.head import HeadAsGetMiddleware
+from app.observe import RequestObserverMiddleware
 from app.params import WEB_EVENT_BUDGET
+from app.readiness import recording_queue_has_room
 from app.rooms import RoomLimits, Rooms
 from app.runs import DEFAULT_MAX_RUNS, RunCache
 from app.security import SecurityHeadersMiddleware
+from app.server_limits import install_request_limits
 from app.templating import STATIC_DIR, VersionedStaticFiles, make_templates
 from sim import VERSION
 from sim.run import Run, RunError, RunSpec, record
@@ -43,6 +49,7 @@ def web_record(spec: RunSpec) -> Run:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     await app.state.rooms.broker.close()
+    metrics.worker_exited()
 
 
 def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> FastAPI:
@@ -51,17 +58,25 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
         title="trapscope",
         version=VERSION,
         summary="Step through FreeBSD/amd64 system calls, traps and virtual memory, recorded by a simulator.",
-        openapi_url="/api/openapi.json",
+        openapi_url="/openapi.json",  # where clients look; /api/openapi.json redirects here
         docs_url=None,  # the interactive docs load their scripts from a CDN, which trapscope never does
         redoc_url=None,
     )
-    app.state.runs = RunCache(max_runs, recorder=web_record)
+    app.state.runs = RunCache(max_runs, recorder=web_record, pool=RecordingPool.from_env())
     app.state.templates = make_templates()
     # Live rooms: in this process, or in Redis when TRAPSCOPE_REDIS_URL names one (several workers or hosts).
     app.state.rooms = rooms or Rooms(make_broker(os.environ.get("TRAPSCOPE_REDIS_URL")), RoomLimits.from_env())
     app.state.room_stages = OrderedDict()  # (code, version) -> the whole-stepper fragment, for resyncs
+    app.state.readiness_checks = routes_ops.default_readiness_checks()  # /readyz: append (ok, reason) functions
+    app.state.readiness_checks.append(recording_queue_has_room(app))
     routes_console.install_console(app.state.templates)
+    install_request_limits(app)  # body size, rate limits (inside the security headers' middleware)
     app.add_middleware(GZipMiddleware, minimum_size=512)
+    app.state.fragments = FragmentCache()
+    app.add_middleware(FragmentCacheMiddleware, cache=app.state.fragments)  # a repeat skips routing and gzip
+    app.add_middleware(CatchAllMiddleware)  # a 500 that still says what happened, inside the headers
+    app.add_middleware(HeadAsGetMiddleware)  # outside the fragment cache, so a HEAD is answered from it too
+    app.add_middleware(RequestObserverMiddleware)  # metrics and the access log, of HEAD, cache hits and 500s too
     app.add_middleware(SecurityHeadersMiddleware)  # outermost, so error responses get the headers too
     install_error_handlers(app)
     app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")
@@ -71,9 +86,5 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.include_router(routes_trace.router)
     app.include_router(routes_console.router)
     app.include_router(routes_rooms.router)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": VERSION}
-
+    app.include_router(routes_ops.router)
     return app

@@ -12,6 +12,8 @@ import gc
 import sys
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 
+import msgspec
+
 SAMPLE = 200  # elements measured of a container longer than that
 SHARED_REFS = 16  # an object referred to more often than this (a kind name, a shared detail) is counted once
 
@@ -36,10 +38,18 @@ def estimated_bytes(root: object) -> int:
         if sys.getrefcount(obj) > SHARED_REFS:
             weight = 1.0
         total += weight * sys.getsizeof(obj)
-        children = gc.get_referents(obj)
+        children = _referents(obj)
         if len(children) <= SAMPLE:
             stack.extend((child, weight) for child in children)
         else:
             step = len(children) / SAMPLE
             stack.extend((children[int(i * step)], weight * step) for i in range(SAMPLE))
     return round(total)
+
+
+def _referents(obj: object) -> list:
+    """What obj refers to. An event or payload is a msgspec Struct the collector never tracks (sim/core/log.py),
+    so gc.get_referents sees nothing in it: its fields are read instead."""
+    if isinstance(obj, msgspec.Struct):
+        return [getattr(obj, name) for name in obj.__struct_fields__]
+    return gc.get_referents(obj)

@@ -17,7 +17,7 @@ import re
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter
 
 from sim.core.log import Event
 from sim.core.walker import thread_change
@@ -35,10 +35,10 @@ class Target:
 
 class LogIndex:
     def __init__(self, events: list[Event]) -> None:
-        # Each pass is a tight loop over one field (itemgetter runs in C): a run has hundreds of thousands of steps.
+        # Each pass is a tight loop over one field (attrgetter runs in C): a run has hundreds of thousands of steps.
         by_name: dict[tuple[str, str], list[int]] = {}
         get = by_name.get
-        for step, key in enumerate(map(itemgetter(1, 2), events)):
+        for step, key in enumerate(map(attrgetter("kind", "name"), events)):
             named = get(key)
             if named is None:
                 by_name[key] = [step]
@@ -46,7 +46,7 @@ class LogIndex:
                 named.append(step)
         ring_changes: list[int] = []
         ring_cpl: list[int] = []  # the CPL each ring change enters
-        for step, deltas in enumerate(map(itemgetter(4), events)):
+        for step, deltas in enumerate(map(attrgetter("deltas"), events)):
             if deltas:
                 for delta in deltas:
                     if delta[1] == "cpl" and delta[0] == "reg":
@@ -59,14 +59,14 @@ class LogIndex:
         for positions in by_kind.values():
             positions.sort()
         try:
-            frames = bytearray(map(itemgetter(5), events))
+            frames = bytearray(map(attrgetter("depth"), events))
         except ValueError:  # a depth outside 0..255: clamp it
-            frames = bytearray(min(max(event[5], 0), MAX_FRAMES) for event in events)
+            frames = bytearray(min(max(event.depth, 0), MAX_FRAMES) for event in events)
         for step in by_kind.get("exit", ()):  # an exit event's depth still counts the frame it closes
             if frames[step]:
                 frames[step] -= 1
         self.frames = bytes(frames)
-        self.times = array("q", map(itemgetter(0), events))
+        self.times = array("q", map(attrgetter("t_ns"), events))
         self.by_kind = by_kind
         self.by_name = by_name
         self.ring_changes = ring_changes

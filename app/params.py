@@ -54,6 +54,7 @@ MAX_BREAKPOINTS = 12
 EVENT_KIND_NAMES = tuple(EVENT_KINDS) + ("tlb", "walk")
 
 _WHOLE = re.compile(r"-?[0-9]{1,18}")
+_COUNT = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() takes '²', which int() then refuses
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _TRUE, _FALSE = ("1", "on", "true", "yes"), ("0", "off", "false", "no")
 QUERY_PARAMETERS = ("step", "at", "views", "mode", "embed", "bp", "add_bp", "room", "profile", *KNOBS, *SWITCHES)
@@ -194,7 +195,7 @@ def _knobs(scenario: Scenario, params: Mapping[str, str]) -> dict[str, str]:
             raise _bad("bs", f"must be from 1 byte to {MAX_DD_BYTES >> 20}m on the web, not {values['bs']!r}", limit)
     if "count" in values:
         most = MAX_GETPID_COUNT if "bs" not in values else MAX_DD_BYTES
-        if not values["count"].isdigit() or not 1 <= int(values["count"]) <= most:
+        if not _COUNT.fullmatch(values["count"]) or not 1 <= int(values["count"]) <= most:
             raise _bad("count", f"must be a whole number from 1 to {most:,}, not {values['count']!r}", f"1 to {most}")
         if "bs" in values and bs * int(values["count"]) > MAX_DD_BYTES:
             raise _bad(

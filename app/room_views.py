@@ -17,7 +17,7 @@ from fastapi import Request
 from markupsafe import escape
 
 from app.errors import BadParameter
-from app.params import StepperQuery, parse_query
+from app.params import MalformedStep, StepperQuery, parse_query
 from app.questions import KINDS
 from app.rooms import STUDENT_ID, Question, Room, Rooms
 from sim.scenarios.registry import SCENARIOS, Scenario, lookup
@@ -53,7 +53,10 @@ def parse_stepping_url(url: str) -> StepperQuery:
         raise BadParameter("url", "must be a stepping page's URL (/scenarios/...)", "/scenarios/SLUG?...")
     scenario = lookup(parts.path[len(prefix) :])
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    return parse_query(parts.path, scenario, dict(pairs), Counter(name for name, _ in pairs))
+    try:
+        return parse_query(parts.path, scenario, dict(pairs), Counter(name for name, _ in pairs))
+    except MalformedStep as error:  # the page names the run's range; a room's URL is checked before any run
+        raise BadParameter("url", f"names step {error.raw!r}, which is not a whole number", "a whole number") from None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
 
 from app.errors import BadParameter
@@ -20,9 +20,34 @@ from sim.narrative import detail as event_detail
 from sim.run import RunSpec
 from sim.scenarios.registry import SCENARIOS, Scenario, lookup
 
+
+class ProblemOut(BaseModel):
+    """Every error's body (app/errors.py): what was wrong, which parameter, and what would have been right."""
+
+    detail: str
+    parameter: str | None
+    valid: str | None
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, object]]:
+    meanings = {
+        400: "The run cannot be made: the command line is wrong, or the run is larger than the web allows",
+        404: "No such scenario, or no such step in its run",
+        422: "A parameter is malformed or out of range",
+        429: "This client started too many new runs lately (the rate limit); Retry-After says when to try again",
+        503: "The server is recording as many new runs as it takes at once; Retry-After says when to try again",
+        500: "trapscope failed; the error is logged",
+    }
+    return {status: {"model": ProblemOut, "description": meanings[status]} for status in (*statuses, 500)}
+
+
 router = APIRouter(prefix="/api", tags=["api"])
 
 Runs = Annotated[RunCache, Depends(get_run_cache)]
+# The schema lists the values that exist, so clients (and schemathesis) know them; the routes still check them,
+# answering a wrong one with the ProblemOut that names the valid ones.
+ScenarioSlug = Annotated[str, Path(description="a scenario's slug", json_schema_extra={"enum": list(SCENARIOS)})]
+ProfileName = Annotated[str, Query(description="machine profile", json_schema_extra={"enum": list(PROFILES)})]
 
 
 class ScenarioOut(BaseModel):
@@ -92,16 +117,21 @@ class StepOut(BaseModel):
     tid: int
 
 
-@router.get("/scenarios")
+@router.get("/scenarios", responses=_problems())
 async def list_scenarios() -> list[ScenarioOut]:
     return [ScenarioOut.of(scenario) for scenario in SCENARIOS.values()]
 
 
-@router.get("/runs")
+COMMAND_EXAMPLES = sorted({scenario.command_line() for scenario in SCENARIOS.values()})
+
+
+@router.get("/runs", responses=_problems(400, 422, 429, 503))
 async def run_summary(
     runs: Runs,
-    command: Annotated[str, Query(min_length=1, max_length=4096, description="the command line to run")],
-    profile: Annotated[str, Query(description="machine profile")] = DEFAULT_PROFILE,
+    command: Annotated[
+        str, Query(min_length=1, max_length=4096, description="the command line to run", examples=COMMAND_EXAMPLES)
+    ],
+    profile: ProfileName = DEFAULT_PROFILE,
 ) -> RunSummaryOut:
     if profile not in PROFILES:
         valid = ", ".join(PROFILES)
@@ -110,8 +140,8 @@ async def run_summary(
     return RunSummaryOut(last_step=cached.last_step, **cached.run.summary())
 
 
-@router.get("/runs/{scenario}/steps/{n}")
-async def step_state(runs: Runs, scenario: str, n: int) -> StepOut:
+@router.get("/runs/{scenario}/steps/{n}", responses=_problems(404, 422, 429, 503))
+async def step_state(runs: Runs, scenario: ScenarioSlug, n: Annotated[int, Path(description="the step")]) -> StepOut:
     """The machine's state after step `n` of the scenario's run (step 0 is the run's start)."""
     chosen = lookup(scenario)
     cached, state = await runs.state_at(chosen.spec(), n)

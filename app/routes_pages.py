@@ -21,12 +21,13 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from app.figures import latency_layout, timeline_layout
+from app.fragments import SHAREABLE
 from app.params import EVENT_KIND_NAMES, VIEWS, MalformedStep, StepperQuery, parse_query, step_problem
 from app.room_views import room_bar
 from app.routes_trace import trace_url
 from app.runs import RunCache, get_run_cache
 from app.security import embed_policy
-from app.stepper import StepperRun, stepper_run, stepper_view
+from app.stepper import StepperRun, derived_stepper_run, stepper_run, stepper_view
 from app.templating import get_templates
 from sim.replay import StepOutOfRange
 from sim.scenarios.registry import KNOBS, SCENARIOS, lookup
@@ -52,8 +53,8 @@ def wants_panel_only(request: Request) -> bool:
 
 async def stepper_context(query: StepperQuery, runs: RunCache, fragment: bool) -> dict[str, Any]:
     """What the stepper's templates need to show `query`'s step (its run recorded, or taken from the cache)."""
-    cached = await runs.get(query.spec)
-    derived = await run_in_threadpool(stepper_run, cached)
+    cached = await runs.get(query.spec, prepare=stepper_run)
+    derived = await derived_stepper_run(runs, cached)
     step = query.step or 0
     if not 0 <= step <= cached.last_step:
         raise StepOutOfRange(step, cached.last_step)
@@ -93,8 +94,8 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
         query = parse_query(request.url.path, scenario, {k: v for k, v in params.items() if k != "step"}, {})
         cached = await runs.get(query.spec)
         raise step_problem(error, cached.last_step) from None
-    cached = await runs.get(query.spec)
-    derived = await run_in_threadpool(stepper_run, cached)
+    cached = await runs.get(query.spec, prepare=stepper_run)
+    derived = await derived_stepper_run(runs, cached)
     if query.at_ns is not None:
         step = derived.index.step_at_time(query.at_ns)
         url = query.url(step)
@@ -114,7 +115,9 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
         add_figures(context, derived)
         template = "partials/stepper.html" if is_htmx(request) else "scenario.html"
     response = templates.TemplateResponse(request, template, context, headers=headers)
-    response.headers["Vary"] = "HX-Request, HX-Target"  # one URL, three representations
+    response.headers["Vary"] = "HX-Request, HX-Target, HX-History-Restore-Request"  # one URL, three representations
+    if is_htmx(request) or not query.room:  # a room's page shows the room as it is now, and whose key the cookie holds
+        response.headers["Cache-Control"] = SHAREABLE  # the rest is a pure function of the URL (app/fragments.py)
     if query.embed:
         response.headers["Content-Security-Policy"] = embed_policy()
     return response

@@ -21,6 +21,7 @@ the lecturer's key; a bad or unknown code is a 404 page that says so, never an e
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import secrets
@@ -39,11 +40,11 @@ from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
+from app import metrics
 from app.broker import LOST
 from app.errors import BadParameter
 from app.params import StepperQuery
 from app.questions import KINDS
-from app.room_broadcasts import decode
 from app.room_views import (
     MAX_URL,
     STUDENT_COOKIE,
@@ -71,7 +72,7 @@ from app.rooms import (
 )
 from app.routes_pages import add_figures, stepper_context
 from app.runs import RunCache, get_run_cache
-from app.stepper import stepper_run
+from app.stepper import derived_stepper_run, stepper_run
 from app.templating import get_templates
 
 router = APIRouter(prefix="/rooms", include_in_schema=False)
@@ -347,8 +348,8 @@ async def pose(
         raise HTTPException(422, f"a question is one of: {', '.join(KINDS)}")
     query = parse_stepping_url(room.url)
     step = query.step or 0
-    cached = await runs.get(query.spec)
-    derived = await run_in_threadpool(stepper_run, cached)
+    cached = await runs.get(query.spec, prepare=stepper_run)
+    derived = await derived_stepper_run(runs, cached)
     truth = await run_in_threadpool(found.settle, derived.index, cached.run, step)
     question = Question(
         id=secrets.token_hex(6),
@@ -441,6 +442,15 @@ def _ended_events(html: str) -> list[ServerSentEvent]:
     return [ServerSentEvent(data=html), ServerSentEvent(data="ended", event="ended")]
 
 
+@functools.lru_cache(maxsize=8)
+def _decoded(raw: str) -> tuple[dict[str, Any], bytes]:
+    """A broadcast parsed, and its step's event encoded, once for all of this process's followers: the broker hands
+    the same message to every follower's queue, so a step costs each follower the sending of its bytes only."""
+    message = json.loads(raw)
+    event = b"" if message.get("ended") else ServerSentEvent(data=message["html"], id=str(message["v"])).encode()
+    return message, event
+
+
 async def _shielded(work: Any) -> None:
     """Clean-up that must run even when the stream is being cancelled (the follower has gone)."""
     with anyio.CancelScope(shield=True):
@@ -465,9 +475,9 @@ async def follow_events(
         html = await _stage_html(request, current, runs, templates) + _question_html(templates, box)
         return ServerSentEvent(data=html, id=str(current.version))
 
-    async def events() -> AsyncIterator[ServerSentEvent | bytes]:
+    async def events() -> AsyncIterator[ServerSentEvent]:
         nonlocal version
-        async with rooms.broker.listen(follow_channel(room.code)) as queue:
+        async with rooms.broker.listen(follow_channel(room.code)) as queue, metrics.follower_connected():
             await rooms.follower_joined(room.code, follower)
             await _notify_lead(rooms, room.code, "followers")
             try:
@@ -492,8 +502,7 @@ async def follow_events(
                         raw = await asyncio.wait_for(queue.get(), max(0.1, beat - time.monotonic()))
                     except TimeoutError:
                         continue
-                    broadcast = decode(raw) if raw != LOST else None  # once per message, not per follower
-                    message = broadcast.message if broadcast is not None else None
+                    message, encoded = _decoded(raw) if raw != LOST else (None, b"")
                     if message is not None and message.get("ended"):
                         for event in _ended_events(message["html"]):
                             yield event
@@ -508,7 +517,7 @@ async def follow_events(
                         version = current.version
                         continue
                     version = message["v"]
-                    yield broadcast.event
+                    yield encoded
             finally:
                 await _shielded(rooms.follower_left(room.code, follower))
                 await _shielded(_notify_lead(rooms, room.code, "followers"))

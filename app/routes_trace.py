@@ -35,7 +35,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 
 from app import trace_figures
+from app.d_programs import WEB_OPS_BUDGET, CompiledPrograms
 from app.errors import BadParameter
+from app.quoting import shown
+from app.rate_limit import charge
 from app.runs import CachedRun, RunCache, get_run_cache
 from app.templating import get_templates
 from app.trace_examples import examples_for, program_of
@@ -47,7 +50,7 @@ from sim.scenarios.registry import SCENARIOS
 from sim.trace import export as exports
 from sim.trace import flame
 from sim.trace.d_parser import DtraceError
-from sim.trace.dtrace import DtraceResult, compile_script, required_config, trace_run
+from sim.trace.dtrace import CompiledScript, DtraceResult, required_config, trace_run
 from sim.trace.flame import FlameError, FlameGraph, Stack
 from sim.user.shell import MAX_COMMAND_LENGTH, CommandLineError
 
@@ -179,15 +182,27 @@ class TraceResults:
         self.max_entries = max_entries
         self._results: OrderedDict[tuple[str, str, bool], DtraceResult] = OrderedDict()
         self._lock = threading.Lock()
+        self.programs = CompiledPrograms()
+
+    def compiled(self, script: str) -> CompiledScript:
+        """The console's program, compiled once (DtraceError if it does not compile). CPU work: a worker's."""
+        return self.programs.get(script, SCRIPT_NAME)
+
+    @staticmethod
+    def _key(run: Run, script: str, quiet: bool) -> tuple[str, str, bool]:
+        return run.run_id, hashlib.sha256(script.encode()).hexdigest(), quiet
+
+    def __contains__(self, item: tuple[Run, str, bool]) -> bool:
+        return self._key(*item) in self._results
 
     def get(self, run: Run, script: str, quiet: bool) -> DtraceResult:
-        key = (run.run_id, hashlib.sha256(script.encode()).hexdigest(), quiet)
+        key = self._key(run, script, quiet)
         with self._lock:
             found = self._results.get(key)
             if found is not None:
                 self._results.move_to_end(key)
                 return found
-        result = trace_run(compile_script(script, SCRIPT_NAME), run, quiet)
+        result = trace_run(self.compiled(script), run, quiet, ops_budget=WEB_OPS_BUDGET)
         with self._lock:
             self._results[key] = result
             while len(self._results) > self.max_entries:
@@ -219,10 +234,14 @@ class Traced:
 async def trace(query: TraceQuery, runs: RunCache, results: TraceResults) -> Traced:
     """Compile (DtraceError if it does not), record or fetch both runs, evaluate the program (cached)."""
     assert query.script is not None
-    compiled = compile_script(query.script, SCRIPT_NAME)
+    if not results.programs.has(query.script, SCRIPT_NAME):
+        charge()  # a program to compile: the client's rate limit pays for it (once a request), or refuses
+    compiled = await run_in_threadpool(results.compiled, query.script)
     config = required_config(compiled, query.spec.config)
     plain = await runs.get(query.spec)
     traced = plain if config == query.spec.config else await runs.get(replace(query.spec, config=config))
+    if (traced.run, query.script, query.quiet) not in results:
+        charge()
     result = await run_in_threadpool(results.get, traced.run, query.script, query.quiet)
     return Traced(result, traced.run, plain.run)
 
@@ -379,14 +398,14 @@ def page_context(query: TraceQuery, request: Request) -> dict:
 def error_context(error: DtraceError | CommandLineError | RunError | BadParameter) -> dict:
     if isinstance(error, DtraceError):
         return {
-            "message": str(error),
+            "message": shown(str(error)),
             "context": error.context,
             "line": error.line,
             "column": error.column,
             "parameter": "script",
         }
     parameter = getattr(error, "parameter", None) or ("command" if isinstance(error, CommandLineError) else None)
-    return {"message": str(error), "context": "", "line": None, "column": None, "parameter": parameter}
+    return {"message": shown(str(error)), "context": "", "line": None, "column": None, "parameter": parameter}
 
 
 def _status(error: Exception) -> int:
@@ -426,7 +445,7 @@ def _error_response(
     status = _status(error)
     if query is None:
         query = TraceQuery(DEFAULT_COMMAND, DEFAULT_PROFILE, None, False, RUN_FLAME, None, None, None)
-        if request.query_params.get("command"):
+        if request.query_params.get("command") and getattr(error, "parameter", None) != "command":
             query = replace(query, command=request.query_params["command"][:MAX_COMMAND_LENGTH])
     context = {**page_context(query, request), "error": error_context(error), "results": None}
     if context["fragment"]:
@@ -455,7 +474,7 @@ async def _flame_graph(query: TraceQuery, runs: RunCache, results: TraceResults)
 
 
 def _problem(request: Request, templates: Jinja2Templates, element_id: str, error: Exception) -> Response:
-    context = {"element_id": element_id, "message": str(error), "context": getattr(error, "context", "")}
+    context = {"element_id": element_id, "message": shown(str(error)), "context": getattr(error, "context", "")}
     return templates.TemplateResponse(request, "partials/trace_problem.html", context, _status(error))
 
 

@@ -1,7 +1,8 @@
 """Recorded runs, cached by run id: a step is answered from the cache, a run it lacks is recorded again.
 
 A run is a pure function of its RunSpec, so evicting one loses nothing but the time to record it again. Recording
-and replaying are CPU work, so they run in the threadpool and never block the event loop.
+and replaying are CPU work, so they never block the event loop: recordings (and the views derived from a run once)
+in the recording pool, behind admission control (app/admission.py), replaying a step in the threadpool.
 
 The cache is bounded by count and by bytes: a run holds ~330 bytes a recorded event with what the stepper derives
 from it (dd bs=30m: ~250 MB), so eight big runs would hold 2 GB. A cached run is acyclic data (its events, its
@@ -19,7 +20,10 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from app import metrics
+from app.admission import RecordingPool
 from app.memory import estimated_bytes
+from app.rate_limit import charge
 from sim.replay import Replay, StepState
 from sim.run import Run, RunError, RunSpec, record
 
@@ -59,6 +63,10 @@ class CachedRun:
                 self._measure()
             return self._derived[name]
 
+    def built(self, name: str) -> Any | None:
+        """The view `name` if it has been derived already (read without the lock: a dict lookup is atomic)."""
+        return self._derived.get(name)
+
 
 class RunCache:
     """An LRU of recorded runs, bounded by count and by bytes. Two requests for the same unrecorded run wait for
@@ -72,8 +80,10 @@ class RunCache:
         max_runs: int = DEFAULT_MAX_RUNS,
         recorder: Callable[[RunSpec], Run] = record,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        pool: RecordingPool | None = None,
     ) -> None:
         self.max_runs = max_runs
+        self.pool = pool or RecordingPool()
         self.max_bytes = max_bytes
         self._record = recorder
         self._runs: OrderedDict[str, CachedRun] = OrderedDict()
@@ -91,20 +101,26 @@ class RunCache:
         while len(self._runs) > 1 and (len(self._runs) > self.max_runs or self.bytes_held > self.max_bytes):
             self._runs.popitem(last=False)
 
-    async def get(self, spec: RunSpec) -> CachedRun:
+    async def get(self, spec: RunSpec, prepare: Callable[[CachedRun], Any] | None = None) -> CachedRun:
+        """The run of `spec`, recorded if need be. `prepare` derives what the caller will need from a new run in the
+        same turn of the recording pool, so that a run admitted is also shown (not refused, or queued again, then)."""
         run_id = spec.run_id
         cached = self._runs.get(run_id)
         if cached is not None:
+            metrics.run_cache_lookup("hit")
             self._runs.move_to_end(run_id)
             self._evict()  # views derived since it was cached may have grown it
             return cached
         pending = self._recording.get(run_id)
         if pending is not None:
+            metrics.run_cache_lookup("joined")
             return await asyncio.shield(pending)
+        charge()  # a new recording: the client's rate limit (app/rate_limit.py) pays for it, or refuses
         future: asyncio.Future[CachedRun] = asyncio.get_running_loop().create_future()
         self._recording[run_id] = future
+        metrics.run_cache_lookup("miss")
         try:
-            cached = await run_in_threadpool(_cached_run, self._record, spec)
+            cached = await self.pool.run(_cached_run, self._record, spec, prepare)
         except BaseException as error:
             if isinstance(error, RunError):
                 # A refusal is a message for the person who asked; its traceback would keep the recorder's frames
@@ -121,13 +137,26 @@ class RunCache:
         self._evict()
         return cached
 
+    async def derive(self, cached: CachedRun, name: str, build: Callable[[CachedRun], Any]) -> Any:
+        """`cached.derived(name, build)`: a run's first request builds it in the recording pool, as its recording
+        was built (seconds for a long run); later ones find it without leaving the event loop."""
+        found = cached.built(name)
+        if found is not None:
+            return found
+        return await self.pool.run(cached.derived, name, build)
+
     async def state_at(self, spec: RunSpec, step: int) -> tuple[CachedRun, StepState]:
         cached = await self.get(spec)
         return cached, await run_in_threadpool(cached.state_at, step)
 
 
-def _cached_run(recorder: Callable[[RunSpec], Run], spec: RunSpec) -> CachedRun:
-    return CachedRun(recorder(spec))  # measured in the worker thread, not on the event loop
+def _cached_run(
+    recorder: Callable[[RunSpec], Run], spec: RunSpec, prepare: Callable[[CachedRun], Any] | None
+) -> CachedRun:
+    cached = CachedRun(recorder(spec))  # measured in the worker thread, not on the event loop
+    if prepare is not None:
+        prepare(cached)
+    return cached
 
 
 def get_run_cache(request: Request) -> RunCache:

@@ -13,7 +13,7 @@ from typing import Any
 from app.figures import focus_window, ring_intervals, timeline_data
 from app.navigate import LogIndex, Target
 from app.params import SWITCHES, VIEWS, Breakpoint, StepperQuery
-from app.runs import CachedRun
+from app.runs import CachedRun, RunCache
 from app.view_latency import LatencyIndex, LatencyView, latency_view
 from app.view_source import SourceView, source_view
 from app.view_vm import VmView, fault_modes, vm_view
@@ -40,8 +40,16 @@ class StepperRun:
         cached.replay.table_at("page", 0)  # index the VM tables now, with the rest, not on the first step
 
 
+STEPPER_RUN = "stepper"  # its name among a cached run's derived views
+
+
 def stepper_run(cached: CachedRun) -> StepperRun:
-    return cached.derived("stepper", StepperRun)
+    return cached.derived(STEPPER_RUN, StepperRun)
+
+
+async def derived_stepper_run(runs: RunCache, cached: CachedRun) -> StepperRun:
+    """`stepper_run`, built in the recording pool the first time (app/runs.py RunCache.derive)."""
+    return await runs.derive(cached, STEPPER_RUN, StepperRun)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from sim.trace.d_output import QUANTIZE_NBUCKETS, QUANTIZE_ZEROBUCKET, Aggregation, quantize_bucket_value
+from sim.trace.d_output import QUANTIZE_ZEROBUCKET, Aggregation, Buckets, quantize_bucket_value
 from sim.trace.flame import KERNEL_SEPARATOR, ROOT, USER_FRAME, FlameDiff, FlameGraph, Pruned, stack_text
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Liberation Sans', sans-serif"
@@ -152,22 +152,24 @@ def key_label(aggregation: Aggregation, key: tuple) -> str:
     return ", ".join(parts)
 
 
-def histogram_rows(aggregation: Aggregation, datum: list[int]) -> list[tuple[str, int]]:
+def histogram_rows(aggregation: Aggregation, datum: Buckets) -> list[tuple[str, int]]:
     """The rows dtrace prints for a quantize()/lquantize() value: (bucket label, count), one empty bucket
     either side of the non-empty ones."""
-    if aggregation.function == "quantize":
-        labels = [str(quantize_bucket_value(i)) for i in range(QUANTIZE_NBUCKETS)]
-    else:
-        top = aggregation.base + aggregation.levels * aggregation.step
-        labels = [f"< {aggregation.base}"]
-        labels += [str(aggregation.base + i * aggregation.step) for i in range(aggregation.levels)]
-        labels.append(f">= {top}")
-    used = [i for i, count in enumerate(datum) if count]
+    used = datum.used()
     if not used:
-        zero = QUANTIZE_ZEROBUCKET if aggregation.function == "quantize" else 1
-        used = [zero]
-    first, last = max(used[0] - 1, 0), min(used[-1] + 1, len(datum) - 1)
-    return [(labels[i], datum[i]) for i in range(first, last + 1)]
+        used = [QUANTIZE_ZEROBUCKET if aggregation.function == "quantize" else 1]
+    first, last = max(used[0] - 1, 0), min(used[-1] + 1, datum.size - 1)
+    return [(_bucket_label(aggregation, i), datum[i]) for i in range(first, last + 1)]
+
+
+def _bucket_label(aggregation: Aggregation, bucket: int) -> str:
+    if aggregation.function == "quantize":
+        return str(quantize_bucket_value(bucket))
+    if bucket == 0:
+        return f"< {aggregation.base}"
+    if bucket == aggregation.levels + 1:
+        return f">= {aggregation.base + aggregation.levels * aggregation.step}"
+    return str(aggregation.base + (bucket - 1) * aggregation.step)
 
 
 def aggregation_figure(aggregation: Aggregation) -> dict[str, Any] | None:

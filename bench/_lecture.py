@@ -51,6 +51,11 @@ def with_step(url: str, step: int) -> str:
     return f"{parts.path}?{urlencode([*query, ('step', str(step))])}"
 
 
+def is_refusal(response: Response) -> bool:
+    """Admission control's answer to a recording it cannot start now (app/admission.py): 503 with Retry-After."""
+    return response.status == 503 and "retry-after" in response.headers
+
+
 class Record:
     """What every request got, by kind: its time (ms) when answered, its status, or how the connection broke."""
 
@@ -58,6 +63,7 @@ class Record:
         self.ms: dict[str, list[float]] = defaultdict(list)
         self.statuses: dict[str, Counter[int]] = defaultdict(Counter)
         self.broken: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()  # 503 with Retry-After: admission control said "not now"
         self.samples: list[str] = []  # the first few failures, quoted for the report
 
     def _sample(self, text: str) -> None:
@@ -76,7 +82,9 @@ class Record:
             return None
         self.ms[kind].append((time.perf_counter() - start) * 1000)
         self.statuses[kind][response.status] += 1
-        if response.status >= 400:
+        if is_refusal(response):
+            self.refused[kind] += 1
+        elif response.status >= 400:
             self._sample(f"{kind} {method} {target[:80]}: {response.status} {response.text()[:160]!r}")
         return response
 
@@ -85,7 +93,9 @@ class Record:
         self._sample(f"{kind}: {why}")
 
     def failed(self, kind: str) -> int:
-        return self.broken[kind] + sum(n for status, n in self.statuses[kind].items() if status >= 400)
+        """Errors: statuses >= 400 other than admission control's refusals, and broken connections or streams."""
+        bad = sum(n for status, n in self.statuses[kind].items() if status >= 400)
+        return self.broken[kind] + bad - self.refused[kind]
 
     def answered(self, kind: str, status: int) -> int:
         return self.statuses[kind][status]
@@ -317,18 +327,17 @@ class Explorer:
         step = self.rng.randrange(max(1, last - 60))
         ticks = Ticks(start + 1, until)
         async for tick in ticks:
-            self.steps_skipped = ticks.skipped
             if self.new_run is not None and tick >= new_run_tick:
-                url = f"/scenarios/dd-system-time?{self.new_run}"
+                new_url = f"/scenarios/dd-system-time?{self.new_run}"
                 self.new_run = None
-                response = await self.record.call("new dd run", self.conn, "GET", url, STEPPER)
-                if (last := _last_step(response)) is None:
-                    return
-                url, step = response.headers.get("hx-push-url", url), 0
-                continue
+                response = await self.record.call("new dd run", self.conn, "GET", new_url, STEPPER)
+                if (new_last := _last_step(response)) is not None:
+                    url, step, last = response.headers.get("hx-push-url", new_url), 0, new_last
+                continue  # refused (a 503 says when to try again): the student steps on where they were
             step = step + 1 if step < last else 0
             self.steps_sent += 1
             await self.record.call("explorer step", self.conn, "GET", with_step(url, step), PANEL)
+        self.steps_skipped = ticks.skipped
 
 
 def _last_step(response: Response | None) -> int | None:

@@ -232,7 +232,8 @@ def report_lecture(result: LectureResult, args: argparse.Namespace) -> list[tupl
     for kind in sorted(set(record.statuses) | set(record.broken)):
         bad = {status: n for status, n in record.statuses[kind].items() if status >= 400}
         if bad or record.broken[kind]:
-            print(f"    {kind}: statuses {bad or '-'}, broken connections or streams {record.broken[kind]}")
+            print(f"    {kind}: statuses {bad or '-'} ({record.refused[kind]} of them 503 + Retry-After, admission "
+                  f"control's refusals, not errors), broken connections or streams {record.broken[kind]}")  # fmt: skip
     for sample in record.samples:
         print(f"    e.g. {sample}")
     print(f"  server CPU {result.server_cpu_s:.1f} s ({100 * result.server_cpu_s / result.seconds:.0f}% of one "

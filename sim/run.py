@@ -53,13 +53,13 @@ DEFAULT_RECORD_BUDGET = 1_500_000
 # asks for too much is told so within ~20 s. Twice dd bs=1g count=1 (25.5 M steps) fits.
 DEFAULT_EVENT_BUDGET = 60_000_000
 
-# A recorded run makes millions of long-lived, acyclic objects (its events, tuples the collector never untracks),
-# and each collection of the young generation walks every one of them again: at CPython's default (every 700 new
-# objects) that is 20-40% of a recorded run, more with big runs cached beside it. Nothing big of a finished run is
-# left to the collector (see _release): only the kernel's doubly linked structures (a process and its threads, a
-# VM object and its pages; 50-1,100 objects, ~0.2 MB a run). So the young generation is collected every
-# YOUNG_COLLECTION_EVERY new objects: set once, for the process, at import, never switched off and on around a
-# run (which is not thread-safe); those small cycles, and any other code's, wait a little longer for it.
+# A recorded run makes millions of long-lived, acyclic objects. Its events and their payloads are never tracked by
+# the collector (sim/core/log.py), but each step's deltas are new tuples, which it tracks until its first look at
+# them, and every collection of the young generation walks those. Nothing big of a finished run is left to the
+# collector (see _release): only the kernel's doubly linked structures (a process and its threads, a VM object and
+# its pages; 50-1,100 objects, ~0.2 MB a run). So the young generation is collected every YOUNG_COLLECTION_EVERY
+# new objects: set once, for the process, at import, never switched off and on around a run (which is not
+# thread-safe); those small cycles, and any other code's, wait a little longer for it.
 YOUNG_COLLECTION_EVERY = 1_000_000
 gc.set_threshold(YOUNG_COLLECTION_EVERY, 2, 10)
 
@@ -104,7 +104,10 @@ def _config_fields(config: KernelConfig) -> dict:
 class Run:
     spec: RunSpec
     run_id: str
-    events: list[Event]
+    # A tuple: the events of a finished run never change, and a tuple of untracked objects (Event is gc=False) is
+    # itself untracked at the collector's first look, so full collections never walk a cached run's events again
+    # (a list of them was walked in each: ~30 ms a million events).
+    events: tuple[Event, ...]
     initial_registers: dict[str, int]
     unrecorded: int
     user_ns: int
@@ -209,7 +212,7 @@ def record(
         run = Run(
             spec=spec,
             run_id=spec.run_id,
-            events=machine.log.events if tee is None else tee.stored,
+            events=tuple(machine.log.events if tee is None else tee.stored),
             initial_registers=initial,
             unrecorded=machine.log.unrecorded + (tee.passed_on if tee is not None else 0),
             user_ns=user_ns,

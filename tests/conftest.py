@@ -22,6 +22,10 @@ from sim.scenarios.registry import lookup
 
 BROWSER_TESTS_DIR = Path(__file__).parent / "browser"
 
+# The suite makes hundreds of new runs from one client: the public app's rate limit (app/rate_limit.py) is off
+# here, and tests/test_limits_http.py turns it on where it is the subject.
+os.environ.setdefault("TRAPSCOPE_RATE_LIMIT", "off")
+
 #: Debian's Chromium; TRAPSCOPE_CHROMIUM overrides it (e.g. a developer's own build).
 CHROMIUM = os.environ.get("TRAPSCOPE_CHROMIUM", "/usr/bin/chromium")
 

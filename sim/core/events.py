@@ -1,25 +1,35 @@
 """The event log's schema: the typed payload (Event.data) of each kind of event that carries facts.
 
 A payload holds facts only (numbers, names, flags): views, DTrace providers and exporters read its fields, and
-sim/narrative makes the words people read from it. Payloads are NamedTuples: immutable, cheap to make on the
-recorder's hot paths, and never a reference to a live simulator object.
+sim/narrative makes the words people read from it. Payloads are immutable, cheap to make on the recorder's hot
+paths, and never a reference to a live simulator object.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import msgspec
+
+
+class Payload(msgspec.Struct, frozen=True, gc=False, order=True):
+    """The base of every payload: a msgspec Struct, fields read by name, compared and ordered field by field.
+
+    gc=False: the garbage collector never tracks a payload (it holds facts, so it can be in no reference cycle). A
+    recorded run holds millions of them; as tuples (NamedTuples are never untracked) every young collection walked
+    them again, and that was 10-15% of a recorded run's time.
+    """
+
 
 # --- processes and system calls (emitted by sim/kern and sim/run) -----------------------------------------------
 
 
-class ProcessStart(NamedTuple):
+class ProcessStart(Payload):
     """kind "start": the run's first process begins."""
 
     pid: int
     command: str  # the command line, as given
 
 
-class Fork(NamedTuple):
+class Fork(Payload):
     """kind "proc", name "fork": fork1() made a process."""
 
     parent: int  # pid
@@ -27,7 +37,7 @@ class Fork(NamedTuple):
     tid: int  # the child's first thread
 
 
-class Exec(NamedTuple):
+class Exec(Payload):
     """kind "proc", name "exec": a process now runs another program."""
 
     pid: int
@@ -35,7 +45,7 @@ class Exec(NamedTuple):
     argv: tuple[str, ...]
 
 
-class ProcessExit(NamedTuple):
+class ProcessExit(Payload):
     """kind "proc", name "exit": exit1()."""
 
     pid: int
@@ -44,21 +54,21 @@ class ProcessExit(NamedTuple):
     signal: int  # the signal that ended the process, or 0
 
 
-class SyscallArgs(NamedTuple):
+class SyscallArgs(Payload):
     """kind "syscall", name = the call: syscallenter dispatches it through sysent."""
 
     names: tuple[str, ...]  # the parameters' names (syscalls.master)
     values: tuple[int, ...]  # the arguments, as fetched
 
 
-class SyscallResult(NamedTuple):
+class SyscallResult(Payload):
     """kind "sysret" (name success, error, ERESTART or EJUSTRETURN): cpu_set_syscall_retval."""
 
     error: int  # 0, an errno value, or ERESTART / EJUSTRETURN (kernel-internal codes)
     retval: int  # td_retval[0] as set in tf_rax on success; 0 otherwise
 
 
-class Trap(NamedTuple):
+class Trap(Payload):
     """kind "trap": the CPU takes an exception (a page fault, a general protection fault)."""
 
     trapno: int
@@ -70,7 +80,7 @@ class Trap(NamedTuple):
 # --- more payloads of the kernel and userland (sim/kern, sim/user) ----------------------------------------------
 
 
-class RunEnd(NamedTuple):
+class RunEnd(Payload):
     """kind "end" (name = the program): the run is complete. No facts: the name varies, so the words cannot be
     keyed by (kind, name) in CONSTANT_WORDS."""
 
@@ -78,7 +88,7 @@ class RunEnd(NamedTuple):
 # The system-call path (sim/kern/exception.py, trap.py, subr_syscall.py, subr_trap.py, kern_priv.py).
 
 
-class FetchedSyscall(NamedTuple):
+class FetchedSyscall(Payload):
     """kind "hook", name "sv_fetch_syscall_args": the number and arguments are read from the trapframe."""
 
     code: int  # the system-call number (from %rax, or %rdi for syscall(2))
@@ -86,43 +96,43 @@ class FetchedSyscall(NamedTuple):
     narg: int  # how many arguments were fetched from registers
 
 
-class CapabilityMode(NamedTuple):
+class CapabilityMode(Payload):
     """kind "skip", name "IN_CAPABILITY_MODE": the call may go on."""
 
     in_capability_mode: bool  # True: the process is in capability mode, and the call is CAPENABLED
 
 
-class CapabilityRefused(NamedTuple):
+class CapabilityRefused(Payload):
     """kind "hook", name "IN_CAPABILITY_MODE": a call that is not CAPENABLED, in capability mode: ECAPMODE."""
 
     syscall: str  # the name the call is dispatched by (the "syscall" event's name)
 
 
-class SystraceSkipped(NamedTuple):
+class SystraceSkipped(Payload):
     """kind "skip", name "systrace_probe_func": no enabled syscall provider probe for this call."""
 
     probe: str  # "entry" or "return"
 
 
-class Ast(NamedTuple):
+class Ast(Payload):
     """kind "hook", name "ast": the AST bits of td_flags are cleared, and what they flagged is handled."""
 
     td_flags: int  # td_flags as ast() found them
 
 
-class Sti(NamedTuple):
+class Sti(Payload):
     """kind "insn", name "sti": interrupts are enabled again."""
 
     ast_pending: bool  # on the way out, to handle an AST (False: the syscall entry, after saving the trapframe)
 
 
-class Swapgs(NamedTuple):
+class Swapgs(Payload):
     """kind "insn", name "swapgs": %gs's base is exchanged with MSR_KERNELGSBASE."""
 
     to_kernel: bool  # %gs now points at this CPU's pcpu (False: the user's %gs is back)
 
 
-class PrivCheck(NamedTuple):
+class PrivCheck(Payload):
     """kind "hook", name "priv_check": priv_check_cred() decides a privilege."""
 
     priv: int  # PRIV_* (sim/kern/kern_priv.py)
@@ -133,20 +143,20 @@ class PrivCheck(NamedTuple):
 # Processes, threads and the scheduler (kern_fork, kern_exit, kern_thr, kern_synch, sched, sys_capability).
 
 
-class ForkExit(NamedTuple):
+class ForkExit(Payload):
     """kind "proc", name "fork_exit": a new thread runs for the first time."""
 
     tid: int
     comm: str
 
 
-class ThreadEnded(NamedTuple):
+class ThreadEnded(Payload):
     """kind "proc", name "thread_exit": another thread of an exiting process is ended (thread_single)."""
 
     tid: int
 
 
-class Reap(NamedTuple):
+class Reap(Payload):
     """kind "proc", name "reap": a parent collects a zombie child (proc_reap)."""
 
     parent: int  # pid
@@ -154,27 +164,27 @@ class Reap(NamedTuple):
     status: int  # the wait status, as W_EXITCODE made it
 
 
-class Sleep(NamedTuple):
+class Sleep(Payload):
     """kind "proc", name "sleep": a thread goes on a sleep queue (sleepq_add)."""
 
     tid: int
     wmesg: str
 
 
-class Wakeup(NamedTuple):
+class Wakeup(Payload):
     """kind "proc", name "wakeup": a sleeping thread is made runnable."""
 
     tid: int
     comm: str
 
 
-class StillRunning(NamedTuple):
+class StillRunning(Payload):
     """kind "proc", name "sched_switch": the running thread is still the best one to run; no switch."""
 
     tid: int
 
 
-class ContextSwitch(NamedTuple):
+class ContextSwitch(Payload):
     """kind "proc", name "cpu_switch" or "cpu_throw": another thread goes on the CPU."""
 
     old_tid: int
@@ -183,13 +193,13 @@ class ContextSwitch(NamedTuple):
     new_comm: str
 
 
-class CpuIdle(NamedTuple):
+class CpuIdle(Payload):
     """kind "proc", name "cpu_idle": nothing is runnable; the CPU halts until the next callout."""
 
     until_ns: int
 
 
-class ThrNew(NamedTuple):
+class ThrNew(Payload):
     """kind "proc", name "thr_new": a process gets another thread."""
 
     pid: int
@@ -197,20 +207,20 @@ class ThrNew(NamedTuple):
     entry: int  # the start routine's address
 
 
-class ThrExit(NamedTuple):
+class ThrExit(Payload):
     """kind "proc", name "thr_exit": a thread of a process that goes on exits."""
 
     pid: int
     tid: int
 
 
-class CapEnter(NamedTuple):
+class CapEnter(Payload):
     """kind "proc", name "cap_enter": a process enters capability mode."""
 
     pid: int
 
 
-class AioQueued(NamedTuple):
+class AioQueued(Payload):
     """kind "proc", name "aio_queue": an asynchronous write is queued for the AIO daemons."""
 
     fd: int
@@ -218,7 +228,7 @@ class AioQueued(NamedTuple):
     offset: int
 
 
-class AioDone(NamedTuple):
+class AioDone(Payload):
     """kind "proc", name "aio_complete": an AIO daemon finished a process's job."""
 
     pid: int  # the process that queued the job
@@ -229,14 +239,14 @@ class AioDone(NamedTuple):
 # Signals (kern_sig.py, machdep.py's sendsig): kind "signal", name = the signal's name, or "sendsig".
 
 
-class SignalDiscarded(NamedTuple):
+class SignalDiscarded(Payload):
     """The process ignores the signal: it is discarded when sent."""
 
     pid: int
     sig: int
 
 
-class SignalPosted(NamedTuple):
+class SignalPosted(Payload):
     """The signal is made pending for a thread."""
 
     pid: int
@@ -245,7 +255,7 @@ class SignalPosted(NamedTuple):
     blocked: bool  # the thread blocks it: it stays pending
 
 
-class SignalDelivered(NamedTuple):
+class SignalDelivered(Payload):
     """postsig: the thread takes the signal, to run its handler."""
 
     tid: int
@@ -253,7 +263,7 @@ class SignalDelivered(NamedTuple):
     handler: int  # the handler's address
 
 
-class SignalExit(NamedTuple):
+class SignalExit(Payload):
     """sigexit: the signal's default action ends the process."""
 
     pid: int
@@ -263,7 +273,7 @@ class SignalExit(NamedTuple):
     coredump: bool  # the default action dumps core (none is written: RLIMIT_CORE is 0)
 
 
-class SignalFrame(NamedTuple):
+class SignalFrame(Payload):
     """name "sendsig": the signal frame is on the user stack; the thread goes to the trampoline."""
 
     sig: int
@@ -271,7 +281,7 @@ class SignalFrame(NamedTuple):
     handler: int
 
 
-class SignalStackTrashed(NamedTuple):
+class SignalStackTrashed(Payload):
     """name "sendsig": the frame could not be written to the user stack: the process gets SIGILL."""
 
     pid: int
@@ -280,7 +290,7 @@ class SignalStackTrashed(NamedTuple):
 # Descriptors, pipes, sockets and files (sys_pipe, uipc_syscalls, vfs_syscalls, vfs_bio, vfs_subr).
 
 
-class PipeCreated(NamedTuple):
+class PipeCreated(Payload):
     """kind "proc", name "pipe": kern_pipe made a pipe."""
 
     rfd: int
@@ -288,41 +298,41 @@ class PipeCreated(NamedTuple):
     size: int  # the read side's buffer, bytes
 
 
-class SocketpairCreated(NamedTuple):
+class SocketpairCreated(Payload):
     """kind "proc", name "socketpair": a connected PF_LOCAL stream pair."""
 
     fd0: int
     fd1: int
 
 
-class PipeSpace(NamedTuple):
+class PipeSpace(Payload):
     """kind "mem", name "pipespace": a pipe's buffer is resized."""
 
     old_size: int
     new_size: int
 
 
-class SockbufReserve(NamedTuple):
+class SockbufReserve(Payload):
     """kind "mem", name "sbreserve": setsockopt sets a socket buffer's size."""
 
     optname: int  # SO_SNDBUF or SO_RCVBUF
     size: int
 
 
-class UfsCreate(NamedTuple):
+class UfsCreate(Payload):
     """kind "mem", name "ufs_create": open(O_CREAT) makes a new, empty file."""
 
     path: str
 
 
-class DelayedWrite(NamedTuple):
+class DelayedWrite(Payload):
     """kind "mem", name "bdwrite": a buffer is dirty in the cache, to be written later by the syncer."""
 
     path: str
     block: int  # b_lblkno
 
 
-class DiskRequest(NamedTuple):
+class DiskRequest(Payload):
     """kind "mem", name "g_io_request": a buffer's transfer is queued on the disk."""
 
     cmd: int  # BIO_READ or BIO_WRITE
@@ -331,14 +341,14 @@ class DiskRequest(NamedTuple):
     done_ns: int  # when the disk completes it
 
 
-class BufDone(NamedTuple):
+class BufDone(Payload):
     """kind "mem", name "bufdone": a buffer's write is on the disk."""
 
     path: str
     block: int
 
 
-class SyncVnode(NamedTuple):
+class SyncVnode(Payload):
     """kind "proc", name "sync_vnode": the syncer pushes a vnode's dirty buffers."""
 
     path: str
@@ -348,120 +358,120 @@ class SyncVnode(NamedTuple):
 # Userland (sim/user): kind "user", name = the instruction or the library step.
 
 
-class CallArguments(NamedTuple):
+class CallArguments(Payload):
     """name "call <function>": the C arguments, in %rdi, %rsi, %rdx, %rcx, %r8, %r9 order."""
 
     values: tuple[int, ...]  # as the C code passed them (a negative int stays negative)
 
 
-class SyscallNumber(NamedTuple):
+class SyscallNumber(Payload):
     """name "mov $SYS_<call>,%eax" (a libc stub) or "movq $SYS_sigreturn,%rax" (the signal trampoline)."""
 
     code: int
 
 
-class CerrorBranch(NamedTuple):
+class CerrorBranch(Payload):
     """name "jb cerror": the stub tests the carry flag the kernel set."""
 
     taken: bool  # carry set: the call failed
 
 
-class Cerror(NamedTuple):
+class Cerror(Payload):
     """name "cerror": errno is set from %rax; the call returns -1."""
 
     errno: int
 
 
-class UserReturn(NamedTuple):
+class UserReturn(Payload):
     """name "ret" (a libc stub): back in the program with the call's result."""
 
     value: int
 
 
-class StackLocals(NamedTuple):
+class StackLocals(Payload):
     """name "sub $N,%rsp": a libc wrapper makes room for its locals on the stack."""
 
     size: int  # bytes asked for (the stack pointer moves by this, rounded to 16)
     base: int  # their address
 
 
-class ThreadStart(NamedTuple):
+class ThreadStart(Payload):
     """name "thread_start": libthr's new thread calls its start routine."""
 
     pthread: int  # the struct pthread's address
 
 
-class VdsoClockGettime(NamedTuple):
+class VdsoClockGettime(Payload):
     """name "__vdso_clock_gettime": the time is read from the shared page, with no trap."""
 
     timekeep: int  # the timekeeping page's user address
 
 
-class Rdtscp(NamedTuple):
+class Rdtscp(Payload):
     """name "rdtscp": the time-stamp counter is read."""
 
     tsc: int
 
 
-class SignalHandlerCall(NamedTuple):
+class SignalHandlerCall(Payload):
     """name "call *SIGF_HANDLER(%rsp)": the signal trampoline calls the handler."""
 
     handler: int
     sig: int
 
 
-class RtldStart(NamedTuple):
+class RtldStart(Payload):
     """name "_rtld": the run-time linker starts, for the program at `path`."""
 
     path: str
 
 
-class RtldEnvironment(NamedTuple):
+class RtldEnvironment(Payload):
     """name "getenv": the run-time linker reads its LD_* variables."""
 
     trusted: bool  # not set-id (issetugid() == 0): the variables are honoured
 
 
-class Relocations(NamedTuple):
+class Relocations(Payload):
     """name "reloc_non_plt": an object's relocations are processed."""
 
     path: str
     count: int
 
 
-class JumpSlots(NamedTuple):
+class JumpSlots(Payload):
     """name "reloc_plt": an object's PLT jump slots, bound lazily."""
 
     path: str
     count: int
 
 
-class ObjectInit(NamedTuple):
+class ObjectInit(Payload):
     """name "init": an object's init functions run."""
 
     path: str
 
 
-class ObjectFini(NamedTuple):
+class ObjectFini(Payload):
     """name "fini": an object's fini functions run."""
 
     path: str
 
 
-class StaticStart(NamedTuple):
+class StaticStart(Payload):
     """name "_init_tls": a statically linked program starts without the run-time linker."""
 
     image: str
 
 
-class MainCall(NamedTuple):
+class MainCall(Payload):
     """name "main": crt1 calls the program's main()."""
 
     image: str
     argc: int
 
 
-class ExitCall(NamedTuple):
+class ExitCall(Payload):
     """name "exit": exit(3) runs the atexit handlers, then _exit(2)."""
 
     status: int
@@ -473,21 +483,21 @@ class ExitCall(NamedTuple):
 # The MMU (sim/machine/mmu.py): a translation the TLB misses is walked level by level, then cached.
 
 
-class TlbMiss(NamedTuple):
+class TlbMiss(Payload):
     """kind "tlb", name "miss": va is not in the TLB; the walk starts from %cr3."""
 
     va: int
     cr3: int
 
 
-class PdeCacheHit(NamedTuple):
+class PdeCacheHit(Payload):
     """kind "walk", name "PDE cache": the paging-structure cache holds va's PML4E, PDPTE and PDE."""
 
     va: int
     pt: int  # the physical address of the page table it leads to
 
 
-class WalkLevel(NamedTuple):
+class WalkLevel(Payload):
     """kind "walk", name PML4E, PDPTE, PDE or PTE: the MMU reads one entry of the page tables."""
 
     level: int  # 0 (PML4) .. 3 (PT)
@@ -505,7 +515,7 @@ class WalkLevel(NamedTuple):
         return self.level in (1, 2) and bool(self.entry & 0x80)
 
 
-class TlbFill(NamedTuple):
+class TlbFill(Payload):
     """kind "tlb", name "fill": the walk's result is cached."""
 
     va: int  # the virtual page (4 KiB aligned)
@@ -514,13 +524,13 @@ class TlbFill(NamedTuple):
     flags: int  # the effective permission bits cached (RW, US, NX, G, D)
 
 
-class TlbFlush(NamedTuple):
+class TlbFlush(Payload):
     """kind "tlb", name "flush": a new %cr3 was noticed; the TLB's non-global entries were dropped."""
 
     cr3: int
 
 
-class Invlpg(NamedTuple):
+class Invlpg(Payload):
     """kind "insn", name "invlpg": the TLB's translation of one page is dropped."""
 
     va: int  # the page
@@ -529,7 +539,7 @@ class Invlpg(NamedTuple):
 # The VM system (sim/vm): page-table stores, whole pages, map entries, objects, faults and the page daemon.
 
 
-class PteStore(NamedTuple):
+class PteStore(Payload):
     """kind "mem", name PML4E, PDPTE, PDE or PTE: the pmap writes a page-table entry."""
 
     why: str  # the operation, as PTE_STORE_REASONS names it (sim/narrative/vm.py words each one)
@@ -542,42 +552,42 @@ class PteStore(NamedTuple):
     new: int
 
 
-class NewPml4(NamedTuple):
+class NewPml4(Payload):
     """kind "mem", name "PML4E": pmap_pinit made an address space's PML4 and copied the kernel's entries."""
 
     pml4: int  # its physical address
     kernel_slots: tuple[int, ...]
 
 
-class Superpage(NamedTuple):
+class Superpage(Payload):
     """kind "mem", name "promotion" (pa: the 2 MiB frame) or "demotion" (pa 0): a 2 MiB mapping is made or split."""
 
     va: int  # the 2 MiB region
     pa: int
 
 
-class PageZeroed(NamedTuple):
+class PageZeroed(Payload):
     """kind "mem", name "page zeroed": pagezero cleared a frame through the direct map."""
 
     pa: int
     dmap_va: int
 
 
-class PageCopied(NamedTuple):
+class PageCopied(Payload):
     """kind "mem", name "page copied": pagecopy copied one frame to another."""
 
     src: int  # physical addresses
     dst: int
 
 
-class Cr3Load(NamedTuple):
+class Cr3Load(Payload):
     """kind "insn", name "movq %rax,%cr3": pmap_activate loads an address space's PML4."""
 
     pmap: str  # the pmap's name (its vmspace's), "" for none
     cr3: int
 
 
-class MapEntry(NamedTuple):
+class MapEntry(Payload):
     """A vm_map entry's state: the value of a ("map", MapKey, old, new) delta, and the data of the map's "mem"
     events (vm_map_insert, vm_map_protect, ...)."""
 
@@ -591,14 +601,14 @@ class MapEntry(NamedTuple):
     eflags: int  # MAP_ENTRY_* bits
 
 
-class MapKey(NamedTuple):
+class MapKey(Payload):
     """The key of a ("map", key, old, new) delta: which map, and the entry's start."""
 
     vmspace: str  # the map's name ("pid 1000")
     start: int
 
 
-class ObjectState(NamedTuple):
+class ObjectState(Payload):
     """A vm_object's state: the value of an ("object", id, old, new) delta (None: it did not exist)."""
 
     id: int
@@ -610,7 +620,7 @@ class ObjectState(NamedTuple):
     backing: int | None  # the object it shadows
 
 
-class PageState(NamedTuple):
+class PageState(Payload):
     """A vm_page's state: the value of a ("page", pfn, old, new) delta."""
 
     object: int | None  # the object it caches a page of; None: none (free, or a page-table page)
@@ -620,7 +630,7 @@ class PageState(NamedTuple):
     zero: bool  # free, and known to be all zero (PG_ZERO)
 
 
-class FrameContents(NamedTuple):
+class FrameContents(Payload):
     """What a physical frame holds: the value of a ("frame", pfn, old, new) delta."""
 
     fill: int | None  # every byte holds this value (0: all zero); None: anything else
@@ -628,7 +638,7 @@ class FrameContents(NamedTuple):
     being_read: bool = False  # the pager is reading it in
 
 
-class ObjectShadowed(NamedTuple):
+class ObjectShadowed(Payload):
     """kind "mem", name "vm_object_shadow": a map entry gets a new object in front of its old one."""
 
     object: int
@@ -636,14 +646,14 @@ class ObjectShadowed(NamedTuple):
     entry: MapEntry
 
 
-class ObjectCollapsed(NamedTuple):
+class ObjectCollapsed(Payload):
     """kind "mem", name "vm_object_collapse": a backing object is merged into the object that shadowed it."""
 
     backing: int
     object: int
 
 
-class FaultFailed(NamedTuple):
+class FaultFailed(Payload):
     """kind "fault", name "protection" or "unmapped": vm_fault cannot make the page available."""
 
     fault_type: int  # VM_PROT_READ, _WRITE or _EXECUTE
@@ -651,7 +661,7 @@ class FaultFailed(NamedTuple):
     protection: int | None  # what the entry allows; None: no entry contains va
 
 
-class FaultResolved(NamedTuple):
+class FaultResolved(Payload):
     """kind "fault", name = how (zero_fill, cow, soft, hard): vm_fault mapped a page at va."""
 
     how: str  # the event's name
@@ -663,13 +673,13 @@ class FaultResolved(NamedTuple):
     protection: int  # as mapped
 
 
-class VmWait(NamedTuple):
+class VmWait(Payload):
     """kind "proc", name "vmwait": too few pages free; the thread waits for the page daemon."""
 
     free: int
 
 
-class PageoutScan(NamedTuple):
+class PageoutScan(Payload):
     """kind "mem", name "pagedaemon": one pass of vm_pageout_scan."""
 
     freed: int
@@ -677,7 +687,7 @@ class PageoutScan(NamedTuple):
     target: int
 
 
-class DiskWait(NamedTuple):
+class DiskWait(Payload):
     """kind "proc", name "sleep": a pager waits for the disk."""
 
     ns: int
@@ -691,7 +701,7 @@ class DiskWait(NamedTuple):
 # (sim/user/umem.py).
 
 
-class TrapframeBuilt(NamedTuple):
+class TrapframeBuilt(Payload):
     """kind "insn", name "build trapframe": Xpage or Xprot saved the interrupted context."""
 
     trapno: int
@@ -701,26 +711,26 @@ class TrapframeBuilt(NamedTuple):
     rip: int  # the faulting instruction (shown for a kernel-mode frame)
 
 
-class KernelIretq(NamedTuple):
+class KernelIretq(Payload):
     """kind "insn", name "iretq" after a kernel-mode fault: back to ring 0."""
 
     rip: int
     onfault: bool  # resumed at pcb_onfault (the copy routine's fault label), not the faulting instruction
 
 
-class OnFaultResume(NamedTuple):
+class OnFaultResume(Payload):
     """kind "hook", name "pcb_onfault": trap() sends the fault to the copy routine's fault label."""
 
     rip: int
 
 
-class Panic(NamedTuple):
+class Panic(Payload):
     """kind "panic": the kernel gives up."""
 
     message: str  # panic()'s message, as the console prints it
 
 
-class CopyFault(NamedTuple):
+class CopyFault(Payload):
     """kind "hook", name "<routine>_fault" or "fusu_fault": a copy routine returns EFAULT."""
 
     routine: str  # copyin, copyout, copyinstr, or the fetch/store routine (fuword, subyte, ...)
@@ -730,7 +740,7 @@ class CopyFault(NamedTuple):
     in_range: bool  # False: the range passed VM_MAXUSER_ADDRESS, no access was tried
 
 
-class UserCopy(NamedTuple):
+class UserCopy(Payload):
     """kind "mem", name the routine (copyin, copyout, ...): bytes moved between the kernel and one user page."""
 
     to_user: bool
@@ -739,20 +749,20 @@ class UserCopy(NamedTuple):
     frame: int  # the physical page
 
 
-class UserFetched(NamedTuple):
+class UserFetched(Payload):
     """kind "mem", name fuword/fubyte/...: the value a fetch routine read."""
 
     value: int
     va: int
 
 
-class KernelDeref(NamedTuple):
+class KernelDeref(Payload):
     """kind "insn", name a movq: kernel code dereferences a pointer directly."""
 
     va: int
 
 
-class UserAccess(NamedTuple):
+class UserAccess(Payload):
     """kind "user", name store, memset, load or a caller's word for them: ring 3 touches bytes of one page."""
 
     access: str  # "store", "fill" or "load"
@@ -762,7 +772,7 @@ class UserAccess(NamedTuple):
     byte: int  # the fill's byte (a fill), else 0
 
 
-class UserTouch(NamedTuple):
+class UserTouch(Payload):
     """kind "user", name touch (or a caller's word) or "fetch": one access to a page, translated to pa."""
 
     access: str  # "read", "write" or "fetch"
@@ -776,38 +786,38 @@ class UserTouch(NamedTuple):
 # a kernel object as one of these references (the object's `event_data()`), never the live object.
 
 
-class PageRef(NamedTuple):
+class PageRef(Payload):
     """A vm_page, by the physical address of its frame."""
 
     phys_addr: int
 
 
-class ObjectRef(NamedTuple):
+class ObjectRef(Payload):
     """A vm_object, by its id."""
 
     id: int
 
 
-class VmspaceRef(NamedTuple):
+class VmspaceRef(Payload):
     """A vmspace, by its id."""
 
     id: int
 
 
-class VnodeRef(NamedTuple):
+class VnodeRef(Payload):
     """A vnode, by its path."""
 
     path: str
 
 
-class BufRef(NamedTuple):
+class BufRef(Payload):
     """A buffer cache buf: its vnode's path and logical block number."""
 
     path: str
     lblkno: int
 
 
-class EntryRef(NamedTuple):
+class EntryRef(Payload):
     """A vm_map entry a lookup returns (vm_map_lookup): its state, as a ("map", ...) delta records it."""
 
     entry: MapEntry

@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable
 from typing import TypeVar
 
-from sim.core.log import Event, EventBudgetExceeded, new_event
+from sim.core.log import Event, EventBudgetExceeded
 from sim.core.pcpu import curmachine
 
 F = TypeVar("F", bound=Callable)
@@ -32,10 +32,10 @@ def traced(PARAMS):
         _kf_pending = _kf_log._pending
         if _kf_pending:
             _kf_deltas = _kf_tuple(_kf_pending)
-            _kf_log.events.append(_kf_new(_kf_Event, (_kf_log.now, "enter", _kf_name, None, _kf_deltas, _kf_depth)))
+            _kf_log.events.append(_kf_Event(_kf_log.now, "enter", _kf_name, None, _kf_deltas, _kf_depth))
             _kf_pending.clear()
         else:
-            _kf_log.events.append(_kf_new(_kf_Event, (_kf_log.now, "enter", _kf_name, None, (), _kf_depth)))
+            _kf_log.events.append(_kf_Event(_kf_log.now, "enter", _kf_name, None, (), _kf_depth))
         _kf_log.recording -= 1
     else:
         _kf_log.unrecorded += 1
@@ -51,12 +51,10 @@ def traced(PARAMS):
         _kf_data = _kf_rv if _kf_rv is None or _kf_rv.__class__ is int else _kf_facts(_kf_rv, _kf_name)
         if _kf_pending:
             _kf_deltas = _kf_tuple(_kf_pending)
-            _kf_event = (_kf_log.now, "exit", _kf_name, _kf_data, _kf_deltas, _kf_log.depth)
-            _kf_log.events.append(_kf_new(_kf_Event, _kf_event))
+            _kf_log.events.append(_kf_Event(_kf_log.now, "exit", _kf_name, _kf_data, _kf_deltas, _kf_log.depth))
             _kf_pending.clear()
         else:
-            _kf_event = (_kf_log.now, "exit", _kf_name, _kf_data, (), _kf_log.depth)
-            _kf_log.events.append(_kf_new(_kf_Event, _kf_event))
+            _kf_log.events.append(_kf_Event(_kf_log.now, "exit", _kf_name, _kf_data, (), _kf_log.depth))
         _kf_log.recording -= 1
     else:
         _kf_log.unrecorded += 1
@@ -109,7 +107,7 @@ def _parameters(fn: Callable) -> tuple[str, str] | None:
 def kfunc(fn: F) -> F:
     name = fn.__name__
     namespace = {"_kf_curmachine": curmachine, "_kf_Event": Event, "_kf_Budget": EventBudgetExceeded,
-                 "_kf_new": new_event, "_kf_fn": fn, "_kf_name": name, "_kf_tuple": tuple,
+                 "_kf_fn": fn, "_kf_name": name, "_kf_tuple": tuple,
                  "_kf_facts": result_facts}  # fmt: skip
     signature = _parameters(fn)
     params, args = signature if signature is not None else ("*args, **kwargs", "*args, **kwargs")
@@ -144,10 +142,10 @@ def gate(hook: str, data: object, is_set: bool) -> bool:
     if log.recording:  # EventLog.emit, inlined: two in three events on the syscall path are frames or gates
         pending = log._pending
         if pending:
-            log.events.append(new_event(Event, (now, "skip", hook, data, tuple(pending), log.depth)))
+            log.events.append(Event(now, "skip", hook, data, tuple(pending), log.depth))
             pending.clear()
         else:
-            log.events.append(new_event(Event, (now, "skip", hook, data, (), log.depth)))
+            log.events.append(Event(now, "skip", hook, data, (), log.depth))
         log.recording -= 1
     else:
         log.unrecorded += 1

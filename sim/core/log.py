@@ -9,22 +9,22 @@ almost nothing per event, while time and counters are still kept by the machine.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+
+import msgspec
 
 
-class Event(NamedTuple):
+class Event(msgspec.Struct, frozen=True, gc=False):
+    """One step. A msgspec Struct the garbage collector never tracks (gc=False): a run holds millions of events and
+    they can be in no reference cycle, so no collection needs to walk them (as NamedTuples, every collection did);
+    made by its C constructor, without the tuple a NamedTuple is built from."""
+
     t_ns: int  # simulated time when the step completed
     kind: str  # see EVENT_KINDS
     name: str  # function, instruction, hook or syscall name
-    data: object  # the event's facts: a typed payload (a NamedTuple), a return value, or None; words for people
+    data: object  # the event's facts: a typed payload (sim/core/events.py), a return value, or None; words for people
     # are made from it only by sim/narrative
     deltas: tuple  # the state changes this step made, oldest first
     depth: int  # kernel call depth at this step (for step over / step out)
-
-
-# The recorder makes events with tuple.__new__(Event, fields): the C constructor, not NamedTuple's generated
-# Python __new__ (about 150 ns less per event; millions of events per run).
-new_event = tuple.__new__
 
 
 # What an event kind means; the stepper's narrative and the DTrace providers read these.
@@ -97,16 +97,16 @@ class EventLog:
             self._pending.append(change)
 
     def emit(self, kind: str, name: str, data: object = None) -> None:
-        # The hottest function of the simulator: one tuple built, no Python-level constructor (see new_event); most
+        # The hottest function of the simulator: one Event built by its C constructor; most
         # events change nothing, and share the empty tuple. Copies of this are inlined in kfunc's frame wrapper,
         # kfunc.gate and cpu.register_step (the hot paths): a change here is a change there.
         if self.recording:
             pending = self._pending
             if pending:
-                self.events.append(new_event(Event, (self.now, kind, name, data, tuple(pending), self.depth)))
+                self.events.append(Event(self.now, kind, name, data, tuple(pending), self.depth))
                 pending.clear()
             else:
-                self.events.append(new_event(Event, (self.now, kind, name, data, (), self.depth)))
+                self.events.append(Event(self.now, kind, name, data, (), self.depth))
             self.recording -= 1  # past the budget (0), recording is off
             return
         self.unrecorded += 1

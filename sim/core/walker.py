@@ -96,8 +96,8 @@ class Walker:
 
     def step(self, event: Event) -> None:
         """Apply one event: its deltas first (the thread, ring and %rip it leaves), then what its kind does."""
-        kind = event[1]
-        deltas = event[4]
+        kind = event.kind
+        deltas = event.deltas
         if deltas:
             for delta in deltas:
                 tag = delta[0]
@@ -112,22 +112,22 @@ class Walker:
                 elif tag == "thread":
                     self._switch(delta[2])
         if kind == "enter":
-            self.stack.append(event[2])
+            self.stack.append(event.name)
         elif kind == "exit":
             stack = self.stack
-            name = event[2]
+            name = event.name
             if stack and stack[-1] == name:
                 stack.pop()
             elif name in stack:  # frames left by a longjmp-like unwind (onfault): drop them with this one
                 del stack[len(stack) - 1 - stack[::-1].index(name) :]
         elif kind == "syscall":
-            self.syscall = Syscall((event[2], event[3]))
+            self.syscall = Syscall((event.name, event.data))
         elif kind == "sysret":
             self.syscall = None  # the call's result is set: it is over
         elif kind == "trap":
-            self.trap = event[3]
+            self.trap = event.data
         elif kind == "proc" or kind == "start":
-            self._process(event[2], event[3])
+            self._process(event.name, event.data)
 
     def _switch(self, tid: int) -> None:
         old = self.tid

@@ -124,7 +124,7 @@ def _dispatched(sa) -> SyscallArgs:
     """The "syscall" event's payload: the parameters' names and the arguments as fetched."""
     if not sa.args:
         return _NO_ARGUMENTS
-    return tuple.__new__(SyscallArgs, (sa.callp.param_names, sa.args))
+    return SyscallArgs(sa.callp.param_names, sa.args)
 
 
 def _set_td_errno(td: Thread, error: int) -> None:

@@ -45,5 +45,5 @@ def _succeeded(rax: int) -> SyscallResult:
     if data is None:
         if len(_SUCCESSES) >= 4096:
             _SUCCESSES.clear()  # values that never repeat (addresses, byte counts) must not pile up
-        data = _SUCCESSES[rax] = tuple.__new__(SyscallResult, (0, rax))
+        data = _SUCCESSES[rax] = SyscallResult(0, rax)
     return data

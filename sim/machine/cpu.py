@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.core.log import Event, EventLog, new_event
+from sim.core.log import Event, EventLog
 
 # rflags bits (sys/x86/include/psl.h)
 PSL_C = 0x00000001  # carry: the system-call error flag on FreeBSD
@@ -90,12 +90,12 @@ def _compile(kind: str, names: tuple[str, ...], step: str | None) -> Callable[..
                     "        else:", "            deltas = ()",  # no list to fill and empty: most instructions
                     *writes("            ", "deltas += (DELTA,)"),
                     "        now = log.now = log.now + ns",
-                    f"        log.events.append(new_event(Event, (now, {step!r}, name, data, deltas, log.depth)))",
+                    f"        log.events.append(Event(now, {step!r}, name, data, deltas, log.depth))",
                     "        log.recording -= 1"]  # fmt: skip
     unrecorded = ["    else:", *writes("        ", None)]
     if step is not None:
         unrecorded += ["        log.now += ns", f"        log.emit({step!r}, name, data)"]
-    namespace: dict = {"Event": Event, "new_event": new_event}
+    namespace: dict = {"Event": Event}
     source = "\n".join(lines + recorded + unrecorded)
     where = f"<{'step' if step else 'setter'} of {', '.join(names)}>"  # what a traceback or profile names it
     exec(compile(source, where, "exec"), namespace)  # noqa: S102 - our own template

@@ -34,6 +34,7 @@ from sim.trace.d_output import (
     TYPES,
     UINT64,
     Aggregation,
+    Buckets,
     DType,
     Format,
     format_stack,
@@ -47,9 +48,16 @@ from sim.trace.d_parser import CompileError, ParsedProgram
 from sim.trace.providers import STACK_FRAMES, Firing, Probe, ProbeCatalog, Stopped, split_description
 
 MAX_AGGREGATION_KEYS = 100_000  # distinct keys over all aggregations; more are dropped and counted
+# What all aggregations may hold, estimated: a key costs its entry and accumulator, a histogram each non-empty
+# bucket. Keys or buckets past it are dropped and counted, as keys past MAX_AGGREGATION_KEYS are.
+MAX_AGGREGATION_BYTES = 32 << 20
+KEY_BYTES = 200  # a dict entry, its key tuple and a small accumulator (strings add their length)
+BUCKET_BYTES = 100  # a histogram bucket: a dict entry and two ints
 MAX_DYNAMIC_VARIABLES = 100_000  # elements of associative arrays; more are dropped and counted
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024  # what one D program may print before tracing is stopped
 MAX_ERROR_MESSAGES = 20  # runtime errors reported one by one; the rest are counted
+STACK_COST = 2 * STACK_FRAMES  # what a stack() counts against the evaluation budget, in operations
+SORTED_ENTRY_COST = 100  # what printa() and trunc() count for each entry they sort: a sort key of ~14 us
 WALLCLOCK_AT_BOOT_NS = 1_485_907_200 * 1_000_000_000  # walltimestamp at the run's time 0: 2017-02-01 00:00 UTC
 
 # Built-in variables (dt_open.c's _dtrace_globals): type and how a firing provides the value.
@@ -109,6 +117,7 @@ class Clause:
     predicate: Callable[[Firing], object] | None
     statements: list[Callable[[Firing], None]]
     records: bool
+    cost: int = 1  # operations one run of the clause counts against the evaluation budget: its tree's nodes
 
 
 @dataclass
@@ -131,16 +140,22 @@ class TraceState:
     stopping: bool = False
     exit_status: int = 0
     aggregation_keys: int = 0
+    aggregation_bytes: int = 0
     aggregation_drops: int = 0
+    aggregation_memory_drops: int = 0
     dynamic_drops: int = 0
     output_truncated: bool = False
     firings: int = 0
+    ops: int = 0  # operations evaluated so far: Clause.cost per clause run, and what actions walk or sort
+    ops_budget: int | None = None  # None: no limit
+    budget_spent: bool = False
 
 
 class Program:
     """A compiled D program: clauses by probe, its aggregations, and how to run them on firings.
 
-    A Program holds the state of one tracing session (start() resets it): compile one per session.
+    A Program holds the state of one tracing session (start() resets it): it may be traced again, one session
+    at a time (CompiledScript.session), as each result keeps copies of the aggregations.
     """
 
     def __init__(
@@ -181,11 +196,13 @@ class Program:
         """What dtrace reports as "matched N probes": every (clause, probe) enabling."""
         return sum(len(c.probes) for c in self.clauses)
 
-    def start(self, quiet: bool) -> TraceState:
+    def start(self, quiet: bool, ops_budget: int | None = None) -> TraceState:
+        """A new session's state; `ops_budget` bounds its evaluation (None: no limit)."""
         state = TraceState(
             quiet=quiet or "quiet" in self.options,
             aggsortkey="aggsortkey" in self.options,
             aggsortrev="aggsortrev" in self.options,
+            ops_budget=ops_budget,
         )
         state.globals.update(self.globals_init)
         state.arrays = {name: {} for name in self.arrays}
@@ -195,6 +212,13 @@ class Program:
         self.state = state
         self._state_ref[:] = [state]
         return state
+
+    def release(self) -> None:
+        """Let go of the last session's data (its result keeps copies): a kept program holds only its code."""
+        for aggregation in self.aggregations.values():
+            aggregation.data.clear()  # cleared, not replaced: the compiled updaters hold this dict
+        self.state = None
+        self._state_ref[:] = []
 
     def fire(self, f: Firing) -> None:
         """Run the clauses enabled on f.probe, in program order. Raises Stopped once exit() has been called."""
@@ -212,6 +236,8 @@ class Program:
             st.this = {}
         for clause in clauses:
             self._run(clause, f, st)
+        if st.ops_budget is not None and st.ops > st.ops_budget:
+            st.budget_spent = st.stopping = True
         if st.stopping:
             raise Stopped()
 
@@ -219,6 +245,7 @@ class Program:
         out = st.out
         mark, header_was = len(out), st.header_printed
         n = 0  # the statement running: 0 is the predicate
+        st.ops += clause.cost
         try:
             if clause.predicate is not None and not clause.predicate(f):
                 return
@@ -266,12 +293,14 @@ class Program:
         for aggregation in sorted(self.aggregations.values(), key=lambda a: a.varid):
             if aggregation.printed or not aggregation.data:
                 continue
-            for key, datum in aggregation.sorted_entries(st.aggsortkey, st.aggsortrev):
-                st.out.append(aggregation.render_entry(key, datum))
             text_size = sum(len(t) for t in st.out)
-            if text_size > MAX_OUTPUT_BYTES:
-                self._truncate(st)
-                return
+            for key, datum in aggregation.sorted_entries(st.aggsortkey, st.aggsortrev):
+                entry = aggregation.render_entry(key, datum)
+                st.out.append(entry)
+                text_size += len(entry)
+                if text_size > MAX_OUTPUT_BYTES:  # checked at each entry: a histogram may print 65,537 rows
+                    self._truncate(st)
+                    return
 
 
 # --- the compiler -------------------------------------------------------------------------------------------
@@ -330,6 +359,12 @@ def _c_mod(a: int, b: int) -> int:
     return a - b * _c_div(a, b)
 
 
+def _entry_bytes(key: tuple, datum: object) -> int:
+    """What an aggregation's entry counts against MAX_AGGREGATION_BYTES (datum None: the key alone)."""
+    buckets = len(datum) if isinstance(datum, Buckets) else 0
+    return KEY_BYTES + sum(len(part) for part in key if isinstance(part, str)) + BUCKET_BYTES * buckets
+
+
 def _zero_of(dtype: DType) -> object:
     return "" if dtype.kind == "string" else 0
 
@@ -383,7 +418,7 @@ class _Compiler:
     def _clause(self, index: int, node: Tree) -> Clause:
         probe_list = node.children[0]
         descriptions = [str(token) for token in probe_list.children]
-        probes: list[Probe] = []
+        probes: dict[int, Probe] = {}  # by id: the clause's probes in order, each once
         for token in probe_list.children:
             try:
                 matched = self.catalog.match(str(token))
@@ -392,7 +427,8 @@ class _Compiler:
             if not matched:
                 full = ":".join(split_description(str(token)))
                 raise _fail(token, f"probe description {full} does not match any probes")
-            probes.extend(p for p in matched if p not in probes)
+            for probe in matched:
+                probes.setdefault(probe.id, probe)
         self.locals = {}
         predicate = None
         statements: list[Callable[[Firing], None]] = []
@@ -408,10 +444,15 @@ class _Compiler:
             present = [s for s in body.children if s is not None]
             records = not present or any(self._is_action(s) for s in present)
             statements = [self._statement(s) for s in present]
-        return Clause(index, node.meta.line, descriptions, probes, predicate, statements, records)
+        # stack() walks up to STACK_FRAMES frames: costed as the frames' worth of operations (measured: ~8 us).
+        cost = sum(STACK_COST if self._callee_is(n, "stack") else 1 for n in node.iter_subtrees())
+        return Clause(index, node.meta.line, descriptions, list(probes.values()), predicate, statements, records, cost)
 
     def _is_action(self, node: Tree) -> bool:
         return node.data == "call" and self._callee(node) in ACTIONS
+
+    def _callee_is(self, node: Tree, name: str) -> bool:
+        return node.data == "call" and self._callee(node) == name
 
     def _callee(self, node: Tree) -> str | None:
         target = node.children[0]
@@ -548,7 +589,12 @@ class _Compiler:
             if st.aggregation_keys >= MAX_AGGREGATION_KEYS:
                 st.aggregation_drops += 1
                 return False
+            cost = _entry_bytes(key, None)
+            if st.aggregation_bytes + cost > MAX_AGGREGATION_BYTES:
+                st.aggregation_memory_drops += 1
+                return False
             st.aggregation_keys += 1
+            st.aggregation_bytes += cost
             data[key] = agg.zero()
             return True
 
@@ -609,8 +655,16 @@ class _Compiler:
                 key = keyfn(f)  # the key, then the value: operands in order
                 x = arg(f)
                 d = slot(key)
-                if d is not None:
-                    d[bucket(x)] += incr(f) if incr is not None else 1
+                if d is None:
+                    return
+                b = bucket(x)
+                if b not in d:
+                    st = state[0]
+                    if st.aggregation_bytes + BUCKET_BYTES > MAX_AGGREGATION_BYTES:
+                        st.aggregation_memory_drops += 1
+                        return
+                    st.aggregation_bytes += BUCKET_BYTES
+                d[b] += incr(f) if incr is not None else 1
 
         return update
 
@@ -731,13 +785,20 @@ class _Compiler:
             st = state[0]
             agg = slot[0]
             entries = agg.sorted_entries(st.aggsortkey, st.aggsortrev)
+            st.ops += SORTED_ENTRY_COST * len(entries)
+            room = MAX_OUTPUT_BYTES - st.out_bytes  # past it the clause's record truncates the output: stop there
             if fmt is None:
                 st.out.append("\n")
-                st.out.extend(agg.render_entry(key, datum) for key, datum in entries)
-            else:
-                for key, datum in entries:
+            for key, datum in entries:
+                if fmt is None:
+                    text = agg.render_entry(key, datum)
+                else:
                     values = list(zip(key, agg.key_types, strict=True))
-                    st.out.append(fmt.render(values, lambda c, d=datum: agg.value_text(d, c)))
+                    text = fmt.render(values, lambda c, d=datum: agg.value_text(d, c))
+                st.out.append(text)
+                room -= len(text)
+                if room < 0:
+                    break
             if entries:
                 agg.printed = True
 
@@ -759,16 +820,20 @@ class _Compiler:
 
         def clear(f: Firing) -> None:
             agg = slot[0]
-            for key in agg.data:
+            st = state[0]
+            st.ops += len(agg.data)
+            for key, datum in agg.data.items():
+                st.aggregation_bytes -= _entry_bytes(key, datum) - _entry_bytes(key, None)  # its buckets
                 agg.data[key] = agg.zero()
 
         def trunc(f: Firing) -> None:
             agg = slot[0]
             st = state[0]
+            st.ops += SORTED_ENTRY_COST * len(agg.data)
             entries = agg.sorted_entries(reverse=keep >= 0)
             survivors = {k for k, _ in entries[: abs(keep)]}
             for key in [k for k in agg.data if k not in survivors]:
-                del agg.data[key]
+                st.aggregation_bytes -= _entry_bytes(key, agg.data.pop(key))
                 st.aggregation_keys -= 1
 
         return clear if name == "clear" else trunc
@@ -786,6 +851,8 @@ class _Compiler:
         digits = text.rstrip("uUlL")
         suffix = text[len(digits) :].lower()
         base = 16 if digits[:2].lower() == "0x" else 8 if digits.startswith("0") and len(digits) > 1 else 10
+        if len(digits) > 24:  # more digits than any 64-bit constant has (octal's 22 and a leading 0)
+            raise _fail(node, f"integer constant {text[:24]}... is too large")
         try:
             value = int(digits, base)
         except ValueError:

@@ -136,8 +136,10 @@ def format_stack(stack: StackValue) -> str:
 
 # --- printf -------------------------------------------------------------------------------------------------
 
-_CONVERSION = re.compile(r"%([-+ #0@]*)(\d+)?(?:\.(\d+))?(hh|h|ll|l|L|j|z|t|q)?([diouxXcspYak%])")
+_CONVERSION = re.compile(r"%([-+ #0@]*)([0-9]+)?(?:\.([0-9]+))?(hh|h|ll|l|L|j|z|t|q)?([diouxXcspYak%])")
 INT_CONVERSIONS = set("diouxXc")
+# A conversion's width and precision: a wider one would have one printf() make gigabytes of padding.
+MAX_PRINTF_WIDTH = 1024
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,14 @@ class Format:
             if letter == "%" and match.group(0) == "%%":
                 pieces.append("%")
             elif letter == "%":
-                raise ValueError(f"invalid format conversion {match.group(0)}")
+                raise ValueError(f"invalid format conversion {_cropped(match.group(0))}")
             else:
+                for part, value in (("width", width), ("precision", precision)):
+                    if value and (len(value) > 6 or int(value) > MAX_PRINTF_WIDTH):
+                        raise ValueError(
+                            f"conversion {_cropped(match.group(0))}: {part} {_cropped(value)} is over the "
+                            f"limit of {MAX_PRINTF_WIDTH:,}"
+                        )
                 aggregation = "@" in flags
                 flags = flags.replace("@", "")
                 pieces.append(Conversion(match.group(0), flags, width or "", precision or "", letter, aggregation))
@@ -203,6 +211,11 @@ class Format:
                 value, dtype = next(arguments)
                 out.append(convert(piece, value, dtype))
         return "".join(out)
+
+
+def _cropped(text: str, most: int = 16) -> str:
+    """A conversion as a message quotes it: at most `most` characters of it."""
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def convert(conversion: Conversion, value: object, dtype: DType) -> str:
@@ -253,6 +266,24 @@ def quantize_bucket(value: int) -> int:
     return max(QUANTIZE_ZEROBUCKET - (-value).bit_length(), 0)
 
 
+class Buckets(dict):
+    """A quantize()/lquantize() value, sparse: bucket index -> count, only the buckets values fell in are stored
+    (an lquantize with 65,535 levels would otherwise cost half a megabyte a key). Reading any other reads 0."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size  # buckets in all: 127 for quantize(), levels + 2 for lquantize()
+
+    def __missing__(self, bucket: int) -> int:
+        return 0
+
+    def used(self) -> list[int]:
+        """The indexes of the non-empty buckets, in order."""
+        return sorted(bucket for bucket, count in self.items() if count)
+
+
 @dataclass
 class Aggregation:
     """One aggregation variable: its aggregating function, key types and data (key tuple -> accumulator)."""
@@ -281,8 +312,8 @@ class Aggregation:
         if f == "stddev":
             return [0, 0, 0]
         if f == "quantize":
-            return [0] * QUANTIZE_NBUCKETS
-        return [0] * (self.levels + 2)
+            return Buckets(QUANTIZE_NBUCKETS)
+        return Buckets(self.levels + 2)
 
     def lquantize_bucket(self, value: int) -> int:
         if value < self.base:
@@ -305,28 +336,30 @@ class Aggregation:
     def _value_sort_key(self, datum: object) -> tuple:
         f = self.function
         if f == "quantize":
-            total = sum(quantize_bucket_value(i) * n for i, n in enumerate(datum) if n)  # type: ignore[arg-type]
+            total = sum(quantize_bucket_value(i) * n for i, n in datum.items())  # type: ignore[union-attr]
             return (total, datum[QUANTIZE_ZEROBUCKET])  # type: ignore[index]
         if f == "lquantize":
             return (self._lquantize_sum(datum), self._lquantize_zero(datum))  # type: ignore[arg-type]
         return (self.value(datum),)
 
-    def _lquantize_sum(self, data: list[int]) -> int:
-        base, total = self.base, data[0] * (self.base - 1)
-        for i in range(self.levels):
-            total += data[i + 1] * base
-            base += self.step
-        return total + data[self.levels + 1] * (base + 1)
+    def _lquantize_value(self, bucket: int) -> int:
+        """The value dt_aggregate_lquantizedsum weighs a bucket's count by."""
+        if bucket == 0:
+            return self.base - 1
+        if bucket == self.levels + 1:
+            return self.base + self.levels * self.step + 1
+        return self.base + (bucket - 1) * self.step
 
-    def _lquantize_zero(self, data: list[int]) -> int:
-        base = self.base
-        if base - 1 == 0:
+    def _lquantize_sum(self, data: Buckets) -> int:
+        return sum(self._lquantize_value(bucket) * count for bucket, count in data.items())
+
+    def _lquantize_zero(self, data: Buckets) -> int:
+        """The count of the bucket whose value is 0 (dt_aggregate_lquantizedzero), 0 if there is none."""
+        if self.base - 1 == 0:
             return data[0]
-        for i in range(self.levels):
-            if base == 0:
-                return data[i + 1]
-            base += self.step
-        return data[self.levels + 1] if base + 1 == 0 else 0
+        if self.base <= 0 and -self.base % self.step == 0 and -self.base // self.step < self.levels:
+            return data[-self.base // self.step + 1]
+        return data[self.levels + 1] if self.base + self.levels * self.step + 1 == 0 else 0
 
     def _key_sort_key(self, key: tuple) -> tuple:
         parts = []
@@ -428,21 +461,17 @@ def _histogram_header() -> str:
     return "\n%16s %41s %-9s\n" % ("value", DISTRIBUTION, "count")
 
 
-def format_quantize(data: list[int]) -> str:
+def format_quantize(data: Buckets) -> str:
     """dt_print_quantize(): rows from one bucket below the first non-empty bucket to one above the last."""
-    first, last = 0, QUANTIZE_NBUCKETS - 1
-    while first < QUANTIZE_NBUCKETS - 1 and data[first] == 0:
-        first += 1
+    used = data.used()
+    # dt_print_quantize's scan for the first non-empty bucket stops short of the last one, so a value only
+    # there prints as no value at all: kept, as dtrace prints it.
+    first = used[0] if used else QUANTIZE_NBUCKETS - 1
     if first == QUANTIZE_NBUCKETS - 1:
         first, last = QUANTIZE_ZEROBUCKET - 1, QUANTIZE_ZEROBUCKET + 1
     else:
-        if first > 0:
-            first -= 1
-        while last > 0 and data[last] == 0:
-            last -= 1
-        if last < QUANTIZE_NBUCKETS - 1:
-            last += 1
-    rows = data[first : last + 1]
+        first, last = max(first - 1, 0), min(used[-1] + 1, QUANTIZE_NBUCKETS - 1)
+    rows = [data[i] for i in range(first, last + 1)]
     positives, negatives = any(v > 0 for v in rows), any(v < 0 for v in rows)
     total = sum(abs(v) for v in rows)
     out = [_histogram_header()]
@@ -452,21 +481,14 @@ def format_quantize(data: list[int]) -> str:
     return "".join(out)
 
 
-def format_lquantize(data: list[int], base: int, step: int, levels: int) -> str:
+def format_lquantize(data: Buckets, base: int, step: int, levels: int) -> str:
     """dt_print_lquantize(): like quantize, with '< base' and '>= base + levels * step' end rows."""
-    first, last = 0, levels + 1
-    while first <= levels + 1 and data[first] == 0:
-        first += 1
-    if first > levels + 1:
+    used = data.used()
+    if not used:
         first, last = 0, 2
     else:
-        if first > 0:
-            first -= 1
-        while last > 0 and data[last] == 0:
-            last -= 1
-        if last < levels + 1:
-            last += 1
-    rows = data[first : last + 1]
+        first, last = max(used[0] - 1, 0), min(used[-1] + 1, levels + 1)
+    rows = [data[i] for i in range(first, last + 1)]
     positives, negatives = any(v > 0 for v in rows), any(v < 0 for v in rows)
     total = sum(abs(v) for v in rows)
     out = [_histogram_header()]

@@ -18,6 +18,11 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 GRAMMAR = Path(__file__).with_name("d_grammar.lark")
 MAX_SCRIPT_BYTES = 64 * 1024  # a teaching script is a page or two; this bounds parse and compile time
+# How deep expressions may nest: the compiler and the compiled program recurse once or twice a level, so this
+# keeps both far from Python's recursion limit (1,000 frames); a teaching script nests a dozen levels or so.
+MAX_NESTING = 100
+# Probe descriptions in a program, over all its clauses: each may match every probe (':::' matches ~600).
+MAX_PROBE_DESCRIPTIONS = 256
 
 # Options a script may set with #pragma D option (dtrace(1) -x). Those the simulator cannot honour are accepted
 # and ignored, as buffer sizes and rates mean nothing when the whole run is already recorded.
@@ -111,6 +116,7 @@ def parse(text: str, from_file: bool) -> ParsedProgram:
         tree = _parser().parse(body)
     except UnexpectedInput as error:
         raise _syntax_error(error, body) from None
+    _check_size(tree)
     for clause in tree.children:
         if clause.data == "predicate_without_actions":
             raise CompileError(
@@ -127,6 +133,25 @@ def parse(text: str, from_file: bool) -> ParsedProgram:
                     clause.meta.column,
                 )
     return ParsedProgram(tree=tree, source=text, options=options)
+
+
+def _check_size(tree: Tree) -> None:
+    """Refuse a program nested deeper than MAX_NESTING or naming more than MAX_PROBE_DESCRIPTIONS probes
+    (walked without recursion, so that the walk itself cannot overflow the stack)."""
+    descriptions = sum(len(clause.children[0].children) for clause in tree.children)
+    if descriptions > MAX_PROBE_DESCRIPTIONS:
+        raise CompileError(
+            f"the program has {descriptions:,} probe descriptions; the limit is {MAX_PROBE_DESCRIPTIONS}"
+        )
+    pending: list[tuple[Tree, int]] = [(tree, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_NESTING:
+            line, column = getattr(node.meta, "line", None), getattr(node.meta, "column", None)
+            raise CompileError(
+                f"expressions nest more than {MAX_NESTING} levels deep (the nesting limit)", line, column
+            )
+        pending.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
 def _pragma(line: str, number: int, column: int) -> dict[str, str]:

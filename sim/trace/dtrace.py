@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -48,10 +49,13 @@ class DtraceResult:
 
 @dataclass
 class CompiledScript:
+    """A compiled program, which may be kept and traced again: one tracing session at a time (`session`)."""
+
     program: Program
     catalog: ProbeCatalog
     name: str  # for messages: the script's file name, or the -n description
     from_file: bool
+    session: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 def compile_script(script: str, script_name: str | None = None) -> CompiledScript:
@@ -133,13 +137,14 @@ def trace_live(
     compiled: CompiledScript, spec: RunSpec, quiet: bool = False, *, record_budget: int = DEFAULT_RECORD_BUDGET
 ) -> DtraceResult:
     """Record `spec` (made with required_config's configuration) with the program evaluated live over its events."""
-    tracing = _Tracing(compiled, quiet, systrace_armed(spec.config), _fbt_firing(spec))
+    with compiled.session:
+        tracing = _Tracing(compiled, quiet, systrace_armed(spec.config), _fbt_firing(spec))
 
-    def consumer(threads: ThreadTable) -> Callable[[Event], None]:
-        return tracing.begin(threads)
+        def consumer(threads: ThreadTable) -> Callable[[Event], None]:
+            return tracing.begin(threads)
 
-    run = record(spec, record_budget=record_budget, live=consumer)
-    return tracing.end(_end_ns(run), run.exit_status, run.output, run, unrecorded=0, recorded=len(run.events))
+        run = record(spec, record_budget=record_budget, live=consumer)
+        return tracing.end(_end_ns(run), run.exit_status, run.output, run, unrecorded=0, recorded=len(run.events))
 
 
 def _sdt_probes(provider: str, names) -> list[str]:
@@ -154,8 +159,11 @@ def systrace_armed(config: KernelConfig) -> bool:
 DTRACE_PID_OFFSET = 1  # dtrace(1) itself started just before the command it runs (-c): the pid before it
 
 
-def trace_run(compiled: CompiledScript, run: Run, quiet: bool = False) -> DtraceResult:
-    """Evaluate a compiled program over a recorded run (the run should come from required_config's config)."""
+def trace_run(
+    compiled: CompiledScript, run: Run, quiet: bool = False, *, ops_budget: int | None = None
+) -> DtraceResult:
+    """Evaluate a compiled program over a recorded run (the run should come from required_config's config);
+    `ops_budget` bounds the evaluation (Program.start)."""
     return trace_events(
         compiled,
         run.events,
@@ -168,6 +176,7 @@ def trace_run(compiled: CompiledScript, run: Run, quiet: bool = False) -> Dtrace
         unrecorded=run.unrecorded,
         program_output=run.output,
         run=run,
+        ops_budget=ops_budget,
     )
 
 
@@ -189,23 +198,28 @@ def trace_events(
     unrecorded: int = 0,
     program_output: str = "",
     run: Run | None = None,
+    ops_budget: int | None = None,
 ) -> DtraceResult:
     """Evaluate a compiled program over an event log: BEGIN, the firings the events imply, END."""
-    tracing = _Tracing(compiled, quiet, systrace_frames, fbt_firing)
-    feed = tracing.begin(threads)
-    for event in events:
-        feed(event)
-    return tracing.end(end_ns, command_status, program_output, run, unrecorded=unrecorded, recorded=len(events))
+    with compiled.session:
+        tracing = _Tracing(compiled, quiet, systrace_frames, fbt_firing, ops_budget)
+        feed = tracing.begin(threads)
+        for event in events:
+            feed(event)
+        return tracing.end(end_ns, command_status, program_output, run, unrecorded=unrecorded, recorded=len(events))
 
 
 class _Tracing:
     """One evaluation of a program: BEGIN when the first event comes, every firing the events imply as they are
     fed (a live run's stream or a stored log), END when the run has ended."""
 
-    def __init__(self, compiled: CompiledScript, quiet: bool, systrace_frames: bool, fbt_firing: tuple[int, int]):
+    def __init__(
+        self, compiled: CompiledScript, quiet: bool, systrace_frames: bool, fbt_firing: tuple[int, int],
+        ops_budget: int | None = None,
+    ):  # fmt: skip
         self.compiled = compiled
         self.program = program = compiled.program
-        self.state = program.start(quiet)
+        self.state = program.start(quiet, ops_budget)
         self.enabling = Enabling.of(program.probes)
         self.systrace_frames, self.fbt_firing = systrace_frames, fbt_firing
         self.stderr: list[str] = []
@@ -267,7 +281,7 @@ class _Tracing:
         if state.error_count > len(state.errors):
             stderr.append(f"dtrace: {state.error_count - len(state.errors)} more errors on enabled probes")
         stderr.extend(_drop_messages(state, unrecorded, recorded))
-        return DtraceResult(
+        result = DtraceResult(
             output="".join(state.out),
             stderr="".join(line + "\n" for line in stderr),
             exit_status=state.exit_status,
@@ -276,8 +290,11 @@ class _Tracing:
             probes_matched=program.matched,
             firings=state.firings,
             trace_seconds=time.perf_counter() - self.started,
-            aggregations=dict(program.aggregations),
+            # Copies: the program may be traced again, and its next session starts its aggregations afresh.
+            aggregations={name: replace(a, data=dict(a.data)) for name, a in program.aggregations.items()},
         )
+        program.release()
+        return result
 
 
 _NO_EVENT = Event(0, "start", "", None, (), 0)
@@ -318,12 +335,23 @@ def _drop_messages(state: TraceState, unrecorded: int, recorded: int) -> list[st
     if state.aggregation_drops:
         n = state.aggregation_drops
         messages.append(f"dtrace: {n} aggregation drop{'' if n == 1 else 's'} on CPU 0 (too many distinct keys)")
+    if state.aggregation_memory_drops:
+        n, limit = state.aggregation_memory_drops, d_interp.MAX_AGGREGATION_BYTES >> 20
+        messages.append(
+            f"dtrace: {n} aggregation drop{'' if n == 1 else 's'} on CPU 0 (the aggregations' memory limit of "
+            f"{limit} MiB)"
+        )
     if state.dynamic_drops:
         n = state.dynamic_drops
         messages.append(f"dtrace: {n} dynamic variable drop{'' if n == 1 else 's'}")
     if state.output_truncated:
         limit = d_interp.MAX_OUTPUT_BYTES
         messages.append(f"dtrace: the output reached the limit of {limit:,} bytes: tracing stopped")
+    if state.budget_spent:
+        messages.append(
+            f"dtrace: the program used its evaluation budget of {state.ops_budget:,} operations: tracing stopped "
+            "there (its output and aggregations so far are kept)"
+        )
     if unrecorded:
         messages.append(
             f"dtrace: the run's last {unrecorded:,} events were past its recording budget of "

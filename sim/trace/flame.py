@@ -134,7 +134,7 @@ def timeline(run: Run, first_steps: dict[Stack, int] | None = None) -> Iterator[
     prev_t = 0
     current: list = []  # [tid, pid, start, end, stack, step] of the slice being extended
     for i, event in enumerate(events):
-        t, kind, name, _data, deltas, _depth = event
+        t, kind, name, deltas = event.t_ns, event.kind, event.name, event.deltas
         crossing = 0  # +1: this step enters the kernel, -1: it returns to user mode
         cpl = walker.cpl
         walker.step(event)
@@ -196,8 +196,8 @@ def _comm(walker: Walker, tid: int) -> str:
 def _entry_point(events: list, i: int, comm: str) -> Stack:
     """A step that enters the kernel runs in the assembly entry point the next frame event enters."""
     for j in range(i + 1, min(i + 8, len(events))):
-        if events[j][1] == "enter":
-            return (comm, KERNEL_SEPARATOR, events[j][2])
+        if events[j].kind == "enter":
+            return (comm, KERNEL_SEPARATOR, events[j].name)
     return (comm, KERNEL_SEPARATOR)
 
 

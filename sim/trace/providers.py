@@ -31,7 +31,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from sim.core.events import Fork, ProcessExit
 from sim.core.log import Event
@@ -152,7 +152,7 @@ def _static_probes() -> tuple[Probe, ...]:
     return tuple(probes)
 
 
-_PROFILE_NAME = re.compile(r"^(profile|tick)-(\d+)(nsec|ns|usec|us|msec|ms|sec|s|min|m|hour|h|day|d|hz)?$")
+_PROFILE_NAME = re.compile(r"^(profile|tick)-([0-9]{1,18})(nsec|ns|usec|us|msec|ms|sec|s|min|m|hour|h|day|d|hz)?$")
 _UNIT_NS = {"ns": 1, "nsec": 1, "us": 1_000, "usec": 1_000, "ms": 1_000_000, "msec": 1_000_000,
             "s": 1_000_000_000, "sec": 1_000_000_000, "m": 60_000_000_000, "min": 60_000_000_000,
             "h": 3_600_000_000_000, "hour": 3_600_000_000_000, "d": 86_400_000_000_000,
@@ -204,7 +204,7 @@ def _fields(probe: Probe) -> tuple[str, str, str, str]:
     return probe.provider, probe.module, probe.function, probe.name
 
 
-@cache
+@lru_cache(maxsize=1024)  # bounded: every program may bring patterns of its own
 def _glob(pattern: str) -> Callable[[str], bool] | None:
     """A matcher for one field: '*', '?', '[...]' ('!' negates) and '\\' escapes; an empty field matches all."""
     if pattern == "" or pattern == "*":
@@ -278,7 +278,7 @@ def position_offset(function: str, event: Event | None) -> int:
     """The PC inside the leaf function, derived from the last step it took (deterministic, step by step)."""
     if event is None:
         return 1
-    kind, name = event[1], event[2]
+    kind, name = event.kind, event.name
     if kind == "enter" and name == function:
         return 1  # just past the prologue's push %rbp
     if kind == "exit":
@@ -441,7 +441,7 @@ class ProbeWalk:
         """Apply one event (`ahead`: the event it waited for, when it was held for a look-ahead)."""
         if self.closed and not self._opens(event):
             return
-        t, kind, name = event[0], event[1], event[2]
+        t, kind, name = event.t_ns, event.kind, event.name
         try:
             w = self.walker
             if t >= self.next_sample:
@@ -473,10 +473,10 @@ class ProbeWalk:
                 if self.fbt_return is not None:
                     probe = self.fbt_return.get(name)
                     if probe is not None:
-                        self._fbt(probe, t, name, event[3])
+                        self._fbt(probe, t, name, event.data)
             elif kind in RARE_KINDS:
                 self._other(event, t, kind, name)
-            elif event[4]:  # the walker reads no other kind's name or data: only its deltas (ring, %rip)
+            elif event.deltas:  # the walker reads no other kind's name or data: only its deltas (ring, %rip)
                 w.step(event)
         except Stopped:
             self.stopped = self.closed = True
@@ -490,7 +490,8 @@ class ProbeWalk:
         if held is not None:
             held.append(event)
             kind, window, stops = self.awaited
-            if event[1] == kind or len(held) > window or (stops and event[1] == "proc" and thread_change(event[4])):
+            switched = stops and event.kind == "proc" and thread_change(event.deltas)
+            if event.kind == kind or len(held) > window or switched:
                 self._release()
             return False
         if self.begin is not None:
@@ -524,10 +525,10 @@ class ProbeWalk:
         kind, window, stops = self.awaited
         ahead = None
         for event in held[1 : window + 1]:
-            if event[1] == kind:
+            if event.kind == kind:
                 ahead = event
                 break
-            if stops and event[1] == "proc" and thread_change(event[4]):
+            if stops and event.kind == "proc" and thread_change(event.deltas):
                 break
         self.feed(held[0], ahead)
         for event in held[1:]:
@@ -537,7 +538,7 @@ class ProbeWalk:
         """Events that are not frames: dispatch, results, processes and threads, traps and faults."""
         e, w = self.e, self.walker
         if kind == "proc" or kind == "start":
-            change = thread_change(event[4])
+            change = thread_change(event.deltas)
             if change is not None:
                 self._on_cpu(w.tid, t)
         syscall = w.syscall  # the call a "sysret" event ends
@@ -546,7 +547,7 @@ class ProbeWalk:
             if e.syscall and not self.systrace_frames:
                 probe = e.syscall_entry.get(name)
                 if probe is not None:
-                    args = event[3].values
+                    args = event.data.values
                     self.fire(self._prepare(probe, t, lambda: args))
         elif kind == "sysret":
             if e.syscall and not self.systrace_frames and syscall is not None:
@@ -620,9 +621,9 @@ class ProbeWalk:
         if syscall is None:
             if ahead is None:
                 return
-            probe = self.e.syscall_entry.get(ahead[2])
+            probe = self.e.syscall_entry.get(ahead.name)
             if probe is not None:
-                args = ahead[3].values
+                args = ahead.data.values
                 self.callee = SYSTRACE
                 try:
                     self.fire(self._prepare(probe, t, lambda: args))
@@ -645,11 +646,11 @@ class ProbeWalk:
                 self.callee = None
 
     def _proc(self, t: int, event: Event) -> None:
-        name = PROC_EVENTS.get(event[2])
+        name = PROC_EVENTS.get(event.name)
         probe = self.e.proc.get(name) if name else None
         if probe is None:
             return
-        data = event[3]
+        data = event.data
         if type(data) is Fork:
             args = (data.child,)
         elif type(data) is ProcessExit:
@@ -661,7 +662,7 @@ class ProbeWalk:
     def _fault(self, t: int, event: Event) -> None:
         vminfo = self.e.vminfo
         trap = self.walker.trap
-        for name in vminfo_probes(event[2], trap is not None and not trap.user):
+        for name in vminfo_probes(event.name, trap is not None and not trap.user):
             probe = vminfo.get(name)
             if probe is not None:
                 self.fire(self._prepare(probe, t, lambda: (1,)))
@@ -691,11 +692,11 @@ class ProbeWalk:
         The machine bills such a step to the kernel (as time(1) does), so a sample landing in it is a kernel
         sample, at the assembly entry point the next frame enters (`ahead`), or at the end of the one just left.
         """
-        for delta in running[4]:
+        for delta in running.deltas:
             if delta[0] == "reg" and delta[1] == "cpl":
                 if delta[3] == 0:
-                    if isinstance(ahead, tuple):
-                        return ahead[2], 0
+                    if isinstance(ahead, Event):
+                        return ahead.name, 0
                 else:
                     number, function = self.last_exit
                     if number >= self.count + 1 - CROSSING_WINDOW:
@@ -716,7 +717,7 @@ class ProbeWalk:
 
 
 def _enters_kernel(event: Event) -> bool:
-    return any(delta[0] == "reg" and delta[1] == "cpl" and delta[3] == 0 for delta in event[4])
+    return any(delta[0] == "reg" and delta[1] == "cpl" and delta[3] == 0 for delta in event.deltas)
 
 
 def _no_args() -> tuple:
@@ -737,5 +738,5 @@ def _sysret_values(sysret: Event | None) -> tuple[int, int]:
     holds ERESTART and EJUSTRETURN, the kernel-internal codes, as they are)."""
     if sysret is None:
         return 0, 0
-    result = sysret[3]
+    result = sysret.data
     return (-1, result.error) if result.error else (result.retval, 0)

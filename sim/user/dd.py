@@ -153,6 +153,8 @@ def strtoumax(text: str) -> tuple[int, str, bool]:
         i += 1
     if i == start:
         return 0, text, False  # no digits: end points at the whole string
+    if len(text[start:i].lstrip("0")) > 22:  # more digits than UINTMAX has in any base: converting would be slow
+        return UINTMAX, text[i:], True
     value = int(text[start:i], base)
     if value > UINTMAX:
         return UINTMAX, text[i:], True

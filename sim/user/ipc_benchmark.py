@@ -15,6 +15,7 @@ second before starting (and, in 2proc, after finishing): the sleeps are wall-clo
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -78,7 +79,7 @@ def _strtol(prog: str, flag: str, value: str, limit: int) -> int:
     """strtol(optarg, &endp, 10) with the program's checks: all digits, positive; then the simulator's limit."""
     text = value.strip(" \t")
     digits = text[1:] if text[:1] in "+-" else text
-    if not value or not digits.isdigit() or int(text) <= 0:
+    if not re.fullmatch(r"[0-9]{1,18}", digits) or int(text) <= 0:
         raise _usage(prog, f"-{flag} needs a positive whole number of bytes, not {value!r}")
     if int(text) > limit:
         raise _usage(prog, f"-{flag} {value}: the simulated machine runs at most {limit:,} bytes here")

@@ -12,6 +12,7 @@ shows is what the simulated kernel did, never a canned result. Operands are chec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -102,7 +103,7 @@ def exit_status_operand(argv: tuple[str, ...], usage: str, default: int) -> int:
     _, operands = getopt(argv, usage, operands=1)
     if not operands:
         return default
-    if not operands[0].isdigit() or int(operands[0]) > 255:
+    if not re.fullmatch(r"[0-9]{1,18}", operands[0]) or int(operands[0]) > 255:
         raise CommandLineError(f"{argv[0]}: status must be a whole number from 0 to 255, not {operands[0]!r}")
     return int(operands[0])
 

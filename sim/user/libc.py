@@ -36,7 +36,6 @@ _mov_step = register_step("user", "rax", "rip")
 _movq_step = register_step("user", "r10", "rip")
 _jb_step = register_step("user", "rip")
 _ret_step = register_step("user", "rsp", "rip")
-_new = tuple.__new__  # a payload made with the C constructor (see sim/core/log.new_event): the stub is hot
 _CARRY_SET, _CARRY_CLEAR = CerrorBranch(True), CerrorBranch(False)
 
 
@@ -60,7 +59,7 @@ def _returned(value: int) -> UserReturn:
     if data is None:
         if len(_RETURNS) >= 4096:
             _RETURNS.clear()  # values that never repeat must not pile up
-        data = _RETURNS[value] = _new(UserReturn, (value,))
+        data = _RETURNS[value] = UserReturn(value)
     return data
 
 
@@ -89,7 +88,7 @@ class Libc:
         if not machine.log.recording:
             text, data = "call", None
         else:
-            text, data = _call_text(function), _new(CallArguments, (args,)) if args else None
+            text, data = _call_text(function), CallArguments(args) if args else None
         _CALL_STEPS[len(args)](machine, machine.profile.user_insn_ns, text, data, *values)
 
     def syscall(self, name: str, *args: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from sim.user.libc import Libc
@@ -60,7 +61,7 @@ def getpid_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:
         raise CommandLineError(f"getpid: unexpected operand {argv[2]!r} ({usage})")
     count = 1
     if len(argv) == 2:
-        if not argv[1].isdigit() or not 1 <= int(argv[1]) <= MAX_LOOP:
+        if not re.fullmatch(r"[0-9]{1,18}", argv[1]) or not 1 <= int(argv[1]) <= MAX_LOOP:
             raise CommandLineError(f"getpid: COUNT must be a whole number from 1 to {MAX_LOOP:,}, not {argv[1]!r}")
         count = int(argv[1])
     for _ in range(count):

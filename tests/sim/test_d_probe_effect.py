@@ -31,7 +31,8 @@ def count(result, *key) -> int:
 def frame_time(run, function: str) -> int:
     """The time spent inside `function`'s frames (entry to return, the functions it calls included)."""
     total, opened = 0, []
-    for t, kind, name, _detail, _deltas, _depth in run.events:
+    for event in run.events:
+        t, kind, name = event.t_ns, event.kind, event.name
         if name == function and kind == "enter":
             opened.append(t)
         elif name == function and kind == "exit":
