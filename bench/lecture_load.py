@@ -32,6 +32,7 @@ import shutil
 import sys
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 
 from bench import _servers
@@ -282,12 +283,24 @@ def start_redis(args: argparse.Namespace, workers: bool) -> tuple[Server | None,
 
 
 def server_log_problems(server: Server) -> int:
-    log = server.log()
-    tracebacks = log.count("Traceback (most recent call last)")
+    """Tracebacks in the server's log: how many, each distinct exception once, and the end of the first."""
+    tracebacks = server.log().split("Traceback (most recent call last)")[1:]
     if tracebacks:
-        first = log.index("Traceback (most recent call last)")
-        print(f"  the server logged {tracebacks} tracebacks; the first:\n{log[first : first + 3000]}")
-    return tracebacks
+        endings = Counter(_exception_line(text) for text in tracebacks)
+        print(f"  the server logged {len(tracebacks)} tracebacks:")
+        for ending, n in endings.most_common(5):
+            print(f"    {n} x {ending[:300]}")
+        print("  the end of the first:\n" + "\n".join(tracebacks[0].splitlines()[-24:]))
+    return len(tracebacks)
+
+
+def _exception_line(traceback: str) -> str:
+    """The line that names the exception: the first after the frames (which are indented) and their "^^^" marks."""
+    lines = traceback.splitlines()[1:]
+    for line in lines:
+        if line and not line.startswith(" "):
+            return line
+    return lines[-1] if lines else ""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
