@@ -154,7 +154,6 @@ async def run_lecture(args: argparse.Namespace, server: Server) -> LectureResult
         new_run = f"bs={[*range(2, 10), *range(11, 33)][i]}m&count=1" if i < args.new_runs else None
         explorers.append(Explorer(lecture, random.Random(rng.random()), rng.choice(slugs), new_run))
     pose_tick = round(args.seconds * 0.3) if args.seconds >= 8 else None
-    connected_followers = sum(f.connected.is_set() for f in followers)
 
     async def lecture_steps(begin: float, until: float) -> None:
         """Step once a second; at `pose_tick` ask, and wait (no steps) until the live tally shows every follower's
@@ -166,7 +165,7 @@ async def run_lecture(args: argparse.Namespace, server: Server) -> LectureResult
                 posed_at = tick
                 await lecturer.pose(QUESTION_KIND)
             elif posed_at is not None and not revealed:
-                all_in = lecture.live_answers >= connected_followers
+                all_in = lecture.live_answers >= connected
                 if all_in or tick >= min(posed_at + REVEAL_AFTER_S, last_tick):
                     revealed = True
                     await lecturer.reveal()
