@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,31 +32,8 @@ class BadParameter(ValueError):
         self.parameter, self.valid = parameter, valid
 
 
-MAX_QUOTED = 80  # an echoed value is quoted this far: enough to recognise it, never the whole input (XSS, size)
-MAX_MESSAGE = 400  # a message's own words are short; more is something echoed without quotes
-_LONG_WORD = re.compile(rf"\S{{{MAX_QUOTED + 1},}}")  # no word of a message is this long: it is an echo
-# A value quoted by repr(): a quote that starts and ends a token (not the apostrophe of "the web's"), or that is
-# cut off by the end of the text.
-_QUOTED = re.compile(r"""(?<!\w)(?:'(?:[^'\\]|\\.)*(?:'(?!\w)|\Z)|"(?:[^"\\]|\\.)*(?:"(?!\w)|\Z))""")
-
-
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def shorten_quoted(message: str) -> str:
-    """The message with each quoted value (and any word as long) cut to MAX_QUOTED characters, and at most
-    MAX_MESSAGE in all."""
-
-    def cut(match: re.Match[str]) -> str:
-        quoted = match.group(0)
-        if len(quoted) <= MAX_QUOTED:
-            return quoted
-        closing = quoted[0] if len(quoted) > 1 and quoted[-1] == quoted[0] else ""
-        return quoted[: MAX_QUOTED - 2] + "…" + closing
-
-    quoted_cut = _QUOTED.sub(cut, message[: 8 * MAX_MESSAGE])  # bounded work on any input
-    return shorten(_LONG_WORD.sub(lambda match: shorten(match.group(0), MAX_QUOTED), quoted_cut), MAX_MESSAGE)
 
 
 @dataclass(frozen=True)
@@ -69,11 +46,11 @@ class Problem:
     valid: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "message", shorten_quoted(self.message))
+        object.__setattr__(self, "message", shown(self.message))
         if self.parameter is not None:
-            object.__setattr__(self, "parameter", shorten(self.parameter, MAX_QUOTED))
+            object.__setattr__(self, "parameter", shown(self.parameter))
         if self.valid is not None:
-            object.__setattr__(self, "valid", shorten(self.valid, MAX_MESSAGE))
+            object.__setattr__(self, "valid", shown(self.valid))
 
     def as_json(self) -> dict[str, object]:
         return {"detail": self.message, "parameter": self.parameter, "valid": self.valid}
@@ -83,8 +60,6 @@ _TARGET_ID = re.compile(r"#([A-Za-z][\w-]{0,63})$")  # an id of up to 64 charact
 
 
 def _respond(request: Request, problem: Problem) -> Response:
-    # A short prefix of a bad value (or of a bad parameter's name), never all of it.
-    problem = replace(problem, message=shown(problem.message), parameter=problem.parameter and shown(problem.parameter))
     if request.url.path.startswith("/api/"):
         return JSONResponse(problem.as_json(), status_code=problem.status)
     templates = request.app.state.templates

@@ -42,6 +42,7 @@ class Fragment:
     body: bytes
     gzipped: bytes | None
     etag: bytes  # of the body; the gzip form's is the same with "-gzip" (a strong ETag names exact bytes)
+    route: object = None  # the route that made it: a hit names it in the scope, for metrics and the access log
 
     @property
     def nbytes(self) -> int:
@@ -54,7 +55,9 @@ class Fragment:
         return self.body, self.etag, False
 
 
-def make_fragment(headers: list[tuple[bytes, bytes]], body: bytes, gzip_encoded: bool) -> Fragment:
+def make_fragment(
+    headers: list[tuple[bytes, bytes]], body: bytes, gzip_encoded: bool, route: object = None
+) -> Fragment:
     body = zlib.decompress(body, 16 + zlib.MAX_WBITS) if gzip_encoded else body
     gzipped = None
     if len(body) >= GZIP_MINIMUM:
@@ -62,7 +65,7 @@ def make_fragment(headers: list[tuple[bytes, bytes]], body: bytes, gzip_encoded:
         gzipped = compressor.compress(body) + compressor.flush()
     etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
     kept = tuple((name, value) for name, value in headers if name.lower() not in _DROPPED)
-    return Fragment(kept, body, gzipped, etag)
+    return Fragment(kept, body, gzipped, etag, route)
 
 
 class FragmentCache:
@@ -152,6 +155,7 @@ class FragmentCacheMiddleware:
             return
         found = self.cache.get(key)
         if found is not None:
+            scope["route"] = found.route  # as routing would have set it (app/observe.py labels requests by it)
             await _send(scope, send, found)
             return
         start: Message | None = None
@@ -171,7 +175,7 @@ class FragmentCacheMiddleware:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 encoding = Headers(raw=start["headers"]).get("content-encoding", "")
-                fragment = make_fragment(start["headers"], b"".join(chunks), encoding == "gzip")
+                fragment = make_fragment(start["headers"], b"".join(chunks), encoding == "gzip", scope.get("route"))
                 self.cache.put(key, fragment)
                 await _send(scope, send, fragment)
 

@@ -20,7 +20,7 @@ from app.errors import CatchAllMiddleware, install_error_handlers
 from app.fragments import FragmentCache, FragmentCacheMiddleware
 from app.head import HeadAsGetMiddleware
 from app.observe import RequestObserverMiddleware
-from app.params import WEB_EVENT_BUDGET
+from app.params import WEB_EVENT_BUDGET, check_web_command
 from app.readiness import recording_queue_has_room
 from app.rooms import RoomLimits, Rooms
 from app.runs import DEFAULT_MAX_RUNS, RunCache
@@ -35,6 +35,7 @@ EXEC_SLACK = 200_000  # exec's own unrecorded steps before the run begins, which
 
 def web_record(spec: RunSpec) -> Run:
     """A web run records every step it takes, and may take no more: a huge dd is refused with the limit named."""
+    check_web_command(spec.command)  # a dd too big for the web is refused before it runs, not after seconds
     run = record(spec, record_budget=WEB_EVENT_BUDGET, event_budget=WEB_EVENT_BUDGET + EXEC_SLACK)
     if run.unrecorded:
         del run  # not kept by the refusal's traceback: its events are ~270 MB

@@ -210,6 +210,22 @@ def _knobs(scenario: Scenario, params: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in knobs.items() if value != scenario.defaults[name]}
 
 
+def check_web_command(command: str) -> None:
+    """Refuse, before it is recorded, a command line whose dd copies more than the web allows in one run (the
+    stepping page's knobs are checked the same way by parse_query)."""
+    sizes = _dd_operands(command)
+    if not sizes or not _COUNT.fullmatch(sizes["count"]):
+        return  # not dd, or an operand dd itself refuses with its own message
+    total = parse_size(sizes["bs"]) * int(sizes["count"])
+    if total > MAX_DD_BYTES:
+        raise _bad(
+            "command",
+            f"runs a dd whose bs times count is {total:,} bytes: the web limit is {MAX_DD_BYTES >> 20} MiB a run "
+            "(run bigger copies with `trapscope run`)",
+            f"bs * count <= {MAX_DD_BYTES >> 20}m",
+        )
+
+
 def _dd_operands(command: str) -> dict[str, str]:
     """A dd command line's bs and count (or ibs/obs), so the web's size limits apply to it too."""
     try:

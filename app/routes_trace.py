@@ -427,7 +427,7 @@ async def trace_page(request: Request, runs: Runs, results: Results, templates: 
     if query.script is not None:
         try:
             context["results"] = results_view(query, await trace(query, runs, results))
-        except (DtraceError, CommandLineError, RunError) as error:
+        except (DtraceError, CommandLineError, RunError, BadParameter) as error:  # the script stays in the editor
             return _error_response(request, templates, error, query)
     template = "partials/trace_results.html" if context["fragment"] else "trace.html"
     response = templates.TemplateResponse(request, template, context)

@@ -144,3 +144,16 @@ def test_an_embedded_step_from_the_cache_keeps_its_own_frame_policy(client):
         assert "frame-ancestors *" in response.headers["content-security-policy"]
         assert response.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'self'" in client.get(URL, headers=PANEL).headers["content-security-policy"]
+
+
+def test_a_step_served_from_the_cache_is_counted_under_its_route(app, client):
+    def counted(route: str) -> float:  # the metrics are the process's: other tests count too
+        prefix = f'trapscope_http_requests_total{{method="GET",route="{route}",status="200"}} '
+        lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)]
+        return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+    before, unmatched = counted("/scenarios/{slug}"), counted("unmatched")
+    for _ in range(2):
+        client.get(URL, headers=PANEL)
+    assert app.state.fragments.hits == 1
+    assert counted("/scenarios/{slug}") == before + 2 and counted("unmatched") == unmatched

@@ -16,8 +16,8 @@ import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
-from app.errors import MAX_QUOTED
 from app.main import create_app
+from app.quoting import MAX_QUOTED
 from app.security import SECURITY_HEADERS
 from app.vendor import vendor_urls
 

@@ -265,6 +265,33 @@ def test_every_route_that_records_a_run_has_the_webs_event_budget(url, monkeypat
     assert "more than 100 steps, the web's limit for one run" in response.text.replace("&#39;", "'")
 
 
+HUGE_DD = "dd if=/dev/zero of=/dev/null bs=64m count=1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/api/runs?command={HUGE_DD}",
+        f"/scenarios/command?command={HUGE_DD}",
+        f"/trace?command={HUGE_DD}&script=BEGIN {{ exit(0); }}",
+        f"/trace/flame?command={HUGE_DD}",
+        f"/scenarios/command/console?command={HUGE_DD}&script=BEGIN {{ exit(0); }}",
+    ],
+)
+def test_a_dd_over_the_webs_size_is_refused_before_it_records(url, monkeypatch):
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("recorded a run the web refuses")
+
+    monkeypatch.setattr("app.main.record", never)
+    with TestClient(create_app()) as client:
+        response = client.get(url, headers={"HX-Request": "true"})
+    assert 400 <= response.status_code < 500
+    # the stepping pages check their knobs (bs up to 32m); the others the command line's bs times count
+    assert "bs times count is 67,108,864 bytes: the web limit is 32 MiB a run" in response.text or (
+        "must be from 1 byte to 32m on the web, not &#39;64m&#39;" in response.text
+    )
+
+
 def test_a_connection_that_sends_nothing_is_closed_without_an_answer(server_port):
     answer, seconds = exchange(server_port)
     assert answer == b""
