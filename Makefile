@@ -135,11 +135,12 @@ format: $(STAMP_TEST)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Only when missing: bench/step_throughput.py loads the servers with wrk.
+# Only when missing: bench/step_throughput.py and bench/lecture_load.py load the servers with wrk (and
+# lecture_load --workers N starts a redis-server of its own).
 $(WRK):
 	@$(call apt_install,wrk)
 
-bench: $(STAMP_TEST) $(NPM_STAMP) $(WRK)
+bench: $(STAMP_TEST) $(NPM_STAMP) $(WRK) $(REDIS_SERVER)
 	$(VPY) -m bench
 
 clean:

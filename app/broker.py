@@ -19,6 +19,8 @@ from typing import Protocol
 
 LISTENER_QUEUE = 64  # messages a listener may fall behind before it is told it lost some
 LOST = "\x00lost"  # what a listener reads in place of the messages it lost: it must resynchronise
+REDIS_CONNECTIONS = 64  # per process: commands beyond these wait their turn
+REDIS_WAIT_S = 20  # the longest a command waits for a connection before it fails (Redis is then in trouble)
 
 
 class Broker(Protocol):
@@ -178,7 +180,16 @@ class RedisBroker:
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis  # only a deployment with Redis needs the package imported
 
-        self._redis = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        # A blocking pool: when every connection is busy (150 followers joining one worker at once), a command waits
+        # for one instead of failing with "Too many connections" (a 500 for the follower).
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_WAIT_S,
+            decode_responses=True,
+            health_check_interval=30,
+        )
+        self._redis = redis.Redis.from_pool(pool)  # closed with the client
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._fanout = _Fanout()
         self._reader: asyncio.Task[None] | None = None

@@ -8,6 +8,7 @@ A's tally counts B's answers. Each server is started here on a free loopback por
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -227,3 +228,26 @@ def test_a_follower_receives_the_lecturers_steps_and_the_tally_counts_its_answer
         assert lecturer.post(f"/rooms/{code}/end").status_code == 303
         assert stream.next("ended")[1] in ("", "ended")
         assert student.get(f"/rooms/{code}").status_code == 404
+
+
+def test_a_crowd_joining_at_once_waits_for_redis_connections_rather_than_failing(tmp_path: Path):
+    # 150 followers joining one worker at once each ask Redis something while the others' commands are in flight:
+    # more at once than a connection pool holds. They wait for a connection (the benchmark's 500s were "Too many
+    # connections" from redis-py's default pool, which fails instead).
+    from app.broker import REDIS_CONNECTIONS, RedisBroker
+
+    redis, url = _redis(tmp_path)
+
+    async def crowd() -> list[str | None]:
+        broker = RedisBroker(url)
+        try:
+            await broker.set("trapscope:room:K7QXM", "{}", 60)
+            return await asyncio.gather(*(broker.get("trapscope:room:K7QXM") for _ in range(5 * REDIS_CONNECTIONS)))
+        finally:
+            await broker.close()
+
+    try:
+        assert asyncio.run(crowd()) == ["{}"] * (5 * REDIS_CONNECTIONS)
+    finally:
+        redis.terminate()
+        redis.wait(timeout=10)
