@@ -29,7 +29,7 @@ from app.security import SecurityHeadersMiddleware
 from app.server_limits import install_request_limits
 from app.templating import STATIC_DIR, VersionedStaticFiles, make_templates
 from sim import VERSION
-from sim.run import Run, RunError, RunSpec, record
+from sim.run import Run, RunError, RunSpec, RunTooLong, record
 
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). A recording holds it for
 # seconds of pure Python; each time the event loop lets go of it (every socket write of a broadcast to 300
@@ -44,14 +44,21 @@ EXEC_SLACK = 200_000  # exec's own unrecorded steps before the run begins, which
 def web_record(spec: RunSpec) -> Run:
     """A web run records every step it takes, and may take no more: a huge dd is refused with the limit named."""
     check_web_command(spec.command)  # a dd too big for the web is refused before it runs, not after seconds
-    run = record(spec, record_budget=WEB_EVENT_BUDGET, event_budget=WEB_EVENT_BUDGET + EXEC_SLACK)
-    if run.unrecorded:
+    try:
+        run = record(spec, record_budget=WEB_EVENT_BUDGET, event_budget=WEB_EVENT_BUDGET + EXEC_SLACK)
+    except RunTooLong:  # past the event budget too: the same limit, in the same words
+        run = None  # raised below, outside this handler: the new error must not hold the old one's frames
+    if run is None or run.unrecorded:
         del run  # not kept by the refusal's traceback: its events are ~270 MB
-        raise RunError(
-            f"{spec.command}: the run takes more than {WEB_EVENT_BUDGET:,} steps, the web's limit for one run; "
-            "ask for less work (a smaller bs or count), or use `trapscope run` at the command line"
-        )
+        raise _too_long(spec)
     return run
+
+
+def _too_long(spec: RunSpec) -> RunError:
+    return RunError(
+        f"{spec.command}: the run takes more than {WEB_EVENT_BUDGET:,} steps, the web's limit for one run; "
+        "ask for less work (a smaller bs or count), or use `trapscope run` at the command line"
+    )
 
 
 @asynccontextmanager

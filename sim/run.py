@@ -68,6 +68,10 @@ class RunError(ValueError):
     """The run cannot be made as asked; the message is for the person who asked."""
 
 
+class RunTooLong(RunError):
+    """The run took more steps than its event budget allows."""
+
+
 @dataclass(frozen=True)
 class RunSpec:
     command: str
@@ -189,7 +193,7 @@ def record(
             # Each thread runs on its own greenlet; this one drives them until no user thread is left.
             sched_run(td, lambda: libc._exit(main(libc, command.argv, dict(command.env))))
         except EventBudgetExceeded as error:
-            refusal = RunError(f"{spec.command}: {error}; ask for less work (a smaller count or size)")
+            refusal = RunTooLong(f"{spec.command}: {error}; ask for less work (a smaller count or size)")
         except Deadlock as error:
             refusal = RunError(f"{spec.command}: {error}")
         except MachineHalted as halt:

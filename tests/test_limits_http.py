@@ -257,8 +257,10 @@ def test_a_rooms_event_stream_is_not_charged_for_the_lecturers_run(path, limited
         "/scenarios/command/console?command=getpid 9&script=BEGIN { exit(0); }",
     ],
 )
-def test_every_route_that_records_a_run_has_the_webs_event_budget(url, monkeypatch):
+@pytest.mark.parametrize("slack", [200_000, 0])  # 0: the run outgrows its whole event budget, not only the record
+def test_every_route_that_records_a_run_has_the_webs_event_budget(url, slack, monkeypatch):
     monkeypatch.setattr("app.main.WEB_EVENT_BUDGET", 100)
+    monkeypatch.setattr("app.main.EXEC_SLACK", slack)
     with TestClient(create_app()) as client:
         response = client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 400
