@@ -15,6 +15,7 @@ from app.admission import RecordingPool, RecordingsBusy
 from app.main import create_app
 from app.runs import RunCache
 from sim.run import RunSpec, record
+from tests import aio
 
 PANEL = {"HX-Request": "true", "HX-Target": "section#step-panel"}
 GUARD_S = 30  # a hang guard only: a step that waits behind a recording would wait until the gate opens
@@ -119,7 +120,7 @@ def test_the_pool_admits_threads_plus_queue_and_counts_what_waits():
         assert await pool.run(lambda: "after") == "after"
         assert pool.load().running == 0
 
-    asyncio.run(scenario())
+    aio.run(scenario())
 
 
 @pytest.mark.parametrize("value", ["many", "²", "-1", "12345678"])

@@ -58,12 +58,14 @@ def test_sigterm_lets_requests_finish_and_ends_event_streams(tmp_path):
             threads = [threading.Thread(target=follow, daemon=True), threading.Thread(target=record, daemon=True)]
             for thread in threads:
                 thread.start()
-            _wait(
-                lambda: "trapscope_recordings_in_progress 1.0" in client.get("/metrics").text,
-                "a recording",
-                server,
-                err,
-            )
+
+            def recording_and_following() -> bool:  # SIGTERM only once both are in flight (a loaded CI machine)
+                text = client.get("/metrics").text
+                return (
+                    "trapscope_recordings_in_progress 1.0" in text and "trapscope_room_followers_connected 1.0" in text
+                )
+
+            _wait(recording_and_following, "a recording and a follower", server, err)
 
             server.send_signal(signal.SIGTERM)
             stopped = time.monotonic()

@@ -18,6 +18,7 @@ from sim.trace.d_output import MAX_PRINTF_WIDTH, Buckets
 from sim.trace.d_parser import MAX_NESTING, MAX_PROBE_DESCRIPTIONS, DtraceError
 from sim.trace.dtrace import compile_script, trace_run
 from sim.trace.providers import ProbeCatalog
+from tests import aio
 
 
 def compile_error(script: str) -> str:
@@ -122,11 +123,11 @@ def test_a_program_is_compiled_once_in_a_worker_thread_and_its_error_kept(monkey
             except DtraceError:
                 pass
 
-    asyncio.run(twice("BEGIN { exit(0); }"))
-    asyncio.run(twice("BEGIN { x = ; }"))
+    aio.run(twice("BEGIN { exit(0); }"))
+    aio.run(twice("BEGIN { x = ; }"))
     assert compiled_on_loop == [False, False]  # two programs, each compiled once
     assert programs.has("BEGIN { x = ; }", "s.d")
-    asyncio.run(twice("END { }"))
+    aio.run(twice("END { }"))
     assert len(programs) == 2 and not programs.has("BEGIN { exit(0); }", "s.d")  # bounded: the oldest goes
 
 

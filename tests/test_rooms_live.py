@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import aio
+
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 STARTUP_S = 60.0
@@ -247,7 +249,7 @@ def test_a_crowd_joining_at_once_waits_for_redis_connections_rather_than_failing
             await broker.close()
 
     try:
-        assert asyncio.run(crowd()) == ["{}"] * (5 * REDIS_CONNECTIONS)
+        assert aio.run(crowd()) == ["{}"] * (5 * REDIS_CONNECTIONS)
     finally:
         redis.terminate()
         redis.wait(timeout=10)
