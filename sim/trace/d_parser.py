@@ -91,6 +91,7 @@ def _parser() -> Lark:
 
 
 _PRAGMA = re.compile(r"^\s*#\s*pragma\s+D\s+option\s+([A-Za-z_]+)(?:\s*=\s*(\S+))?\s*$")
+_CPP_DIRECTIVES = frozenset({"define", "undef", "include", "if", "ifdef", "ifndef", "elif", "else", "endif"})
 _SHEBANG_OPTIONS = re.compile(r"(?:^|\s)-([A-Za-z]+)")
 
 
@@ -155,16 +156,36 @@ def _check_size(tree: Tree) -> None:
 
 
 def _pragma(line: str, number: int, column: int) -> dict[str, str]:
+    """A control line, as libdtrace's dt_pragma() reads it: `#pragma D option` sets an option; `#pragma ident` and
+    `#ident` are ignored (version strings in source files); `#pragma` with a name D does not know is ignored, as a
+    C compiler's are; an unknown `#pragma D` name or `#` directive is an error."""
+    words = line[1:].split()
+    kind = "directive"  # after a naked #
+    if words[:1] == ["pragma"]:
+        kind, words = "pragma", words[1:]
+        if words[:1] == ["D"]:
+            kind, words = "D pragma", words[1:]
+    if not words:
+        return {}  # a null directive (K&R A12.9)
+    name = words[0]
+    if name == "ident":
+        return {}
+    if kind == "D pragma" and name == "option":
+        return _option(line, number, column)
+    if kind == "D pragma" and name in ("attributes", "binding", "depends_on"):
+        raise CompileError(f"#pragma D {name} is a real D pragma that trapscope does not support", number, column)
+    if kind == "pragma":
+        return {}
+    if kind == "D pragma":
+        raise CompileError(f"invalid D pragma: {name}", number, column)
+    hint = " (trapscope runs D without the C preprocessor, -C)" if name in _CPP_DIRECTIVES else ""
+    raise CompileError(f"invalid control directive: #{name}{hint}", number, column)
+
+
+def _option(line: str, number: int, column: int) -> dict[str, str]:
     match = _PRAGMA.match(line)
     if not match:
-        if re.match(r"#\s*pragma\b", line):
-            raise CompileError("invalid pragma: only '#pragma D option NAME[=VALUE]' is supported", number, column)
-        directive = line.split()[0]
-        raise CompileError(
-            f"unsupported preprocessor directive {directive} (trapscope runs D without the C preprocessor, -C)",
-            number,
-            column,
-        )
+        raise CompileError("malformed #pragma option <option>=<val>", number, column)
     name, value = match.group(1), match.group(2)
     if name in BOOLEAN_OPTIONS:
         return {name: value or "set"}

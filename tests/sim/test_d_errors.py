@@ -107,6 +107,27 @@ def test_unknown_pragma_options_are_refused():
     )
 
 
+@pytest.mark.parametrize(
+    "control_line",
+    ['#pragma ident "@(#)tst.basic.d 1.1 06/08/28 SMI"', "#ident version 1", "#pragma weak foo", "#", "#pragma"],
+)
+def test_control_lines_dtrace_ignores_are_ignored(control_line):
+    compile_script(f"{control_line}\nBEGIN {{ exit(0); }}", "ok.d")  # compiles
+
+
+@pytest.mark.parametrize(
+    ("control_line", "message"),
+    [
+        ("#pragma D nosuch", "line 1: invalid D pragma: nosuch"),
+        ("#nosuch", "line 1: invalid control directive: #nosuch"),
+        ("#define X 1", "line 1: invalid control directive: #define (trapscope runs D without the C preprocessor, -C)"),
+        ("#pragma D option", "line 1: malformed #pragma option <option>=<val>"),
+    ],
+)
+def test_control_lines_dtrace_refuses_are_refused_in_its_words(control_line, message):
+    assert error_of(f"{control_line}\nBEGIN {{ }}").message.endswith(message)
+
+
 def test_a_script_over_the_size_limit_is_refused():
     error = error_of("BEGIN { }" + " " * d_parser.MAX_SCRIPT_BYTES)
     assert "bytes long; the limit is 65,536" in str(error)
