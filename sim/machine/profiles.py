@@ -273,10 +273,11 @@ MODERN = Profile(
 # the lecture profile's: kernel paths of the same order on a ~1 instruction/ns core (low confidence).
 _AM335X = "TI AM335x datasheet (SPRS717): Cortex-A8 with 32 KiB L1D, 256 KiB L2; DDR3L-800 on a 16-bit bus"
 _BEAGLEBONE_MEMORY = (
-    # Cortex-A8 TRM (ARM DDI 0344): L1D one 64-bit load or store a cycle at 1 GHz; a copy loop ~2 GB/s.
-    MemLevel("L1D", 32 << 10, 250, 250, _AM335X + "; ARM Cortex-A8 TRM: 64-bit L1 data path"),
+    # Cortex-A8 TRM (ARM DDI 0344): L1D one 64-bit load or store a cycle at 1 GHz; a copy loop ~2 GB/s. Both
+    # caches replace a random line on a miss (the TRM's replacement policy), so neither has LRU's cliff.
+    MemLevel("L1D", 32 << 10, 250, 250, _AM335X + "; ARM Cortex-A8 TRM: 64-bit L1 data path", True),
     # The L2's latency (~9 cycles) and 128-bit path: a copy ~1 GB/s.
-    MemLevel("L2", 256 << 10, 550, 450, _AM335X + "; ARM Cortex-A8 TRM: L2 load-to-use ~9 cycles"),
+    MemLevel("L2", 256 << 10, 550, 450, _AM335X + "; ARM Cortex-A8 TRM: L2 load-to-use ~9 cycles", True),
     # 1.6 GB/s peak, of which a Cortex-A8 copy loop reaches ~320 MB/s (ARM KA13544 measures copy routines on a
     # Cortex-A8 board over 16 MiB: a few hundred MB/s). Low confidence.
     MemLevel("DRAM", 0, 1700, 1400, _AM335X + "; ARM KA13544 (Cortex-A8 copy routines, 16 MiB)"),
@@ -287,6 +288,18 @@ BEAGLEBONE = replace(
     description="The BeagleBone Black L41's labs ran on (TI AM3358, Cortex-A8 at 1 GHz, 32 KiB L1D, 256 KiB L2, "
     "512 MiB DDR3L) with FreeBSD's costs on the simulator's amd64 kernel paths: bare metal, no vdso clock.",
     user_insn_ns=1,  # a 1 GHz in-order dual-issue core: about one simple instruction a ns
+    # Kernel paths as instruction counts at ~1 instruction/ns on a release kernel (no WITNESS): order of
+    # magnitude, low confidence. A switch between threads: mi_switch, sched_switch, cpu_switch's register and
+    # VFP save, ~2,500 instructions; a sleep queue operation ~400; one pipe_read/pipe_write pass (pipe lock,
+    # state checks, wakeups) ~800; one sosend/soreceive pass (sblock, sockbuf and unp locks, uipc_send or
+    # uipc_rcvd, sbappend) ~1,500; an mbuf and its cluster from UMA's per-CPU cache and back ~500; fget/fdrop
+    # and the fo_read/fo_write dispatch ~600.
+    cpu_switch_ns=2500,
+    sleepq_ns=400,
+    pipe_op_ns=800,
+    socket_op_ns=1500,
+    mbuf_ns=500,
+    file_op_ns=600,
     phys_mem_bytes=512 << 20,  # the board's DDR3L
     tlb_entries=32,  # Cortex-A8 TRM: a 32-entry fully associative data TLB (any page size)
     tlb_large_entries=8,  # (the TLB's entries shared with sections; a share of them)

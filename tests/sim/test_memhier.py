@@ -98,3 +98,20 @@ def test_on_bare_metal_zeroing_a_page_is_only_its_stores():
     bench.mmap_anon(PAGE, addr=0x7E0000000000)
     umem.store(0x7E0000000000, b"x")
     assert pagezero_ns(bench)[-1] == PAGE * bench.machine.profile.memory[-1].write_ps // 1000
+
+
+def test_a_random_replacement_cache_loses_a_loop_a_little_larger_than_itself_gradually_not_all_at_once():
+    """LRU misses every block of a loop just over its size; random replacement (the Cortex-A8's) keeps most."""
+    lru = (MemLevel("L1", 8 * PAGE, 1, 1, ""), MemLevel("memory", 0, 100, 100, ""))
+    rnd = (MemLevel("L1", 8 * PAGE, 1, 1, "", True), MemLevel("memory", 0, 100, 100, ""))
+
+    def loop_cost(levels, blocks: int) -> int:
+        caches = MemoryHierarchy(levels)
+        for _ in range(3):  # warm up
+            for block in range(blocks):
+                caches.touch(block * PAGE, PAGE)
+        return sum(caches.touch(block * PAGE, PAGE).read_ps for block in range(blocks)) // blocks
+
+    assert loop_cost(lru, 8) == loop_cost(rnd, 8) == 1  # fits: all hits either way
+    assert loop_cost(lru, 9) == 100  # LRU's cliff
+    assert 1 < loop_cost(rnd, 9) < loop_cost(rnd, 14) < loop_cost(rnd, 20) < 100  # a slope
