@@ -79,6 +79,11 @@ class Profile:
     malloc_call_ns: int  # one malloc() or free() through jemalloc's fast path, its page touches excluded
     rtld_reloc_ns: int  # the run-time linker processes one relocation (symbol lookup through its cache)
     malloc_junk_default: bool  # the libc build's opt_junk: a debug (-CURRENT) jemalloc junk-fills by default
+    # The machine's supervisor-mode protections, as its kernel turns them on (a run's KernelConfig may override):
+    # SMEP since FreeBSD 10 (initializecpu/pmap_bootstrap); SMAP, with stac/clac in the copy routines and PSL_AC
+    # in MSR_SF_MASK, only since FreeBSD 12.
+    smap: bool = True
+    smep: bool = True
 
 
 LECTURE = Profile(
@@ -165,6 +170,7 @@ LECTURE = Profile(
     rtld_reloc_ns=200,
     # FreeBSD -CURRENT builds jemalloc with opt_junk on (MALLOC_PRODUCTION undefined); the lecture ran -CURRENT.
     malloc_junk_default=True,
+    smap=False,  # FreeBSD 11: copyin/copyout have no stac/clac, MSR_SF_MASK has no PSL_AC, CR4.SMAP stays clear
 )
 
 MODERN = Profile(

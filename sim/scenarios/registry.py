@@ -364,3 +364,6 @@ register(
         ),
     )
 )
+
+# Scenarios kept in modules of their own register themselves when imported.
+from sim.scenarios import kernel_bugs  # noqa: E402, F401  isort: skip
