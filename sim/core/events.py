@@ -398,8 +398,9 @@ class UserReturn(Payload):
 class StackLocals(Payload):
     """name "sub $N,%rsp": a libc wrapper makes room for its locals on the stack."""
 
-    size: int  # bytes asked for (the stack pointer moves by this, rounded to 16)
+    size: int  # bytes asked for
     base: int  # their address
+    moved: int  # how far %rsp moved (the instruction's immediate): size, plus what keeps %rsp 16-byte aligned
 
 
 class ThreadStart(Payload):
