@@ -55,8 +55,13 @@ def test_a_mode_that_cannot_replay_is_refused_at_tiny_buffers_after_a_short_prob
 
 @pytest.mark.parametrize(
     ("params", "parameter"),
-    [({"ipc": "tcp", "b": "32"}, "ipc"), ({"mode": "3proc", "b": "32"}, "mode"), ({"b": "33"}, "b"),
-     ({"b": "３２"}, "b"), ({"b": "32", "profile": "vax"}, "profile")],  # fmt: skip
+    [
+        ({"ipc": "tcp", "b": "32"}, "ipc"),
+        ({"mode": "3proc", "b": "32"}, "mode"),
+        ({"b": "33"}, "b"),
+        ({"b": "３２"}, "b"),
+        ({"b": "32", "profile": "vax"}, "profile"),
+    ],  # fmt: skip
 )
 def test_bad_input_is_a_422_that_names_the_parameter(client, params, parameter):
     response = client.get("/api/lab/point", params=params)
