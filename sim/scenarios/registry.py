@@ -516,3 +516,6 @@ register(
         ),
     )
 )
+
+# Scenarios kept in modules of their own register themselves when imported.
+from sim.scenarios import kernel_bugs  # noqa: E402, F401  isort: skip
