@@ -14,7 +14,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import metrics, routes_api, routes_console, routes_ops, routes_pages, routes_rooms, routes_trace, vendor
+from app import (
+    metrics,
+    routes_api,
+    routes_console,
+    routes_ops,
+    routes_outline,
+    routes_pages,
+    routes_rooms,
+    routes_trace,
+    vendor,
+)
 from app.admission import RecordingPool
 from app.broker import make_broker
 from app.errors import CatchAllMiddleware, install_error_handlers
@@ -99,6 +109,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(vendor.router)
     app.include_router(routes_pages.router)
+    app.include_router(routes_outline.router)
     app.include_router(routes_api.router)
     app.include_router(routes_trace.router)
     app.include_router(routes_console.router)
