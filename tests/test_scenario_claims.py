@@ -254,7 +254,7 @@ def test_a_smaller_block_means_proportionally_fewer_faults():
 
 
 def test_count_3_reads_three_times_but_faults_the_buffer_in_once():
-    three, one = scenario_run("dd-count-3"), scenario_run("dd-system-time")
+    three, one = scenario_run("dd-count-3"), scenario_run("dd-smaller-bs")  # bs=1m, count 3 and 1
     main = first(three, "user", "main")
     assert len(steps(three, "syscall", "read", start=main)) == 3 * len(steps(one, "syscall", "read", start=main))
     assert buffer_faults(three)[1] == buffer_faults(one)[1]

@@ -482,14 +482,14 @@ DD_VARIATIONS = {
     ),
     "dd-count-3": (
         "dd copying three blocks: count=3",
-        {"bs": "10m", "count": "3", "malloc_conf": ""},
+        {"bs": "1m", "count": "3", "malloc_conf": ""},
         DD_COMMAND,
         "Three reads and three writes, but the buffer is allocated (and faulted in) once: the faults do not "
         "grow with count.",
     ),
     "dd-conv-sync": (
         "dd conv=sync without junk filling",
-        {"bs": "10m", "count": "1", "malloc_conf": "junk:false"},
+        {"bs": "1m", "count": "1", "malloc_conf": "junk:false"},
         DD_COMMAND + " conv=sync",
         "conv=sync pads each input block with zeroes, so dd memsets the block before read(): the first touch, "
         "and the faults, are back in user mode even without junk filling.",
