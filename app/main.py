@@ -18,8 +18,10 @@ from app import (
     metrics,
     routes_api,
     routes_console,
+    routes_exercises,
     routes_lab,
     routes_ops,
+    routes_outline,
     routes_pages,
     routes_rooms,
     routes_trace,
@@ -113,6 +115,8 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(vendor.router)
     app.include_router(routes_pages.router)
+    app.include_router(routes_outline.router)
+    app.include_router(routes_exercises.router)
     app.include_router(routes_api.router)
     app.include_router(routes_trace.router)
     app.include_router(routes_lab.router)
