@@ -310,7 +310,7 @@
       yaxis: { range: this.orient === "icicle" ? [high, low] : [low, high], visible: false, fixedrange: true },
     };
     const config = { displayModeBar: false, responsive: true, doubleClick: false, scrollZoom: false };
-    this.host.dataset.view = this.view;
+    this.host.dataset.shownView = this.view;
     this.host.dataset.orient = this.orient;
     this.host.dataset.range = `${a} ${b}`;
     this.readout(matches, matchedValue, matchedFrames);
@@ -347,7 +347,7 @@
   };
 
   FlameGraph.prototype.toolbar = function () {
-    for (const button of document.querySelectorAll("#trace-flame [data-view]")) {
+    for (const button of document.querySelectorAll("#trace-flame button[data-view]")) {
       button.setAttribute("aria-pressed", String(button.dataset.view === this.view));
     }
     const orient = document.getElementById("flame-orient");
@@ -537,8 +537,8 @@
     const section = document.getElementById("trace-flame");
     section.addEventListener("click", (event) => {
       const target = event.target instanceof Element ? event.target : null;
-      const viewButton = target && target.closest("[data-view]");
-      const fnButton = target && target.closest("[data-fn]");
+      const viewButton = target && target.closest("button[data-view]");
+      const fnButton = target && target.closest("button[data-fn]");
       if (viewButton) this.setView(viewButton.dataset.view);
       else if (fnButton) {
         this.fn = fnButton.dataset.fn;
