@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from lark import Token, Tree
 
-from sim.trace import d_decls, d_typed
+from sim.trace import d_decls, d_kernel, d_typed
 from sim.trace.d_memory import DRuntimeError, Layout, Memory
 from sim.trace.d_output import (
     AGGREGATING_FUNCTIONS,
@@ -432,6 +432,7 @@ class _Compiler:
                 raise _fail(token, f"probe description {full} does not match any probes")
             for probe in matched:
                 probes.setdefault(probe.id, probe)
+        d_kernel.check_arguments(node, list(probes.values()))
         self.locals = dict(self.this_declared)
         predicate = None
         statements: list[Callable[[Firing], None]] = []

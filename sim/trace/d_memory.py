@@ -9,7 +9,6 @@ is a fault, reported as DTrace reports one ("invalid address (0x...)"), and aban
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sim.trace.d_output import DType
@@ -50,7 +49,6 @@ class Memory:
         self.next_address = layout.next_address
         self.scratch: tuple[int, int, int] | None = None  # (firing, address, bytes used) of alloca()
         self.storage: dict[tuple, int] = {}  # self->/this-> objects: (scope, tid, name) -> address
-        self.views: list[tuple[int, int, Callable[[], bytes]]] = []  # read-only regions made on demand
         for address, size in layout.regions:
             self._add(address, bytearray(size))
 
@@ -65,11 +63,17 @@ class Memory:
         self.next_address = address + max(size, 1) + 16
         return address
 
-    def storage_for(self, key: tuple, size: int) -> int:
-        address = self.storage.get(key)
-        if address is None:
-            address = self.storage[key] = self.allocate(size)
-        return address
+    def storage_for(self, key: tuple, size: int, address: int | None = None) -> int:
+        """The object `key` names, made on first use (at `address` if given: a kernel object's own address)."""
+        found = self.storage.get(key)
+        if found is None:
+            if address is None:
+                found = self.allocate(size)
+            else:
+                found = address
+                self._add(address, bytearray(size))
+            self.storage[key] = found
+        return found
 
     def alloca(self, firing: int, size: int) -> int:
         if self.scratch is None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from lark import Token, Tree
 
 from sim.trace import d_interp as interp
+from sim.trace import d_kernel
 from sim.trace.d_decls import fail, resolve_type_name
 from sim.trace.d_memory import STRING_SIZE, DRuntimeError, Layout, read_string
 from sim.trace.d_output import INT, INT64, STRING, VOID, DType
@@ -34,7 +35,7 @@ MAX_ALLOCA = 8192
 def attach(c) -> None:
     """The compiler's tables for declarations (filled by d_decls.declare before the clauses compile)."""
     c.types = {}  # typedef names
-    c.tags = {}  # (struct|union|enum, tag) -> type
+    c.tags = dict(d_kernel.KERNEL_TAGS)  # (struct|union|enum, tag) -> type: the kernel's, then the program's
     c.enumerators = {}  # name -> (enum type, value)
     c.inlines = {}  # name -> d_decls.Inline
     c.statics = {}  # variables in memory: name -> (type, address)
@@ -360,6 +361,8 @@ def ident(c, node: Tree, name: str):
         return interp.Expr(lambda f: number, dtype, number)
     if name == "NULL":
         return interp.Expr(lambda f: 0, INT, 0)
+    if name == "curthread":
+        return d_kernel.curthread(c)
     return None
 
 
