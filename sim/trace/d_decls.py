@@ -19,6 +19,8 @@ from sim.trace.d_types import (
     TYPEDEFS,
     ArrayType,
     EnumType,
+    Member,
+    PointerType,
     StructType,
     array_of,
     basic_type,
@@ -43,6 +45,16 @@ def fail(node: Tree | Token | None, message: str) -> CompileError:
 
 
 @dataclass
+class Translator:
+    """`translator OUT < IN name > { member = expression; ... };`: how xlate<OUT>(value of IN) fills an OUT."""
+
+    output: StructType
+    input: DType
+    name: str
+    members: list[tuple[Member, Tree]]
+
+
+@dataclass
 class Inline:
     type: DType
     body: Tree
@@ -61,6 +73,8 @@ def declare(c, trees: list[Tree]) -> None:
             _typedef(c, tree)
         elif tree.data == "inline":
             _inline(c, tree)
+        elif tree.data == "translator":
+            _translator(c, tree)
         else:
             _variables(c, tree)
 
@@ -324,3 +338,39 @@ def _inline(c, node: Tree) -> None:
         if value.type.kind != base.kind and not (base == STRING and value.type.kind == "string"):
             raise fail(body, f'inline {name} definition uses incompatible types: "{base.name}" = "{value.type.name}"')
     c.inlines[name] = inline
+
+
+def _translator(c, node: Tree) -> None:
+    parts = [child for child in node.children if not (isinstance(child, Token) and child.type in ("LT", "GT"))]
+    output_specifiers, input_specifiers, stars, name_token, *translations = parts
+    output = resolve_specifiers(c, output_specifiers)
+    if output.kind not in ("struct", "union"):
+        raise fail(output_specifiers, "translator output type must be a struct or union")
+    if not output.complete:
+        raise fail(output_specifiers, f"incomplete struct/union/enum {output.name}")
+    source = resolve_type_name(c, Tree("type_name", [input_specifiers, stars]))
+    for existing in c.translators:
+        if existing.output is output and existing.input == source:
+            raise fail(node, f"translator from {source.name} to {output.name} has already been declared")
+    name = str(name_token)
+    members = []
+    placeholder = c.placeholder(source)  # the input, for checking each member's expression as it is declared
+    for translation in translations:
+        member_token, expression = translation.children
+        member = output.member(str(member_token))
+        if member is None:
+            raise fail(member_token, f"translator member {member_token} is not a member of {output.name}")
+        c.inline_arguments.append({name: placeholder})
+        try:
+            value = c._expr(expression)
+        finally:
+            c.inline_arguments.pop()
+        if value.type.kind != member.type.kind or _pointer(value.type) != _pointer(member.type):
+            raise fail(translation, f"translator member {member.name} definition uses incompatible types: "
+                       f'"{member.type.name}" = "{value.type.name}"')  # fmt: skip
+        members.append((member, expression))
+    c.translators.append(Translator(output, source, name, members))
+
+
+def _pointer(dtype: DType) -> bool:
+    return isinstance(dtype, PointerType)

@@ -20,7 +20,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from sim.trace.d_types import TYPEDEFS, typedef_names
 
 GRAMMAR = Path(__file__).with_name("d_grammar.lark")
-DECLARATIONS = frozenset({"declaration", "untyped_declaration", "typedef", "inline"})
+DECLARATIONS = frozenset({"declaration", "untyped_declaration", "typedef", "inline", "translator"})
 MAX_SCRIPT_BYTES = 64 * 1024  # a teaching script is a page or two; this bounds parse and compile time
 # How deep expressions may nest: the compiler and the compiled program recurse once or twice a level, so this
 # keeps both far from Python's recursion limit (1,000 frames); a teaching script nests a dozen levels or so.

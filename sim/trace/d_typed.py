@@ -43,6 +43,9 @@ def attach(c) -> None:
     c.layout = Layout()
     c.this_declared = {}  # this-> variables declared outside clauses: name -> type
     c.inline_arguments = []  # a stack of {parameter: Expr} while an inline with a signature compiles
+    c.translators = []  # d_decls.Translator, in declaration order
+    c.xlate_sites = 0
+    c.placeholder = lambda dtype: interp.Expr(lambda f: 0, dtype)  # a translator's input while it is checked
     c.builtin_names = set(interp.BUILTINS) | interp.ACTIONS | interp.UNSUPPORTED_FUNCTIONS
 
 
@@ -316,7 +319,56 @@ def _stringof(c, node: Tree):
     return interp.Expr(lambda f: read_string(memory(), fn(f), STRING_SIZE), STRING)
 
 
+def _xlate(c, node: Tree):
+    """xlate<OUT>(value) or xlate<OUT *>(value): an OUT filled by the translator from the value's type, in storage
+    of this expression's own (a pointer to it for OUT *)."""
+    type_node, operand_node = (child for child in node.children if isinstance(child, Tree))
+    wanted = resolve_type_name(c, type_node)
+    operand = c._expr(operand_node)
+    output = wanted.target if isinstance(wanted, PointerType) else wanted
+    translator = next((t for t in c.translators if t.output is output and _accepts(t.input, operand.type)), None)
+    if translator is None:
+        raise fail(node, f'cannot translate from "{operand.type.name}" to "{wanted.name}"')
+    c.xlate_sites += 1
+    site, size, state = c.xlate_sites, output.size, c.state_ref
+    c.inline_arguments.append({translator.name: operand})
+    try:
+        stores = [(_storer_at(c, member), c._expr(expression).fn) for member, expression in translator.members]
+    finally:
+        c.inline_arguments.pop()
+
+    def translate(f):
+        memory = state[0].memory
+        at = memory.storage_for(("xlate", site), size)
+        memory.write(at, bytes(size))
+        for store, value in stores:
+            store(f, at, value(f))
+        return at
+
+    return interp.Expr(translate, wanted)
+
+
+def _accepts(declared: DType, given: DType) -> bool:
+    if isinstance(declared, PointerType) or isinstance(given, PointerType):
+        return isinstance(given, PointerType) and isinstance(declared, PointerType) and declared.target == given.target
+    return declared == given or (declared.is_int and given.is_int)
+
+
+def _storer_at(c, member: Member):
+    """A store of one member into a translated object at a given address."""
+    # The place's address is the translated object's, set per evaluation: the object is made at each xlate.
+    where = [0]
+    store = _storer(c, Place(lambda f: where[0] + member.offset, member.type, member))
+
+    def place_at(f, at, v):
+        where[0] = at
+        store(f, v)
+
+    return place_at
+
+
 _HANDLERS = {
+    "xlate": _xlate,
     "dot_member": _dot_member,
     "addr_deref": _addr_deref,
     "sizeof_type": _sizeof_type,
@@ -334,7 +386,7 @@ def cast(c, node: Tree):
     scalar_source = source.kind == "int" or isinstance(source, ArrayType)
     if dtype == VOID:
         return interp.Expr(operand.fn, VOID)
-    if dtype.kind == "string" and source.kind == "string":
+    if (dtype.kind == "string" and source.kind == "string") or (is_object(dtype) and dtype == source):
         return operand
     if dtype.kind != "int" or not scalar_source:
         raise fail(node, f'invalid cast expression: "{source.name}" to "{dtype.name}"')

@@ -148,3 +148,24 @@ def test_bad_declarations_and_operands_are_refused_in_libdtraces_words(program, 
 def test_fbt_entry_probes_refuse_arguments_the_log_does_not_record():
     assert "arg0 is not available at fbt:kernel:vm_fault:entry" in refused("fbt::vm_fault:entry { trace(arg0); }")
     compile_script("fbt::sys_getpid:return { trace(arg1); }")  # a return probe's arg1 is the value returned
+
+
+def test_translators_fill_a_struct_from_their_input():
+    program = """
+    struct in { int a; char b; };
+    struct out { int sum; char copy; };
+    translator struct out < struct in *p > { sum = p->a + 1; copy = p->b; };
+    struct in *x;
+    BEGIN {
+        x = (struct in *)alloca(sizeof (struct in));
+        x->a = 41; x->b = 'k';
+        printf("%d %c %d\\n", xlate < struct out > (x).sum, xlate < struct out * > (x)->copy, sizeof (struct out));
+        exit(0);
+    }"""
+    assert printed(program) == "42 k 8"
+    assert 'cannot translate from "int" to "struct out"' in refused(
+        "struct out { int a; }; translator struct out < char *p > { a = 1; }; BEGIN { trace(xlate<struct out>(1).a); }"
+    )
+    assert "translator member b is not a member of struct out" in refused(
+        "struct out { int a; }; translator struct out < int p > { b = p; };"
+    )
