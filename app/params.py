@@ -57,7 +57,21 @@ _WHOLE = re.compile(r"-?[0-9]{1,18}")
 _COUNT = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() takes '²', which int() then refuses
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _TRUE, _FALSE = ("1", "on", "true", "yes"), ("0", "off", "false", "no")
-QUERY_PARAMETERS = ("step", "at", "views", "mode", "embed", "bp", "add_bp", "room", "profile", *KNOBS, *SWITCHES)
+_STOP = re.compile(r"[a-z0-9-]{1,40}")  # a stop's name (sim/scenarios/stops.py) or its number
+QUERY_PARAMETERS = (
+    "step",
+    "stop",
+    "at",
+    "views",
+    "mode",
+    "embed",
+    "bp",
+    "add_bp",
+    "room",
+    "profile",
+    *KNOBS,
+    *SWITCHES,
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,7 @@ class StepperQuery:
     embed: bool
     breakpoints: tuple[Breakpoint, ...] = field(default=())
     room: str = ""  # the live room this page belongs to (app/rooms.py): its lecturer drives it, others explore
+    stop: str = ""  # the scenario's stop this step is (its name), or the stop asked for when no step is given
 
     @property
     def config(self) -> KernelConfig:
@@ -127,10 +142,15 @@ class StepperQuery:
             pairs.append(("bp", ",".join(bp.token for bp in self.breakpoints)))
         if self.room:
             pairs.append(("room", self.room))
+        if self.stop:
+            pairs.append(("stop", self.stop))
         return pairs
 
     def url(self, step: int | None = None, **changes: object) -> str:
-        """This page's URL with `changes` applied (views=, projector=, embed=, breakpoints=) at `step`."""
+        """This page's URL with `changes` applied (views=, projector=, embed=, breakpoints=, stop=) at `step`. The
+        stop is named only at its own step: at another, unless `changes` names one, the URL names no stop."""
+        if "stop" not in changes and step != self.step:
+            changes["stop"] = ""
         query = replace(self, **changes) if changes else self
         pairs = query.run_params() + query.display_params()
         if step is not None:
@@ -322,6 +342,10 @@ def parse_query(path: str, scenario: Scenario, params: Mapping[str, str], multi:
     views = _views(params["views"]) if "views" in params else default_views(scenario, projector)
     step = parse_step(params["step"]) if "step" in params else None
     at_ns = _whole("at", params["at"], "a time in ns, 0 or more") if "at" in params else None
+    stop = params.get("stop", "").strip().lower()
+    if stop and not _STOP.fullmatch(stop):
+        valid = "a stop's name (such as first-fault) or its number, from 1"
+        raise _bad("stop", f"must be {valid}, not {params['stop']!r}", valid)
     room = normalize_code(params["room"]) if "room" in params else ""
     if room is None:  # not quoted back: a room code is short, and anything else is not worth showing
         valid = f"{CODE_LENGTH} letters and digits, such as K7QXM"
@@ -341,4 +365,5 @@ def parse_query(path: str, scenario: Scenario, params: Mapping[str, str], multi:
         embed=embed,
         breakpoints=_breakpoints(",".join(filter(None, (params.get("bp", ""), params.get("add_bp", ""))))),
         room=room,
+        stop=stop,
     )
