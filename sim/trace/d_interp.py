@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 
 from lark import Token, Tree
 
+from sim.trace import d_decls, d_kernel, d_typed
+from sim.trace.d_memory import DRuntimeError, Layout, Memory
 from sim.trace.d_output import (
     AGGREGATING_FUNCTIONS,
-    CHAR,
     INT,
     INT64,
     INT_CONVERSIONS,
@@ -93,10 +94,6 @@ UNSUPPORTED_FUNCTIONS = {
 }  # fmt: skip
 
 
-class DRuntimeError(Exception):
-    """An error while a clause runs (dtrace's "error on enabled probe"); the clause's record is dropped."""
-
-
 @dataclass
 class Expr:
     fn: Callable[[Firing], object]
@@ -149,6 +146,7 @@ class TraceState:
     ops: int = 0  # operations evaluated so far: Clause.cost per clause run, and what actions walk or sort
     ops_budget: int | None = None  # None: no limit
     budget_spent: bool = False
+    memory: Memory | None = None  # the program's typed objects (d_memory.py)
 
 
 class Program:
@@ -182,6 +180,7 @@ class Program:
         self._epids = {(c.index, p.id): n for n, (c, p) in enumerate(((c, p) for c in clauses for p in c.probes), 1)}
         self.state: TraceState | None = None
         self._state_ref: list[TraceState] = []
+        self.layout = Layout()
 
     @property
     def probes(self) -> list[Probe]:
@@ -205,6 +204,7 @@ class Program:
             ops_budget=ops_budget,
         )
         state.globals.update(self.globals_init)
+        state.memory = Memory(self.layout)
         state.arrays = {name: {} for name in self.arrays}
         for aggregation in self.aggregations.values():
             aggregation.data.clear()
@@ -382,8 +382,10 @@ class _Compiler:
         self.uses_self = False
         self.uses_this = False
         self.state_ref: list[TraceState] = []
+        d_typed.attach(self)
 
     def compile(self) -> Program:
+        d_decls.declare(self, self.parsed.declarations)
         clauses = [self._clause(i, node) for i, node in enumerate(self.parsed.tree.children)]
         for node, name, slot, fmt, function in self.pending_printa:
             aggregation = self.aggregations.get(name)
@@ -411,6 +413,7 @@ class _Compiler:
             list(self.arrays),
         )
         program._state_ref = self.state_ref
+        program.layout = self.layout
         return program
 
     # -- clauses --
@@ -429,7 +432,8 @@ class _Compiler:
                 raise _fail(token, f"probe description {full} does not match any probes")
             for probe in matched:
                 probes.setdefault(probe.id, probe)
-        self.locals = {}
+        d_kernel.check_arguments(node, list(probes.values()))
+        self.locals = dict(self.this_declared)
         predicate = None
         statements: list[Callable[[Firing], None]] = []
         records = True
@@ -843,6 +847,9 @@ class _Compiler:
     def _expr(self, node: Tree | Token) -> Expr:
         method = getattr(self, f"_e_{node.data}", None)
         if method is None:
+            typed = d_typed.expression(self, node)
+            if typed is not None:
+                return typed
             raise _fail(node, f"{node.data} expressions are not supported by trapscope's D")
         return method(node)
 
@@ -878,7 +885,7 @@ class _Compiler:
         if len(value) != 1:
             raise _fail(node, f"character constant {text} must hold one character")
         number = ord(value)
-        return Expr(lambda f: number, CHAR, number)
+        return Expr(lambda f: number, INT, number)  # a character constant is an int, as in C (dt_lex.l)
 
     def _string_value(self, token: Token) -> str:
         try:
@@ -895,6 +902,9 @@ class _Compiler:
         builtin = BUILTINS.get(name)
         if builtin is not None:
             return Expr(builtin[1], builtin[0])
+        typed = d_typed.ident(self, node, name)
+        if typed is not None:
+            return typed
         if name in self.globals:
             state = self.state_ref
             return Expr(lambda f: state[0].globals[name], self.globals[name])
@@ -927,6 +937,9 @@ class _Compiler:
         )
 
     def _e_member(self, node: Tree) -> Expr:
+        typed = d_typed.arrow(self, node)
+        if typed is not None:
+            return typed
         scope, name = self._member(node)
         if scope == "self":
             dtype = self.tls.setdefault(name, INT64)
@@ -953,6 +966,9 @@ class _Compiler:
         base, arguments = node.children
         if isinstance(base, Tree) and base.data == "aggregation":
             return self._e_aggregation(base)
+        typed = d_typed.subscript(self, node)
+        if typed is not None:
+            return typed
         if not (isinstance(base, Tree) and base.data == "ident"):
             raise _fail(node, "only associative arrays and args[] may be indexed")
         name = str(base.children[0])
@@ -1008,6 +1024,9 @@ class _Compiler:
         name = self._callee(node)
         if name is None:
             raise _fail(node, "function designator is not of function type")
+        typed = d_typed.call(self, node, name)
+        if typed is not None:
+            return typed
         if name in ACTIONS:
             raise _fail(node, f"{name}( ) is an action: it may only be used as a statement")
         if name in AGGREGATING_FUNCTIONS:
@@ -1017,15 +1036,7 @@ class _Compiler:
         raise _fail(node, f"undefined function name: {name}")
 
     def _e_cast(self, node: Tree) -> Expr:
-        type_token, operand = node.children
-        dtype = TYPES[" ".join(str(type_token).split())]
-        expr = self._expr(operand)
-        if expr.type.kind != "int":
-            raise _fail(node, f'invalid cast expression: "{expr.type.name}" to "{dtype.name}"')
-        if expr.is_const:
-            value = dtype.wrap(int(expr.const))
-            return Expr(lambda f: value, dtype, value)
-        return Expr(_wrapping(dtype, expr.fn), dtype)
+        return d_typed.cast(self, node)
 
     def _e_unop(self, node: Tree) -> Expr:
         op, operand = str(node.children[0]), node.children[1]
@@ -1062,6 +1073,9 @@ class _Compiler:
         left, right = self._expr(left_node), self._expr(right_node)
         lt, rt = left.type, right.type
         lf, rf = left.fn, right.fn
+        typed = d_typed.binop(self, op_token, op, left, right)
+        if typed is not None:
+            return typed
         if op in ("&&", "||", "^^"):
             if lt.kind != "int" or rt.kind != "int":
                 raise _fail(op_token, f"operator {op} requires operands of scalar type")
@@ -1153,7 +1167,7 @@ class _Compiler:
         op = str(op_node.children[0])
         if self._is_aggregation_target(target):
             raise _fail(node, "an aggregation assignment must be a statement of its own")
-        value = self._expr(value_node)
+        value = d_typed.decayed(self._expr(value_node))
         if value.type.kind in ("void", "stack"):
             raise _fail(value_node, f"a value of type {value.type.name} may not be assigned to a variable")
         get, put, dtype = self._lvalue(target, value.type if op == "=" else None)
@@ -1205,6 +1219,9 @@ class _Compiler:
 
     def _lvalue(self, target: Tree, assigned: DType | None):
         """(getter, setter, type) of an assignable expression; `assigned` declares a new variable's type."""
+        typed = d_typed.lvalue(self, target, assigned)
+        if typed is not None:
+            return typed
         state = self.state_ref
         if isinstance(target, Tree) and target.data == "ident":
             name = str(target.children[0])
