@@ -130,6 +130,7 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=CHROMIUM)
             for path in PAGES:
                 page = browser.new_page(viewport=VIEWPORT)
+                page.set_default_timeout(180_000)  # a new run on a loaded host can take a minute
                 page.goto(url + path)
                 page.wait_for_selector("html[data-ready]", state="attached")
                 page.wait_for_timeout(500)

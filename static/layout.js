@@ -40,6 +40,15 @@
       if (buttons.length) focusView(buttons[(at + 1) % buttons.length].dataset.focusView);
     }
   });
+  // The view and mode toggles are links (they work without JavaScript) in the role of toggle buttons: a button
+  // is pressed with Space as well as Enter.
+  document.addEventListener("keydown", (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    if (event.key === " " && target && target.matches("a[role=button]")) {
+      event.preventDefault();
+      target.click();
+    }
+  });
   document.addEventListener("htmx:after:swap", () => applyFocus(true));
   applyFocus(true);
 })();
