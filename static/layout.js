@@ -49,6 +49,15 @@
       target.click();
     }
   });
+  // The help dialog opens at its top: showModal focuses its first control, the Close button at the bottom, and
+  // scrolls there (static/trapscope.js opens it; this listener runs after that one).
+  document.addEventListener("click", (event) => {
+    const dialog = document.getElementById("help");
+    if (!(event.target instanceof Element && event.target.closest("#help-button")) || !dialog || !dialog.open) return;
+    const heading = dialog.querySelector("h2");
+    if (heading) heading.focus({ preventScroll: true });
+    dialog.scrollTop = 0;
+  });
   document.addEventListener("htmx:after:swap", () => applyFocus(true));
   applyFocus(true);
 })();

@@ -216,8 +216,9 @@ def test_projector_mode_is_a_toggle_and_a_url_flag(page: Page, first_zero_fill):
     expect(page.locator("#stepper")).to_have_class(re.compile(r"\bprojector\b"))
     expect(page).to_have_url(re.compile(r"mode=projector"))
     expect(page.locator("#registers")).to_have_count(0)  # the scenario's own views: narrative, timeline, walk, ...
+    expect(page.locator("#timeline .main-svg").first).to_be_visible()  # one at a time (issue 12): the first
+    page.locator("[data-focus-view=walk]").click()
     expect(page.locator("#walk")).to_be_visible()
-    expect(page.locator("#timeline .main-svg").first).to_be_visible()
     font = page.locator("#event-text").evaluate("(e) => parseFloat(getComputedStyle(e).fontSize)")
     assert font >= 26, "large type"
     screenshot(page, "dd-first-zero-fill-projector.png")
