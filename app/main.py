@@ -18,6 +18,7 @@ from app import (
     metrics,
     routes_api,
     routes_console,
+    routes_embed,
     routes_exercises,
     routes_flame,
     routes_lab,
@@ -118,6 +119,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.include_router(vendor.router)
     app.include_router(routes_pages.router)
     app.include_router(routes_outline.router)
+    app.include_router(routes_embed.router)  # /oembed
     app.include_router(routes_exercises.router)
     app.include_router(routes_api.router)
     app.include_router(routes_trace.router)

@@ -27,9 +27,14 @@ _POLICY = [
 CONTENT_SECURITY_POLICY = "; ".join([*_POLICY, "frame-ancestors 'self'"])
 
 
+# `*` matches only network schemes, so a slide deck opened from a file (file://) could not frame an embed; `file:`
+# lets it. An embed page is read-only stepping (no room, no form that changes state), so being framed is safe.
+DEFAULT_FRAME_ANCESTORS = "* file:"
+
+
 def embed_policy() -> str:
     """The policy of an embed-mode page: the same, but it may be framed by the slides' origin."""
-    ancestors = os.environ.get("TRAPSCOPE_FRAME_ANCESTORS", "").strip() or "*"
+    ancestors = os.environ.get("TRAPSCOPE_FRAME_ANCESTORS", "").strip() or DEFAULT_FRAME_ANCESTORS
     return "; ".join([*_POLICY, f"frame-ancestors {ancestors}"])
 
 

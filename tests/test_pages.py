@@ -200,3 +200,19 @@ def test_a_bad_command_keeps_the_usage_lines_and_the_form(client):
     assert response.status_code == 400
     assert "illegal option -- z\nusage: ipc-static" in response.text
     assert '<input id="retry-command" name="command" value="ipc-static -z"' in response.text
+
+
+def test_oembed_answers_the_iframe_snippet_of_a_stepping_url(client):
+    """Issue 15.5: the same snippet as the page's "Embed code" dialog, sized to the consumer's bounds."""
+    answer = client.get("/oembed", params={"url": "http://h/scenarios/getpid?step=4&views=cpu,source", "maxwidth": 480})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["type"], body["version"], body["width"], body["height"]) == ("rich", "1.0", 480, 270)
+    assert body["html"].startswith(
+        '<iframe src="http://testserver/scenarios/getpid?step=4&amp;views=cpu,source&amp;embed=1"'
+    )
+    assert 'title="trapscope: getpid(): a system call as a trap"' in body["html"]
+    assert client.get("/oembed", params={"url": "/api/scenarios"}).status_code == 422
+    assert client.get("/oembed", params={"url": "http://["}).status_code == 422
+    assert client.get("/oembed", params={"url": "/scenarios/nope"}).status_code == 404
+    assert client.get("/oembed", params={"url": "/scenarios/getpid", "format": "xml"}).status_code == 501
