@@ -12,7 +12,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --no-audit --no-fund --omit=dev  # axe-core, a devDependency, is for the browser tests only
 
 # ---------------------------------------------------------------- the app
 FROM python:3.11-slim-bookworm
