@@ -35,16 +35,34 @@ def _module() -> tuple[list[str], ast.Module]:
     return text.splitlines(), ast.parse(text)
 
 
+def _block_above(lines: list[str], lineno: int, stop: int) -> str:
+    """The comment lines just above line `lineno` (not above `stop`), joined."""
+    above = []
+    for number in range(lineno - 1, stop, -1):
+        if lines[number - 1].lstrip()[:1] != "#":
+            break
+        above.insert(0, _comment(lines[number - 1]))
+    return " ".join(above)
+
+
 @functools.cache
-def meanings() -> dict[str, str]:
-    """Profile field -> its comment in the class body."""
+def _fields() -> dict[str, tuple[str, str]]:
+    """Profile field -> (its comment in the class body, the comment block above it)."""
     lines, tree = _module()
     cls = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Profile")
-    return {
-        item.target.id: _comment(lines[item.lineno - 1])
-        for item in cls.body
-        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
-    }
+    found, previous, block = {}, cls.lineno, ""
+    for item in cls.body:
+        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+            inline, above = _comment(lines[item.lineno - 1]), _block_above(lines, item.lineno, previous)
+            block = above or ("" if inline else block)  # a block comment covers the fields below it
+            found[item.target.id] = (inline, block)
+        previous = item.end_lineno
+    return found
+
+
+def meanings() -> dict[str, str]:
+    """Profile field -> its comment in the class body."""
+    return {name: inline for name, (inline, _) in _fields().items()}
 
 
 @functools.cache
@@ -63,17 +81,12 @@ def _keyword_sources() -> dict[str, tuple[str, dict[str, str]]]:
         base = call.args[0].id if call.args and isinstance(call.args[0], ast.Name) else ""
         sources, previous_end, block = {}, call.lineno, ""
         for arg, kw in keywords.items():
-            above = []
-            for number in range(kw.lineno - 1, previous_end, -1):  # the comment block just above, if any
-                comment = _comment(lines[number - 1])
-                if not comment or lines[number - 1].lstrip()[:1] != "#":
-                    break
-                above.insert(0, comment)
+            above = _block_above(lines, kw.lineno, previous_end)
             inline = " ".join(filter(None, (_comment(lines[n - 1]) for n in range(kw.lineno, kw.end_lineno + 1))))
             # A comment block above a run of constants is the source of each, until one has a comment of its own
             # (profiles.py writes a group's source once, above its first constant).
             if above:
-                block = " ".join(above)
+                block = above
             elif inline:
                 block = ""
             sources[arg] = " ".join(filter(None, (block, inline)))
@@ -93,9 +106,10 @@ def constants(profile: Profile) -> list[Constant]:
             continue
         own = sources.get(field.name)
         inherited = base if own is None and base else ""
-        source = own if own is not None else base_sources.get(field.name, "")
+        source = own if own is not None else base_sources.get(field.name)
+        if source is None:  # the Profile's default: its source is the field's own comment in the class
+            source = "the default: " + _fields()[field.name][1]
         out.append(
             Constant(field.name, getattr(profile, field.name), meanings().get(field.name, ""), source, inherited)
         )
     return out
-

@@ -85,6 +85,11 @@ class Profile:
     # kern.timecounter.hardware: only the TSC has a reader in the vdso (x86 cpu_fill_vdso_timehands), so with any
     # other timecounter the kernel publishes tk_enabled = 0 and libc's clock_gettime makes the system call.
     timecounter: str
+    # The machine's supervisor-mode protections, as its kernel turns them on (a run's KernelConfig may override):
+    # SMEP since FreeBSD 10 (initializecpu/pmap_bootstrap); SMAP, with stac/clac in the copy routines and PSL_AC
+    # in MSR_SF_MASK, only since FreeBSD 12.
+    smap: bool = True
+    smep: bool = True
 
 
 _LECTURE_PAGEZERO_NS = 346 * 10**9 // 997 // 5120  # the lecture's pagezero samples over dd's 5,120 zero-fills
@@ -205,6 +210,7 @@ LECTURE = Profile(
     # Slide 16 lists clock_gettime as a system call (12,142 ns): the lecture's kernel used a timecounter the
     # vdso cannot read, as a virtual machine's kernel does when the hypervisor does not report an invariant TSC.
     timecounter="HPET",
+    smap=False,  # FreeBSD 11: copyin/copyout have no stac/clac, MSR_SF_MASK has no PSL_AC, CR4.SMAP stays clear
 )
 
 MODERN = Profile(

@@ -50,11 +50,10 @@ def stack_locals(libc: Libc, size: int) -> Iterator[int]:
     rsp = cpu["rsp"]
     base = (rsp - size) & ~0xF
     cpu.set("rsp", base)
-    libc._step(f"sub ${rsp - base:#x},%rsp", StackLocals(size, base))
-    try:
-        yield base
-    finally:
-        cpu.set("rsp", rsp)
+    libc._step(f"sub ${rsp - base:#x},%rsp", StackLocals(size, base, rsp - base))
+    yield base
+    # Only a normal return runs the `add`: not a thread that exited or a machine that panicked meanwhile.
+    cpu.set("rsp", rsp)
 
 
 def fork(libc: Libc, name: str, child: Callable | None) -> int:
