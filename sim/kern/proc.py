@@ -6,6 +6,7 @@ written through `set`, which records a delta in the event log.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sim.core.pcpu import pcpu
@@ -184,6 +185,10 @@ class Proc:
     p_xsig: int = 0
     p_rux: list[int] = field(default_factory=lambda: [0, 0])  # user and system ns this process has run
     p_crux: list[int] = field(default_factory=lambda: [0, 0])  # the same for its reaped children
+    # struct rusage's counters its threads keep (td_ru, summed): ru_msgsnd, ru_msgrcv, ru_nvcsw, ru_nivcsw; p_cru
+    # is the same for its reaped children (kern_resource.py)
+    p_ru: Counter = field(default_factory=Counter)
+    p_cru: Counter = field(default_factory=Counter)
     p_exittime: int | None = None  # when exit1 ran: what time(1) measures to
     p_aioinfo: object = None  # struct kaioinfo: this process's AIO jobs (vfs_aio.py)
     p_vmspace: object = None  # struct vmspace: the address space (sim/vm/vm_map.py Vmspace)
