@@ -169,6 +169,7 @@ class Proc:
     p_pid: int
     p_comm: str
     p_ucred: Ucred
+    p_cowgen: int = 0  # bumped when the credential (or the limits) change: PROC_UPDATE_COW
     p_flag: int = 0
     p_stops: int = 0
     p_traceflag: int = 0  # KTRFAC_* bits of what ktrace records
@@ -202,6 +203,7 @@ class Thread:
     td_tid: int
     td_proc: Proc
     td_ucred: Ucred
+    td_cowgen: int = 0  # the p_cowgen its cached credential is from: thread_cow_update brings it up to date
     td_flags: int = 0
     td_pflags: int = 0
     td_dbgflags: int = 0

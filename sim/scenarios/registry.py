@@ -372,8 +372,8 @@ register(
         title="clock_gettime() without a system call",
         summary=(
             "libc's clock_gettime() finds the kernel's timekeeping page (the vdso's timehands, mapped into "
-            "every process) and computes the time in user mode from rdtscp. The first call's first read of that "
-            "shared page takes a page fault (demand paging, not a system call); the second call never leaves "
+            "every process) and computes the time in user mode from the TSC (lfence; rdtsc). The first call's "
+            "first read of that shared page takes a page fault (demand paging, not a system call); the second call never leaves "
             "ring 3."
         ),
         command="clock-gettime",

@@ -147,7 +147,7 @@ def read_kernel_pointer_main(libc: Libc, argv: tuple[str, ...], env: dict[str, s
 @program(
     "clock-gettime",
     "clock_gettime(CLOCK_MONOTONIC) twice: libc reads the kernel's timehands in the shared page (the vdso) "
-    "with rdtscp, and no system call is made",
+    "with lfence; rdtsc, and no system call is made",
     validate=validator("clock-gettime"),
 )
 def clock_gettime_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:
