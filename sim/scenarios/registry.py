@@ -373,8 +373,8 @@ register(
         summary=(
             "libc's clock_gettime() finds the kernel's timekeeping page (the vdso's timehands, mapped into "
             "every process) and computes the time in user mode from the TSC (lfence; rdtsc). The first call's "
-            "first read of that shared page takes a page fault (demand paging, not a system call); the second call never leaves "
-            "ring 3."
+            "first read of that shared page takes a page fault (demand paging, not a system call); the second "
+            "call never leaves ring 3."
         ),
         command="clock-gettime",
         lecture_point=(
