@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from sim.core.log import EventLog
 from sim.machine.cpu import KERNEL_CPL, SF_MASK, USER_CPL, Cpu, register_step
+from sim.machine.host_backing import HostBacking
+from sim.machine.memhier import MemoryHierarchy
 from sim.machine.mmu import Mmu
 from sim.machine.physmem import PhysMem
 from sim.machine.profiles import Profile
@@ -40,6 +42,8 @@ class Machine:
         self.user_jump: Callable[[int], None] | None = None
         self.physmem = PhysMem(profile.phys_mem_bytes)  # sparse: only touched frames cost the host
         self.mmu = Mmu(self, self.physmem, profile.tlb_entries, profile.tlb_large_entries)
+        self.caches = MemoryHierarchy(profile.memory)  # what a byte costs to move depends on where it is
+        self.host = HostBacking(self.physmem.npages, profile.host_first_touch_ns)
 
     @property
     def now(self) -> int:

@@ -159,16 +159,19 @@ def pthread_join(libc: Libc, pthread: int) -> int:
 
 
 def clock_gettime(libc: Libc, clock_id: int, tp: int) -> int:
-    """__vdso_clock_gettime when the kernel has given the process a timekeeping page (AT_TIMEKEEP), else the
-    system call."""
-    from sim.kern.kern_time import timekeep_va
+    """__vdso_clock_gettime when the kernel has given the process a timekeeping page (AT_TIMEKEEP) that it says
+    the vdso can read (tk_enabled: the timecounter is the TSC), else (ENOSYS) the system call."""
+    from sim.kern.kern_time import VDSO_TIMEKEEP, timekeep_va
 
     timekeep = timekeep_va(pcpu.curthread.td_proc)
     if clock_id not in VDSO_CLOCKS or not timekeep:
         return libc.syscall("clock_gettime", clock_id, tp)
     libc.call("clock_gettime", clock_id, tp)
     libc._step("__vdso_clock_gettime", VdsoClockGettime(timekeep))
-    ns = vdso_read(libc, timekeep, clock_id)
+    fields = VDSO_TIMEKEEP.unpack(umem.load(timekeep, VDSO_TIMEKEEP.size))
+    if not fields[1]:  # tk_enabled == 0: ENOSYS
+        return libc._ret(libc.syscall("clock_gettime", clock_id, tp))  # __sys_clock_gettime
+    ns = vdso_read(libc, timekeep, fields, clock_id)
     umem.store(tp, TIMESPEC.pack(*divmod(ns, 10**9)))
     return libc._ret(0)
 
@@ -176,14 +179,13 @@ def clock_gettime(libc: Libc, clock_id: int, tp: int) -> int:
 TK_CURRENT_OFFSET, TH_GEN_END = 8, 20  # struct vdso_timekeep: tk_current at 8, then th_algo and th_gen to 20
 
 
-def vdso_read(libc: Libc, timekeep: int, clock_id: int) -> int:
-    """binuptime() in user mode (lib/libc/sys/__vdso_gettimeofday.c, FreeBSD 11): read tk_current and th_gen, the
-    timehands' offset plus the TSC ticks since (__vdso_gettc: `lfence; rdtsc`) times th_scale, then check that
-    tk_current and th_gen are unchanged (the generation loop: the kernel updates the timehands meanwhile; on one
-    simulated CPU it never has, so the loop runs once)."""
-    from sim.kern.kern_time import CLOCK_SECOND, REALTIME_CLOCKS, VDSO_TIMEKEEP
+def vdso_read(libc: Libc, timekeep: int, fields: tuple, clock_id: int) -> int:
+    """binuptime() in user mode (lib/libc/sys/__vdso_gettimeofday.c, FreeBSD 11) over the timekeep's fields
+    (tk_current, th_gen, ...): the timehands' offset plus the TSC ticks since (__vdso_gettc: `lfence; rdtsc`)
+    times th_scale, then a check that tk_current and th_gen are unchanged (the generation loop: the kernel may
+    update the timehands meanwhile; on one simulated CPU it never has, so the loop runs once)."""
+    from sim.kern.kern_time import CLOCK_SECOND, REALTIME_CLOCKS
 
-    fields = VDSO_TIMEKEEP.unpack(umem.load(timekeep, VDSO_TIMEKEEP.size))
     _, enabled, _, _, _, scale, offset_count, mask, off_sec, off_frac, boot_sec, boot_frac = fields
     tsc = pcpu.machine.now  # the simulated TSC counts at 1 GHz from boot
     libc._step("lfence; rdtsc", Rdtscp(tsc))
