@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sim.kern.errno import EAGAIN
@@ -87,26 +88,44 @@ def _strtol(prog: str, flag: str, value: str, limit: int) -> int:
     return int(text)
 
 
+class MissingArgument(Exception):
+    """getopt(3): an option that takes an argument came last."""
+
+    def __init__(self, flag: str) -> None:
+        super().__init__(flag)
+        self.flag = flag
+
+
+def getopt(args: list[str], takes_argument: str) -> Iterator[tuple[str, str | None]]:
+    """getopt(3)'s walk over `args` (consumed as it goes, leaving the operands): each (flag, its argument or None).
+    Flags group (-Bq), an argument may be attached (-b4096) or the next word; "--" ends the options."""
+    while args and args[0].startswith("-") and args[0] != "-":
+        word = args.pop(0)
+        if word == "--":
+            return
+        i = 1
+        while i < len(word):
+            flag = word[i]
+            i += 1
+            if flag not in takes_argument:
+                yield flag, None
+            elif i < len(word):
+                yield flag, word[i:]
+                break
+            elif args:
+                yield flag, args.pop(0)
+            else:
+                raise MissingArgument(flag)
+
+
 def parse(argv: tuple[str, ...]) -> Options:
     """getopt(argc, argv, "Bb:i:qst:v") and main()'s checks; raises CommandLineError with the usage message."""
     prog = argv[0].rsplit("/", 1)[-1]
     o = Options()
     args = list(argv[1:])
-    while args and args[0].startswith("-") and args[0] != "-":
-        word = args.pop(0)
-        if word == "--":
-            break
-        i = 1
-        while i < len(word):
-            flag = word[i]
-            i += 1
-            if flag in "bit":
-                if i < len(word):
-                    value, i = word[i:], len(word)
-                elif args:
-                    value = args.pop(0)
-                else:
-                    raise _usage(prog, f"option requires an argument -- {flag}")
+    try:
+        for flag, value in getopt(args, "bit"):
+            if value is not None:
                 if flag == "b":
                     o.buffersize = _strtol(prog, flag, value, MAX_BUFFERSIZE)
                 elif flag == "t":
@@ -121,6 +140,8 @@ def parse(argv: tuple[str, ...]) -> Options:
                 setattr(o, f"{flag.lower()}flag", True)
             else:
                 raise _usage(prog, f"illegal option -- {flag}")
+    except MissingArgument as missing:
+        raise _usage(prog, f"option requires an argument -- {missing.flag}") from None
     if o.sflag and o.ipc_type != "local":
         raise _usage(prog, "-s sets socket-buffer sizes, so it needs -i local")
     if len(args) != 1:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from sim.kern.errno import ENOENT
 from sim.user import crt
-from sim.user.ipc_benchmark import BUFFERSIZE, TOTALSIZE, Benchmark, Options
+from sim.user.ipc_benchmark import BUFFERSIZE, TOTALSIZE, Benchmark, MissingArgument, Options, getopt
 from sim.user.programs import program
 
 EX_USAGE, EX_OSERR, EX_IOERR = 64, 71, 74
@@ -93,41 +93,22 @@ def parse(argv: tuple[str, ...]) -> LaterOptions:
     """getopt(argc, argv, "Bb:gi:jn:p:P:qst:v") and main()'s checks; UsageError where the program calls usage()."""
     o = LaterOptions()
     args = list(argv[1:])
-    while args and args[0].startswith("-") and args[0] != "-":
-        word = args.pop(0)
-        if word == "--":
-            break
-        i = 1
-        while i < len(word):
-            flag = word[i]
-            i += 1
-            if flag in "bintpP":
-                if i < len(word):
-                    value, i = word[i:], len(word)
-                elif args:
-                    value = args.pop(0)
-                else:
+    try:
+        for flag, value in getopt(args, "bintpP"):
+            if value is None:
+                if flag not in "Bgjqsv":
                     raise UsageError()
-                if flag == "b":
-                    o.buffersize = _number(value)
-                elif flag == "t":
-                    o.totalsize = _number(value)
-                elif flag == "n":
-                    o.iterations = _number(value)
-                elif flag == "p":
-                    o.tcp_port = _number(value, 1, 65535)
-                elif flag == "i":
-                    if value not in IPC_TYPES:
-                        raise UsageError()
-                    o.ipc_type = value
-                else:
-                    if value not in PMC_TYPES:
-                        raise UsageError()
-                    o.pmc = value
-            elif flag in "Bgjqsv":
                 setattr(o, f"{flag.lower()}flag", True)
-            else:
+            elif flag in "btn":
+                setattr(o, {"b": "buffersize", "t": "totalsize", "n": "iterations"}[flag], _number(value))
+            elif flag == "p":
+                o.tcp_port = _number(value, 1, 65535)
+            elif value not in (IPC_TYPES if flag == "i" else PMC_TYPES):
                 raise UsageError()
+            else:
+                setattr(o, "ipc_type" if flag == "i" else "pmc", value)
+    except MissingArgument:
+        raise UsageError() from None
     if o.sflag and o.ipc_type == "pipe":
         raise UsageError()
     if len(args) != 1 or args[0] not in MODES:
