@@ -22,7 +22,7 @@ CONSTANT_WORDS.update({
     ("insn", "iretq"): "back to ring 3 at tf_rip",
     ("skip", "ast"): "td_flags & (TDF_ASTPENDING|TDF_NEEDRESCHED) == 0",
     # The flag each gated hook of syscallenter, syscallret, userret and ast tests, as FreeBSD's C tests it.
-    ("skip", "cred_update_thread"): "td->td_ucred == p->p_ucred",
+    ("skip", "thread_cow_update"): "td->td_cowgen == p->p_cowgen: the cached credential is current",
     ("skip", "ktrsyscall"): "KTRPOINT(td, KTR_SYSCALL) is false",
     ("skip", "ktrsysret"): "KTRPOINT(td, KTR_SYSRET) is false",
     ("skip", "ptracestop"): "(p->p_flag & P_TRACED) == 0",
