@@ -8,6 +8,7 @@ import pytest
 
 from sim.kern.errno import ECAPMODE, ENOSYS, EPERM
 from sim.kern.kern_sig import SIGSYS
+from sim.kern.kernel import KernelConfig
 from sim.kern.sysent import load_sysent
 from sim.machine.physmem import PAGE_SIZE
 from sim.run import record
@@ -294,6 +295,44 @@ def test_a_full_reservation_is_promoted_and_then_one_walk_level_and_tlb_entry_co
     walk = first(run, "walk", "PDE", start=promotion)
     assert run.events[walk].data.entry & PS
     assert run.events[walk + 1].kind == "tlb" and run.events[walk + 1].data.page_size == 2 << 20
+
+
+def test_idle_zeroing_moves_pagezero_off_the_fault_path():
+    on = scenario_run("prezeroed-pages")
+    off = record(lookup("prezeroed-pages").spec(config=KernelConfig()))
+
+    def fault_zeroing(run):
+        """Zero-fill faults on the pages mapped after the sleep, and how many of them called pagezero."""
+        after = first(run, "syscall", "mmap", start=first(run, "syscall", "nanosleep"))
+        faults = steps(run, "fault", "zero_fill", start=after)
+        zeroing = [f for f in faults if steps(run, "enter", "pagezero", start=steps(run, "trap", end=f)[-1], end=f)]
+        return len(faults), len(zeroing)
+
+    assert fault_zeroing(off) == (8, 8)
+    assert fault_zeroing(on) == (8, 0), "each fault got a page zeroed while the CPU was idle"
+    idle = first(on, "enter", "vm_page_zero_idle")
+    assert first(on, "syscall", "nanosleep") < idle < first(on, "fault", "zero_fill", start=idle)
+    assert on.summary()["vmmeter"]["v_ozfod"] == 8 and off.summary()["vmmeter"]["v_ozfod"] == 0
+
+
+def test_under_memory_pressure_a_fault_waits_for_the_page_daemon_which_swaps_pages_out():
+    run = scenario_run("pagedaemon")
+    wait = first(run, "proc", "vmwait")
+    passes = steps(run, "mem", "pagedaemon")
+    swap_outs = steps(run, "proc", "sleep", where=lambda w: getattr(w, "write", False))
+    assert passes and passes[0] > wait and any(run.events[i].data.freed for i in passes)
+    assert swap_outs and all(run.events[i].data.path is None for i in swap_outs), "anonymous pages go to swap"
+    assert wait < swap_outs[0] < passes[-1]
+    swapped = {(run.events[i].data.object, run.events[i].data.pindex) for i in swap_outs}
+    for hard in steps(run, "fault", "hard"):
+        data = run.events[hard].data
+        if (data.object, data.pindex) in swapped:
+            read = steps(run, "proc", "sleep", where=lambda w: getattr(w, "write", None) is False, end=hard)[-1]
+            assert (run.events[read].data.object, run.events[read].data.pindex) == (data.object, data.pindex)
+            break
+    else:
+        pytest.fail("no swapped-out page came back")
+    assert run.exit_status == 0
 
 
 def test_fork_copies_map_entries_shadows_on_write_and_collapses_at_exit():

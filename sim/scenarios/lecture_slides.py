@@ -584,6 +584,77 @@ register(
 
 register(
     Scenario(
+        slug="prezeroed-pages",
+        title="Background page zeroing: pages zeroed while the CPU is idle",
+        summary=(
+            "With vm.idlezero_enable set, while the program sleeps the idle CPU runs the pagezero process, which "
+            "zeroes free pages and marks them PG_ZERO. The program then touches eight new pages: each zero-fill "
+            "fault asks for a zeroed page, gets one, and skips pmap_zero_page. The zeroing happened anyway, but "
+            "in time nobody was waiting for."
+        ),
+        command="prezero",
+        config=KernelConfig(idlezero=True),
+        lecture_point=(
+            'Slide "So: back to VM": the VM system works hard to avoid the cost of isolation: background page '
+            "zeroing moves zeroing off the fault path."
+        ),
+        question="Did the faults zero their pages? Where did the zeroing time go (compare with the switch off)?",
+        views=("narrative", "timeline", "vm", "latency"),
+        slide="So: back to Virtual Memory (VM)",
+        stops=(
+            Stop("idle-zeroing", entering("vm_page_zero_idle"), "timeline", "The CPU is idle: pagezero zeroes pages"),
+            Stop(
+                "zeroed",
+                first("mem", "page zeroed", after=entering("vm_page_zero_idle")),
+                "vm",
+                "A free page zeroed ahead of need (PG_ZERO)",
+            ),  # fmt: skip
+            Stop(
+                "fault",
+                fault("zero_fill", after=syscall("mmap", after=syscall("nanosleep"))),
+                "vm",
+                "A zero-fill fault finds a zeroed page: no pagezero",
+            ),  # fmt: skip
+        ),
+    )
+)
+
+register(
+    Scenario(
+        slug="pagedaemon",
+        title="The page daemon under memory pressure",
+        summary=(
+            "The lecture's dd with an 8 MiB block on a machine booted with hw.physmem=80M: the kernel keeps 64 MiB, "
+            "and dd's 16 MiB buffer does not fit beside the rest. When a fault finds too few free pages it waits "
+            "(VM_WAIT) for the page daemon, which scans the inactive and active queues, writes dirty anonymous "
+            "pages to swap and frees them; a page touched again later comes back from swap (a hard fault)."
+        ),
+        command=DD_COMMAND,
+        defaults={"bs": "8m", "count": "1", "malloc_conf": ""},
+        config=KernelConfig(physmem=80 << 20),
+        lecture_point=(
+            'Slide "So: back to VM": memory is a cache of secondary storage; the page daemon keeps a pool of free '
+            "pages by paging out (LRU-like queues, swap)."
+        ),
+        question="Which pages did the page daemon choose to write out, and who waited for it?",
+        views=("narrative", "timeline", "vm", "latency"),
+        slide="So: back to Virtual Memory (VM)",
+        stops=(
+            Stop("vmwait", first("proc", "vmwait"), "narrative", "Too few free pages: the fault waits (VM_WAIT)"),
+            Stop("scan", first("mem", "pagedaemon"), "vm", "The page daemon's pass frees pages"),
+            Stop(
+                "swap-out",
+                first("proc", "sleep", where=lambda w: getattr(w, "write", False)),
+                "timeline",
+                "A dirty anonymous page is written to swap",
+            ),  # fmt: skip
+            Stop("swap-in", fault("hard"), "vm", "A page touched again comes back from swap"),
+        ),
+    )
+)
+
+register(
+    Scenario(
         slug="fork-vm-map",
         title="fork() through vm_map and vm_object",
         summary=(
