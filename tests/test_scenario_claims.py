@@ -344,6 +344,20 @@ def test_fork_copies_map_entries_shadows_on_write_and_collapses_at_exit():
     assert first(run, "mem", "vm_object_collapse") > first(run, "syscall", "exit"), "exit frees the child's map"
 
 
+def test_execve_replaces_the_forked_map_but_keeps_the_process():
+    run = scenario_run("fork-execve")
+    child = run.events[first(run, "proc", "fork")].data.child
+    execve = first(run, "syscall", "execve")
+    exec_done = first(run, "proc", "exec")
+    deleted = steps(run, "mem", "vm_map_entry_delete", start=execve, end=exec_done)
+    inserted = steps(run, "mem", "vm_map_insert", start=execve, end=exec_done)
+    assert deleted and inserted and max(deleted) < min(inserted), "the old map goes, then the image is mapped"
+    assert run.events[exec_done].data.pid == child and run.events[exec_done].data.path == "/bin/getpid"
+    getpid = first(run, "syscall", "getpid", start=exec_done)
+    assert run.events[first(run, "sysret", start=getpid)].data.retval == child
+    assert "exited with 0" in run.output
+
+
 def test_a_16k_pipe_write_goes_direct_and_a_4k_one_does_not():
     run = scenario_run("pipe-direct-write")
     writes = steps(run, "syscall", "write", where=lambda a: a.values[2] == 16384)

@@ -683,6 +683,43 @@ register(
     )
 )
 
+register(
+    Scenario(
+        slug="fork-execve",
+        title="fork() then execve(): a copied address space, then a new one",
+        summary=(
+            "The child of fork() starts with a copy-on-write copy of its parent's vm_map. execve(/bin/getpid) "
+            "throws that away: vmspace_exec deletes every map entry, and the new image is mapped in fresh entries "
+            "backed by the program file's vm_object; the process, its pid and its open files stay."
+        ),
+        command="forkexec",
+        lecture_point=(
+            'Slide "Mach VM in other operating systems": FreeBSD implements fork() and execve() with Mach\'s '
+            "vm_map and vm_object: copy-on-write for fork, a new map of the image's objects for execve."
+        ),
+        question="Which of the child's map entries survive execve(), and what backs the new ones?",
+        views=("narrative", "timeline", "vm"),
+        slide="Mach VM in other operating systems",
+        stops=(
+            Stop("fork", syscall("fork"), "vm", "fork(): the child's map is a copy-on-write copy"),
+            Stop("execve", syscall("execve"), "source", "The child calls execve(/bin/getpid)"),
+            Stop(
+                "old-map-gone",
+                first("mem", "vm_map_entry_delete", after=syscall("execve")),
+                "vm",
+                "vmspace_exec: the old entries are deleted",
+            ),  # fmt: skip
+            Stop(
+                "new-image",
+                first("mem", "vm_map_insert", after=syscall("execve")),
+                "vm",
+                "The image is mapped in new entries",
+            ),  # fmt: skip
+            Stop("same-pid", syscall("getpid", after=syscall("execve")), "cpu", "The new program: the same pid"),
+        ),
+    )
+)
+
 PIPE_COMMAND = "ipc-static -t 65536 -b {bs} -i pipe 2proc"
 
 register(
