@@ -179,6 +179,18 @@ def test_cred_update_thread_runs_once_after_the_credential_changes():
     )
 
 
+def test_the_aio_daemon_writes_under_the_credential_cached_with_the_job():
+    run = scenario_run("cached-credential")
+    who = tids(run)
+    queued = first(run, "proc", "aio_queue")
+    taken = first(run, "hook", "td_ucred = job->cred")
+    restored = first(run, "hook", "td_ucred = td_savedcred")
+    writes = steps(run, "enter", "dofilewrite", start=taken, end=restored)
+    assert queued < taken < restored and writes
+    assert who[taken] != who[queued] and run.threads[who[taken]][0] != run.threads[who[queued]][0], "a kernel process"
+    assert who[taken] == who[writes[0]] == who[restored]
+
+
 def test_a_fresh_page_is_zeroed_before_a_pte_makes_it_visible():
     run = scenario_run("zero-before-reuse")
     resolved = first(run, "fault", "zero_fill")

@@ -373,6 +373,36 @@ register(
     )
 )
 
+register(
+    Scenario(
+        slug="cached-credential",
+        title="A credential cached for asynchronous work: aio_write()",
+        summary=(
+            "aio_write() queues a job and holds the caller's credential with it (job->cred). Later an AIO daemon, "
+            "a kernel process with its own credential, does the write: for the job's duration it takes the cached "
+            "credential as its own, so the I/O is authorised as the process that asked, then puts its own back."
+        ),
+        command="aio-write",
+        lecture_point=(
+            'Slide "Security and reliability (2)": credentials may be cached to authorise asynchronous work, '
+            "done later by another thread on the process's behalf."
+        ),
+        question="Whose credential authorises the daemon's write, and when was it taken?",
+        views=("narrative", "timeline", "cpu", "source"),
+        slide="Security and reliability (2)",
+        stops=(
+            Stop("queued", first("proc", "aio_queue"), "narrative", "aio_write() queues the job with td_ucred held"),
+            Stop(
+                "daemon-takes-cred",
+                first("hook", "td_ucred = job->cred"),
+                "timeline",
+                "The AIO daemon works under the job's credential",
+            ),  # fmt: skip
+            Stop("restored", first("hook", "td_ucred = td_savedcred"), "timeline", "The daemon's own credential back"),
+        ),
+    )
+)
+
 # ---------------------------------------------------------------- slide 11: zero before reuse
 
 register(
