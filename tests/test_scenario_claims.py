@@ -107,6 +107,18 @@ def test_reusing_an_aio_buffer_too_early_changes_what_is_written():
     assert "32768 bytes 'A', 32768 bytes 'B'" in run.output
 
 
+def test_the_libc_stub_loads_the_number_traps_and_tests_the_carry():
+    run = scenario_run("libc-stub")
+    call = first(run, "user", "call getpid")
+    names = [run.events[i].name for i in range(call, first(run, "user", "ret", start=call) + 1)]
+    stub = [name for name in names if not name.startswith(("enter", "exit"))]
+    assert names[:3] == ["call getpid", "mov $SYS_getpid,%eax", "movq %rcx,%r10"]
+    assert names[3] == "syscall" and stub[-2:] == ["jb cerror", "ret"]
+    number = run.events[call + 1].data.code
+    assert load_sysent()[number].name == "getpid"
+    assert not run.events[first(run, "user", "jb cerror")].data.taken
+
+
 def test_a_syscall_enters_through_lstar_and_a_page_fault_through_the_idt():
     run = scenario_run("trap-vector")
     syscall = first(run, "insn", "syscall")

@@ -166,6 +166,33 @@ register(
 
 register(
     Scenario(
+        slug="libc-stub",
+        title="libc's system-call stub, instruction by instruction",
+        summary=(
+            "getpid() in C is a call to a libc stub generated from syscalls.master: mov $SYS_getpid,%eax puts "
+            "the call's number in %eax, movq %rcx,%r10 frees %rcx (syscall overwrites it), syscall traps, and on "
+            "return jb cerror tests the carry flag: clear, so ret hands %rax back as the result."
+        ),
+        command="getpid",
+        lecture_point=(
+            'Slide "System-call invocation": libc system-call stubs provide linkable symbols; system calls look '
+            "like library functions."
+        ),
+        question="What would the stub do if the carry flag were set on return?",
+        views=("narrative", "cpu", "source"),
+        slide="System-call invocation",
+        stops=(
+            Stop("call", first("user", "call getpid"), "cpu", "The C call: into libc's getpid stub"),
+            Stop("number", first("user", "mov $SYS_getpid,%eax"), "cpu", "The number from syscalls.master"),
+            Stop("trap", first("insn", "syscall"), "cpu", "syscall: into the kernel"),
+            Stop("carry", first("user", "jb cerror"), "cpu", "Back: carry clear, so no cerror"),
+            Stop("ret", first("user", "ret", after=first("user", "jb cerror")), "cpu", "ret: %rax is the pid"),
+        ),
+    )
+)
+
+register(
+    Scenario(
         slug="trap-vector",
         title="Two ways in: the syscall instruction and the IDT",
         summary=(
