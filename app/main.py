@@ -19,11 +19,14 @@ from app import (
     routes_api,
     routes_console,
     routes_exercises,
+    routes_flame,
+    routes_lab,
     routes_ops,
     routes_outline,
     routes_pages,
     routes_rooms,
     routes_trace,
+    speedscope,
     vendor,
 )
 from app.admission import RecordingPool
@@ -118,6 +121,9 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.include_router(routes_exercises.router)
     app.include_router(routes_api.router)
     app.include_router(routes_trace.router)
+    app.include_router(routes_lab.router)
+    app.include_router(routes_flame.router)  # the flame graph's time-order frames
+    app.include_router(speedscope.router)  # speedscope itself, for "Open in speedscope"
     app.include_router(routes_console.router)
     app.include_router(routes_rooms.router)
     app.include_router(routes_ops.router)

@@ -374,9 +374,11 @@ register(
             "libc's clock_gettime() finds the kernel's timekeeping page (the vdso's timehands, mapped into "
             "every process) and computes the time in user mode from rdtscp. The first call's first read of that "
             "shared page takes a page fault (demand paging, not a system call); the second call never leaves "
-            "ring 3."
+            "ring 3. This runs on the modern profile, whose timecounter is the TSC: on the lecture's machine "
+            "(an HPET timecounter, which the vdso cannot read) the same call is a system call, as slide 16 shows."
         ),
         command="clock-gettime",
+        profile="modern",
         lecture_point=(
             "System calls need not trap: the vdso gives libc a dynamic implementation that reads kernel-"
             "maintained data directly."
@@ -521,5 +523,5 @@ register(
     )
 )
 
-# The other slides' scenarios, in their own module; imported here so that every user of SCENARIOS sees them.
-from sim.scenarios import lecture_slides  # noqa: E402, F401  isort: skip
+# Scenarios kept in modules of their own register themselves when imported, so every user of SCENARIOS sees them.
+from sim.scenarios import kernel_bugs, lecture_slides  # noqa: E402, F401  isort: skip

@@ -36,7 +36,7 @@ def vm_page_zero_idle(until_ns: int) -> int:
     machine, vm = pcpu.machine, pcpu.kernel.vm
     phys = vm.phys
     zeroed = 0
-    while phys.free_dirty and machine.now + machine.profile.page_zero_ns <= until_ns:
+    while phys.free_dirty and machine.now < until_ns:  # the process yields between pages, not within one
         if not vm_page_zero_check(phys.free_count, phys.zero_count):
             break
         pfn = next(iter(phys.free_dirty))  # vm_phys_zero_pages_idle: the next page not yet zeroed
