@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sim.kern.kernel import KernelConfig
 from sim.scenarios.registry import Scenario, register
+from sim.scenarios.stops import Stop, first, page_fault_trap, syscall
 
 SLIDE = "Security and reliability"
 
@@ -25,6 +26,11 @@ register(
         question="Which instruction read the user's memory, and why did the MMU allow it in ring 0?",
         views=("narrative", "cpu", "walk", "source"),
         slide=SLIDE,
+        stops=(
+            Stop("bug-syscall", syscall("l41_bug"), "source", "A buggy system call with a user pointer"),
+            Stop("deref", first("insn", "movq (%rax),%rax"), "cpu", "The kernel loads through it: no SMAP, no fault"),
+            Stop("returns", first("sysret", after=syscall("l41_bug")), "cpu", "It returns the user's data"),
+        ),
     )
 )
 
@@ -47,6 +53,11 @@ register(
         question="The page was present and readable. What in the page-fault error code says why it faulted?",
         views=("narrative", "cpu", "walk", "source"),
         slide=SLIDE,
+        stops=(
+            Stop("bug-syscall", syscall("l41_bug"), "source", "A buggy system call with a user pointer"),
+            Stop("fault", page_fault_trap(user=False), "cpu", "SMAP: the load faults in kernel mode"),
+            Stop("panic", first("panic"), "narrative", "Fatal trap 12: the kernel panics"),
+        ),
     )
 )
 
@@ -68,5 +79,10 @@ register(
         question="Why is a fault at address 0x10 fatal here, when dd's faults on its buffer were not?",
         views=("narrative", "cpu", "walk", "source"),
         slide=SLIDE,
+        stops=(
+            Stop("bug-syscall", syscall("l41_bug"), "source", "A buggy system call with a NULL pointer"),
+            Stop("fault", page_fault_trap(user=False), "cpu", "A kernel-mode fault at a small address"),
+            Stop("panic", first("panic"), "narrative", "Fatal trap 12: the kernel panics"),
+        ),
     )
 )
