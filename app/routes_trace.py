@@ -37,7 +37,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 
-from app import flame_view, speedscope, trace_figures
+from app import flame_view, freebsd_route, speedscope, trace_figures
 from app.d_programs import WEB_OPS_BUDGET, CompiledPrograms
 from app.errors import BadParameter
 from app.quoting import shown
@@ -272,8 +272,8 @@ PROBE_KINDS = {
             "`fbt_invop`, `dtrace_probe`, the displaced instruction emulated, `iretq`"),
     "profile": ("profile / tick", "the cyclic's timer interrupt, every period, whatever the CPU is running: "
                 "`profile_fire`, `dtrace_probe` (paid here at the next kernel function boundary)"),
-    "sdt": ("proc / vminfo", "an SDT probe site in the kernel (`do_fork`, `exit1`, `do_execve`, the fault path) "
-            "calls `dtrace_probe` through `sdt_probe_func`"),
+    "sdt": ("proc / vminfo (Solaris's)", "an SDT probe site in the kernel (`do_fork`, `exit1`, `do_execve`, the "
+            "fault path) calls `dtrace_probe` through `sdt_probe_func`"),
 }  # fmt: skip
 
 
@@ -376,6 +376,8 @@ def results_view(query: TraceQuery, traced: Traced) -> dict:
         "figures": figures,
         "stack_aggregations": flame.stack_aggregations(result.aggregations),
         "probe_effect": probe_effect(traced, query.profile),
+        "uses_vminfo": freebsd_route.uses_vminfo(query.script or ""),
+        "vm_stats": freebsd_route.vm_stats(traced.traced),
     }
 
 

@@ -9,28 +9,25 @@ line numbers in messages stay those of the script.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from sim.trace.d_options import OptionError, option_value
+from sim.trace.d_types import TYPEDEFS, typedef_names
+
 GRAMMAR = Path(__file__).with_name("d_grammar.lark")
+DECLARATIONS = frozenset({"declaration", "untyped_declaration", "typedef", "inline", "translator"})
 MAX_SCRIPT_BYTES = 64 * 1024  # a teaching script is a page or two; this bounds parse and compile time
 # How deep expressions may nest: the compiler and the compiled program recurse once or twice a level, so this
 # keeps both far from Python's recursion limit (1,000 frames); a teaching script nests a dozen levels or so.
 MAX_NESTING = 100
 # Probe descriptions in a program, over all its clauses: each may match every probe (':::' matches ~600).
 MAX_PROBE_DESCRIPTIONS = 256
-
-# Options a script may set with #pragma D option (dtrace(1) -x). Those the simulator cannot honour are accepted
-# and ignored, as buffer sizes and rates mean nothing when the whole run is already recorded.
-BOOLEAN_OPTIONS = {"quiet", "aggsortkey", "aggsortrev", "flowindent", "destructive", "zdefs", "rawbytes"}
-IGNORED_OPTIONS = {"bufsize", "aggsize", "dynvarsize", "specsize", "switchrate", "aggrate", "cleanrate",
-                   "statusrate", "strsize", "stackframes", "ustackframes", "nspec", "bufpolicy", "bufresize",
-                   "cpu", "defaultargs", "jstackframes", "jstackstrsize", "aggpercpu", "aggzoom", "aggpack",
-                   "aggsortpos", "aggsortkeypos", "stackindent"}  # fmt: skip
 
 
 class DtraceError(ValueError):
@@ -72,17 +69,39 @@ class CompileError(Exception):
         self.column = column
 
 
+class EnableError(CompileError):
+    """A program that compiles but that dtrace cannot enable: "dtrace: could not enable tracing: MESSAGE"."""
+
+
 @dataclass
 class ParsedProgram:
     tree: Tree
     source: str
-    options: dict[str, str] = field(default_factory=dict)
+    options: dict[str, int | str] = field(default_factory=dict)
+    declarations: list[Tree] = field(default_factory=list)  # outside clauses, in order (d_decls.py)
 
 
-@cache
-def _parser() -> Lark:
+# The program being parsed's own type names, each with the spans of its typedefs (see _type_name).
+_PROGRAM_TYPE_NAMES: ContextVar[dict[str, list[tuple[int, int]]] | None] = ContextVar("type_names", default=None)
+
+
+def _type_name(token: Token) -> Token:
+    """A program's type name is an identifier until its first typedef ends, and as the name a typedef declares."""
+    spans = (_PROGRAM_TYPE_NAMES.get() or {}).get(str(token))
+    if spans and (token.start_pos < spans[0][1] or any(start <= token.start_pos < end for start, end in spans)):
+        token.type = "IDENT"
+    return token
+
+
+@lru_cache(maxsize=32)
+def _parser(type_names: frozenset[str] = frozenset()) -> Lark:
+    """The parser for programs whose typedefs name `type_names`: D's lexer, as C's, must know a type name to read
+    `(new_int) x` as a cast (dt_lex.l returns DT_TOK_TNAME for them), and so must lark's."""
+    names = sorted(set(TYPEDEFS) | type_names, key=lambda name: (-len(name), name))
+    grammar = GRAMMAR.read_text().replace("__no_type_names__", "(?:" + "|".join(names) + ")")
     return Lark(
-        GRAMMAR.read_text(),
+        grammar,
+        lexer_callbacks={"TNAME": _type_name},
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,
@@ -99,7 +118,7 @@ def parse(text: str, from_file: bool) -> ParsedProgram:
     """Parse a D program; `from_file` is true for -s scripts, which must give every probe a body."""
     if len(text.encode()) > MAX_SCRIPT_BYTES:
         raise CompileError(f"the program is {len(text.encode()):,} bytes long; the limit is {MAX_SCRIPT_BYTES:,}")
-    options: dict[str, str] = {}
+    options: dict[str, int | str] = {}
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
         stripped = line.lstrip()
@@ -108,16 +127,24 @@ def parse(text: str, from_file: bool) -> ParsedProgram:
         if number == 1 and stripped.startswith("#!"):
             for cluster in _SHEBANG_OPTIONS.findall(stripped):
                 if "q" in cluster:
-                    options["quiet"] = "set"
+                    options["quiet"] = 1
         else:
             options.update(_pragma(stripped, number, len(line) - len(stripped) + 1))
         lines[number - 1] = ""
     body = "\n".join(lines)
+    type_names = typedef_names(body)
+    names = _PROGRAM_TYPE_NAMES.set(type_names)
     try:
-        tree = _parser().parse(body)
+        tree = _parser(frozenset(type_names)).parse(body)
     except UnexpectedInput as error:
         raise _syntax_error(error, body) from None
+    finally:
+        _PROGRAM_TYPE_NAMES.reset(names)
+    if not tree.children:
+        raise CompileError("empty D program translation unit")
     _check_size(tree)
+    declarations = [node for node in tree.children if node.data in DECLARATIONS]
+    tree.children = [node for node in tree.children if node.data not in DECLARATIONS]
     for clause in tree.children:
         if clause.data == "predicate_without_actions":
             raise CompileError(
@@ -133,13 +160,13 @@ def parse(text: str, from_file: bool) -> ParsedProgram:
                     clause.meta.line,
                     clause.meta.column,
                 )
-    return ParsedProgram(tree=tree, source=text, options=options)
+    return ParsedProgram(tree=tree, source=text, options=options, declarations=declarations)
 
 
 def _check_size(tree: Tree) -> None:
     """Refuse a program nested deeper than MAX_NESTING or naming more than MAX_PROBE_DESCRIPTIONS probes
     (walked without recursion, so that the walk itself cannot overflow the stack)."""
-    descriptions = sum(len(clause.children[0].children) for clause in tree.children)
+    descriptions = sum(len(node.children[0].children) for node in tree.children if node.data not in DECLARATIONS)
     if descriptions > MAX_PROBE_DESCRIPTIONS:
         raise CompileError(
             f"the program has {descriptions:,} probe descriptions; the limit is {MAX_PROBE_DESCRIPTIONS}"
@@ -182,16 +209,15 @@ def _pragma(line: str, number: int, column: int) -> dict[str, str]:
     raise CompileError(f"invalid control directive: #{name}{hint}", number, column)
 
 
-def _option(line: str, number: int, column: int) -> dict[str, str]:
+def _option(line: str, number: int, column: int) -> dict[str, int | str]:
     match = _PRAGMA.match(line)
     if not match:
         raise CompileError("malformed #pragma option <option>=<val>", number, column)
     name, value = match.group(1), match.group(2)
-    if name in BOOLEAN_OPTIONS:
-        return {name: value or "set"}
-    if name in IGNORED_OPTIONS:
-        return {}
-    raise CompileError(f"failed to set option '{name}': Invalid option name", number, column)
+    try:
+        return {name: option_value(name, value)}
+    except OptionError as error:
+        raise CompileError(str(error), number, column) from None
 
 
 def _syntax_error(error: UnexpectedInput, text: str) -> CompileError:

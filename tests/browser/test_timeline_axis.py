@@ -76,7 +76,7 @@ def test_stepping_past_sysretq_keeps_the_zoom(page: Page):
     for step in range(sysretq - 3, sysretq + 4):
         expect(page.locator("#step-panel")).to_have_attribute("data-step", str(step))
         page.wait_for_function(
-            f"() => document.getElementById('timeline').layout.shapes[0].x0 === {run.events[step].t_ns}"
+            f"() => document.getElementById('timeline').dataset.cursorNs === '{run.events[step].t_ns}'"
         )
         start, end = (float(x) for x in page.locator("#timeline").get_attribute("data-range").split())
         ranges.append(end - start)
@@ -92,7 +92,7 @@ def test_a_step_outside_the_range_pans_it_without_changing_its_width(page: Page)
     before = [float(x) for x in page.locator("#timeline").get_attribute("data-range").split()]
     page.locator("#timeline").scroll_into_view_if_needed()
     page.keyboard.press("End")  # the last step, tens of microseconds later
-    page.wait_for_function(f"() => document.getElementById('timeline').layout.shapes[0].x0 === {run.events[-1].t_ns}")
+    page.wait_for_function(f"() => document.getElementById('timeline').dataset.cursorNs === '{run.events[-1].t_ns}'")
     after = [float(x) for x in page.locator("#timeline").get_attribute("data-range").split()]
     assert after[1] - after[0] == pytest.approx(before[1] - before[0])
     assert after[0] <= run.events[-1].t_ns <= after[1]

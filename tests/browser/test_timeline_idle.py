@@ -56,7 +56,7 @@ def test_the_syncer_has_its_own_lane_starting_where_the_narrative_says(page: Pag
     assert syncer["fill"] == KTHREAD_COLOUR
     assert syncer["spans"][0][0] == run.events[switch].t_ns == 16_021  # 16.0 us
     expect(page.locator("#timeline")).to_contain_text("syncer · pid 12")
-    assert page.evaluate("document.getElementById('timeline').layout.shapes[0].x0") == 16_021
+    assert page.locator("#timeline").get_attribute("data-cursor-ns") == "16021"
     page.locator("#timeline").screenshot(path=ARTIFACTS / "write-file-syncer-lane.png")
 
 
