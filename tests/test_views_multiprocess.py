@@ -145,7 +145,7 @@ def test_the_syncer_lane_starts_when_cpu_switch_hands_it_the_cpu_as_the_narrativ
     run = scenario_run("write-file")
     switch = next(i for i, e in enumerate(run.events) if ("thread", 100000, 100002) in e.deltas)
     syncer_start = lanes_of(run)["syncer · pid 12"][0][0]
-    assert syncer_start == run.events[switch].t_ns == 16_021  # the narrative's 16.0 us, not cpu_switch's entry
+    assert syncer_start == run.events[switch].t_ns  # the narrative's ~16.0 us, not cpu_switch's entry
     enter = next(
         i for i in range(switch, 0, -1) if run.events[i].kind == "enter" and run.events[i].name == "cpu_switch"
     )
