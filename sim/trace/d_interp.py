@@ -181,6 +181,7 @@ class Program:
         self.state: TraceState | None = None
         self._state_ref: list[TraceState] = []
         self.layout = Layout()
+        self.fbt_arguments: frozenset[str] = frozenset()
 
     @property
     def probes(self) -> list[Probe]:
@@ -414,6 +415,7 @@ class _Compiler:
         )
         program._state_ref = self.state_ref
         program.layout = self.layout
+        program.fbt_arguments = frozenset(self.fbt_arguments)  # functions whose entry arguments the run records
         return program
 
     # -- clauses --
@@ -432,7 +434,7 @@ class _Compiler:
                 raise _fail(token, f"probe description {full} does not match any probes")
             for probe in matched:
                 probes.setdefault(probe.id, probe)
-        d_kernel.check_arguments(node, list(probes.values()))
+        d_kernel.enter_clause(self, node, list(probes.values()))
         self.locals = dict(self.this_declared)
         predicate = None
         statements: list[Callable[[Firing], None]] = []

@@ -44,6 +44,8 @@ def attach(c) -> None:
     c.this_declared = {}  # this-> variables declared outside clauses: name -> type
     c.inline_arguments = []  # a stack of {parameter: Expr} while an inline with a signature compiles
     c.translators = []  # d_decls.Translator, in declaration order
+    c.fbt_arguments = set()  # functions whose fbt entry arguments a clause reads (d_kernel.enter_clause)
+    c.clause_probes = []  # the probes of the clause being compiled
     c.xlate_sites = 0
     c.placeholder = lambda dtype: interp.Expr(lambda f: 0, dtype)  # a translator's input while it is checked
     c.builtin_names = set(interp.BUILTINS) | interp.ACTIONS | interp.UNSUPPORTED_FUNCTIONS
@@ -243,9 +245,14 @@ def arrow(c, node: Tree):
 
 def subscript(c, node: Tree):
     """Indexing an array or a pointer, or an inline with a tuple signature; None for associative arrays."""
-    base = node.children[0]
+    base, arguments = node.children
     if isinstance(base, Tree) and base.data == "ident" and str(base.children[0]) in c.inlines:
         return _inline_call(c, node, str(base.children[0]))
+    if isinstance(base, Tree) and base.data == "ident" and str(base.children[0]) == "args":
+        index = c._expr(arguments.children[0]) if len(arguments.children) == 1 else None
+        if index is None or not index.is_const or not 0 <= int(index.const) <= 9:
+            return None  # the interpreter words the error
+        return d_kernel.typed_args(c, node, int(index.const))
     place = _element(c, node)
     return value(c, place) if place is not None else None
 

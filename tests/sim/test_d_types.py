@@ -145,9 +145,31 @@ def test_bad_declarations_and_operands_are_refused_in_libdtraces_words(program, 
     assert message in refused(program)
 
 
-def test_fbt_entry_probes_refuse_arguments_the_log_does_not_record():
-    assert "arg0 is not available at fbt:kernel:vm_fault:entry" in refused("fbt::vm_fault:entry { trace(arg0); }")
-    compile_script("fbt::sys_getpid:return { trace(arg1); }")  # a return probe's arg1 is the value returned
+def test_fbt_args_are_the_modelled_functions_arguments_as_they_were_at_entry():
+    """L41's Lab 2 pattern: pipe_write's struct file leads to its pipe, whose peer's buffer the write fills."""
+    program = """
+    fbt::pipe_write:entry /execname == "ipc-static"/ {
+        this->pipe = (struct pipe *)args[0]->f_data;
+        @peer_size = max(this->pipe->pipe_peer->pipe_buffer.size);
+        @resid[args[1]->uio_resid] = count();
+        @who[args[2]->td_proc->p_pid == pid, args[2]->td_tid == tid, arg0 == (uintptr_t)args[0]] = count();
+    }
+    syscall::write:entry /execname == "ipc-static"/ { @writes = count(); }
+    END { printa("%@d\\n", @peer_size); printa("%d %@d\\n", @resid); printa("%d %d %d %@d\\n", @who);
+          printa("%@d\\n", @writes); }"""
+    lines = printed(program, "ipc-static -q -i pipe -b 4096 -t 65536 2thread").split("\n")
+    assert lines == ["16384", "4096 16", "1 1 1 16", "16"]
+
+
+def test_fbt_args_are_typed_by_the_functions_parameters():
+    assert "args[5] is out of range for fbt:kernel:pipe_write:entry" in refused(
+        "fbt::pipe_write:entry { trace(args[5]); }"
+    )
+    assert 'operator -> cannot be applied to pointer to type "void"' in refused(
+        "fbt::pipe_write:entry { trace(args[0]->f_data->cnt); }"
+    )
+    assert compile_script("fbt::pipe_write:entry { trace(arg1); }").program.fbt_arguments == {"pipe_write"}
+    assert compile_script("fbt::pipe_write:entry { trace(1); }").program.fbt_arguments == frozenset()
 
 
 def test_translators_fill_a_struct_from_their_input():
