@@ -12,6 +12,7 @@ deterministic, as every run is.
 from __future__ import annotations
 
 from sim.core.events import EntryArguments, KernelObject
+from sim.kern.proc import TRAPFRAME_FIELDS, Trapframe
 
 DIRECT_MAP = 0xFFFF_F800_0000_0000  # amd64's direct map, where the kernel's malloc'd objects are
 THREAD_BASE = DIRECT_MAP  # a struct thread per thread id (D's curthread is the same object: sim/trace/d_kernel.py)
@@ -29,8 +30,28 @@ FIELDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "PipeBuffer": ("struct pipebuf", (("cnt", "cnt"), ("in", "in_"), ("out", "out"), ("size", "size"))),
     "Uio": ("struct uio", (("uio_offset", "uio_offset"), ("uio_resid", "uio_resid"), ("uio_segflg", "uio_segflg"),
                            ("uio_rw", "uio_rw"), ("uio_td", "uio_td"))),
-    "Thread": ("struct thread", (("td_proc", "td_proc"), ("td_tid", "td_tid"), ("td_flags", "td_flags"))),
-    "Proc": ("struct proc", (("p_pid", "p_pid"), ("p_comm", "p_comm"), ("p_flag", "p_flag"))),
+    "Thread": ("struct thread", (("td_proc", "td_proc"), ("td_tid", "td_tid"), ("td_flags", "td_flags"),
+                                 ("td_ucred", "td_ucred"), ("td_frame", "td_frame"), ("td_errno", "td_errno"),
+                                 ("td_priority", "td_priority"))),
+    "Proc": ("struct proc", (("p_pid", "p_pid"), ("p_comm", "p_comm"), ("p_flag", "p_flag"),
+                             ("p_ucred", "p_ucred"))),
+    "Ucred": ("struct ucred", (("cr_uid", "cr_uid"), ("cr_ruid", "cr_ruid"), ("cr_gid", "cr_gid"),
+                               ("cr_flags", "cr_flags"))),
+    "Trapframe": ("struct trapframe", tuple((name, name) for name in TRAPFRAME_FIELDS)),
+    "VmMap": ("struct vm_map", (("size", "size"), ("timestamp", "timestamp"))),
+    "VmMapEntry": ("struct vm_map_entry", (("start", "start"), ("end", "end"), ("object", "object"),
+                                           ("offset", "offset"), ("eflags", "eflags"), ("protection", "protection"),
+                                           ("max_protection", "max_protection"), ("inheritance", "inheritance"),
+                                           ("wired_count", "wired"))),
+    "VmObject": ("struct vm_object", (("size", "size"), ("resident_page_count", "resident_page_count"),
+                                      ("ref_count", "ref_count"), ("shadow_count", "shadow_count"),
+                                      ("backing_object", "backing_object"),
+                                      ("backing_object_offset", "backing_object_offset"), ("flags", "flags"),
+                                      ("type", "type"))),
+    "VmPage": ("struct vm_page", (("object", "object"), ("pindex", "pindex"), ("phys_addr", "phys_addr"),
+                                  ("wire_count", "wire_count"), ("queue", "queue"), ("flags", "flags"),
+                                  ("aflags", "aflags"), ("oflags", "oflags"), ("act_count", "act_count"),
+                                  ("valid", "valid"), ("dirty", "dirty"))),
     "Socket": ("struct socket", (("so_type", "so_type"), ("so_state", "so_state"), ("so_rcv", "so_rcv"),
                                  ("so_snd", "so_snd"))),
     "Sockbuf": ("struct sockbuf", (("sb_cc", "sb_cc"), ("sb_hiwat", "sb_hiwat"), ("sb_lowat", "sb_lowat"),
@@ -58,12 +79,13 @@ class ArgumentRecorder:
             return 0
         if isinstance(value, int | str):
             return int(value) if isinstance(value, int) else value
-        described = FIELDS.get(type(value).__name__)
+        described = next((FIELDS[k.__name__] for k in type(value).__mro__ if k.__name__ in FIELDS), None)
         address = self._address(value)
         if described is None or depth < 0:
             return KernelObject(described[0] if described else "", address, ())
         tag, fields = described
-        return KernelObject(tag, address, tuple((name, self._fact(getattr(value, attribute, 0), depth - 1))
+        read = value.__getitem__ if isinstance(value, Trapframe) else lambda name: getattr(value, name, 0)
+        return KernelObject(tag, address, tuple((name, self._fact(read(attribute), depth - 1))
                                                 for name, attribute in fields))  # fmt: skip
 
     def _address(self, value: object) -> int:

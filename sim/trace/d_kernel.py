@@ -20,6 +20,7 @@ from lark import Tree
 from sim.core.events import KernelObject
 from sim.core.walker import MAXCOMLEN
 from sim.kern.dtrace_args import FIELDS, OBJECT_STRIDE, PROC_BASE, THREAD_BASE
+from sim.kern.proc import TRAPFRAME_FIELDS
 from sim.trace import d_interp
 from sim.trace.d_decls import fail
 from sim.trace.d_output import CHAR, INT, INT64, VOID, DType
@@ -33,13 +34,34 @@ def _struct(tag: str) -> StructType:
     return new_struct("struct", tag)
 
 
-PROC, THREAD, FILE, PIPE, PIPEBUF, UIO, SOCKET, SOCKBUF = (
-    _struct(tag) for tag in ("proc", "thread", "file", "pipe", "pipebuf", "uio", "socket", "sockbuf")
+TAGS = ("proc", "thread", "file", "pipe", "pipebuf", "uio", "socket", "sockbuf", "ucred", "trapframe", "vm_map",
+        "vm_map_entry", "vm_object", "vm_page")  # fmt: skip
+PROC, THREAD, FILE, PIPE, PIPEBUF, UIO, SOCKET, SOCKBUF, UCRED, TRAPFRAME, VM_MAP, VM_MAP_ENTRY, VM_OBJECT, VM_PAGE = (
+    _struct(tag) for tag in TAGS
 )
+LONG, ULONG, U_CHAR, U_SHORT = TYPEDEFS["register_t"], TYPEDEFS["u_long"], TYPEDEFS["u_char"], TYPEDEFS["u_short"]
+VM_OFFSET, VM_OOFFSET, VM_PINDEX = TYPEDEFS["vm_offset_t"], TYPEDEFS["vm_ooffset_t"], TYPEDEFS["vm_pindex_t"]
 COMM = array_of(CHAR, MAXCOMLEN + 1)
-lay_out(PROC, [("p_pid", TYPEDEFS["pid_t"], 0), ("p_comm", COMM, 0), ("p_flag", INT, 0)])
+lay_out(UCRED, [("cr_uid", TYPEDEFS["uid_t"], 0), ("cr_ruid", TYPEDEFS["uid_t"], 0),
+                ("cr_gid", TYPEDEFS["gid_t"], 0), ("cr_flags", U_INT, 0)])  # fmt: skip
+lay_out(PROC, [("p_pid", TYPEDEFS["pid_t"], 0), ("p_comm", COMM, 0), ("p_flag", INT, 0),
+               ("p_ucred", pointer_to(UCRED), 0)])  # fmt: skip
+lay_out(TRAPFRAME, [(name, LONG, 0) for name in TRAPFRAME_FIELDS])
 lay_out(THREAD, [("td_proc", pointer_to(PROC), 0), ("td_tid", TYPEDEFS["lwpid_t"], 0), ("td_name", COMM, 0),
-                 ("td_flags", INT, 0)])  # fmt: skip
+                 ("td_flags", INT, 0), ("td_ucred", pointer_to(UCRED), 0), ("td_frame", pointer_to(TRAPFRAME), 0),
+                 ("td_errno", INT, 0), ("td_priority", U_CHAR, 0)])  # fmt: skip
+lay_out(VM_MAP, [("size", TYPEDEFS["vm_size_t"], 0), ("timestamp", U_INT, 0)])
+lay_out(VM_OBJECT, [("size", VM_PINDEX, 0), ("resident_page_count", INT, 0), ("ref_count", INT, 0),
+                    ("shadow_count", INT, 0), ("backing_object", pointer_to(VM_OBJECT), 0),
+                    ("backing_object_offset", VM_OOFFSET, 0), ("flags", U_SHORT, 0), ("type", U_CHAR, 0)])  # fmt: skip
+lay_out(VM_MAP_ENTRY, [("start", VM_OFFSET, 0), ("end", VM_OFFSET, 0), ("object", pointer_to(VM_OBJECT), 0),
+                       ("offset", VM_OOFFSET, 0), ("eflags", INT, 0), ("protection", TYPEDEFS["vm_prot_t"], 0),
+                       ("max_protection", TYPEDEFS["vm_prot_t"], 0), ("inheritance", U_CHAR, 0),
+                       ("wired_count", INT, 0)])  # fmt: skip
+lay_out(VM_PAGE, [("object", pointer_to(VM_OBJECT), 0), ("pindex", VM_PINDEX, 0),
+                  ("phys_addr", TYPEDEFS["vm_paddr_t"], 0), ("wire_count", U_INT, 0), ("queue", U_CHAR, 0),
+                  ("flags", U_SHORT, 0), ("aflags", U_CHAR, 0), ("oflags", U_CHAR, 0), ("act_count", U_CHAR, 0),
+                  ("valid", U_CHAR, 0), ("dirty", U_CHAR, 0)])  # fmt: skip
 lay_out(FILE, [("f_data", pointer_to(VOID), 0), ("f_type", SHORT, 0), ("f_flag", U_INT, 0), ("f_count", U_INT, 0),
                ("f_offset", TYPEDEFS["off_t"], 0)])  # fmt: skip
 lay_out(PIPEBUF, [("cnt", U_INT, 0), ("in", U_INT, 0), ("out", U_INT, 0), ("size", U_INT, 0)])
@@ -50,7 +72,8 @@ lay_out(UIO, [("uio_offset", TYPEDEFS["off_t"], 0), ("uio_resid", TYPEDEFS["ssiz
 lay_out(SOCKBUF, [("sb_cc", U_INT, 0), ("sb_hiwat", U_INT, 0), ("sb_lowat", U_INT, 0), ("sb_mbcnt", U_INT, 0),
                   ("sb_mbmax", U_INT, 0), ("sb_flags", SHORT, 0), ("sb_state", SHORT, 0)])  # fmt: skip
 lay_out(SOCKET, [("so_type", SHORT, 0), ("so_state", SHORT, 0), ("so_rcv", SOCKBUF, 0), ("so_snd", SOCKBUF, 0)])
-KERNEL_STRUCTS = {t.name: t for t in (PROC, THREAD, FILE, PIPE, PIPEBUF, UIO, SOCKET, SOCKBUF)}
+KERNEL_STRUCTS = {t.name: t for t in (PROC, THREAD, FILE, PIPE, PIPEBUF, UIO, SOCKET, SOCKBUF, UCRED, TRAPFRAME,
+                                       VM_MAP, VM_MAP_ENTRY, VM_OBJECT, VM_PAGE)}  # fmt: skip
 KERNEL_TAGS = {("struct", t.tag): t for t in KERNEL_STRUCTS.values()}
 assert {tag for tag, _ in FIELDS.values()} <= set(KERNEL_STRUCTS), "each recorded object has its D struct"
 

@@ -191,3 +191,16 @@ def test_translators_fill_a_struct_from_their_input():
     assert "translator member b is not a member of struct out" in refused(
         "struct out { int a; }; translator struct out < int p > { b = p; };"
     )
+
+
+def test_fbt_args_follow_the_kernels_structures_whatever_the_objects_class():
+    """trap()'s frame is a KernelTrapframe for a fault in the kernel: still a struct trapframe to D."""
+    program = """
+    fbt::trap:entry { @kinds[args[0]->tf_trapno, args[0]->tf_err & 4] = count(); }
+    fbt::trap_pfault:entry { @faults = count(); }
+    fbt::pipe_write:entry { @rax[args[2]->td_frame->tf_rax] = count(); }
+    END { printa("%d %d %@d\\n", @kinds); printa("%@d\\n", @faults); printa("%d %@d\\n", @rax); }"""
+    lines = printed(program, "ipc-static -q -i pipe -b 4096 -t 16384 2thread").split("\n")
+    # Every trap is a page fault (T_PAGEFLT, 12): one in the kernel (PGEX_U clear: copyin), nine in user mode.
+    assert lines[:3] == ["12 0 1", "12 4 9", "10"]
+    assert lines[3] == "4 4"  # pipe_write runs inside write(2): the saved %rax is SYS_write, 4
