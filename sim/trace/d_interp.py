@@ -689,7 +689,7 @@ class _Compiler:
             if args[0].data == "call" and self._callee(args[0]) == "stack":
                 depth = self._stack_depth(args[0])
                 return lambda f: state[0].out.append(format_stack(f.stack(depth)))
-            expr = self._expr(args[0])
+            expr = d_typed.char_string(self, self._expr(args[0]), pointers=False)
             fn, dtype = expr.fn, expr.type
             if dtype.kind == "void":
                 raise _fail(args[0], "trace( ) argument #1 must be of scalar, string or stack type")
@@ -730,7 +730,7 @@ class _Compiler:
             raise _fail(node, "printf( ) prototype mismatch: 0 args passed, at least 1 expected")
         fmt = self._format_string(args[0], "printf")
         conversions = fmt.conversions
-        values = [self._expr(a) for a in args[1:]]
+        values = d_typed.printf_values(self, conversions, [self._expr(a) for a in args[1:]])
         if any(p.aggregation for p in fmt.pieces if not isinstance(p, str)):
             raise _fail(args[0], "printf( ) format may not use %@: that conversion is for printa( )")
         if len(values) < len(conversions):

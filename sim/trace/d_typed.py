@@ -528,3 +528,23 @@ def call(c, node: Tree, name: str):
         return st.memory.alloca(st.firings, n)
 
     return interp.Expr(alloca, pointer_to(VOID))
+
+
+def char_string(c, expr, pointers: bool):
+    """A char array (and, if `pointers`, a char *) as the string it holds, as printf's %s and trace() read one
+    (dt_printf.c's pfcheck_str); any other expression as it is."""
+    dtype = expr.type
+    if isinstance(dtype, ArrayType) and dtype.element.size == 1 and dtype.element.is_int:
+        limit = dtype.size
+    elif pointers and isinstance(dtype, PointerType) and dtype.target.size == 1 and dtype.target.is_int:
+        limit = STRING_SIZE
+    else:
+        return expr
+    fn, memory = expr.fn, _memory(c)
+    return interp.Expr(lambda f: read_string(memory(), fn(f), limit), STRING)
+
+
+def printf_values(c, conversions: list, values: list) -> list:
+    """printf's arguments, a char array or pointer given to %s read as its string."""
+    return [char_string(c, value, pointers=True) if n < len(conversions) and conversions[n].letter == "s" else value
+            for n, value in enumerate(values)]  # fmt: skip

@@ -104,7 +104,7 @@ def test_curthread_reads_the_firing_threads_real_ids():
     program = """
     syscall::getpid:entry {
         printf("%d %d %s %s\\n", curthread->td_proc->p_pid, curthread->td_tid,
-               stringof(curthread->td_proc->p_comm), stringof(curthread->td_name));
+               stringof(curthread->td_proc->p_comm), curthread->td_name);  /* %s reads a char array */
     }
     syscall::getpid:entry { printf("%d %d %s\\n", pid, tid, execname); }"""
     kernel_view, builtins = printed(program).split("\n")
