@@ -14,7 +14,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import metrics, routes_api, routes_console, routes_ops, routes_pages, routes_rooms, routes_trace, vendor
+from app import (
+    metrics,
+    routes_api,
+    routes_console,
+    routes_exercises,
+    routes_flame,
+    routes_lab,
+    routes_ops,
+    routes_outline,
+    routes_pages,
+    routes_rooms,
+    routes_trace,
+    speedscope,
+    vendor,
+)
 from app.admission import RecordingPool
 from app.broker import make_broker
 from app.errors import CatchAllMiddleware, install_error_handlers
@@ -103,8 +117,13 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(vendor.router)
     app.include_router(routes_pages.router)
+    app.include_router(routes_outline.router)
+    app.include_router(routes_exercises.router)
     app.include_router(routes_api.router)
     app.include_router(routes_trace.router)
+    app.include_router(routes_lab.router)
+    app.include_router(routes_flame.router)  # the flame graph's time-order frames
+    app.include_router(speedscope.router)  # speedscope itself, for "Open in speedscope"
     app.include_router(routes_console.router)
     app.include_router(routes_rooms.router)
     app.include_router(routes_ops.router)

@@ -38,6 +38,7 @@ VIEWS = {
 # Kernel switches the parameters form offers: query name -> (KernelConfig field, label).
 SWITCHES = {
     "smap": ("smap", "SMAP (CR4.SMAP)"),
+    "smep": ("smep", "SMEP (CR4.SMEP)"),
     "jailed": ("jailed", "jailed"),
     "ktrace": ("ktrace", "ktrace"),
     "ptrace": ("ptrace", "ptrace (traced by a debugger)"),
@@ -119,7 +120,7 @@ class StepperQuery:
         return self.knobs.get(name, self.scenario.defaults.get(name, ""))
 
     def switch(self, name: str) -> bool:
-        return self.switches.get(name, getattr(self.scenario.config, SWITCHES[name][0]))
+        return self.switches.get(name, machine_switch(self.scenario.config, SWITCHES[name][0], self.profile))
 
     def run_params(self) -> list[tuple[str, str]]:
         """The run's inputs as query pairs (only those that differ from the scenario's)."""
@@ -164,6 +165,12 @@ class StepperQuery:
     def with_breakpoint(self, breakpoint: Breakpoint, present: bool) -> tuple[Breakpoint, ...]:
         kept = tuple(bp for bp in self.breakpoints if bp != breakpoint)
         return (*kept, breakpoint) if present else kept
+
+
+def machine_switch(config: KernelConfig, attribute: str, profile: str) -> bool:
+    """A kernel switch as the run will have it: SMAP and SMEP left unset (None) are the profile's machine's."""
+    value = getattr(config, attribute)
+    return getattr(PROFILES[profile], attribute) if value is None else value
 
 
 def default_views(scenario: Scenario, projector: bool) -> tuple[str, ...]:
@@ -332,7 +339,7 @@ def parse_query(path: str, scenario: Scenario, params: Mapping[str, str], multi:
     for name, (attribute, _) in SWITCHES.items():
         if name in params:
             value = _flag(name, params[name])
-            if value != getattr(scenario.config, attribute):
+            if value != machine_switch(scenario.config, attribute, profile):
                 switches[name] = value
     mode = params.get("mode", "").strip()
     if mode not in ("", "projector", "normal"):

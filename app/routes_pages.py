@@ -100,11 +100,12 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
     cached = await runs.get(query.spec, prepare=stepper_run)
     derived = await derived_stepper_run(runs, cached)
     stops = await run_stops(runs, cached, scenario)
+    named_no_step = query.stop and query.step is None and query.at_ns is None
     query = with_stop(query, stops)
     if query.at_ns is not None:
         query = with_stop(replace(query, step=derived.index.step_at_time(query.at_ns), at_ns=None, stop=""), stops)
-        if not is_htmx(request):
-            return RedirectResponse(query.url(query.step), status_code=303)
+    if (named_no_step or "at" in params) and not is_htmx(request):
+        return RedirectResponse(query.url(query.step), status_code=303)  # the canonical URL names the step
     step = query.step or 0
     headers = {}
     if is_htmx(request) and request.headers.get("hx-history-restore-request") != "true":

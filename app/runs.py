@@ -27,7 +27,7 @@ from app.rate_limit import charge
 from sim.replay import Replay, StepState
 from sim.run import Run, RunError, RunSpec, record
 
-DEFAULT_MAX_RUNS = 24  # every built-in scenario (14) and the runs a lecture's questions add
+DEFAULT_MAX_RUNS = 64  # every built-in scenario (40) and the runs a lecture's questions and exercises add
 # Every built-in scenario at once takes ~140 MB with the stepper's views (dd-system-time ~90 MB of it; a test
 # checks they fit), and the web's largest run (dd bs=32m, ~270 MB) fits beside them.
 DEFAULT_MAX_BYTES = 512 << 20

@@ -118,6 +118,9 @@ def link(page: str, element_id: str) -> str | None:
 def test_a_stop_by_name_or_number_opens_its_step_and_its_caption(client, scenario_runs):
     resolved = resolve_stops(lookup("eintr").stops, scenario_runs["eintr"].events)
     for asked in ("eintr-return", str(len(resolved))):
+        redirect = client.get(f"/scenarios/eintr?stop={asked}", follow_redirects=False)
+        assert redirect.status_code == 303
+        assert redirect.headers["location"] == f"/scenarios/eintr?stop=eintr-return&step={resolved[-1].step}"
         page = client.get(f"/scenarios/eintr?stop={asked}").text
         assert f'data-step="{resolved[-1].step}"' in page
         assert stop_caption(page) == f"Stop {len(resolved)} of {len(resolved)} {resolved[-1].caption}"

@@ -374,9 +374,11 @@ register(
             "libc's clock_gettime() finds the kernel's timekeeping page (the vdso's timehands, mapped into "
             "every process) and computes the time in user mode from rdtscp. The first call's first read of that "
             "shared page takes a page fault (demand paging, not a system call); the second call never leaves "
-            "ring 3."
+            "ring 3. This runs on the modern profile, whose timecounter is the TSC: on the lecture's machine "
+            "(an HPET timecounter, which the vdso cannot read) the same call is a system call, as slide 16 shows."
         ),
         command="clock-gettime",
+        profile="modern",
         lecture_point=(
             "System calls need not trap: the vdso gives libc a dynamic implementation that reads kernel-"
             "maintained data directly."
@@ -471,19 +473,25 @@ register(
         slug="dd-junk-false",
         title="dd with MALLOC_CONF=junk:false",
         summary=(
-            "The same dd, but jemalloc no longer junk-fills the buffer from user mode. The pages are first touched "
-            "by the kernel itself, in read()'s copyout from /dev/zero: the demand-zero faults move from user mode "
-            "into kernel mode, inside the system call, recovered through the same vm_fault path."
+            "The same dd, but jemalloc no longer junk-fills the buffer from user mode. dd's buffer holds an input "
+            "and an output block (in.dbsz + out.dbsz - 1 bytes, 20 MiB), and read() copies out into only the "
+            "first 10 MiB: those pages are first touched by the kernel itself, in copyout, so their demand-zero "
+            "faults move into kernel mode, inside the system call, through the same vm_fault path. The other half "
+            "is never touched, so it is never faulted in nor zeroed."
         ),
         command="dd if=/dev/zero of=/dev/null bs={bs} count={count}",
         defaults={"bs": "10m", "count": "1", "malloc_conf": "junk:false"},
         lecture_point=(
             "The kernel demand-fills pages with zeroes only to copyout() zeroes into them from /dev/zero: who "
-            "touches a page first decides where its zeroing is billed, but not whether it happens."
+            "touches a page first decides where its zeroing is billed, and a page nobody touches is never zeroed "
+            "at all (junk filling touched all 20 MiB; read() touches the 10 MiB it fills)."
         ),
-        question="With junk filling off, do the faults go away, or only move? Compare the latency view.",
+        question=(
+            "With junk filling off, do the faults go away, only move, or also shrink? Count the zero-fill faults "
+            "in the VM view and compare the latency view with the junk-filled run."
+        ),
         views=("narrative", "timeline", "source", "latency"),
-        slide="System calls in practice: dd",
+        slide="Traps in practice: dd (3)",
         stops=(
             Stop("read", DD_READ, "source", "read() copies out zeroes into the untouched buffer"),
             Stop("kernel-fault", page_fault_trap(user=False), "walk", "copyout touches a new page: a kernel-mode trap"),
@@ -514,3 +522,6 @@ register(
         ),
     )
 )
+
+# Scenarios kept in modules of their own register themselves when imported, so every user of SCENARIOS sees them.
+from sim.scenarios import kernel_bugs, lecture_slides  # noqa: E402, F401  isort: skip

@@ -148,10 +148,12 @@ def fault(how: str, nth: int = 1, after: Find | None = None) -> Find:
     return Find("fault", how, nth=nth, after=after)
 
 
-def page_fault_trap(user: bool, nth: int = 1, before: Find | None = None) -> Find:
-    """The nth page-fault trap (T_PAGEFLT, 12) taken in user mode (user=True) or in kernel mode; with `before`,
-    the nth one back from that step."""
-    return Find("trap", where=lambda trap: trap.trapno == T_PAGEFLT and trap.user == user, nth=nth, before=before)
+def page_fault_trap(user: bool, nth: int = 1, before: Find | None = None, after: Find | None = None) -> Find:
+    """The nth page-fault trap (T_PAGEFLT, 12) taken in user mode (user=True) or in kernel mode (after `after`);
+    with `before`, the nth one back from that step."""
+    return Find(
+        "trap", where=lambda trap: trap.trapno == T_PAGEFLT and trap.user == user, nth=nth, before=before, after=after
+    )
 
 
 def junk_fill(size: int) -> Find:

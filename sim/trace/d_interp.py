@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from lark import Token, Tree
 
@@ -59,6 +60,7 @@ MAX_OUTPUT_BYTES = 4 * 1024 * 1024  # what one D program may print before tracin
 MAX_ERROR_MESSAGES = 20  # runtime errors reported one by one; the rest are counted
 STACK_COST = 2 * STACK_FRAMES  # what a stack() counts against the evaluation budget, in operations
 SORTED_ENTRY_COST = 100  # what printa() and trunc() count for each entry they sort: a sort key of ~14 us
+ERROR_PROBE_ID = 3  # dtrace:::ERROR (providers._static_probes)
 WALLCLOCK_AT_BOOT_NS = 1_485_907_200 * 1_000_000_000  # walltimestamp at the run's time 0: 2017-02-01 00:00 UTC
 
 # Built-in variables (dt_open.c's _dtrace_globals): type and how a firing provides the value.
@@ -115,6 +117,7 @@ class Clause:
     statements: list[Callable[[Firing], None]]
     records: bool
     cost: int = 1  # operations one run of the clause counts against the evaluation budget: its tree's nodes
+    speculative: bool = False  # it calls speculate(): its record goes to a speculative buffer (d_speculation)
 
 
 @dataclass
@@ -147,6 +150,8 @@ class TraceState:
     ops_budget: int | None = None  # None: no limit
     budget_spent: bool = False
     memory: Memory | None = None  # the program's typed objects (d_memory.py)
+    speculations: Any = None  # d_speculation.Speculations, when the program speculates
+    options: dict[str, int | str] = field(default_factory=dict)  # the program's options; setopt() changes them
 
 
 class Program:
@@ -182,6 +187,7 @@ class Program:
         self._state_ref: list[TraceState] = []
         self.layout = Layout()
         self.fbt_arguments: frozenset[str] = frozenset()
+        self.starters: list[Callable[[TraceState], None]] = []  # what library features set up in a new session
 
     @property
     def probes(self) -> list[Probe]:
@@ -204,12 +210,16 @@ class Program:
             aggsortrev="aggsortrev" in self.options,
             ops_budget=ops_budget,
         )
+        state.options = dict(self.options)
         state.globals.update(self.globals_init)
         state.memory = Memory(self.layout)
         state.arrays = {name: {} for name in self.arrays}
+        for starter in self.starters:
+            starter(state)
         for aggregation in self.aggregations.values():
             aggregation.data.clear()
             aggregation.printed = False
+            aggregation.normal = 1
         self.state = state
         self._state_ref[:] = [state]
         return state
@@ -264,6 +274,9 @@ class Program:
             what = str(error) if isinstance(error, DRuntimeError) else f"invalid value ({error})"
             self._error(st, clause, f, f"{what} in {f'action #{n}' if n else 'predicate'}")
             return
+        if clause.speculative:
+            st.speculations.keep(st, mark, header_was)
+            return
         if clause.records:
             if not st.quiet:
                 out.append("\n")
@@ -273,11 +286,25 @@ class Program:
 
     def _error(self, st: TraceState, clause: Clause, f: Firing, message: str) -> None:
         st.error_count += 1
+        epid = self._epids.get((clause.index, f.probe.id), 0)
+        error_clauses = self.by_probe.get(ERROR_PROBE_ID, ())
+        if error_clauses and f.probe.id != ERROR_PROBE_ID:
+            self._fire_error(st, error_clauses, f, epid)
         if st.error_count <= MAX_ERROR_MESSAGES:
-            epid = self._epids.get((clause.index, f.probe.id), 0)
             st.errors.append(
                 f"dtrace: error on enabled probe ID {epid} (ID {f.probe.id}: {f.probe.description}): {message}"
             )
+
+    def _fire_error(self, st: TraceState, clauses: tuple[Clause, ...], f: Firing, epid: int) -> None:
+        """dtrace:::ERROR, fired at once in the faulting probe's context (dtrace_probe_error): arg1 is the
+        faulting enabling's ID; this->variables are the ERROR clauses' own."""
+        error = Firing()
+        error.probe, error.t, error.pid, error.tid, error.execname = clauses[0].probes[0], f.t, f.pid, f.tid, f.execname
+        error.args = (0, epid, 0, -1, 0, 0)
+        this, st.this = st.this, {}
+        for clause in clauses:
+            self._run(clause, error, st)
+        st.this = this
 
     def _truncate(self, st: TraceState) -> None:
         st.output_truncated = True
@@ -384,9 +411,16 @@ class _Compiler:
         self.uses_this = False
         self.state_ref: list[TraceState] = []
         d_typed.attach(self)
+        self.starters: dict[str, Callable[[TraceState], None]] = {}
+        self.checks: list[Callable[[], None]] = []  # run once every aggregation is known (printa's keys)
+        # Subroutines and actions past this core, in modules of their own that build on Expr and the compiler
+        from sim.trace import d_library
+
+        self.library = d_library
 
     def compile(self) -> Program:
         d_decls.declare(self, self.parsed.declarations)
+        self.library.predeclare(self)
         clauses = [self._clause(i, node) for i, node in enumerate(self.parsed.tree.children)]
         for node, name, slot, fmt, function in self.pending_printa:
             aggregation = self.aggregations.get(name)
@@ -403,6 +437,8 @@ class _Compiler:
                 for n, (conversion, dtype) in enumerate(pairs, 1):
                     self._check_conversion("printa", conversion, dtype, node, n + 1, n)
             slot.append(aggregation)
+        for check in self.checks:
+            check()
         globals_init = {name: _zero_of(t) for name, t in self.globals.items()}
         program = Program(
             clauses,
@@ -416,6 +452,7 @@ class _Compiler:
         program._state_ref = self.state_ref
         program.layout = self.layout
         program.fbt_arguments = frozenset(self.fbt_arguments)  # functions whose entry arguments the run records
+        program.starters = list(self.starters.values())
         return program
 
     # -- clauses --
@@ -450,12 +487,17 @@ class _Compiler:
             present = [s for s in body.children if s is not None]
             records = not present or any(self._is_action(s) for s in present)
             statements = [self._statement(s) for s in present]
+            self.library.check_clause(self, present)
         # stack() walks up to STACK_FRAMES frames: costed as the frames' worth of operations (measured: ~8 us).
         cost = sum(STACK_COST if self._callee_is(n, "stack") else 1 for n in node.iter_subtrees())
-        return Clause(index, node.meta.line, descriptions, list(probes.values()), predicate, statements, records, cost)
+        clause = Clause(
+            index, node.meta.line, descriptions, list(probes.values()), predicate, statements, records, cost
+        )
+        clause.speculative = any(self._callee_is(s, "speculate") for s in node.iter_subtrees())
+        return clause
 
     def _is_action(self, node: Tree) -> bool:
-        return node.data == "call" and self._callee(node) in ACTIONS
+        return node.data == "call" and (self._callee(node) in ACTIONS or self._callee(node) in self.library.ACTIONS)
 
     def _callee_is(self, node: Tree, name: str) -> bool:
         return node.data == "call" and self._callee(node) == name
@@ -471,6 +513,8 @@ class _Compiler:
     def _statement(self, node: Tree) -> Callable[[Firing], None]:
         if node.data == "call" and self._callee(node) in ACTIONS:
             return self._action(node)
+        if node.data == "call" and self._callee(node) in self.library.ACTIONS:
+            return self.library.ACTIONS[self._callee(node)](self, node, self._args(node))
         if node.data == "assign" and self._is_aggregation_target(node.children[0]):
             return self._aggregate(node)
         if node.data == "aggregation" or (node.data == "subscript" and self._is_aggregation_target(node)):
@@ -707,14 +751,15 @@ class _Compiler:
 
             def do_exit(f: Firing) -> None:
                 st = state[0]
-                st.exit_status = int(fn(f))
+                if not st.stopping:  # the first exit() wins, as the consumer acts on the first exit record
+                    st.exit_status = int(fn(f))
                 st.stopping = True
 
             return do_exit
         if name == "printf":
             return self._printf(node, args)
         if name == "printa":
-            return self._printa(node, args)
+            return self.library.ACTIONS["printa"](self, node, args)
         return self._clear_or_trunc(node, name, args)
 
     def _format_string(self, node: Tree, function: str) -> Format:
@@ -729,23 +774,32 @@ class _Compiler:
         if not args:
             raise _fail(node, "printf( ) prototype mismatch: 0 args passed, at least 1 expected")
         fmt = self._format_string(args[0], "printf")
-        conversions = fmt.conversions
-        values = d_typed.printf_values(self, conversions, [self._expr(a) for a in args[1:]])
+        conversions, slots = fmt.conversions, fmt.slots
+        values = d_typed.printf_values(self, slots, [self._expr(a) for a in args[1:]])
         if any(p.aggregation for p in fmt.pieces if not isinstance(p, str)):
             raise _fail(args[0], "printf( ) format may not use %@: that conversion is for printa( )")
-        if len(values) < len(conversions):
-            c = conversions[len(values)]
+        if len(values) < len(slots):
+            c, part = slots[len(values)]
+            wanted = {"width": '"*"', "precision": '".*"', "value": "value"}[part]
             raise _fail(
                 node,
-                f"printf( ) prototype mismatch: conversion #{len(values) + 1} ({c.text}) is missing "
-                "a corresponding value argument",
+                f"printf( ) prototype mismatch: conversion #{conversions.index(c) + 1} ({c.text}) is missing "
+                f"a corresponding {wanted} argument",
             )
-        if len(values) > len(conversions):
+        if len(values) > len(slots):
             raise _fail(
-                node, f"printf( ) prototype mismatch: only {len(conversions)} arguments required by this format string"
+                node, f"printf( ) prototype mismatch: only {len(slots)} arguments required by this format string"
             )
-        for n, (conversion, value) in enumerate(zip(conversions, values, strict=True), 2):
-            self._check_conversion("printf", conversion, value.type, args[n - 1], n, n - 1)
+        for n, ((conversion, part), value) in enumerate(zip(slots, values, strict=True), 2):
+            if part != "value" and value.type.kind != "int":
+                raise _fail(
+                    args[n - 1],
+                    f"printf( ) argument #{n} is incompatible with conversion #{conversions.index(conversion) + 1} "
+                    f"prototype:\n\tconversion: % {'*' if part == 'width' else '.*'} {conversion.letter}\n"
+                    f"\t prototype: int\n\t  argument: {value.type.name}",
+                )
+            if part == "value":
+                self._check_conversion("printf", conversion, value.type, args[n - 1], n, n - 1)
         fns = [(v.fn, v.type) for v in values]
         state = self.state_ref
         return lambda f: state[0].out.append(fmt.render([(fn(f), t) for fn, t in fns]))
@@ -771,44 +825,6 @@ class _Compiler:
             )
         if letter not in INT_CONVERSIONS and wanted == "int" and letter not in "pYa":
             raise _fail(node, f"{function}( ) conversion {conversion.text} is not supported")
-
-    def _printa(self, node: Tree, args: list[Tree]) -> Callable[[Firing], None]:
-        if not args:
-            raise _fail(node, "printa( ) prototype mismatch: 0 args passed, at least 1 expected")
-        fmt = None
-        if args[0].data == "string":
-            fmt = self._format_string(args[0], "printa")
-            args = args[1:]
-        if len(args) != 1 or args[0].data != "aggregation":
-            what = "several aggregations" if len(args) > 1 else "anything but one aggregation"
-            raise _fail(node, f"printa( ) of {what} is not supported: give it one @aggregation")
-        name = self._aggregation_name(args[0])
-        slot: list[Aggregation] = []
-        self.pending_printa.append((args[0], name, slot, fmt, "printa"))
-        state = self.state_ref
-
-        def printa(f: Firing) -> None:
-            st = state[0]
-            agg = slot[0]
-            entries = agg.sorted_entries(st.aggsortkey, st.aggsortrev)
-            st.ops += SORTED_ENTRY_COST * len(entries)
-            room = MAX_OUTPUT_BYTES - st.out_bytes  # past it the clause's record truncates the output: stop there
-            if fmt is None:
-                st.out.append("\n")
-            for key, datum in entries:
-                if fmt is None:
-                    text = agg.render_entry(key, datum)
-                else:
-                    values = list(zip(key, agg.key_types, strict=True))
-                    text = fmt.render(values, lambda c, d=datum: agg.value_text(d, c))
-                st.out.append(text)
-                room -= len(text)
-                if room < 0:
-                    break
-            if entries:
-                agg.printed = True
-
-        return printa
 
     def _clear_or_trunc(self, node: Tree, name: str, args: list[Tree]) -> Callable[[Firing], None]:
         limit = 2 if name == "trunc" else 1
@@ -1033,6 +1049,10 @@ class _Compiler:
             raise _fail(node, f"{name}( ) is an action: it may only be used as a statement")
         if name in AGGREGATING_FUNCTIONS:
             raise _fail(node, f"{name}( ) is an aggregating function: assign it to an @aggregation")
+        if name in self.library.SUBROUTINES:
+            return self.library.SUBROUTINES[name](self, node, self._args(node))
+        if name in self.library.ACTIONS:
+            raise _fail(node, f"{name}( ) is an action: it may only be used as a statement")
         if name in UNSUPPORTED_FUNCTIONS:
             raise _fail(node, f"{name}( ) is not supported by trapscope's D")
         raise _fail(node, f"undefined function name: {name}")
@@ -1116,6 +1136,8 @@ class _Compiler:
         if lt.kind != "int" or rt.kind != "int":
             kind = "arithmetic" if op in ("*", "/") else "integral"
             raise _fail(op_token, f"operator {op} requires operands of {kind} type")
+        if op in ("/", "%") and right.is_const and right.const == 0:
+            raise _fail(node, "expression contains division by zero")
         dtype = promote(lt, rt)
         if op in ("<<", ">>"):
             dtype = promote(lt, lt)
@@ -1232,9 +1254,9 @@ class _Compiler:
             if name in self.arrays:
                 raise _fail(target, f"{name} is an associative array: index it, as {name}[key]")
             if name not in self.globals:
-                if assigned is None:
-                    raise _fail(target, f"failed to resolve {name}: Unknown variable name")
-                self.globals[name] = assigned
+                # A variable first met as the operand of ++, -- or a compound assignment is declared then, as an
+                # int (dt_xcook_ident creates it when the identifier is modified)
+                self.globals[name] = assigned or INT
             dtype = self.globals[name]
 
             def get(f: Firing) -> object:

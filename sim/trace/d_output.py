@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sim.trace.providers import STACK_FRAMES, Probe, StackValue
 
@@ -136,7 +136,9 @@ def format_stack(stack: StackValue) -> str:
 
 # --- printf -------------------------------------------------------------------------------------------------
 
-_CONVERSION = re.compile(r"%([-+ #0@]*)([0-9]+)?(?:\.([0-9]+))?(hh|h|ll|l|L|j|z|t|q)?([diouxXcspYak%])")
+# flags, width (a number, '*': the next argument, '?': a pointer's width), '@' (printa's value), precision, size
+_CONVERSION = re.compile(r"%([-+ #0@]*)([0-9]+|\*|\?)?(@?)(?:\.([0-9]+|\*))?(hh|h|ll|l|L|j|z|t|q)?([diouxXcspYak%])")
+POINTER_WIDTH = 16  # '%?': the width of a pointer in hex on LP64 (dt_printf.c)
 INT_CONVERSIONS = set("diouxXc")
 # A conversion's width and precision: a wider one would have one printf() make gigabytes of padding.
 MAX_PRINTF_WIDTH = 1024
@@ -170,19 +172,20 @@ class Format:
         for match in _CONVERSION.finditer(text):
             if match.start() > position:
                 pieces.append(text[position : match.start()])
-            flags, width, precision, _length, letter = match.groups()
+            flags, width, at, precision, _length, letter = match.groups()
             if letter == "%" and match.group(0) == "%%":
                 pieces.append("%")
             elif letter == "%":
                 raise ValueError(f"invalid format conversion {_cropped(match.group(0))}")
             else:
+                width = str(POINTER_WIDTH) if width == "?" else width
                 for part, value in (("width", width), ("precision", precision)):
-                    if value and (len(value) > 6 or int(value) > MAX_PRINTF_WIDTH):
+                    if value and value != "*" and (len(value) > 6 or int(value) > MAX_PRINTF_WIDTH):
                         raise ValueError(
                             f"conversion {_cropped(match.group(0))}: {part} {_cropped(value)} is over the "
                             f"limit of {MAX_PRINTF_WIDTH:,}"
                         )
-                aggregation = "@" in flags
+                aggregation = "@" in flags or at == "@"
                 flags = flags.replace("@", "")
                 pieces.append(Conversion(match.group(0), flags, width or "", precision or "", letter, aggregation))
             position = match.end()
@@ -198,6 +201,16 @@ class Format:
     def conversions(self) -> list[Conversion]:
         return [p for p in self.pieces if isinstance(p, Conversion) and not p.aggregation]
 
+    @property
+    def slots(self) -> list[tuple[Conversion, str]]:
+        """The arguments the format takes, in order: (conversion, "width" | "precision" | "value"); a '*'
+        width or precision takes an argument of its own before the value."""
+        out = []
+        for conversion in self.conversions:
+            out.extend((conversion, part) for part in ("width", "precision") if getattr(conversion, part) == "*")
+            out.append((conversion, "value"))
+        return out
+
     def render(self, values: list[tuple[object, DType]], aggregation=None) -> str:
         """Fill the conversions with `values` in order; %@ conversions call `aggregation(conversion)`."""
         out: list[str] = []
@@ -208,9 +221,31 @@ class Format:
             elif piece.aggregation:
                 out.append(aggregation(piece) if aggregation else "")
             else:
+                if piece.width == "*" or piece.precision == "*":
+                    piece = _resolved(piece, arguments)
                 value, dtype = next(arguments)
                 out.append(convert(piece, value, dtype))
         return "".join(out)
+
+
+def _resolved(conversion: Conversion, arguments) -> Conversion:
+    """A conversion with its '*' width and precision taken from the arguments (a negative width left-justifies,
+    a negative precision is none, as in C)."""
+    flags, width, precision = conversion.flags, conversion.width, conversion.precision
+    if width == "*":
+        number = int(next(arguments)[0])
+        if number < 0:
+            flags, number = flags + "-", -number
+        width = str(number)
+    if precision == "*":
+        number = int(next(arguments)[0])
+        precision = str(number) if number >= 0 else ""
+    for part, value in (("width", width), ("precision", precision)):
+        if value and int(value) > MAX_PRINTF_WIDTH:
+            raise ValueError(
+                f"{part} {value} of conversion {conversion.text} is over the limit of {MAX_PRINTF_WIDTH:,}"
+            )
+    return replace(conversion, flags=flags, width=width, precision=precision)
 
 
 def _cropped(text: str, most: int = 16) -> str:
@@ -298,6 +333,21 @@ class Aggregation:
     levels: int = 0
     data: dict[tuple, object] = field(default_factory=dict)
     printed: bool = False
+    normal: int = 1  # normalize()'s factor: what it prints is divided by it
+
+    def _normalized(self, value: int) -> int:
+        """dt_print_datum's `(long long)value / normal`: a division of unsigned 64-bit numbers (normal is a
+        uint64_t), printed as signed."""
+        if self.normal == 1:
+            return value
+        return DType("", "int", 8, True).wrap((value & 0xFFFFFFFFFFFFFFFF) // self.normal)
+
+    def _normalized_buckets(self, data: Buckets) -> Buckets:
+        if self.normal == 1:
+            return data
+        shown = Buckets(data.size)
+        shown.update({bucket: self._normalized(count) for bucket, count in data.items()})
+        return shown
 
     def zero(self) -> object:
         f = self.function
@@ -388,23 +438,23 @@ class Aggregation:
         out = [format_key(component, dtype) for component, dtype in zip(key, self.key_types, strict=True)]
         f = self.function
         if f == "quantize":
-            out.append(format_quantize(datum))  # type: ignore[arg-type]
+            out.append(format_quantize(self._normalized_buckets(datum)))  # type: ignore[arg-type]
         elif f == "lquantize":
-            out.append(format_lquantize(datum, self.base, self.step, self.levels))  # type: ignore[arg-type]
+            out.append(format_lquantize(self._normalized_buckets(datum), self.base, self.step, self.levels))  # type: ignore[arg-type]
         elif f == "stddev":
-            out.append(" %16d" % self.value(datum))
+            out.append(" %16d" % self._normalized(self.value(datum)))
         else:
-            out.append(" %16d" % DType("", "int", 8, True).wrap(self.value(datum)))
+            out.append(" %16d" % DType("", "int", 8, True).wrap(self._normalized(self.value(datum))))
         out.append("\n")
         return "".join(out)
 
     def value_text(self, datum: object, conversion: Conversion) -> str:
         """The %@ conversion of a formatted printa(): a number, or the whole histogram."""
         if self.function == "quantize":
-            return format_quantize(datum)  # type: ignore[arg-type]
+            return format_quantize(self._normalized_buckets(datum))  # type: ignore[arg-type]
         if self.function == "lquantize":
-            return format_lquantize(datum, self.base, self.step, self.levels)  # type: ignore[arg-type]
-        return convert(conversion, self.value(datum), INT64)
+            return format_lquantize(self._normalized_buckets(datum), self.base, self.step, self.levels)  # type: ignore[arg-type]
+        return convert(conversion, self._normalized(self.value(datum)), INT64)
 
 
 def format_key(component: object, dtype: DType) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from sim.trace.d_options import OptionError, option_value
 from sim.trace.d_types import TYPEDEFS, typedef_names
 
 GRAMMAR = Path(__file__).with_name("d_grammar.lark")
@@ -27,14 +28,6 @@ MAX_SCRIPT_BYTES = 64 * 1024  # a teaching script is a page or two; this bounds 
 MAX_NESTING = 100
 # Probe descriptions in a program, over all its clauses: each may match every probe (':::' matches ~600).
 MAX_PROBE_DESCRIPTIONS = 256
-
-# Options a script may set with #pragma D option (dtrace(1) -x). Those the simulator cannot honour are accepted
-# and ignored, as buffer sizes and rates mean nothing when the whole run is already recorded.
-BOOLEAN_OPTIONS = {"quiet", "aggsortkey", "aggsortrev", "flowindent", "destructive", "zdefs", "rawbytes"}
-IGNORED_OPTIONS = {"bufsize", "aggsize", "dynvarsize", "specsize", "switchrate", "aggrate", "cleanrate",
-                   "statusrate", "strsize", "stackframes", "ustackframes", "nspec", "bufpolicy", "bufresize",
-                   "cpu", "defaultargs", "jstackframes", "jstackstrsize", "aggpercpu", "aggzoom", "aggpack",
-                   "aggsortpos", "aggsortkeypos", "stackindent"}  # fmt: skip
 
 
 class DtraceError(ValueError):
@@ -76,11 +69,15 @@ class CompileError(Exception):
         self.column = column
 
 
+class EnableError(CompileError):
+    """A program that compiles but that dtrace cannot enable: "dtrace: could not enable tracing: MESSAGE"."""
+
+
 @dataclass
 class ParsedProgram:
     tree: Tree
     source: str
-    options: dict[str, str] = field(default_factory=dict)
+    options: dict[str, int | str] = field(default_factory=dict)
     declarations: list[Tree] = field(default_factory=list)  # outside clauses, in order (d_decls.py)
 
 
@@ -121,7 +118,7 @@ def parse(text: str, from_file: bool) -> ParsedProgram:
     """Parse a D program; `from_file` is true for -s scripts, which must give every probe a body."""
     if len(text.encode()) > MAX_SCRIPT_BYTES:
         raise CompileError(f"the program is {len(text.encode()):,} bytes long; the limit is {MAX_SCRIPT_BYTES:,}")
-    options: dict[str, str] = {}
+    options: dict[str, int | str] = {}
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
         stripped = line.lstrip()
@@ -130,7 +127,7 @@ def parse(text: str, from_file: bool) -> ParsedProgram:
         if number == 1 and stripped.startswith("#!"):
             for cluster in _SHEBANG_OPTIONS.findall(stripped):
                 if "q" in cluster:
-                    options["quiet"] = "set"
+                    options["quiet"] = 1
         else:
             options.update(_pragma(stripped, number, len(line) - len(stripped) + 1))
         lines[number - 1] = ""
@@ -143,6 +140,8 @@ def parse(text: str, from_file: bool) -> ParsedProgram:
         raise _syntax_error(error, body) from None
     finally:
         _PROGRAM_TYPE_NAMES.reset(names)
+    if not tree.children:
+        raise CompileError("empty D program translation unit")
     _check_size(tree)
     declarations = [node for node in tree.children if node.data in DECLARATIONS]
     tree.children = [node for node in tree.children if node.data not in DECLARATIONS]
@@ -210,16 +209,15 @@ def _pragma(line: str, number: int, column: int) -> dict[str, str]:
     raise CompileError(f"invalid control directive: #{name}{hint}", number, column)
 
 
-def _option(line: str, number: int, column: int) -> dict[str, str]:
+def _option(line: str, number: int, column: int) -> dict[str, int | str]:
     match = _PRAGMA.match(line)
     if not match:
         raise CompileError("malformed #pragma option <option>=<val>", number, column)
     name, value = match.group(1), match.group(2)
-    if name in BOOLEAN_OPTIONS:
-        return {name: value or "set"}
-    if name in IGNORED_OPTIONS:
-        return {}
-    raise CompileError(f"failed to set option '{name}': Invalid option name", number, column)
+    try:
+        return {name: option_value(name, value)}
+    except OptionError as error:
+        raise CompileError(str(error), number, column) from None
 
 
 def _syntax_error(error: UnexpectedInput, text: str) -> CompileError:

@@ -544,7 +544,8 @@ def char_string(c, expr, pointers: bool):
     return interp.Expr(lambda f: read_string(memory(), fn(f), limit), STRING)
 
 
-def printf_values(c, conversions: list, values: list) -> list:
-    """printf's arguments, a char array or pointer given to %s read as its string."""
-    return [char_string(c, value, pointers=True) if n < len(conversions) and conversions[n].letter == "s" else value
-            for n, value in enumerate(values)]  # fmt: skip
+def printf_values(c, slots: list, values: list) -> list:
+    """printf's arguments (one per slot: a conversion's value, or its * width or precision), a char array or
+    pointer given to %s read as its string."""
+    return [char_string(c, value, pointers=True) if n < len(slots) and slots[n][1] == "value"
+            and slots[n][0].letter == "s" else value for n, value in enumerate(values)]  # fmt: skip

@@ -28,7 +28,7 @@ from sim.run import DEFAULT_RECORD_BUDGET, Run, RunSpec, record
 from sim.trace import d_interp
 from sim.trace.d_interp import Program, TraceState, compile_program
 from sim.trace.d_output import Aggregation
-from sim.trace.d_parser import CompileError, DtraceError, parse
+from sim.trace.d_parser import CompileError, DtraceError, EnableError, parse
 from sim.trace.providers import Enabling, Firing, ProbeCatalog, ProbeWalk, Stopped
 
 EXIT_ERROR = 1  # dtrace's E_ERROR: the program did not compile, or could not run
@@ -75,6 +75,8 @@ def compile_script(script: str, script_name: str | None = None) -> CompiledScrip
 
 
 def _dtrace_error(error: CompileError, script: str, script_name: str | None) -> DtraceError:
+    if isinstance(error, EnableError):
+        return DtraceError(f"dtrace: could not enable tracing: {error.message}")
     where = f"line {error.line}: " if error.line else ""
     if script_name is None and "\n" not in script.strip():
         where = ""  # a one-line -n description: dtrace names no line (the column is still in the error)
@@ -345,6 +347,8 @@ def _drop_messages(state: TraceState, unrecorded: int, recorded: int) -> list[st
     if state.dynamic_drops:
         n = state.dynamic_drops
         messages.append(f"dtrace: {n} dynamic variable drop{'' if n == 1 else 's'}")
+    if state.speculations is not None:
+        messages.extend(state.speculations.drop_messages())
     if state.output_truncated:
         limit = d_interp.MAX_OUTPUT_BYTES
         messages.append(f"dtrace: the output reached the limit of {limit:,} bytes: tracing stopped")

@@ -198,7 +198,7 @@ def test_the_command_reports_a_bad_command_line_without_a_traceback(capsys):
 
 def test_runtime_errors_print_as_they_happen_before_the_process_exit_and_ends_after_it():
     result = run_dtrace(
-        "syscall::read:entry { x = 1/(arg0 - arg0); } END { y = 2/(pid - pid); }",
+        "syscall::read:entry { x = 1/(arg0 - arg0); } END { y = 2/(timestamp - timestamp); }",
         "dd if=/dev/zero of=/dev/null bs=1m count=2 status=none",
     )
     lines = result.stderr.splitlines()
