@@ -16,7 +16,7 @@ from lark import Token, Tree
 from sim.trace import d_interp as interp
 from sim.trace import d_kernel
 from sim.trace.d_decls import fail, resolve_type_name
-from sim.trace.d_memory import STRING_SIZE, DRuntimeError, Layout, read_string
+from sim.trace.d_memory import SCRATCH_BYTES, STRING_SIZE, DRuntimeError, Layout, read_string
 from sim.trace.d_output import INT, INT64, STRING, VOID, DType
 from sim.trace.d_types import (
     TYPEDEFS,
@@ -29,7 +29,6 @@ from sim.trace.d_types import (
 )
 
 SIZE_T = TYPEDEFS["size_t"]
-MAX_ALLOCA = 8192
 
 
 def attach(c) -> None:
@@ -523,7 +522,7 @@ def call(c, node: Tree, name: str):
     def alloca(f):
         st = state[0]
         n = sfn(f)
-        if not 0 <= n <= MAX_ALLOCA:
+        if not 0 <= n <= SCRATCH_BYTES:
             raise DRuntimeError(f"out of scratch space: alloca({n})")
         return st.memory.alloca(st.firings, n)
 
