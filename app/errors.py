@@ -31,6 +31,10 @@ class BadParameter(ValueError):
         super().__init__(message)
         self.parameter, self.valid = parameter, valid
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from its own arguments when it crosses from the recording process (app/recorder_process.py)
+        return type(self), (self.parameter, str(self), self.valid)
+
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -14,7 +14,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import metrics, routes_api, routes_console, routes_ops, routes_pages, routes_rooms, routes_trace, vendor
+from app import (
+    metrics,
+    routes_api,
+    routes_console,
+    routes_exercises,
+    routes_flame,
+    routes_lab,
+    routes_ops,
+    routes_outline,
+    routes_pages,
+    routes_rooms,
+    routes_trace,
+    speedscope,
+    vendor,
+)
 from app.admission import RecordingPool
 from app.broker import make_broker
 from app.errors import CatchAllMiddleware, install_error_handlers
@@ -23,6 +37,7 @@ from app.head import HeadAsGetMiddleware
 from app.observe import RequestObserverMiddleware
 from app.params import WEB_EVENT_BUDGET, check_web_command
 from app.readiness import recording_queue_has_room
+from app.recorder_process import recorder_process_from_env
 from app.rooms import RoomLimits, Rooms
 from app.runs import DEFAULT_MAX_RUNS, RunCache
 from app.security import SecurityHeadersMiddleware
@@ -65,6 +80,7 @@ def _too_long(spec: RunSpec) -> RunError:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     await app.state.rooms.broker.close()
+    app.state.runs.close()
     metrics.worker_exited()
 
 
@@ -79,7 +95,9 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
         docs_url=None,  # the interactive docs load their scripts from a CDN, which trapscope never does
         redoc_url=None,
     )
-    app.state.runs = RunCache(max_runs, recorder=web_record, pool=RecordingPool.from_env())
+    app.state.runs = RunCache(
+        max_runs, recorder=web_record, pool=RecordingPool.from_env(), elsewhere=recorder_process_from_env()
+    )
     app.state.templates = make_templates()
     # Live rooms: in this process, or in Redis when TRAPSCOPE_REDIS_URL names one (several workers or hosts).
     app.state.rooms = rooms or Rooms(make_broker(os.environ.get("TRAPSCOPE_REDIS_URL")), RoomLimits.from_env())
@@ -99,8 +117,13 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(vendor.router)
     app.include_router(routes_pages.router)
+    app.include_router(routes_outline.router)
+    app.include_router(routes_exercises.router)
     app.include_router(routes_api.router)
     app.include_router(routes_trace.router)
+    app.include_router(routes_lab.router)
+    app.include_router(routes_flame.router)  # the flame graph's time-order frames
+    app.include_router(speedscope.router)  # speedscope itself, for "Open in speedscope"
     app.include_router(routes_console.router)
     app.include_router(routes_rooms.router)
     app.include_router(routes_ops.router)

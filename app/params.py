@@ -38,6 +38,7 @@ VIEWS = {
 # Kernel switches the parameters form offers: query name -> (KernelConfig field, label).
 SWITCHES = {
     "smap": ("smap", "SMAP (CR4.SMAP)"),
+    "smep": ("smep", "SMEP (CR4.SMEP)"),
     "jailed": ("jailed", "jailed"),
     "ktrace": ("ktrace", "ktrace"),
     "ptrace": ("ptrace", "ptrace (traced by a debugger)"),
@@ -57,7 +58,21 @@ _WHOLE = re.compile(r"-?[0-9]{1,18}")
 _COUNT = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() takes '²', which int() then refuses
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _TRUE, _FALSE = ("1", "on", "true", "yes"), ("0", "off", "false", "no")
-QUERY_PARAMETERS = ("step", "at", "views", "mode", "embed", "bp", "add_bp", "room", "profile", *KNOBS, *SWITCHES)
+_STOP = re.compile(r"[a-z0-9-]{1,40}")  # a stop's name (sim/scenarios/stops.py) or its number
+QUERY_PARAMETERS = (
+    "step",
+    "stop",
+    "at",
+    "views",
+    "mode",
+    "embed",
+    "bp",
+    "add_bp",
+    "room",
+    "profile",
+    *KNOBS,
+    *SWITCHES,
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,7 @@ class StepperQuery:
     embed: bool
     breakpoints: tuple[Breakpoint, ...] = field(default=())
     room: str = ""  # the live room this page belongs to (app/rooms.py): its lecturer drives it, others explore
+    stop: str = ""  # the scenario's stop this step is (its name), or the stop asked for when no step is given
 
     @property
     def config(self) -> KernelConfig:
@@ -104,7 +120,7 @@ class StepperQuery:
         return self.knobs.get(name, self.scenario.defaults.get(name, ""))
 
     def switch(self, name: str) -> bool:
-        return self.switches.get(name, getattr(self.scenario.config, SWITCHES[name][0]))
+        return self.switches.get(name, machine_switch(self.scenario.config, SWITCHES[name][0], self.profile))
 
     def run_params(self) -> list[tuple[str, str]]:
         """The run's inputs as query pairs (only those that differ from the scenario's)."""
@@ -127,10 +143,15 @@ class StepperQuery:
             pairs.append(("bp", ",".join(bp.token for bp in self.breakpoints)))
         if self.room:
             pairs.append(("room", self.room))
+        if self.stop:
+            pairs.append(("stop", self.stop))
         return pairs
 
     def url(self, step: int | None = None, **changes: object) -> str:
-        """This page's URL with `changes` applied (views=, projector=, embed=, breakpoints=) at `step`."""
+        """This page's URL with `changes` applied (views=, projector=, embed=, breakpoints=, stop=) at `step`. The
+        stop is named only at its own step: at another, unless `changes` names one, the URL names no stop."""
+        if "stop" not in changes and step != self.step:
+            changes["stop"] = ""
         query = replace(self, **changes) if changes else self
         pairs = query.run_params() + query.display_params()
         if step is not None:
@@ -144,6 +165,12 @@ class StepperQuery:
     def with_breakpoint(self, breakpoint: Breakpoint, present: bool) -> tuple[Breakpoint, ...]:
         kept = tuple(bp for bp in self.breakpoints if bp != breakpoint)
         return (*kept, breakpoint) if present else kept
+
+
+def machine_switch(config: KernelConfig, attribute: str, profile: str) -> bool:
+    """A kernel switch as the run will have it: SMAP and SMEP left unset (None) are the profile's machine's."""
+    value = getattr(config, attribute)
+    return getattr(PROFILES[profile], attribute) if value is None else value
 
 
 def default_views(scenario: Scenario, projector: bool) -> tuple[str, ...]:
@@ -312,7 +339,7 @@ def parse_query(path: str, scenario: Scenario, params: Mapping[str, str], multi:
     for name, (attribute, _) in SWITCHES.items():
         if name in params:
             value = _flag(name, params[name])
-            if value != getattr(scenario.config, attribute):
+            if value != machine_switch(scenario.config, attribute, profile):
                 switches[name] = value
     mode = params.get("mode", "").strip()
     if mode not in ("", "projector", "normal"):
@@ -322,6 +349,10 @@ def parse_query(path: str, scenario: Scenario, params: Mapping[str, str], multi:
     views = _views(params["views"]) if "views" in params else default_views(scenario, projector)
     step = parse_step(params["step"]) if "step" in params else None
     at_ns = _whole("at", params["at"], "a time in ns, 0 or more") if "at" in params else None
+    stop = params.get("stop", "").strip().lower()
+    if stop and not _STOP.fullmatch(stop):
+        valid = "a stop's name (such as first-fault) or its number, from 1"
+        raise _bad("stop", f"must be {valid}, not {params['stop']!r}", valid)
     room = normalize_code(params["room"]) if "room" in params else ""
     if room is None:  # not quoted back: a room code is short, and anything else is not worth showing
         valid = f"{CODE_LENGTH} letters and digits, such as K7QXM"
@@ -341,4 +372,5 @@ def parse_query(path: str, scenario: Scenario, params: Mapping[str, str], multi:
         embed=embed,
         breakpoints=_breakpoints(",".join(filter(None, (params.get("bp", ""), params.get("add_bp", ""))))),
         room=room,
+        stop=stop,
     )

@@ -29,6 +29,7 @@ from app.runs import RunCache, get_run_cache
 from app.security import embed_policy
 from app.stepper import StepperRun, derived_stepper_run, stepper_run, stepper_view
 from app.templating import get_templates
+from app.view_stops import run_stops, with_stop
 from sim.replay import StepOutOfRange
 from sim.scenarios.registry import KNOBS, SCENARIOS, lookup
 
@@ -55,11 +56,13 @@ async def stepper_context(query: StepperQuery, runs: RunCache, fragment: bool) -
     """What the stepper's templates need to show `query`'s step (its run recorded, or taken from the cache)."""
     cached = await runs.get(query.spec, prepare=stepper_run)
     derived = await derived_stepper_run(runs, cached)
+    stops = await run_stops(runs, cached, query.scenario)
+    query = with_stop(query, stops)
     step = query.step or 0
     if not 0 <= step <= cached.last_step:
         raise StepOutOfRange(step, cached.last_step)
     state = await run_in_threadpool(cached.state_at, step)
-    view = await run_in_threadpool(stepper_view, query, cached, derived, state)
+    view = await run_in_threadpool(stepper_view, query, cached, derived, state, stops)
     return {
         "view": view,
         "trace_url": trace_url(query.spec.command, query.profile),
@@ -96,12 +99,13 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
         raise step_problem(error, cached.last_step) from None
     cached = await runs.get(query.spec, prepare=stepper_run)
     derived = await derived_stepper_run(runs, cached)
+    stops = await run_stops(runs, cached, scenario)
+    named_no_step = query.stop and query.step is None and query.at_ns is None
+    query = with_stop(query, stops)
     if query.at_ns is not None:
-        step = derived.index.step_at_time(query.at_ns)
-        url = query.url(step)
-        if not is_htmx(request):
-            return RedirectResponse(url, status_code=303)
-        query = replace(query, step=step, at_ns=None)
+        query = with_stop(replace(query, step=derived.index.step_at_time(query.at_ns), at_ns=None, stop=""), stops)
+    if (named_no_step or "at" in params) and not is_htmx(request):
+        return RedirectResponse(query.url(query.step), status_code=303)  # the canonical URL names the step
     step = query.step or 0
     headers = {}
     if is_htmx(request) and request.headers.get("hx-history-restore-request") != "true":

@@ -3,10 +3,13 @@
     /trace?command=dd+if=/dev/zero+of=/dev/null+bs=10m+count=1&script=...&flame=@traces&baseline=...
 
 The URL is the state: the command line, the machine profile, the D script, which flame graph is shown (`flame`:
-the run's exact frame times, or `@name`, an aggregation keyed by stack()), where it is zoomed (`focus`), what
-its search box holds (`search`), and the run to compare against (`baseline`). The same URL answers an htmx
-request (the form's Trace button) with only the results (partials/trace_results.html); the flame graph and the
-differential flame graph load into it as separate fragments, so the D output shows as soon as it is ready.
+`run`, the run's exact frame times, or `@name`, an aggregation keyed by stack(); without it, the first
+aggregation keyed by stack() the script fills, else the run's times), where it is zoomed (`focus`), what its
+search box holds (`search`), the run to compare against (`baseline`), and projector mode (`mode=projector`).
+The flame graph's view, orientation and palette are the browser's (static/flame.js keeps them in the URL too).
+The same URL answers an htmx request (the form's Trace button) with only the results
+(partials/trace_results.html); the flame graph and the differential flame graph load into it as separate
+fragments, so the D output shows as soon as it is ready.
 
 A D program that does not compile answers 400 with dtrace's message, the line and the column: an htmx request
 gets the error panel (partials/trace_error.html) retargeted into place by HX-Retarget, and the URL is not pushed,
@@ -34,7 +37,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 
-from app import trace_figures
+from app import flame_view, freebsd_route, speedscope, trace_figures
 from app.d_programs import WEB_OPS_BUDGET, CompiledPrograms
 from app.errors import BadParameter
 from app.quoting import shown
@@ -68,6 +71,7 @@ MAX_STACK_PARAMETER = 4096
 MAX_SEARCH = 200
 MAX_TRACE_RESULTS = 16  # D programs' results kept, most recently used first
 RUN_FLAME = "run"
+AUTO_FLAME = ""  # no `flame` parameter: the script's stack aggregation if it fills one, else the run's times
 _AGGREGATION = re.compile(r"@[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
@@ -80,13 +84,14 @@ class TraceQuery:
     profile: str
     script: str | None  # None: nothing to trace yet (the editor shows the first example)
     quiet: bool
-    flame: str  # "run" or "@aggregation"
+    flame: str  # "run", "@aggregation", or AUTO_FLAME
     baseline: str | None  # the command line the differential flame graph compares against
     focus: str | None  # the flame graph's zoomed frame (its stack as text)
     search: str | None
     # The kernel's switches. The trace page's URL does not carry them (its runs use the defaults); the stepping
     # page's D console passes its own, so that it traces the run the stepper shows.
     config: KernelConfig = KernelConfig()
+    projector: bool = False
 
     @property
     def spec(self) -> RunSpec:
@@ -99,10 +104,11 @@ class TraceQuery:
             "profile": self.profile,
             "script": self.script,
             "quiet": "1" if self.quiet else None,
-            "flame": None if self.flame == RUN_FLAME else self.flame,
+            "flame": self.flame or None,
             "baseline": self.baseline,
             "focus": self.focus,
             "search": self.search,
+            "mode": "projector" if self.projector else None,
             **changes,
         }
         if values["profile"] == DEFAULT_PROFILE:
@@ -145,11 +151,16 @@ def parse_query(params: QueryParams) -> TraceQuery:
         script = script.replace("\r\n", "\n")
         if not script.strip():
             script = None
-    flame_source = _text(params, "flame", 80) or RUN_FLAME
-    if flame_source != RUN_FLAME and not _AGGREGATION.fullmatch(flame_source):
+    flame_source = _text(params, "flame", 80) or AUTO_FLAME
+    if flame_source not in (RUN_FLAME, AUTO_FLAME) and not _AGGREGATION.fullmatch(flame_source):
         valid = "'run' (exact frame times) or @name (an aggregation keyed by stack())"
         raise BadParameter("flame", f"query parameter 'flame' must be {valid}, not {flame_source!r}", valid)
     baseline = (_text(params, "baseline", MAX_COMMAND_LENGTH) or "").strip() or None
+    mode = _text(params, "mode", 16) or "normal"
+    if mode not in ("normal", "projector"):
+        raise BadParameter(
+            "mode", f"query parameter 'mode' must be projector or normal, not {mode!r}", "projector, normal"
+        )
     return TraceQuery(
         command=command,
         profile=profile,
@@ -159,6 +170,7 @@ def parse_query(params: QueryParams) -> TraceQuery:
         baseline=baseline,
         focus=_text(params, "focus", MAX_STACK_PARAMETER) or None,
         search=_text(params, "search", MAX_SEARCH) or None,
+        projector=mode == "projector",
     )
 
 
@@ -260,8 +272,8 @@ PROBE_KINDS = {
             "`fbt_invop`, `dtrace_probe`, the displaced instruction emulated, `iretq`"),
     "profile": ("profile / tick", "the cyclic's timer interrupt, every period, whatever the CPU is running: "
                 "`profile_fire`, `dtrace_probe` (paid here at the next kernel function boundary)"),
-    "sdt": ("proc / vminfo", "an SDT probe site in the kernel (`do_fork`, `exit1`, `do_execve`, the fault path) "
-            "calls `dtrace_probe` through `sdt_probe_func`"),
+    "sdt": ("proc / vminfo (Solaris's)", "an SDT probe site in the kernel (`do_fork`, `exit1`, `do_execve`, the "
+            "fault path) calls `dtrace_probe` through `sdt_probe_func`"),
 }  # fmt: skip
 
 
@@ -364,6 +376,8 @@ def results_view(query: TraceQuery, traced: Traced) -> dict:
         "figures": figures,
         "stack_aggregations": flame.stack_aggregations(result.aggregations),
         "probe_effect": probe_effect(traced, query.profile),
+        "uses_vminfo": freebsd_route.uses_vminfo(query.script or ""),
+        "vm_stats": freebsd_route.vm_stats(traced.traced),
     }
 
 
@@ -391,6 +405,7 @@ def page_context(query: TraceQuery, request: Request) -> dict:
         "flame_url": query.url("/trace/flame"),
         "diff_url": query.url("/trace/diff") if query.baseline else None,
         "diff_example_url": query.url(command=JUNK_TRUE, baseline=JUNK_FALSE, flame=None, focus=None),
+        "mode_url": query.url(mode=None if query.projector else "projector"),
         "fragment": wants_fragment(request),
     }
 
@@ -444,7 +459,7 @@ def _error_response(
     """A 4xx: the error panel alone for htmx (retargeted into its place, URL not pushed), else the whole page."""
     status = _status(error)
     if query is None:
-        query = TraceQuery(DEFAULT_COMMAND, DEFAULT_PROFILE, None, False, RUN_FLAME, None, None, None)
+        query = TraceQuery(DEFAULT_COMMAND, DEFAULT_PROFILE, None, False, AUTO_FLAME, None, None, None)
         if request.query_params.get("command") and getattr(error, "parameter", None) != "command":
             query = replace(query, command=request.query_params["command"][:MAX_COMMAND_LENGTH])
     context = {**page_context(query, request), "error": error_context(error), "results": None}
@@ -461,16 +476,23 @@ def _error_response(
 # --- fragments: the flame graph, the differential flame graph, one frame ------------------------------------
 
 
-async def _flame_graph(query: TraceQuery, runs: RunCache, results: TraceResults) -> tuple[FlameGraph, CachedRun]:
-    """The flame graph the query asks for, and the untraced run (for steps and the exact-times source)."""
+async def _flame_graph(
+    query: TraceQuery, runs: RunCache, results: TraceResults
+) -> tuple[FlameGraph, CachedRun, TraceQuery]:
+    """The flame graph the query asks for, the untraced run (for steps and the exact-times source), and the query
+    with its flame source decided (without one: the script's first aggregation keyed by stack(), else the run)."""
     cached = await runs.get(query.spec)
+    if query.flame == AUTO_FLAME:
+        traced = await trace(query, runs, results) if query.script else None
+        names = flame.stack_aggregations(traced.result.aggregations) if traced else []
+        query = replace(query, flame=f"@{names[0]}" if names else RUN_FLAME)
     if query.flame == RUN_FLAME:
-        return await run_in_threadpool(run_flame, cached), cached
+        return await run_in_threadpool(run_flame, cached), cached, query
     if query.script is None:
         raise BadParameter("flame", f"flame={query.flame} names an aggregation, but there is no D script to fill it")
     traced = await trace(query, runs, results)
     _, graph = exports.aggregation_graph(traced.result.aggregations, query.flame)
-    return graph, cached
+    return graph, cached, query
 
 
 def _problem(request: Request, templates: Jinja2Templates, element_id: str, error: Exception) -> Response:
@@ -482,11 +504,10 @@ def _problem(request: Request, templates: Jinja2Templates, element_id: str, erro
 async def flame_fragment(request: Request, runs: Runs, results: Results, templates: Templates) -> Response:
     try:
         query = parse_query(request.query_params)
-        graph, cached = await _flame_graph(query, runs, results)
+        graph, cached, query = await _flame_graph(query, runs, results)
     except (BadParameter, DtraceError, CommandLineError, RunError, FlameError, exports.ExportError) as error:
         return _problem(request, templates, "trace-flame", error)
-    pruned = await run_in_threadpool(flame.prune, graph)
-    sources = [{"flame": RUN_FLAME, "label": "exact frame times of the run", "url": query.url(flame=None)}]
+    sources = [{"flame": RUN_FLAME, "label": "exact frame times of the run", "url": query.url(flame=RUN_FLAME)}]
     if query.script is not None:
         try:
             traced = await trace(query, runs, results)
@@ -501,17 +522,16 @@ async def flame_fragment(request: Request, runs: Runs, results: Results, templat
         source["fragment_url"] = source["url"].replace("/trace?", "/trace/flame?", 1)
         source["current"] = source["flame"] == query.flame
     aggregation = None if query.flame == RUN_FLAME else query.flame
+    downloads = {f: query.url("/trace/export", format=f, focus=None, search=None, mode=None) for f in exports.FORMATS}
     context = {
         "q": query,
         "graph": graph,
-        "pruned": pruned,
-        "figure": trace_figures.flame_figure(graph, pruned, query.focus),
+        "data": flame_view.flame_data(graph),
+        "chart_url": None if aggregation else query.url("/trace/flame/chart", focus=None, search=None, mode=None),
+        "speedscope_url": speedscope.page_url(downloads["speedscope"], graph.title),
         "sources": sources,
-        "frame_url": query.url("/trace/frame", focus=None, search=None),
-        "downloads": [
-            {"format": f, "url": query.url("/trace/export", format=f.name, focus=None, search=None)}
-            for f in exports.FORMATS.values()
-        ],
+        "frame_url": query.url("/trace/frame", focus=None, search=None, mode=None),
+        "downloads": [{"format": exports.FORMATS[f], "url": url} for f, url in downloads.items()],
         "aggregation": aggregation,
         "run": cached.run,
         "unit": trace_figures.UNITS.get(graph.unit, graph.unit),
@@ -554,7 +574,7 @@ async def frame_fragment(request: Request, runs: Runs, results: Results, templat
         if not text:
             raise BadParameter("stack", "query parameter 'stack' names a frame by its stack, e.g. dd;-;Xpage;trap")
         stack = flame.parse_stack(text)
-        graph, cached = await _flame_graph(query, runs, results)
+        graph, cached, query = await _flame_graph(query, runs, results)
     except (BadParameter, DtraceError, CommandLineError, RunError, FlameError, exports.ExportError) as error:
         return _problem(request, templates, "frame-info", error)
     value = graph.value_of(stack) if stack else graph.total
@@ -656,7 +676,7 @@ async def export_file(request: Request, runs: Runs, results: Results) -> Respons
         valid = ", ".join(exports.FORMATS)
         raise BadParameter("format", f"query parameter 'format' must be one of {valid}, not {format_name!r}", valid)
     try:
-        graph, cached = await _flame_graph(query, runs, results)
+        graph, cached, query = await _flame_graph(query, runs, results)
     except DtraceError as error:
         raise BadParameter("script", str(error)) from None
     except (FlameError, exports.ExportError) as error:

@@ -15,7 +15,7 @@ import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +27,7 @@ from app.rate_limit import charge
 from sim.replay import Replay, StepState
 from sim.run import Run, RunError, RunSpec, record
 
-DEFAULT_MAX_RUNS = 24  # every built-in scenario (14) and the runs a lecture's questions add
+DEFAULT_MAX_RUNS = 64  # every built-in scenario (40) and the runs a lecture's questions and exercises add
 # Every built-in scenario at once takes ~140 MB with the stepper's views (dd-system-time ~90 MB of it; a test
 # checks they fit), and the web's largest run (dd bs=32m, ~270 MB) fits beside them.
 DEFAULT_MAX_BYTES = 512 << 20
@@ -42,6 +42,17 @@ class CachedRun:
         self._lock = threading.RLock()  # Replay builds checkpoints lazily: one thread at a time; builds may nest
         self._derived: dict[str, Any] = {}
         self._measure()
+
+    @classmethod
+    def restored(cls, run: Run, replay: Replay, derived: dict[str, Any], nbytes: int) -> CachedRun:
+        """A run recorded elsewhere (app/recorder_process.py), with the replay and views made there."""
+        cached = cls.__new__(cls)
+        cached.run, cached.replay, cached._derived, cached.nbytes = run, replay, derived, nbytes
+        cached._lock = threading.RLock()
+        return cached
+
+    def derived_views(self) -> dict[str, Any]:
+        return self._derived
 
     def _measure(self) -> None:
         """The memory this run holds (`nbytes`): events, replay checkpoints and derived views (app/memory.py)."""
@@ -68,6 +79,16 @@ class CachedRun:
         return self._derived.get(name)
 
 
+class RecordsElsewhere(Protocol):
+    """Records runs outside this process (app/recorder_process.py); called from a recording thread."""
+
+    def record(
+        self, recorder: Callable[[RunSpec], Run], spec: RunSpec, prepare: Callable[[CachedRun], Any] | None
+    ) -> CachedRun: ...
+
+    def shutdown(self) -> None: ...
+
+
 class RunCache:
     """An LRU of recorded runs, bounded by count and by bytes. Two requests for the same unrecorded run wait for
     one recording. The run just recorded is kept even if it alone exceeds the byte bound: it is being shown.
@@ -81,11 +102,15 @@ class RunCache:
         recorder: Callable[[RunSpec], Run] = record,
         max_bytes: int = DEFAULT_MAX_BYTES,
         pool: RecordingPool | None = None,
+        elsewhere: RecordsElsewhere | None = None,
     ) -> None:
         self.max_runs = max_runs
         self.pool = pool or RecordingPool()
         self.max_bytes = max_bytes
         self._record = recorder
+        # Where the pool's thread has a run recorded: in the thread itself (None), or by a child process, the
+        # thread only waiting for it and unpacking the result.
+        self._elsewhere = elsewhere
         self._runs: OrderedDict[str, CachedRun] = OrderedDict()
         self._recording: dict[str, asyncio.Future[CachedRun]] = {}
 
@@ -120,7 +145,8 @@ class RunCache:
         self._recording[run_id] = future
         metrics.run_cache_lookup("miss")
         try:
-            cached = await self.pool.run(_cached_run, self._record, spec, prepare)
+            record_in = self._elsewhere.record if self._elsewhere else _cached_run
+            cached = await self.pool.run(record_in, self._record, spec, prepare)
         except BaseException as error:
             if isinstance(error, RunError):
                 # A refusal is a message for the person who asked; its traceback would keep the recorder's frames
@@ -136,6 +162,11 @@ class RunCache:
         self._runs[run_id] = cached
         self._evict()
         return cached
+
+    def close(self) -> None:
+        """Stop the process that records runs, if there is one (the app's shutdown)."""
+        if self._elsewhere is not None:
+            self._elsewhere.shutdown()
 
     async def derive(self, cached: CachedRun, name: str, build: Callable[[CachedRun], Any]) -> Any:
         """`cached.derived(name, build)`: a run's first request builds it in the recording pool, as its recording

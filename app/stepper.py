@@ -16,11 +16,13 @@ from app.params import SWITCHES, VIEWS, Breakpoint, StepperQuery
 from app.runs import CachedRun, RunCache
 from app.view_latency import LatencyIndex, LatencyView, latency_view
 from app.view_source import SourceView, source_view
+from app.view_stops import StopsView, stops_view
 from app.view_vm import VmView, fault_modes, vm_view
 from app.view_walk import WalkView, walk_view
 from app.views import StepView, narrate, step_view
 from sim.kern.kernel import Kernel
 from sim.replay import StepState
+from sim.scenarios.stops import StopAt
 
 
 class StepperRun:
@@ -88,6 +90,7 @@ class StepperView:
     breakpoints: tuple[tuple[Breakpoint, str, int], ...]  # (breakpoint, URL without it, hits in the run)
     functions: tuple[str, ...]  # kernel functions this run enters: the breakpoint form's suggestions
     stopped_by: str  # why this step was reached, when a breakpoint stopped a run-to
+    stops: StopsView | None  # the scenario's stops: which one this step is, the previous and the next
     on_cpu: str  # the thread on the CPU at this step: "pid 1001 fork, tid 100002", or a kernel thread's name
     summary: dict[str, Any]
     projector_url: str
@@ -120,7 +123,9 @@ def _control(
     )
 
 
-def stepper_view(query: StepperQuery, cached: CachedRun, derived: StepperRun, state: StepState) -> StepperView:
+def stepper_view(
+    query: StepperQuery, cached: CachedRun, derived: StepperRun, state: StepState, stops: tuple[StopAt, ...] = ()
+) -> StepperView:
     run, index = cached.run, derived.index
     step, last = state.step, index.last_step
     bps = query.breakpoints
@@ -235,6 +240,7 @@ def stepper_view(query: StepperQuery, cached: CachedRun, derived: StepperRun, st
         breakpoints=breakpoints,
         functions=derived.functions,
         stopped_by=stopped_by,
+        stops=stops_view(query, stops, step),
         on_cpu=on_cpu,
         summary=run.summary(),
         projector_url=query.url(step, projector=True, views=_views_for(query, True)),

@@ -63,6 +63,14 @@ EXAMPLES: tuple[Example, ...] = (
         "a power-of-two histogram of how long each system call took, in ns",
     ),
     Example(
+        "freebsd-faults",
+        "FreeBSD's route to page faults (fbt, not Solaris's vminfo)",
+        'fbt::vm_fault:entry /execname == "dd"/ { @faults = count(); }\n\n'
+        'fbt::pmap_zero_page:entry /execname == "dd"/ { @zero_filled = count(); }\n',
+        "every vm_fault() call, and the pages zeroed for them: compare the vm.stats.vm counters below the output",
+        "every vm_fault() call, and the pages zeroed for them: compare the vm.stats.vm counters below the output",
+    ),
+    Example(
         "kernel-calls",
         "Kernel functions dd calls most (fbt)",
         'fbt:::entry /execname == "dd"/ { @calls[probefunc] = count(); }\n\nEND { trunc(@calls, 15); }\n',

@@ -1,28 +1,23 @@
-"""Plotly figures for the trace page: flame graphs (icicles in flame orientation), differential flame graphs,
-and charts of D aggregations. Each is a JSON-ready dict that static/trace.js hands to Plotly.newPlot.
+"""Plotly figures for the trace page: differential flame graphs and charts of D aggregations. Each is a
+JSON-ready dict that static/trace.js hands to Plotly.newPlot. (The flame graph itself is laid out and drawn in
+the browser, static/flame.js, from app/flame_view.py's data.)
 
-A flame graph is a go.Icicle of every drawn frame, identified by its stack (`dd;-;Xpage;trap`, so a name that
-occurs in several places stays distinct), valued by its inclusive value with branchvalues="total" (a parent is
-never smaller than its drawn children: sim/trace/flame.py prunes whole subtrees), in flamegraph.pl's order
-(siblings by name), tiled bottom-up: tiling=dict(orientation="v", flip="y").
+A differential flame graph is a go.Icicle of every drawn frame, identified by its stack (`dd;-;Xpage;trap`, so a
+name that occurs in several places stays distinct), valued by its inclusive value with branchvalues="total", in
+flamegraph.pl's order (siblings by name), tiled bottom-up: tiling=dict(orientation="v", flip="y").
 """
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import plotly.graph_objects as go
 
 from sim.trace.d_output import QUANTIZE_ZEROBUCKET, Aggregation, Buckets, quantize_bucket_value
-from sim.trace.flame import KERNEL_SEPARATOR, ROOT, USER_FRAME, FlameDiff, FlameGraph, Pruned, stack_text
+from sim.trace.flame import FlameDiff, FlameGraph, stack_text
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Liberation Sans', sans-serif"
 FRAME_FONT = "ui-monospace, 'DejaVu Sans Mono', 'Liberation Mono', Menlo, monospace"
-USER_COLOUR = "#56B4E9"  # Okabe-Ito sky blue: user mode, as the stepper's user lane is blue
-SEPARATOR_COLOUR = "#a0a0a0"  # flamegraph.pl's grey user/kernel separator
-ROOT_COLOUR = "#d9d9d9"
-SEARCH_COLOUR = "#e600e6"  # flamegraph.pl's search highlight, rgb(230,0,230)
 PATHBAR_PX = 30  # room above the plot for the path bar a zoomed icicle shows
 FRAME_HEIGHT_PX = 24  # flamegraph.pl draws 16 px frames; a projector wants them taller
 MIN_FLAME_HEIGHT_PX, MAX_FLAME_HEIGHT_PX = 320, 900
@@ -30,19 +25,6 @@ MAX_BARS = 40  # the largest entries of a keyed aggregation that a bar chart sho
 MAX_HISTOGRAMS = 6  # quantize() keys drawn, largest first
 
 UNITS = {"nanoseconds": "ns", "samples": "samples", "none": ""}
-
-
-def frame_colour(name: str) -> str:
-    """flamegraph.pl's "hot" palette, hashed on the name (--hash) so a function keeps its colour everywhere."""
-    if name == USER_FRAME:
-        return USER_COLOUR
-    if name == KERNEL_SEPARATOR:
-        return SEPARATOR_COLOUR
-    if name == ROOT:
-        return ROOT_COLOUR
-    h = zlib.crc32(name.encode())
-    v1, v2, v3 = (h & 0xFF) / 255, ((h >> 8) & 0xFF) / 255, ((h >> 16) & 0xFF) / 255
-    return f"rgb({205 + round(50 * v3)},{round(230 * v1)},{round(55 * v2)})"
 
 
 def _unit(graph: FlameGraph) -> str:
@@ -67,34 +49,6 @@ def _figure(fig: go.Figure) -> dict[str, Any]:
     figure = fig.to_plotly_json()
     figure["config"] = {"displayModeBar": False, "responsive": True}
     return figure
-
-
-def flame_figure(graph: FlameGraph, pruned: Pruned, focus: str | None = None) -> dict[str, Any]:
-    """A flame graph: hover for a frame's inclusive and self value, click to zoom into it."""
-    nodes = pruned.nodes
-    unit = _unit(graph)
-    ids = [stack_text(n.stack) for n in nodes]
-    icicle = go.Icicle(
-        ids=ids,
-        labels=[n.name for n in nodes],
-        parents=[stack_text(n.stack[:-1]) if n.stack else "" for n in nodes],
-        values=[n.inclusive for n in nodes],
-        branchvalues="total",
-        sort=False,
-        tiling=dict(orientation="v", flip="y"),
-        marker=dict(colors=[frame_colour(n.name) for n in nodes], line=dict(color="#ffffff", width=0.5)),
-        leaf=dict(opacity=1),
-        customdata=[[n.self_value] for n in nodes],
-        texttemplate="%{label}",
-        textfont=dict(family=FRAME_FONT, size=13, color="#1b1b1b"),
-        hovertemplate=(
-            f"%{{label}}<br>%{{value:,}}{unit} · %{{percentRoot:.2%}} of all"
-            f"<br>self %{{customdata[0]:,}}{unit}<extra></extra>"
-        ),
-        pathbar=dict(visible=True, side="top", textfont=dict(family=FRAME_FONT, size=13)),
-        level=focus if focus in ids else None,
-    )
-    return _figure(go.Figure(icicle, layout=_layout(flame_height(max(len(n.stack) for n in nodes)))))
 
 
 def flame_height(depth: int) -> int:

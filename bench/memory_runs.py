@@ -66,6 +66,36 @@ def rss_after_trim() -> int | None:
     return rss_bytes()
 
 
+def descendants_rss() -> tuple[int, int]:
+    """(RSS, the largest peak RSS) of this process's descendants: the recording process and the forkserver it is
+    forked from (app/recorder_process.py), which are the server's memory too."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue  # it exited meanwhile
+    family, grew = {os.getpid()}, True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in family and pid not in family:
+                family.add(pid)
+                grew = True
+    rss = peak = 0
+    for pid in family - {os.getpid()}:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except OSError:
+            continue
+        rss += int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+        peak = max(peak, int(fields.get("VmHWM", "0 kB").split()[0]) * 1024)
+    return rss, peak
+
+
 def mib(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
@@ -84,12 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         before = rss_bytes()
         start = time.perf_counter()
+        children_peak_seen = 0
         for done, size in enumerate(sizes, 1):
             response = client.get(f"/scenarios/dd-system-time?bs={size}")
             assert response.status_code == 200, (size, response.status_code, response.text[:300])
+            children_rss, children_peak = descendants_rss()
+            children_peak_seen = max(children_peak_seen, children_peak)
             if done in checkpoints:
                 print(f"  after {done:>4} runs ({time.perf_counter() - start:,.0f} s): RSS {mib(rss_bytes())}, the "
-                      f"cache {len(app.state.runs)} runs, {mib(app.state.runs.bytes_held)}", flush=True)  # fmt: skip
+                      f"cache {len(app.state.runs)} runs, {mib(app.state.runs.bytes_held)}; recording process "
+                      f"{mib(children_rss)}", flush=True)  # fmt: skip
         elapsed = time.perf_counter() - start
         after = rss_bytes()
         gc.collect()
@@ -97,12 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         trimmed = rss_after_trim()
         cache = app.state.runs
         held = cache.bytes_held
+        children_rss, _ = descendants_rss()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     span = f"bs from 1m to {args.largest}m"
     print(f"{len(sizes)} distinct runs of dd-system-time, {span}, through the app in {elapsed:.1f} s:")
     print(f"  RSS before {mib(before)}, after {mib(after)} ({mib(collected)} after gc.collect()), peak {mib(peak)}")
     if trimmed is not None:
         print(f"  {mib(trimmed)} after malloc_trim(0): the C allocator had kept {mib(collected - trimmed)} free")
+    print(f"  the recording process and its forkserver (TRAPSCOPE_RECORDER=process): RSS {mib(children_rss)} at the "
+          f"end, the largest peak seen {mib(children_peak_seen)}")  # fmt: skip
     print(f"  the run cache holds {len(cache)} runs, {mib(held)} by its own account (bound {mib(DEFAULT_MAX_BYTES)})")
     grown = collected - before
     met = grown <= DEFAULT_MAX_BYTES + SLACK_BYTES

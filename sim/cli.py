@@ -12,6 +12,7 @@ import sys
 from sim.kern.kernel import KernelConfig
 from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
 from sim.run import Run, RunError, RunSpec, record
+from sim.scenarios import listing
 from sim.trace import dtrace, export
 from sim.user.shell import CommandLineError
 from sim.vm.pagewalk import PagewalkError, format_pagewalk, pagewalk
@@ -34,6 +35,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     walk.add_argument("-c", dest="command", required=True, metavar="'COMMAND LINE'", help="what to run first")
     walk.set_defaults(handler=_pagewalk)
     export.add_parser(subparsers)
+    listing.add_parser(subparsers)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -8,13 +8,20 @@ back is as cheap as stepping forward, and a step answered for one student never 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sim.core.log import Event
 from sim.core.walker import ThreadTable, Walker
+from sim.kern.ksyms import kernel_symbol
+from sim.machine.cpu import KERNEL_CPL
 from sim.run import Run
 
 CHECKPOINT_EVERY = 512
+# A kernel function's extent, for telling whether a recorded %rip is in it (the simulator's fault and resume
+# addresses are at most a few hundred bytes in), and where %rip shows it after a call it made returned.
+KERNEL_FUNCTION_SPAN = 0x400
+AFTER_A_CALL = 0x20
 # Delta kinds that describe big keyed tables (vm_map entries, vm_objects, vm_pages, page-table entries): copying
 # them at every checkpoint would cost more than they are worth, so each key keeps its own history instead.
 KEYED_KINDS = ("map", "object", "page", "pte")
@@ -85,6 +92,25 @@ class _State:
         self.walker.step(event)
 
 
+def _with_kernel_pc(registers: dict[str, int], stack: list[str], event: Event) -> dict[str, int]:
+    """The registers with %rip inside the kernel function running at this step.
+
+    The simulator moves %rip only at the instructions it models one by one (syscall, the IDT's entry, iretq,
+    sysretq); a kernel function's call and return are not such instructions, so the recorded %rip stays where the
+    kernel was entered. Shown as it is, it would claim that sys_getpid runs at Xfast_syscall's address: here %rip
+    is the innermost frame's own address (kernel_symbol, as its stack shows it) when the recorded one is not in
+    that function: its first instruction at the step that calls it, after the call site once a callee returns.
+    """
+    if registers["cpl"] != KERNEL_CPL or not stack:
+        return registers
+    function = stack[-1]
+    start = kernel_symbol(function)
+    if start <= registers["rip"] < start + KERNEL_FUNCTION_SPAN:
+        return registers
+    entered = event.kind == "enter" and event.name == function
+    return {**registers, "rip": start if entered else start + AFTER_A_CALL}
+
+
 class Replay:
     def __init__(self, run: Run) -> None:
         self.run = run
@@ -106,7 +132,7 @@ class Replay:
         return StepState(
             step=step,
             event=event,
-            registers=state.registers,
+            registers=_with_kernel_pc(state.registers, state.walker.stack, event),
             changed_registers=frozenset(d[1] for d in event.deltas if d[0] == "reg"),
             trapframe=dict(state.trapframe),
             changed_trapframe=frozenset(d[1] for d in event.deltas if d[0] == "tf"),
@@ -114,6 +140,23 @@ class Replay:
             errno=state.errno,
             tid=state.walker.tid,
         )
+
+    def states(self) -> Iterator[StepState]:
+        """Every step's state, in order, folded once: what a check over a whole run needs."""
+        state = _State(self.run.initial_registers, self.run.threads)
+        for step, event in enumerate(self.events):
+            state.apply(event)
+            yield StepState(
+                step=step,
+                event=event,
+                registers=_with_kernel_pc(state.registers, state.walker.stack, event),
+                changed_registers=frozenset(d[1] for d in event.deltas if d[0] == "reg"),
+                trapframe=state.trapframe,
+                changed_trapframe=frozenset(d[1] for d in event.deltas if d[0] == "tf"),
+                stack=tuple(state.walker.stack),
+                errno=state.errno,
+                tid=state.walker.tid,
+            )
 
     def _state(self, step: int) -> _State:
         """Copy the checkpoint at or below `step` (checkpoint i is step i * CHECKPOINT_EVERY) and fold forward."""

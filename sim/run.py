@@ -26,7 +26,7 @@ from sim.kern.kernel import DTRACE_PROBE_FIELDS, Kernel, KernelConfig
 from sim.kern.ksyms import PCPU_BASE, PROGRAM_TEXT, USRSTACK, kernel_symbol
 from sim.kern.proc import PRISON0, Prison, Ucred
 from sim.kern.sched import Deadlock, sched_run
-from sim.machine.cpu import CR4_PGE, CR4_SMAP, CR4_SMEP
+from sim.machine.cpu import CR4_PGE, CR4_SMAP, CR4_SMEP, SF_MASK, SF_MASK_11
 from sim.machine.machine import Machine, MachineHalted
 from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
 from sim.user import programs as _programs  # noqa: F401 - registers the programs
@@ -312,7 +312,10 @@ def _boot(machine: Machine, config: KernelConfig) -> None:
     machine.lstar_handler = Xfast_syscall
     machine.user_jump = user_jump
     machine.kernel_gsbase_msr = PCPU_BASE
-    cpu.regs["cr4"] = CR4_PGE | CR4_SMEP | (CR4_SMAP if config.smap else 0)
+    smap = machine.profile.smap if config.smap is None else config.smap
+    smep = machine.profile.smep if config.smep is None else config.smep
+    cpu.regs["cr4"] = CR4_PGE | (CR4_SMEP if smep else 0) | (CR4_SMAP if smap else 0)
+    machine.sf_mask = SF_MASK if smap else SF_MASK_11
     cpu.regs["rip"] = PROGRAM_TEXT
     cpu.regs["rsp"] = USRSTACK - 0x1000 + 0x8C8  # below argv, envp and the auxiliary vector
 

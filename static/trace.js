@@ -1,15 +1,10 @@
 // The trace page's browser glue. The server renders the D output, the figures' JSON and every fragment; this file
 //  - draws each Plotly figure the page carries (<div data-figure="ID"> + <script type="application/json" id="ID">),
 //  - keeps the D editor's line numbers, marks the line and column a compile error names, and traces on Ctrl+Enter,
-//  - loads an example into the editor and traces it,
-//  - on the flame graph: search (highlight matching frames, with flamegraph.pl's "matched %" readout), and on a
-//    click (Plotly zooms in) fetches the frame's times and its stepper link as a fragment.
-// Zoom and search are written into the URL (history.replaceState), so a reload or a shared link shows them again.
+//  - loads an example into the editor and traces it.
+// The flame graph is static/flame.js's.
 (function () {
   "use strict";
-
-  const SEARCH_COLOUR = "#e600e6"; // flamegraph.pl's search highlight
-  const SEARCH_DELAY_MS = 150;
 
   // ---- figures
 
@@ -20,98 +15,8 @@
       if (!source) continue;
       const figure = JSON.parse(source.textContent);
       host.dataset.drawn = "true";
-      Plotly.newPlot(host, figure.data, figure.layout, figure.config).then(() => {
-        if (host.id === "flame") setUpFlame(host);
-      });
+      Plotly.newPlot(host, figure.data, figure.layout, figure.config);
     }
-  }
-
-  // ---- the URL holds the flame graph's zoom and search
-
-  function setQuery(name, value) {
-    const url = new URL(location.href);
-    if (value) url.searchParams.set(name, value);
-    else url.searchParams.delete(name);
-    history.replaceState(history.state, "", url.pathname + url.search);
-  }
-
-  // ---- flame graph: search and click
-
-  function matcher(text) {
-    if (!text) return null;
-    try {
-      const pattern = new RegExp(text, "i");
-      const test = (label) => pattern.test(label);
-      test.asText = false;
-      return test;
-    } catch (error) {
-      const needle = text.toLowerCase(); // not a regular expression: match it as plain text, and say so
-      const test = (label) => label.toLowerCase().includes(needle);
-      test.asText = true;
-      return test;
-    }
-  }
-
-  // flamegraph.pl's readout: the frames that match, not counting a match inside a match, as a share of all.
-  function search(host, text) {
-    const trace = host.data[0];
-    const original = host.dataset.colours ? JSON.parse(host.dataset.colours) : trace.marker.colors.slice();
-    host.dataset.colours = JSON.stringify(original);
-    const readout = document.getElementById("flame-matched");
-    const matches = matcher(text);
-    if (!matches) {
-      Plotly.restyle(host, { "marker.colors": [original] });
-      readout.textContent = "";
-      delete host.dataset.matched;
-      return;
-    }
-    const covered = new Set();
-    const colours = original.slice();
-    let matchedValue = 0;
-    let frames = 0;
-    trace.ids.forEach((id, i) => {
-      const parentCovered = covered.has(trace.parents[i]);
-      if (matches(trace.labels[i])) {
-        colours[i] = SEARCH_COLOUR;
-        frames += 1;
-        if (!parentCovered) matchedValue += trace.values[i];
-        covered.add(id);
-      } else if (parentCovered) {
-        covered.add(id);
-      }
-    });
-    Plotly.restyle(host, { "marker.colors": [colours] });
-    const percent = trace.values[0] ? (100 * matchedValue) / trace.values[0] : 0;
-    const how = matches.asText ? "; not a regular expression, so matched as plain text" : "";
-    readout.textContent = `Matched: ${percent.toFixed(1)}% (${frames} frame${frames === 1 ? "" : "s"}${how})`;
-    host.dataset.matched = percent.toFixed(1);
-  }
-
-  function showFrame(host, stack) {
-    const url = `${host.dataset.frameUrl}&stack=${encodeURIComponent(stack)}`;
-    htmx.ajax("GET", url, { target: "#frame-info", swap: "outerHTML" });
-  }
-
-  function setUpFlame(host) {
-    const box = document.getElementById("flame-search");
-    let timer = 0;
-    if (box) {
-      box.addEventListener("input", () => {
-        clearTimeout(timer);
-        timer = setTimeout(() => {
-          search(host, box.value.trim());
-          setQuery("search", box.value.trim());
-        }, SEARCH_DELAY_MS);
-      });
-      if (box.value.trim()) search(host, box.value.trim());
-    }
-    host.on("plotly_icicleclick", (event) => {
-      const point = event.points && event.points[0];
-      if (!point) return;
-      showFrame(host, point.id);
-      const level = event.nextLevel;
-      setQuery("focus", level && level !== "all" ? level : "");
-    });
   }
 
   // ---- the D editor

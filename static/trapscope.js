@@ -10,7 +10,6 @@
 (function () {
   "use strict";
 
-  const CURSOR_SHAPE = 0; // app/figures.py: the cursor is the first shape of the timeline's layout
   const TYPING = "input:not([type=range]), textarea, select, [contenteditable]";
   const FRAME_CLASSES = { z: "frame-zero", f: "frame-free", u: "frame-used", t: "frame-table", ".": "frame-untouched" };
 
@@ -248,18 +247,42 @@
     for (const kind of Object.keys(MARKS)) {
       traces.push(markTrace(kind, marks[kind], wide, nsPerPixel, style, labels, range, at));
     }
-    const cursor = Object.assign({}, timeline.layout.shapes[CURSOR_SHAPE], step ? { x0: step.t, x1: step.t } : {});
     const projector = Boolean(host.closest(".projector"));
     const layout = Object.assign({}, timeline.layout, {
       xaxis: Object.assign({}, timeline.layout.xaxis, { range, autorange: false }),
-      shapes: [cursor],
+      shapes: [], // the cursor is a line of its own over the plot (placeCursor)
       font: Object.assign({}, timeline.layout.font, projector ? { size: 18 } : {}),
     });
     timeline.range = range;
     timeline.rendering = true;
     return Plotly.react(host, traces, layout, timeline.config).then(() => {
       timeline.rendering = false;
+      placeCursor();
     });
+  }
+
+  // The cursor is an element over the plot, moved with a CSS transform: moving a Plotly shape recalculates the
+  // whole figure (its x0 may change the autorange), some 40 ms of a step's budget on a loaded laptop; this is
+  // nothing. Its position comes from the x axis as Plotly last laid it out (_offset, _length: the plot area).
+  function placeCursor() {
+    const host = timeline && timeline.host;
+    const axes = host && host._fullLayout;
+    const step = currentStep();
+    if (!axes || !axes.xaxis || !step || !timeline.range) return;
+    let line = host.querySelector(".timeline-cursor");
+    if (!line) {
+      line = document.createElement("div");
+      line.className = "timeline-cursor";
+      line.setAttribute("aria-hidden", "true");
+      host.appendChild(line);
+    }
+    const { xaxis, yaxis } = axes;
+    const [start, end] = timeline.range;
+    const x = xaxis._offset + ((step.t - start) / Math.max(end - start, 1e-9)) * xaxis._length;
+    line.hidden = step.t < start || step.t > end;
+    line.style.transform = `translate(${x - 1}px, ${yaxis._offset}px)`;
+    line.style.height = `${yaxis._length}px`;
+    host.dataset.cursorNs = String(step.t); // where the cursor is, in simulated ns (tests read it)
   }
 
   function drawTimeline() {
@@ -272,11 +295,15 @@
     renderTimeline(step ? step.window : [0, timeline.end]).then(() => bindTimeline(host));
   }
 
+  // A step within the range on screen only moves the cursor; a step whose window differs draws the new range.
   function moveCursor() {
     const host = document.getElementById("timeline");
     const step = currentStep();
     if (!host || !host.dataset.drawn || !step || !timeline || timeline.host !== host) return;
-    renderTimeline(step.window);
+    const [start, end] = step.window;
+    if (timeline.range && timeline.range[0] === start && timeline.range[1] === end) {
+      placeCursor();
+    } else renderTimeline(step.window);
   }
 
   function goTo(name, value) {
@@ -333,12 +360,30 @@
 
   // ---------------------------------------------------------------- latency bars and the frame grid
 
+  // The latency chart is kept across steps (hx-preserve) and redrawn only while it is on screen: below the fold,
+  // a step only marks it stale, and it catches up when it scrolls into view (a Plotly redraw costs more than the
+  // rest of a step together).
+  const onScreen = new WeakMap(); // chart host -> whether it is in the viewport (IntersectionObserver's last word)
+  const staleCharts = new Set();
+  const chartWatcher = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      onScreen.set(entry.target, entry.isIntersecting);
+      if (entry.isIntersecting && staleCharts.delete(entry.target)) drawLatency();
+    }
+  });
+
   function drawLatency() {
     const host = document.getElementById("latency-chart");
     const bars = readJSON("latency-bars");
     const figure = readJSON("latency-layout");
     if (!host || !bars || !figure) return;
-    const layout = Object.assign({}, figure.layout, { height: 70 + 30 * Math.max(bars.names.length, 1) });
+    if (!onScreen.has(host)) chartWatcher.observe(host); // its first answer comes after this (first) drawing
+    else if (!onScreen.get(host) && host.layout) {
+      staleCharts.add(host);
+      return;
+    }
+    const height = 70 + 30 * Math.max(bars.names.length, 1);
+    const layout = host.layout && host.layout.height === height ? host.layout : Object.assign({}, figure.layout, { height });
     const trace = {
       type: "bar", orientation: "h", y: bars.names, x: bars.values, text: bars.labels,
       textposition: "outside", cliponaxis: false,
@@ -348,13 +393,17 @@
     Plotly.react(host, [trace], layout, figure.config);
   }
 
+  const frameColours = {}; // read from the stylesheet once: each read forces a style recalculation
+
   function colourOf(className) {
+    if (frameColours[className]) return frameColours[className];
     const probe = document.createElement("span");
     probe.className = `frame-swatch ${className}`;
     probe.hidden = false;
     document.body.appendChild(probe);
     const colour = getComputedStyle(probe).backgroundColor;
     probe.remove();
+    frameColours[className] = colour;
     return colour;
   }
 
@@ -432,6 +481,7 @@
     if (document.querySelector("dialog[open]")) return;
     if (!controlFor(event.key)) return;
     event.preventDefault();
+    if (event.repeat && queuedKeys.length) return; // a held key steps as fast as steps come, never runs on after release
     if (queuedKeys.length < MAX_QUEUED_KEYS) queuedKeys.push(event.key);
     pressQueuedKey();
   }

@@ -25,7 +25,11 @@ BROWSER_TESTS_DIR = Path(__file__).parent / "browser"
 # The suite makes hundreds of new runs from one client: the public app's rate limit (app/rate_limit.py) is off
 # here, and tests/test_limits_http.py turns it on where it is the subject.
 os.environ.setdefault("TRAPSCOPE_RATE_LIMIT", "off")
-os.environ.setdefault("TRAPSCOPE_ROOM_RATE_LIMIT", "off")  # rooms opened per client: tests/test_rooms.py turns it on
+os.environ.setdefault("TRAPSCOPE_ROOM_RATE_LIMIT", "off")
+# Each app a test makes records in its own thread: a recording process each (the default, app/recorder_process.py)
+# would outlive apps whose shutdown a TestClient never runs. tests/test_recorder_process.py and the browser tests'
+# live server use the process, as `trapscope serve` does.
+os.environ.setdefault("TRAPSCOPE_RECORDER", "thread")  # rooms opened per client: tests/test_rooms.py turns it on
 
 #: Debian's Chromium; TRAPSCOPE_CHROMIUM overrides it (e.g. a developer's own build).
 CHROMIUM = os.environ.get("TRAPSCOPE_CHROMIUM", "/usr/bin/chromium")

@@ -97,8 +97,8 @@ def test_the_last_step_has_no_step_forward(client, getpid_run):
 
 
 def test_step_links_keep_the_other_query_parameters(client):
-    fragment = client.get("/scenarios/getpid?step=2&views=cpu,source&smap=0", headers=HTMX).text
-    assert attribute(fragment, "step-forward", "hx-get") == "/scenarios/getpid?smap=0&amp;views=cpu,source&amp;step=3"
+    fragment = client.get("/scenarios/getpid?step=2&views=cpu,source&smap=1", headers=HTMX).text
+    assert attribute(fragment, "step-forward", "hx-get") == "/scenarios/getpid?smap=1&amp;views=cpu,source&amp;step=3"
 
 
 # ---------------------------------------------------------------- bad input

@@ -126,7 +126,9 @@ def test_a_cached_run_reports_the_memory_it_holds():
         measured = tracemalloc.get_traced_memory()[0] - start
     finally:
         tracemalloc.stop()
-    assert cached.nbytes == estimated_bytes((cached.run, cached.replay, cached._derived))
+    # Within 1%, not equal: an object referred to just SHARED_REFS times counts once or by the sample's weight
+    # depending on whether a caller's frame still holds it (app/memory.py), so two measures can differ slightly.
+    assert abs(cached.nbytes - estimated_bytes((cached.run, cached.replay, cached._derived))) <= cached.nbytes // 100
     assert 0.8 * measured <= cached.nbytes <= 1.25 * measured, (cached.nbytes, measured)
 
 

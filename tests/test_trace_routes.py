@@ -15,6 +15,7 @@ from sim.machine.profiles import PROFILES
 from sim.replay import Replay
 from sim.run import RunSpec, record
 from sim.trace.dtrace import run_dtrace
+from sim.trace.flame import flame_from_run
 from tests.pages import text_of
 from tests.sim.test_export import check_chrome, check_folded, check_speedscope
 
@@ -147,32 +148,35 @@ def test_a_long_output_is_cut_on_the_page_with_a_count_of_what_is_left_out(clien
 # --- the flame graph ----------------------------------------------------------------------------------------
 
 
-def test_the_flame_graph_is_an_icicle_in_flame_orientation_whose_parents_hold_their_children(client):
+def folded_of(page: str) -> dict[tuple[str, ...], int]:
+    """The folded stacks a flame-graph fragment carries for static/flame.js (app/flame_view.py flame_data)."""
+    data = figure(page, "flame-data")
+    return {tuple(data["names"][i] for i in indices): value for indices, _, value in data["stacks"]}
+
+
+def test_the_flame_graph_carries_the_runs_folded_stacks_with_each_frames_kind(client):
     response = client.get("/trace/flame", params={"command": DD})
     assert response.status_code == 200
-    (icicle,) = figure(response.text, "flame-figure")["data"]
-    assert icicle["type"] == "icicle" and icicle["branchvalues"] == "total"
-    assert icicle["tiling"] == {"orientation": "v", "flip": "y"}
-    ids, parents, values = icicle["ids"], icicle["parents"], icicle["values"]
-    assert len(set(ids)) == len(ids) and parents[0] == "" and ids[0] == "all"
-    value_of = dict(zip(ids, values, strict=True))
-    children: dict[str, int] = {}
-    for parent, value in zip(parents[1:], values[1:], strict=True):
-        children[parent] = children.get(parent, 0) + value
-    assert all(value_of[parent] >= total for parent, total in children.items())
+    data = figure(response.text, "flame-data")
+    folded = folded_of(response.text)
+    graph = flame_from_run(record(RunSpec(DD)))
+    assert folded == graph.stacks and data["total"] == graph.total
     run = record(RunSpec(DD))
-    assert value_of["dd;-"] == run.sys_ns and value_of["dd;user"] == run.user_ns
-    assert "dd;-;Xpage;trap;trap_pfault;vm_fault;pmap_zero_page;pagezero" in ids
+    assert sum(v for s, v in folded.items() if s[:2] == ("dd", "-")) == run.sys_ns
+    assert folded[("dd", "user")] == run.user_ns
+    kinds = {tuple(data["names"][i] for i in indices): kind for indices, kind, _ in data["stacks"]}
+    assert kinds[("dd", "user")] == "pu"
+    assert kinds[("dd", "-", "Xpage", "trap", "trap_pfault", "vm_fault", "pmap_zero_page", "pagezero")] == "pskkkkkk"
 
 
 def test_the_flame_graph_of_a_stack_aggregation_shows_the_profile_samples(client):
     params = {"command": DD, "script": LECTURE_PROFILE, "flame": "@traces"}
     response = client.get("/trace/flame", params=params)
     assert response.status_code == 200
-    (icicle,) = figure(response.text, "flame-figure")["data"]
+    folded = folded_of(response.text)
     samples = run_dtrace(LECTURE_PROFILE, DD, quiet=True).aggregations["traces"].data
-    assert icicle["values"][0] == sum(samples.values())
-    assert any(label == "kernel`pagezero" for label in icicle["labels"])
+    assert sum(folded.values()) == sum(samples.values())
+    assert any(stack[-1] == "kernel`pagezero" for stack in folded)
     assert 'aria-current="true"' in response.text and "@traces by stack (D aggregation)" in response.text
     assert "/trace/export?" in response.text and "flame=%40traces" in response.text
 

@@ -108,6 +108,13 @@ class CapabilityRefused(Payload):
     syscall: str  # the name the call is dispatched by (the "syscall" event's name)
 
 
+class NameiCapabilityMode(Payload):
+    """kind "hook", name "namei": a lookup in capability mode relative to AT_FDCWD, which the sandbox has not got:
+    namei() fails it with ECAPMODE (sys/kern/vfs_lookup.c; the call itself was CAPENABLED)."""
+
+    path: str  # the path as copied in
+
+
 class SystraceSkipped(Payload):
     """kind "skip", name "systrace_probe_func": no enabled syscall provider probe for this call."""
 
@@ -391,8 +398,9 @@ class UserReturn(Payload):
 class StackLocals(Payload):
     """name "sub $N,%rsp": a libc wrapper makes room for its locals on the stack."""
 
-    size: int  # bytes asked for (the stack pointer moves by this, rounded to 16)
+    size: int  # bytes asked for
     base: int  # their address
+    moved: int  # how far %rsp moved (the instruction's immediate): size, plus what keeps %rsp 16-byte aligned
 
 
 class ThreadStart(Payload):

@@ -75,13 +75,13 @@ def user_fault_unrecorded(va: int, err: int, fault: PageFault | None) -> bool:
     return True
 
 
-def memset_pages_unrecorded(va: int, end: int, byte: int, store_ns: int) -> int:
+def memset_pages_unrecorded(va: int, end: int, byte: int) -> int:
     """Fast-forward of a user-mode memset over the whole pages of [va, end) with recording off: for each page,
     what the CPU's store, the MMU and (for a page not yet there) the replayed #PF do, fused in one loop, with the
     same state changes, time and event counts as umem.memset page by page. Returns where it stopped: `end`, or
     the first page it leaves to the general path (anything but a TLB hit, a present PTE under a cached PDE, or a
     demand-zero fault that user_fault_unrecorded would replay from the region's reservation); it changes nothing for
-    that page. store_ns is the store's time for one page (its bytes at user_byte_ps)."""
+    that page. The store's time is the cache model's, page by page (sim/machine/memhier.py)."""
     machine = pcpu.machine
     log, mmu = machine.log, machine.mmu
     if log.recording or mmu.regs["cr3"] != mmu.loaded_cr3:
@@ -89,6 +89,7 @@ def memset_pages_unrecorded(va: int, end: int, byte: int, store_ns: int) -> int:
     td = pcpu.curthread
     kvm = pcpu.kernel.vm
     frames = machine.physmem.frames
+    store_ps = machine.caches.store_ps
     tlb, tlb_large, pde_cache = mmu.tlb, mmu.tlb_large, mmu.pde_cache
     tlb_entries, level_ns = mmu.tlb_entries, mmu.level_ns
     access = PGEX_W | PGEX_U  # a user write: allowed if the entry has PG_U and PG_RW (Mmu._allowed)
@@ -161,7 +162,7 @@ def memset_pages_unrecorded(va: int, end: int, byte: int, store_ns: int) -> int:
             frames[pfn] = byte
         else:
             frames.pop(pfn, None)
-        log.now += store_ns
+        log.now += store_ps(pfn << 12, 4096) // 1000
         log.unrecorded += 1
         if log.unrecorded + log.record_budget > log.event_budget:
             raise EventBudgetExceeded(log.event_budget)
@@ -189,13 +190,15 @@ def _measure_fault(td, fault: PageFault, key: tuple) -> None:
     machine, vm = pcpu.machine, pcpu.kernel.vm
     log, cnt = machine.log, vm.cnt
     prezeroed = key[1]
+    host_before = machine.host.ns  # the host's backing of a fresh frame is the frame's, not the path's: not replayed
     before = (log.now, machine.user_ns, log.total, cnt.v_zfod, cnt.v_ozfod, cnt.v_pagezero, cnt.pde_promotions)
     _user_fault(fault)
     after = (log.now, machine.user_ns, log.total, cnt.v_zfod, cnt.v_ozfod, cnt.v_pagezero, cnt.pde_promotions)
     expected = (before[3] + 1, before[4] + prezeroed, before[5] + (not prezeroed), before[6])
     if after[3:] == expected and machine.cpu.regs["cpl"] == 3:
         user = after[1] - before[1]
-        vm.fault_replays[key] = (user, after[0] - before[0] - user, after[2] - before[2])
+        host = machine.host.ns - host_before
+        vm.fault_replays[key] = (user, after[0] - before[0] - user - host, after[2] - before[2])
 
 
 def _replay_fault(td, va: int, err: int, replay: tuple[int, int, int], context: tuple) -> None:
@@ -208,7 +211,7 @@ def _replay_fault(td, va: int, err: int, replay: tuple[int, int, int], context: 
     closed = machine._closed_ns
     closed[USER_CPL] += now - machine._ring_since
     regs["cpl"] = KERNEL_CPL
-    zero_fill_unrecorded(td, va, err, context)
+    sys_ns += zero_fill_unrecorded(td, va, err, context)
     tf = td.td_frame.regs
     saved = _saved_values(regs)
     if _saved_in_frame(tf) != saved:  # a loop's faults find the same registers in the frame: nothing to write
@@ -259,7 +262,7 @@ def kernel_fault_unrecorded(fault: PageFault, rip: int) -> bool:
     replay = vm.fault_replays.get(key)
     if replay is not None:
         sys_ns, events = replay
-        zero_fill_unrecorded(td, va, err, context, usermode=False)
+        sys_ns += zero_fill_unrecorded(td, va, err, context, usermode=False)
         regs["rip"] = rip
         regs["cr2"] = va
         log.now += sys_ns
@@ -269,12 +272,13 @@ def kernel_fault_unrecorded(fault: PageFault, rip: int) -> bool:
         return True
     # Take it the full way, and remember what it cost if it went the way the replay reproduces.
     prezeroed = key[2]
+    host_before = machine.host.ns
     before = (log.now, log.total, cnt.v_zfod, cnt.v_ozfod, cnt.v_pagezero, cnt.pde_promotions, regs["rflags"])
     _kernel_fault(fault, rip)
     after = (log.now, log.total, cnt.v_zfod, cnt.v_ozfod, cnt.v_pagezero, cnt.pde_promotions, regs["rflags"])
     expected = (before[2] + 1, before[3] + prezeroed, before[4] + (not prezeroed), before[5], before[6])
     if after[2:] == expected and regs["cpl"] == KERNEL_CPL and regs["rip"] == rip and regs["cr2"] == va:
-        vm.fault_replays[key] = (after[0] - before[0], after[1] - before[1])
+        vm.fault_replays[key] = (after[0] - before[0] - (machine.host.ns - host_before), after[1] - before[1])
     return True
 
 
@@ -358,12 +362,14 @@ def _page_table(pmap, va: int) -> tuple[list[int], int] | None:
     return (table, entry & PG_FRAME) if type(table) is list else None
 
 
-def zero_fill_unrecorded(td, va: int, err: int, context: tuple, usermode: bool = True) -> None:
+def zero_fill_unrecorded(td, va: int, err: int, context: tuple, usermode: bool = True) -> int:
     """What vm_fault's zero-fill path does to the VM state, without the steps' events: the page from the
     reservation, zeroed, entered writable (or not) in the pmap, activated and counted. `context` is what
-    zero_fill_replay_key found; `usermode` is the mode the fault was taken in (kernel: copyout's faults)."""
+    zero_fill_replay_key found; `usermode` is the mode the fault was taken in (kernel: copyout's faults).
+    Returns the time the replay does not hold: the host's backing of a fresh frame (pagezero's first write)."""
     kvm = pcpu.kernel.vm
     cnt = kvm.cnt
+    host_ns = 0
     map, entry, object, pindex, (pt, pt_pa), rv, index = context
     pmap = map.pmap
     va &= ~0xFFF
@@ -395,7 +401,10 @@ def zero_fill_unrecorded(td, va: int, err: int, context: tuple, usermode: bool =
     if prezeroed:
         cnt.v_ozfod += 1
     else:
-        pcpu.machine.physmem.frames.pop(pfn, None)  # pagezero
+        machine = pcpu.machine
+        machine.physmem.frames.pop(pfn, None)  # pagezero: its movnti stores leave the frame in no cache
+        machine.caches.evict(pfn << 12)
+        host_ns = machine.host.first_write(pfn)
         cnt.v_pagezero += 1
     cnt.v_zfod += 1
     m.valid = VM_PAGE_BITS_ALL
@@ -417,3 +426,4 @@ def zero_fill_unrecorded(td, va: int, err: int, context: tuple, usermode: bool =
     m.act_count = ACT_INIT
     kvm.queues[PQ_ACTIVE].pages[m] = None
     (cnt.faults_user if usermode else cnt.faults_kernel)["zero_fill"] += 1
+    return host_ns

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.core.pcpu import pcpu
+from sim.kern.ksyms import PROGRAM_TEXT
 from sim.machine.cpu import KERNEL_CPL
 from sim.machine.physmem import PAGE_SIZE
 from sim.vm.pmap import pmap_activate
@@ -277,13 +278,15 @@ def exec_copyout_strings(execpath: str, argv: list[str], env: list[str]) -> tupl
 
 def exec_first_image(td, argv: tuple[str, ...], env: dict[str, str], image=None) -> None:
     """The run's first process, as the shell's execve left it before the run begins: its image mapped and its
-    stack set up. That work happened before the run, so it is neither recorded nor timed, and the VM
-    counters start from zero; %cr3, %rsp and %rdi are the new image's."""
+    stack set up. That work happened before the run, so it is neither recorded nor timed, the VM
+    counters start from zero, and it leaves no trace in %rip or %cr2 (its faults are not in the log, so %cr2 keeps
+    its boot value); %cr3, %rsp and %rdi are the new image's, and %rip its entry point, as exec_setregs leaves
+    them for the return to user mode."""
     from sim.kern.errno import NAMES
 
     machine, vm = pcpu.machine, pcpu.kernel.vm
     log, regs = machine.log, machine.cpu.regs
-    saved = (log.recording, log.unrecorded, log.event_budget, log.now, log.depth, regs["cpl"])
+    saved = (log.recording, log.unrecorded, log.event_budget, log.now, log.depth, regs["cpl"], regs["cr2"])
     log.recording = False
     log.event_budget = 1 << 62  # the run's budget starts with the run
     regs["cpl"] = KERNEL_CPL
@@ -291,12 +294,13 @@ def exec_first_image(td, argv: tuple[str, ...], env: dict[str, str], image=None)
         vp = _program_vnode(image or default_image(argv[0]))
         error, stack = exec_new_vmspace(td, list(argv), [f"{k}={v}" for k, v in env.items()], vp)
     finally:
-        log.recording, log.unrecorded, log.event_budget, log.now, log.depth, regs["cpl"] = saved
+        log.recording, log.unrecorded, log.event_budget, log.now, log.depth, regs["cpl"], regs["cr2"] = saved
         log._pending.clear()
     if error:
         raise RuntimeError(f"exec of {argv[0]} failed: {NAMES.get(error, error)}")
     vm.cnt = VmMeter()
     machine.mmu.hits = machine.mmu.misses = machine.mmu.walks = 0
+    regs["rip"] = PROGRAM_TEXT  # exec_setregs: the entry point
     regs["rsp"] = ((stack - 8) & ~0xF) + 8  # exec_setregs: as if _start had been called
     regs["rdi"] = stack
 

@@ -21,6 +21,7 @@ from sim.kern import (  # noqa: F401
     kern_synch,
     kern_thr,
     kern_time,
+    kld_bugs,
     machdep,
     sys_capability,
     sys_generic,

@@ -116,10 +116,13 @@ def bintime(ns: int) -> tuple[int, int]:
     return sec, rest * (1 << 64) // 10**9
 
 
-def timekeep_bytes() -> bytes:
-    """The timekeep the kernel publishes: uptime 0 at TSC 0, and the boot time."""
+def timekeep_bytes(timecounter: str) -> bytes:
+    """The timekeep the kernel publishes: uptime 0 at TSC 0, and the boot time. tk_enabled says whether the vdso
+    can read the timecounter: x86's cpu_fill_vdso_timehands answers yes only for the TSC (kern.timecounter.fast_gettime
+    aside), so on a machine whose timecounter is HPET, ACPI or a board's timer, libc makes the system call."""
     boot_sec, boot_frac = bintime(BOOTTIME_NS)
-    return VDSO_TIMEKEEP.pack(VDSO_TK_VER_CURR, 1, 0, VDSO_TH_ALGO_X86_TSC, 1, TH_SCALE, 0, (1 << 64) - 1,
+    enabled = int(timecounter.startswith("TSC"))
+    return VDSO_TIMEKEEP.pack(VDSO_TK_VER_CURR, enabled, 0, VDSO_TH_ALGO_X86_TSC, 1, TH_SCALE, 0, (1 << 64) - 1,
                               0, 0, boot_sec, boot_frac)  # fmt: skip
 
 
@@ -127,7 +130,8 @@ def exec_sysvec_init_timekeep() -> None:
     """At boot: the timekeep goes into the shared page's frame, which every process maps read-only."""
     from sim.kern.imgact_elf import SHARED_PAGE_PA
 
-    pcpu.machine.physmem.write(SHARED_PAGE_PA + TIMEKEEP_OFFSET, timekeep_bytes())
+    machine = pcpu.machine
+    machine.physmem.write(SHARED_PAGE_PA + TIMEKEEP_OFFSET, timekeep_bytes(machine.profile.timecounter))
 
 
 def timekeep_va(p) -> int:

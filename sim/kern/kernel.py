@@ -29,7 +29,10 @@ class KernelConfig:
     capability_mode: bool = False  # the process called cap_enter()
     jailed: bool = False  # the process runs in a jail
     uid: int = 0  # the credential's effective uid (0 = root)
-    smap: bool = True  # CR4.SMAP set by pmap_bootstrap
+    # CR4.SMAP (a kernel with stac/clac in its copy routines and PSL_AC in MSR_SF_MASK) and CR4.SMEP;
+    # None: as the profile's machine has them (Profile.smap, Profile.smep; resolved in sim/run.py's _boot).
+    smap: bool | None = None
+    smep: bool | None = None
     # DTrace probes armed by an enabled D program (sim/trace/dtrace.py required_config), each with its probe effect
     # (sim/kern/dtrace_probe.py): functions whose first instruction (fbt entry) or whose `ret`s (fbt return) fbt
     # has overwritten with int3, and the periods in ns of the profile-N/tick-N cyclics. Sorted tuples: hashable.

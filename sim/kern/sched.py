@@ -25,6 +25,7 @@ from greenlet import greenlet
 from sim.core.events import ContextSwitch, CpuIdle, StillRunning
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
+from sim.kern.ksyms import kernel_stack_top
 from sim.kern.proc import (
     P_KPROC,
     P_SYSTEM,
@@ -255,7 +256,10 @@ def kproc_create(name: str, body: Callable[[], None], priority: int) -> Thread:
     td = kernel.new_thread(p)
     td.td_pflags |= TDP_KTHREAD
     td.td_priority = td.td_user_pri = priority
-    td.td_md_regs = dict(pcpu.machine.cpu.regs, cpl=KERNEL_CPL, rip=_ksym("fork_trampoline"))
+    # cpu_fork's pcb for the new thread: it starts at fork_trampoline on its own kernel stack (never a user one)
+    td.td_md_regs = dict(
+        pcpu.machine.cpu.regs, cpl=KERNEL_CPL, rip=_ksym("fork_trampoline"), rsp=kernel_stack_top(td.td_tid)
+    )
     kernel.procs.append(p)
     thread_start(td, body)
     if priority != PRI_MAX_IDLE:

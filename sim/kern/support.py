@@ -27,6 +27,7 @@ from sim.kern.errno import EFAULT, ENAMETOOLONG
 from sim.kern.ksyms import kernel_symbol
 from sim.kern.trap_pfault import OnFault, kernel_fault
 from sim.machine.cpu import CR4_SMAP, PSL_AC
+from sim.machine.memhier import KERNEL_STACK, ZERO_PAGE
 from sim.machine.mmu import PGEX_W, GeneralProtection, PageFault
 from sim.machine.physmem import PAGE_MASK, PAGE_SIZE, Fill, frame_contents
 from sim.vm.vm_param import VM_MAXUSER_ADDRESS
@@ -91,14 +92,15 @@ def _translate(va: int, access: int, rip: int) -> int:
 
 
 @kfunc
-def copyout(kaddr, udaddr: int, length: int) -> int:
-    """Copy `length` bytes from the kernel (bytes-like, or a Fill) to user address udaddr."""
+def copyout(kaddr, udaddr: int, length: int, *, kcache: int | None = None) -> int:
+    """Copy `length` bytes from the kernel (bytes-like, or a Fill) to user address udaddr. kcache: where kaddr
+    sits for the cache model (sim/machine/memhier.py), when it is a buffer the model names."""
     rip = kernel_symbol("copyout") + 0x40
     return _guarded_copy(
         "copyout",
         udaddr,
         length,
-        lambda: _copy_to_user(kaddr, udaddr, length, rip, "copyout"),
+        lambda: _copy_to_user(kaddr, udaddr, length, rip, "copyout", kcache),
     )
 
 
@@ -123,12 +125,12 @@ def _guarded_copy(routine: str, udaddr: int, length: int, move: Callable[[], Non
     return 0
 
 
-def _copy_to_user(kaddr, udaddr: int, length: int, rip: int, what: str) -> None:
+def _copy_to_user(kaddr, udaddr: int, length: int, rip: int, what: str, kcache: int | None = None) -> None:
     machine = pcpu.machine
     log = machine.log
-    mmu, physmem = machine.mmu, machine.physmem
-    ps = machine.profile.copy_byte_ps
+    mmu, physmem, caches = machine.mmu, machine.physmem, machine.caches
     fill = kaddr.byte if isinstance(kaddr, Fill) else None
+    src = ZERO_PAGE if fill is not None else KERNEL_STACK if kcache is None else kcache
     view = None if fill is not None else memoryview(kaddr).cast("B")
     off = 0
     va = udaddr
@@ -146,7 +148,7 @@ def _copy_to_user(kaddr, udaddr: int, length: int, rip: int, what: str) -> None:
             physmem.fill(pa, fill, n)
         else:
             physmem.write(pa, view[off : off + n])
-        log.now += n * ps // 1000
+        log.now += caches.copy_ps(src + off if kcache is not None and fill is None else src, pa, n) // 1000
         if log.recording:
             log.delta(("frame", pfn, old, frame_contents(physmem, pfn)))
             log.emit("mem", what, UserCopy(True, n, va, pa & ~PAGE_MASK))
@@ -157,17 +159,18 @@ def _copy_to_user(kaddr, udaddr: int, length: int, rip: int, what: str) -> None:
 
 
 @kfunc
-def copyin(udaddr: int, kaddr: bytearray | memoryview, length: int) -> int:
-    """Copy `length` bytes from user address udaddr into kaddr."""
+def copyin(udaddr: int, kaddr: bytearray | memoryview, length: int, *, kcache: int | None = None) -> int:
+    """Copy `length` bytes from user address udaddr into kaddr (kcache: as copyout's)."""
     rip = kernel_symbol("copyin") + 0x40
-    return _guarded_copy("copyin", udaddr, length, lambda: _copy_from_user(udaddr, kaddr, length, rip, "copyin"))
+    return _guarded_copy(
+        "copyin", udaddr, length, lambda: _copy_from_user(udaddr, kaddr, length, rip, "copyin", kcache)
+    )
 
 
-def _copy_from_user(udaddr: int, kaddr, length: int, rip: int, what: str) -> None:
+def _copy_from_user(udaddr: int, kaddr, length: int, rip: int, what: str, kcache: int | None = None) -> None:
     machine = pcpu.machine
     log = machine.log
-    mmu, physmem = machine.mmu, machine.physmem
-    ps = machine.profile.copy_byte_ps
+    mmu, physmem, caches = machine.mmu, machine.physmem, machine.caches
     dest = kaddr if isinstance(kaddr, memoryview) else memoryview(kaddr)
     off = 0
     va = udaddr
@@ -179,7 +182,7 @@ def _copy_from_user(udaddr: int, kaddr, length: int, rip: int, what: str) -> Non
             kernel_fault(fault, rip)
             continue
         physmem.read_into(pa, n, dest, off)
-        log.now += n * ps // 1000
+        log.now += caches.copy_ps(pa, KERNEL_STACK if kcache is None else kcache + off, n) // 1000
         log.emit("mem", what, UserCopy(False, n, va, pa & ~PAGE_MASK) if log.recording else None)
         off += n
         va += n
@@ -201,8 +204,9 @@ def copyinstr(udaddr: int, kaddr: bytearray, maxlen: int) -> tuple[int, int]:
                 _user_access(False)
                 return _copy_fault(td, "copyinstr", CopyFault("copyinstr", va, 0, False, False)), copied
             n = min(PAGE_SIZE - (va & PAGE_MASK), maxlen - copied)
-            chunk = physmem.read(_translate(va, 0, rip), n)
-            machine.charge(n * machine.profile.copy_byte_ps // 1000)
+            pa = _translate(va, 0, rip)
+            chunk = physmem.read(pa, n)
+            machine.charge(machine.caches.copy_ps(pa, KERNEL_STACK, n) // 1000)
             nul = chunk.find(0)
             if nul >= 0:
                 kaddr[copied : copied + nul + 1] = chunk[: nul + 1]

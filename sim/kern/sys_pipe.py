@@ -57,11 +57,12 @@ PIPE_DIRECTW = 0x400  # a direct write is in progress: the data is in the writer
 
 
 class PipeBuffer:
-    __slots__ = ("buffer", "size", "cnt", "in_", "out")
+    __slots__ = ("buffer", "size", "cnt", "in_", "out", "kva")
 
     def __init__(self, size: int) -> None:
         self.buffer = bytearray(size)
         self.size, self.cnt, self.in_, self.out = size, 0, 0, 0
+        self.kva = pcpu.machine.caches.kernel_buffer(size) if size else 0  # where the cache model sees it
 
 
 class PipeMapping:
@@ -137,7 +138,7 @@ def pipe_read(fp: File, uio: Uio, td: Thread) -> int:
         buf = rpipe.pipe_buffer  # a writer may have resized it while this reader slept
         if buf.cnt > 0:
             size = min(buf.size - buf.out, buf.cnt, uio.uio_resid)
-            error = uiomove(buf.buffer, size, uio, buf.out)
+            error = uiomove(buf.buffer, size, uio, buf.out, kcache=buf.kva)
             if error:
                 break
             buf.out += size
@@ -230,9 +231,9 @@ def pipe_write(fp: File, uio: Uio, td: Thread) -> int:
         if space > 0:
             size = min(space, uio.uio_resid)
             segsize = min(buf.size - buf.in_, size)
-            error = uiomove(buf.buffer, segsize, uio, buf.in_)
+            error = uiomove(buf.buffer, segsize, uio, buf.in_, kcache=buf.kva)
             if error == 0 and segsize < size:
-                error = uiomove(buf.buffer, size - segsize, uio, 0)  # wrapped around the end
+                error = uiomove(buf.buffer, size - segsize, uio, 0, kcache=buf.kva)  # wrapped around the end
             if error:
                 break
             buf.in_ += size
@@ -346,7 +347,7 @@ def uiomove_fromphys(ms: list[int], offset: int, n: int, uio: Uio) -> int:
     while n > 0:
         page, off = divmod(offset, 4096)
         chunk = min(n, 4096 - off)
-        error = uiomove(physmem.read(ms[page] + off, chunk), chunk, uio)
+        error = uiomove(physmem.read(ms[page] + off, chunk), chunk, uio, kcache=ms[page] + off)
         if error:
             return error
         offset += chunk

@@ -143,7 +143,8 @@ def _user_fault(fault: PageFault | GeneralProtection) -> None:
     user_rsp, user_rip, user_rflags = regs["rsp"], regs["rip"], regs["rflags"]
     cpu.set("cpl", KERNEL_CPL)
     machine.log.now += costs.trap_entry_ns
-    entry_rflags = user_rflags & ~(PSL_I | PSL_T | PSL_NT | PSL_AC)
+    # The interrupt gate clears IF, TF and NT; a kernel with SMAP support also clears AC on entry (clac).
+    entry_rflags = user_rflags & ~(PSL_I | PSL_T | PSL_NT | (machine.sf_mask & PSL_AC))
     cpu.set_many(_ENTRY_REGISTERS[trapno], (kernel_stack_top(td.td_tid), entry_rflags, _entry_address(trapno), addr))
     machine.emit("trap", _trap_name(trapno), Trap(trapno, err, addr, True) if recording else None)
     machine.enter(IDT_ENTRY[trapno])
@@ -363,6 +364,11 @@ def trap_fatal(frame: Trapframe, eva: int) -> None:
         f"instruction pointer\t= {frame['tf_cs']:#x}:{frame['tf_rip']:#x}",
         f"stack pointer\t        = {frame['tf_ss']:#x}:{frame['tf_rsp']:#x}",
         f"frame pointer\t        = {frame['tf_ss']:#x}:{frame['tf_rbp']:#x}",
+        # the code segment's descriptor, as sdtossd() decodes it: the kernel's flat 64-bit code segment
+        "code segment\t\t= base 0x0, limit 0xfffff, type 0x1b",
+        "\t\t\t= DPL 0, pres 1, long 1, def32 0, gran 1"
+        if not TRAPF_USERMODE(frame)
+        else "\t\t\t= DPL 3, pres 1, long 1, def32 0, gran 1",
         f"processor eflags\t= {eflags}IOPL = {(rflags >> 12) & 3}",
         f"current process\t\t= {p.p_pid} ({p.p_comm})",
         f"trap number\t\t= {trapno}",

@@ -42,8 +42,10 @@ def single_uio(base: int, length: int, offset: int, rw: int, td: object) -> Uio:
 
 
 @kfunc
-def uiomove(kbuf: bytes | bytearray | memoryview | Fill, n: int, uio: Uio, kofs: int = 0) -> int:
-    """Move up to n bytes between kbuf[kofs:] and the uio, advancing it; 0 or EFAULT."""
+def uiomove(kbuf: bytes | bytearray | memoryview | Fill, n: int, uio: Uio, kofs: int = 0, *, kcache: int | None = None
+            ) -> int:  # fmt: skip
+    """Move up to n bytes between kbuf[kofs:] and the uio, advancing it; 0 or EFAULT. kcache: where kbuf[0] sits
+    for the cache model (sim/machine/memhier.py), when the caller's buffer is one the model names."""
     from sim.kern.support import copyin, copyout
 
     fill = kbuf if isinstance(kbuf, Fill) else None  # zero_region: a source of zeros, no host bytes
@@ -56,7 +58,11 @@ def uiomove(kbuf: bytes | bytearray | memoryview | Fill, n: int, uio: Uio, kofs:
             continue
         chunk = Fill(fill.byte, cnt, fill.name) if fill is not None else view[kofs : kofs + cnt]
         if uio.uio_segflg == UIO_USERSPACE:
-            error = copyout(chunk, iov.iov_base, cnt) if uio.uio_rw == UIO_READ else copyin(iov.iov_base, chunk, cnt)
+            at = None if kcache is None else kcache + kofs
+            if uio.uio_rw == UIO_READ:
+                error = copyout(chunk, iov.iov_base, cnt, kcache=at)
+            else:
+                error = copyin(iov.iov_base, chunk, cnt, kcache=at)
             if error:
                 return error
             iov.iov_base += cnt

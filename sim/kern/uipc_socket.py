@@ -44,7 +44,7 @@ class Sockbuf:
     sb_mbcnt: int = 0  # mbuf storage those bytes use
     sb_flags: int = 0
     sb_state: int = 0
-    sb_mb: deque = field(default_factory=deque)  # the mbuf chain: [bytearray data, offset, storage]
+    sb_mb: deque = field(default_factory=deque)  # the mbuf chain: [bytearray data, offset, storage, cache address]
 
 
 @dataclass(eq=False, repr=False)
@@ -117,11 +117,13 @@ def m_uiotombuf(uio: Uio, space: int) -> tuple[int, list]:
     while total > 0:
         size = min(total, MJUMPAGESIZE)
         data = bytearray(size)
-        error = uiomove(data, size, uio)
-        if error:
-            return error, chain
         storage = MSIZE + (MJUMPAGESIZE if size > MCLBYTES else MCLBYTES if size >= MINCLSIZE else 0)
-        chain.append([data, 0, storage])
+        kva = pcpu.machine.caches.kernel_buffer(storage)  # from the zone's cache: the last cluster freed
+        error = uiomove(data, size, uio, kcache=kva)
+        if error:
+            pcpu.machine.caches.free_kernel_buffer(kva, storage)
+            return error, chain
+        chain.append([data, 0, storage, kva])
         total -= size
     _charge("mbuf_ns", len(chain))
     return 0, chain
@@ -177,15 +179,16 @@ def soreceive(so: Socket, uio: Uio, td: Thread, nonblock: bool) -> int:
     freed = 0
     while rcv.sb_mb and uio.uio_resid > 0:
         m = rcv.sb_mb[0]
-        data, moff, storage = m
+        data, moff, storage, kva = m
         length = min(uio.uio_resid, len(data) - moff)
-        error = uiomove(data, length, uio, moff)
+        error = uiomove(data, length, uio, moff, kcache=kva)
         if error:
             return error
         rcv.sb_cc -= length
         if moff + length == len(data):
             rcv.sb_mb.popleft()
             rcv.sb_mbcnt -= storage
+            pcpu.machine.caches.free_kernel_buffer(kva, storage)
             freed += 1
         else:
             m[1] = moff + length

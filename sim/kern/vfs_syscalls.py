@@ -1,13 +1,13 @@
 """File-system system calls (sys/kern/vfs_syscalls.c, FreeBSD 11): open, lseek, fsync, sync, stat.
 
-Paths are copied in from user space with copyinstr(); open(2) and openat(2) are not allowed in capability
-mode (there is no global namespace in a sandbox), which syscallenter enforces with ECAPMODE before either
-runs: neither is CAPENABLED in syscalls.master.
+Paths are copied in from user space with copyinstr(). In capability mode there is no global namespace: open(2)
+and openat(2) are both CAPENABLED in FreeBSD 11 (capabilities.conf lists open so that its audit trail is kept),
+so both enter, and namei() fails a lookup relative to AT_FDCWD with ECAPMODE.
 """
 
 from __future__ import annotations
 
-from sim.core.events import UfsCreate
+from sim.core.events import NameiCapabilityMode, UfsCreate
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.kern.errno import (
@@ -78,6 +78,25 @@ def namei(path: str) -> tuple[int, Vnode | None]:
     return (0, vp) if vp else (ENOENT, None)
 
 
+def namei_start(td: Thread, dirfd: int, upath: int) -> tuple[int, str]:
+    """What namei() does before the lookup (sys/kern/vfs_lookup.c, FreeBSD 11): copy the path in, refuse an empty
+    one, and in capability mode refuse the global namespace: ECAPMODE relative to AT_FDCWD; relative to a
+    directory descriptor the lookup is held to that directory, so an absolute path is ENOTCAPABLE."""
+    from sim.kern.subr_syscall import IN_CAPABILITY_MODE
+
+    error, path = copyinstr(upath)
+    if error:
+        return error, ""
+    if not path:
+        return ENOENT, ""
+    if IN_CAPABILITY_MODE(td):
+        if dirfd == AT_FDCWD:
+            pcpu.machine.emit("hook", "namei", NameiCapabilityMode(path))
+            return ECAPMODE, ""
+        return ENOTCAPABLE, ""  # only absolute paths are modelled, and strict-relative lookup refuses them
+    return 0, path
+
+
 @syscall_handler
 @kfunc
 def sys_open(td: Thread, path: int, flags: int, mode: int) -> int:
@@ -91,21 +110,14 @@ def sys_openat(td: Thread, fd: int, path: int, flag: int, mode: int) -> int:
 
 
 def kern_openat(td: Thread, fd: int, upath: int, flags: int, mode: int) -> int:
-    from sim.kern.subr_syscall import IN_CAPABILITY_MODE
-
     fd = (fd & 0xFFFFFFFF) - (1 << 32) if fd & 0x80000000 else fd & 0xFFFFFFFF  # an int in a 64-bit register
-    error, path = copyinstr(upath)
-    if error:
-        return error
-    if not path:
-        return ENOENT
-    if IN_CAPABILITY_MODE(td):
-        # namei in capability mode: no global namespace, so no AT_FDCWD and no absolute paths
-        return ECAPMODE if fd == AT_FDCWD else ENOTCAPABLE
-    if fd != AT_FDCWD and not path.startswith("/"):
-        return ENOTDIR  # only absolute paths and the (root) working directory are modelled
     if flags & O_ACCMODE == O_ACCMODE:
         return EINVAL
+    error, path = namei_start(td, fd, upath)
+    if error:
+        return error
+    if fd != AT_FDCWD and not path.startswith("/"):
+        return ENOTDIR  # only absolute paths and the (root) working directory are modelled
     error, vp = vn_open(normalize(path), flags, mode)
     if error:
         return error

@@ -19,8 +19,10 @@ PSL_NT = 0x00004000  # nested task
 PSL_AC = 0x00040000  # alignment check; with CR4.SMAP set it is the "user access allowed" flag (stac/clac)
 PSL_USER = 0x00000202  # reserved bit 1 plus interrupts on: a fresh user thread's rflags
 
-# IA32_FMASK as FreeBSD programs it (amd64/machdep.c): SYSCALL clears these in rflags on entry
+# IA32_FMASK as FreeBSD programs it (amd64/machdep.c): SYSCALL clears these in rflags on entry. PSL_AC came with
+# SMAP support (FreeBSD 12); FreeBSD 11's mask has no PSL_AC (SF_MASK_11).
 SF_MASK = PSL_NT | PSL_T | PSL_I | PSL_C | PSL_D | PSL_AC
+SF_MASK_11 = SF_MASK & ~PSL_AC
 
 # CR4 bits (x86/include/specialreg.h)
 CR4_PGE = 0x00000080

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from sim.core.log import EventLog
 from sim.machine.cpu import KERNEL_CPL, SF_MASK, USER_CPL, Cpu, register_step
+from sim.machine.host_backing import HostBacking
+from sim.machine.memhier import MemoryHierarchy
 from sim.machine.mmu import Mmu
 from sim.machine.physmem import PhysMem
 from sim.machine.profiles import Profile
@@ -34,11 +36,14 @@ class Machine:
         self.kernel_gsbase_msr = 0  # MSR_KERNELGSBASE: what swapgs exchanges %gs's base with
         self.lstar_address = 0  # MSR_LSTAR: where SYSCALL jumps; the kernel sets it at boot
         self.lstar_handler: Callable[[], None] | None = None
+        self.sf_mask = SF_MASK  # MSR_SF_MASK (IA32_FMASK): the rflags bits SYSCALL clears; the kernel sets it at boot
         # Runs the user code at an address, as the CPU fetches it in ring 3 (sim/user/uexec.py's user_jump, set at
         # boot like lstar_handler): the kernel reaches user code only through it, as the layers point downwards.
         self.user_jump: Callable[[int], None] | None = None
         self.physmem = PhysMem(profile.phys_mem_bytes)  # sparse: only touched frames cost the host
         self.mmu = Mmu(self, self.physmem, profile.tlb_entries, profile.tlb_large_entries)
+        self.caches = MemoryHierarchy(profile.memory)  # what a byte costs to move depends on where it is
+        self.host = HostBacking(self.physmem.npages, profile.host_first_touch_ns)
 
     @property
     def now(self) -> int:
@@ -91,5 +96,5 @@ class Machine:
         rflags = regs["rflags"]
         # The step bills the instruction's time after the switch to ring 0: SYSCALL is system time.
         _syscall_step(self, self.profile.syscall_insn_ns, "syscall", None, regs["rip"] + 2, rflags,
-                      rflags & ~SF_MASK, KERNEL_CPL, self.lstar_address)  # fmt: skip
+                      rflags & ~self.sf_mask, KERNEL_CPL, self.lstar_address)  # fmt: skip
         self.lstar_handler()

@@ -7,7 +7,9 @@ Each constant says where its figure comes from. `lecture` is calibrated on the L
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from sim.machine.memhier import MemLevel
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,11 @@ class Profile:
     vm_page_free_ns: int  # return one page to the free pool
     pmap_enter_ns: int  # install one mapping: PTE, pv entry, page flags
     pte_update_ns: int  # change or clear one PTE in pmap_remove/pmap_protect
-    page_zero_ns: int  # pagezero(): zero one 4 KiB page
-    page_copy_ns: int  # pmap_copy_page(): copy one 4 KiB page
-    copy_byte_ps: int  # copyin/copyout: picoseconds per byte moved
-    user_byte_ps: int  # a user-mode memset/memcpy: picoseconds per byte stored
+    # The memory hierarchy: caches then memory, with what a byte costs at each (sim/machine/memhier.py). Every
+    # copy (copyin/copyout, user loads and stores, pagezero, pagecopy) is charged through it.
+    memory: tuple[MemLevel, ...]
+    # A virtual machine's host backs a guest frame on its first write (sim/machine/host_backing.py); 0: bare metal
+    host_first_touch_ns: int
     vm_map_op_ns: int  # insert, clip, protect or delete one vm_map entry (map lock, entry allocation)
     vm_object_op_ns: int  # allocate, shadow, collapse or free one vm_object
     pageout_page_ns: int  # the page daemon examines one page
@@ -79,14 +82,39 @@ class Profile:
     malloc_call_ns: int  # one malloc() or free() through jemalloc's fast path, its page touches excluded
     rtld_reloc_ns: int  # the run-time linker processes one relocation (symbol lookup through its cache)
     malloc_junk_default: bool  # the libc build's opt_junk: a debug (-CURRENT) jemalloc junk-fills by default
+    # kern.timecounter.hardware: only the TSC has a reader in the vdso (x86 cpu_fill_vdso_timehands), so with any
+    # other timecounter the kernel publishes tk_enabled = 0 and libc's clock_gettime makes the system call.
+    timecounter: str
+    # The machine's supervisor-mode protections, as its kernel turns them on (a run's KernelConfig may override):
+    # SMEP since FreeBSD 10 (initializecpu/pmap_bootstrap); SMAP, with stac/clac in the copy routines and PSL_AC
+    # in MSR_SF_MASK, only since FreeBSD 12.
+    smap: bool = True
+    smep: bool = True
 
+
+_LECTURE_PAGEZERO_NS = 346 * 10**9 // 997 // 5120  # the lecture's pagezero samples over dd's 5,120 zero-fills
+_HASWELL = "Intel 64 and IA-32 Optimization Reference Manual, 2.3 (Haswell): the size; the bandwidth: low confidence"
+_LECTURE_MEMORY = (
+    MemLevel("L1D", 32 << 10, 10, 10, _HASWELL),
+    MemLevel("L2", 256 << 10, 16, 16, _HASWELL),
+    MemLevel("L3", 6 << 20, 25, 25, _HASWELL),
+    # Only the write is calibrated (on the lecture's read(), with L1's read: 66 - 10 ps); the read: DDR3-1600
+    # dual channel, one core's share ~20 GB/s.
+    MemLevel("DRAM", 0, 50, 56, "the lecture's read() of 10 MiB from /dev/zero in 697 us (write); DDR3 (read)"),
+)
+_MODERN_MEMORY = (
+    MemLevel("L1D", 48 << 10, 4, 4, "a current server core: 48 KiB L1D, ~2x32 B a cycle at ~4 GHz, halved"),
+    MemLevel("L2", 2 << 20, 7, 7, "a current server core: 2 MiB L2 per core, ~64 B a cycle peak, shared"),
+    MemLevel("L3", 32 << 20, 15, 15, "a current server part: 32 MiB L3, ~30 GB/s a core for a copy"),
+    MemLevel("DRAM", 0, 35, 35, "DDR5: one core's copy reaches ~15 GB/s"),
+)
 
 LECTURE = Profile(
     name="lecture",
-    description="The L41 lecture's machine: a slow board running a debug (INVARIANTS, WITNESS) FreeBSD -CURRENT "
-    "kernel with DTrace loaded, as in the lecture's dd measurements.",
-    # A 1 GHz in-order core retires about one simple instruction per ns (BeagleBone Black, L41 course board).
-    user_insn_ns=1,
+    description="The L41 lecture's machine: an amd64 virtual machine (its host backs guest memory on first "
+    "touch) running a debug (INVARIANTS, WITNESS) FreeBSD -CURRENT kernel with DTrace loaded, as in the "
+    "lecture's dd measurements.",
+    user_insn_ns=1,  # one simple step of a debug build's library code, ~1 ns (low confidence)
     # Null-syscall entry and exit on a slow core with a debug kernel: a few hundred ns each side; the lecture's
     # own DTrace table gives ~7.6 us for sysarch, the cheapest syscall it lists, with probes enabled.
     syscall_insn_ns=120,
@@ -129,14 +157,20 @@ LECTURE = Profile(
     disk_io_ns=1000000,  # an SD card, as on the BeagleBone: ~1 ms per request
     disk_block_ns=3300000,  # 32 KiB at ~10 MB/s (class-10 SD card)
     aio_job_ns=5000,
-    # Memory. The lecture's own figures calibrate the costs of primitives (reference section 10):
-    # - pagezero: the profile-997 stacks put 346 samples (346/997 s = 0.347 s) in pagezero over the 5,120
-    #   zero-fills of dd's 20 MiB buffer: ~67.8 us a page. Writing a freshly allocated frame is that slow on the
-    #   lecture's machine (its platform is unverified), so a page copy, which also writes a fresh frame, is too.
+    # Memory. The lecture's dd ran on amd64 (its stacks show kernel`trap and pagezero), most likely a virtual
+    # machine on a laptop-class host: its figures are physically consistent only so, as below.
+    # - copies: read() copied out 10 MiB from /dev/zero in 697,051 ns with no faults: zero_read's source is one
+    #   physical page (zero_region, L1), its destination the buffer junk-filled 20 MiB earlier (memory), so
+    #   L1 read + memory write = ~66 ps a byte, ~15 GB/s: a Haswell-class core's rep movs with fast strings.
+    #   The cache sizes are a Haswell client part's (Intel 64 and IA-32 Optimization Reference Manual, 2.3:
+    #   32 KiB L1D, 256 KiB L2, a 6 MiB L3 slice set); their bandwidths are that manual's per-core peaks
+    #   halved for a copy loop (low confidence), the memory write is what the lecture's read() leaves.
+    # - pagezero: the profile-997 stacks put 346 samples (0.347 s) in pagezero over the 5,120 zero-fills of dd's
+    #   20 MiB buffer: ~67.8 us a page. Zeroing 4 KiB at memory speed takes ~0.2 us; the rest is the host
+    #   backing a guest frame nobody had written since boot (host_first_touch_ns, sim/machine/host_backing.py),
+    #   which is what the lecture's "on-demand zeroing of previously untouched pages" costs on such a machine.
     # - the rest of a fault: 5,185 traps took 380,762,894 ns (73.4 us each); less pagezero leaves ~5.6 us for
     #   vm_fault, the page allocation and pmap_enter on a WITNESS kernel, split among them below.
-    # - copies: read() copied out 10 MiB in 697,051 ns with no faults (the pages were already junk-filled):
-    #   ~66 ps a byte; user-mode stores run at the same memory bandwidth.
     phys_mem_bytes=4 << 30,  # the platform is unverified; 4 GiB so the lab's sizes run without paging
     tlb_entries=64,
     tlb_large_entries=16,
@@ -151,10 +185,8 @@ LECTURE = Profile(
     vm_page_free_ns=800,
     pmap_enter_ns=1000,
     pte_update_ns=300,
-    page_zero_ns=67800,
-    page_copy_ns=67800,
-    copy_byte_ps=66,
-    user_byte_ps=66,
+    memory=_LECTURE_MEMORY,
+    host_first_touch_ns=_LECTURE_PAGEZERO_NS - 4096 * _LECTURE_MEMORY[-1].write_ps // 1000,
     vm_map_op_ns=20000,  # the lecture's DTrace: mmap totalled 770,581 ns over rtld's dozen or so calls
     vm_object_op_ns=2000,
     pageout_page_ns=1000,
@@ -165,6 +197,10 @@ LECTURE = Profile(
     rtld_reloc_ns=200,
     # FreeBSD -CURRENT builds jemalloc with opt_junk on (MALLOC_PRODUCTION undefined); the lecture ran -CURRENT.
     malloc_junk_default=True,
+    # Slide 16 lists clock_gettime as a system call (12,142 ns): the lecture's kernel used a timecounter the
+    # vdso cannot read, as a virtual machine's kernel does when the hypervisor does not report an invariant TSC.
+    timecounter="HPET",
+    smap=False,  # FreeBSD 11: copyin/copyout have no stac/clac, MSR_SF_MASK has no PSL_AC, CR4.SMAP stays clear
 )
 
 MODERN = Profile(
@@ -210,9 +246,9 @@ MODERN = Profile(
     disk_io_ns=20000,  # an NVMe SSD: ~20 us per request
     disk_block_ns=16000,  # 32 KiB at ~2 GB/s
     aio_job_ns=500,
-    # Memory on a current x86 core (reference section 10, low confidence where it says so): zeroing 4 KiB with
-    # rep stosq ~0.3 us at ~14 GB/s; a minor (zero-fill) fault ~1 us in all, so ~0.6 us of fault bookkeeping;
-    # a TLB miss ~10-50 ns with paging-structure caches; copies at ~20 GB/s.
+    # Memory on a current x86 core (reference section 10, low confidence where it says so): a minor (zero-fill)
+    # fault ~1 us in all, so ~0.6 us of fault bookkeeping; a TLB miss ~10-50 ns with paging-structure caches;
+    # the caches and their copy bandwidths are _MODERN_MEMORY's. Bare metal: no host backs frames on demand.
     phys_mem_bytes=16 << 30,
     tlb_entries=1536,  # second-level TLB of a recent core
     tlb_large_entries=1024,
@@ -227,17 +263,57 @@ MODERN = Profile(
     vm_page_free_ns=50,
     pmap_enter_ns=100,
     pte_update_ns=10,
-    page_zero_ns=300,
-    page_copy_ns=400,
-    copy_byte_ps=50,
-    user_byte_ps=50,
+    memory=_MODERN_MEMORY,
+    host_first_touch_ns=0,
     vm_map_op_ns=400,
     vm_object_op_ns=100,
     pageout_page_ns=50,
     malloc_call_ns=20,  # jemalloc's fast path on a current core: ~20 ns (jemalloc's own benchmarks, approximate)
     rtld_reloc_ns=25,  # a symbol lookup with a warm cache: ~100 instructions. Low confidence.
     malloc_junk_default=False,  # release builds define MALLOC_PRODUCTION: opt_junk is off
+    timecounter="TSC-low",  # an invariant TSC: the vdso reads it, clock_gettime makes no system call
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (LECTURE, MODERN)}
+# The BeagleBone Black (TI AM3358: one Cortex-A8 at 1 GHz, 512 MiB DDR3L), the board L41's labs ran on. Its
+# figures come from datasheets and published measurements, never from the labs' results. Costs it does not set are
+# the lecture profile's: kernel paths of the same order on a ~1 instruction/ns core (low confidence).
+_AM335X = "TI AM335x datasheet (SPRS717): Cortex-A8 with 32 KiB L1D, 256 KiB L2; DDR3L-800 on a 16-bit bus"
+_BEAGLEBONE_MEMORY = (
+    # Cortex-A8 TRM (ARM DDI 0344): L1D one 64-bit load or store a cycle at 1 GHz; a copy loop ~2 GB/s. Both
+    # caches replace a random line on a miss (the TRM's replacement policy), so neither has LRU's cliff.
+    MemLevel("L1D", 32 << 10, 250, 250, _AM335X + "; ARM Cortex-A8 TRM: 64-bit L1 data path", True),
+    # The L2's latency (~9 cycles) and 128-bit path: a copy ~1 GB/s.
+    MemLevel("L2", 256 << 10, 550, 450, _AM335X + "; ARM Cortex-A8 TRM: L2 load-to-use ~9 cycles", True),
+    # 1.6 GB/s peak, of which a Cortex-A8 copy loop reaches ~320 MB/s (ARM KA13544 measures copy routines on a
+    # Cortex-A8 board over 16 MiB: a few hundred MB/s). Low confidence.
+    MemLevel("DRAM", 0, 1700, 1400, _AM335X + "; ARM KA13544 (Cortex-A8 copy routines, 16 MiB)"),
+)
+BEAGLEBONE = replace(
+    LECTURE,
+    name="beaglebone",
+    description="The BeagleBone Black L41's labs ran on (TI AM3358, Cortex-A8 at 1 GHz, 32 KiB L1D, 256 KiB L2, "
+    "512 MiB DDR3L) with FreeBSD's costs on the simulator's amd64 kernel paths: bare metal, no vdso clock.",
+    user_insn_ns=1,  # a 1 GHz in-order dual-issue core: about one simple instruction a ns
+    # Kernel paths as instruction counts at ~1 instruction/ns on a release kernel (no WITNESS): order of
+    # magnitude, low confidence. A switch between threads: mi_switch, sched_switch, cpu_switch's register and
+    # VFP save, ~2,500 instructions; a sleep queue operation ~400; one pipe_read/pipe_write pass (pipe lock,
+    # state checks, wakeups) ~800; one sosend/soreceive pass (sblock, sockbuf and unp locks, uipc_send or
+    # uipc_rcvd, sbappend) ~1,500; an mbuf and its cluster from UMA's per-CPU cache and back ~500; fget/fdrop
+    # and the fo_read/fo_write dispatch ~600.
+    cpu_switch_ns=2500,
+    sleepq_ns=400,
+    pipe_op_ns=800,
+    socket_op_ns=1500,
+    mbuf_ns=500,
+    file_op_ns=600,
+    phys_mem_bytes=512 << 20,  # the board's DDR3L
+    tlb_entries=32,  # Cortex-A8 TRM: a 32-entry fully associative data TLB (any page size)
+    tlb_large_entries=8,  # (the TLB's entries shared with sections; a share of them)
+    tlb_walk_ns=150,  # two descriptor fetches, from L2 or DRAM
+    memory=_BEAGLEBONE_MEMORY,
+    host_first_touch_ns=0,  # bare metal
+    timecounter="AM335x Timecounter",  # am335x_dmtimer.c's: FreeBSD 11's arm vdso has no reader for it
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (LECTURE, MODERN, BEAGLEBONE)}
 DEFAULT_PROFILE = LECTURE.name  # a run names its machine only when it is not the lecture's

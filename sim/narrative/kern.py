@@ -93,6 +93,11 @@ def _(data: ev.CapabilityRefused) -> str:
 
 
 @words.register
+def _(data: ev.NameiCapabilityMode) -> str:
+    return f"namei({data.path!r}) in capability mode: no global namespace (AT_FDCWD), ECAPMODE"
+
+
+@words.register
 def _(data: ev.SystraceSkipped) -> str:
     field = "sy_entry" if data.probe == "entry" else "sy_return"
     return f"systrace_probe_func == NULL || sa->callp->{field} == 0: no syscall:::{data.probe} probe for this call"

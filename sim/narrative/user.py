@@ -49,7 +49,9 @@ def _(data: ev.UserReturn) -> str:
 
 @words.register
 def _(data: ev.StackLocals) -> str:
-    return f"{data.size} bytes of locals on the stack at {data.base:#x}"
+    padding = data.moved - data.size
+    aligned = f" ({data.size} for locals, {padding} to keep %rsp 16-byte aligned)" if padding else " of locals"
+    return f"%rsp moves down {data.moved} bytes{aligned}: they start at {data.base:#x}"
 
 
 @words.register

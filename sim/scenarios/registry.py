@@ -5,7 +5,8 @@ checked by a test that reads the run's log, never by numbers written here.
 
 A scenario's command may name knobs in braces (`bs={bs} count={count}`): `defaults` gives each knob's value, and
 a caller (the web app's parameters form) may pass others to `spec()`; `malloc_conf` is the environment variable
-MALLOC_CONF put before the command, as a shell would.
+MALLOC_CONF put before the command, as a shell would. `stops` are the steps worth pausing on, found in the run's
+log by selectors (sim/scenarios/stops.py, whose docstring gives the data shape the web app reads).
 """
 
 from __future__ import annotations
@@ -14,9 +15,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from sim.kern.errno import EFAULT, EINTR
 from sim.kern.kernel import KernelConfig
+from sim.machine.physmem import PAGE_SIZE
 from sim.machine.profiles import DEFAULT_PROFILE
 from sim.run import RunSpec
+from sim.scenarios.stops import (
+    Stop,
+    cerror,
+    fault,
+    first,
+    junk_fill,
+    page_fault_trap,
+    run_end,
+    syscall,
+    sysret_error,
+)
 
 # Knobs a scenario's command may use: what each one means, for forms and error messages.
 KNOBS = MappingProxyType(
@@ -42,6 +56,7 @@ class Scenario:
     question: str = ""  # the question the scenario puts to the student, if any
     views: tuple[str, ...] = ()  # the views that tell this scenario's story best (projector mode's default)
     slide: str = ""  # the lecture slide it belongs to: the landing page groups scenarios by slide
+    stops: tuple[Stop, ...] = ()  # the steps worth pausing on, in the story's order (sim/scenarios/stops.py)
 
     @property
     def knobs(self) -> tuple[str, ...]:
@@ -76,6 +91,8 @@ class UnknownScenario(LookupError):
 
 SCENARIOS: dict[str, Scenario] = {}
 
+DD_READ = syscall("read", after=first("user", "main"))  # dd's own read of its input, not rtld's of a library
+
 
 def register(scenario: Scenario) -> Scenario:
     if scenario.slug in SCENARIOS:
@@ -108,6 +125,13 @@ register(
         question="Which of syscallenter's hooks ran, and what did the skipped ones cost?",
         views=("narrative", "timeline", "cpu", "source"),
         slide="System calls",
+        stops=(
+            Stop("syscall-insn", first("insn", "syscall"), "cpu", "libc's stub executes syscall: ring 3 -> ring 0"),
+            Stop("trapframe", first("insn", "build trapframe"), "cpu", "The user's registers are saved in a trapframe"),
+            Stop("hooks", first("skip", "ktrsyscall"), "source", "syscallenter's hooks: each one a flag test, skipped"),
+            Stop("sys-getpid", syscall("getpid"), "source", "Dispatched through sysent: sys_getpid runs"),
+            Stop("sysretq", first("insn", "sysretq"), "cpu", "sysretq: back to ring 3, the pid in %rax, carry clear"),
+        ),
     )
 )
 
@@ -130,6 +154,13 @@ register(
         question="The child also wrote two bytes into the pipe. Why did the parent's read() not get them?",
         views=("narrative", "timeline", "cpu", "source"),
         slide="System calls",
+        stops=(
+            Stop("read-sleeps", first("proc", "sleep"), "timeline", "read() sleeps on the empty pipe"),
+            Stop("kill", syscall("kill"), "narrative", "The child sends SIGUSR1 to its parent"),
+            Stop("sleep-aborted", sysret_error(EINTR), "cpu", "The sleep is aborted: read() fails with EINTR"),
+            Stop("handler", first("signal", "sendsig"), "narrative", "The handler's frame is pushed on the user stack"),
+            Stop("eintr-return", cerror(EINTR), "cpu", "cerror stores errno 4 (EINTR): read() returned -1"),
+        ),
     )
 )
 
@@ -150,6 +181,17 @@ register(
         question="Which register did the kernel change so that the call ran again, and by how much?",
         views=("narrative", "timeline", "cpu", "source"),
         slide="System calls",
+        stops=(
+            Stop("read-sleeps", first("proc", "sleep"), "timeline", "read() sleeps on the empty pipe"),
+            Stop("erestart", first("sysret", "ERESTART"), "cpu", "ERESTART: %rip is backed up over the syscall"),
+            Stop("read-again", syscall("read", nth=2), "cpu", "After the handler the same read() runs again"),
+            Stop(
+                "read-returns",
+                first("sysret", "success", after=syscall("read", nth=2)),
+                "cpu",
+                "read() returns the child's 2 bytes",
+            ),
+        ),
     )
 )
 
@@ -167,6 +209,19 @@ register(
         question="Find the two returns to user mode at the same %rip. What differs between them besides %rax?",
         views=("narrative", "timeline", "cpu", "vm"),
         slide="System-call synchrony",
+        stops=(
+            Stop("fork", syscall("fork"), "source", "fork(): one process enters the kernel"),
+            Stop("child-made", first("proc", "fork"), "vm", "The child exists, with a copy of the address space"),
+            Stop(
+                "parent-returns",
+                first("insn", "sysretq", after=syscall("fork")),
+                "cpu",
+                "The parent returns: the child's pid in %rax",
+            ),
+            Stop(
+                "child-returns", first("proc", "fork_exit"), "cpu", "The child returns through fork_return: 0 in %rax"
+            ),
+        ),
     )
 )
 
@@ -184,6 +239,18 @@ register(
         question="Which kernel steps follow the exit system call, and where does the CPU go instead of returning?",
         views=("narrative", "timeline", "cpu", "source"),
         slide="System-call synchrony",
+        stops=(
+            Stop("exit", syscall("exit"), "source", "_exit(3): into the kernel, never to return"),
+            Stop(
+                "address-space-freed", first("mem", "vm_map_entry_delete"), "source", "exit1() frees the address space"
+            ),
+            Stop(
+                "cpu-throw",
+                first("proc", "cpu_throw"),
+                "timeline",
+                "cpu_throw: the CPU goes to another thread, no sysretq",
+            ),
+        ),
     )
 )
 
@@ -201,6 +268,17 @@ register(
         question="The two threads share a pid. Do they share an address space (compare %cr3)?",
         views=("narrative", "timeline", "cpu", "source"),
         slide="System-call synchrony",
+        stops=(
+            Stop("thr-new", syscall("thr_new"), "source", "pthread_create() calls thr_new(2)"),
+            Stop("thread-made", first("proc", "thr_new"), "cpu", "A second thread in the same process"),
+            Stop("thread-runs", first("proc", "fork_exit"), "cpu", "The new thread starts: same %cr3, its own stack"),
+            Stop(
+                "join-wakes",
+                first("proc", "wakeup", after=syscall("thr_exit")),
+                "timeline",
+                "thr_exit wakes pthread_join",
+            ),
+        ),
     )
 )
 
@@ -218,6 +296,17 @@ register(
         question="Why does setcontext() return through iretq rather than sysretq?",
         views=("narrative", "timeline", "cpu", "source"),
         slide="System-call synchrony",
+        stops=(
+            Stop("getcontext", syscall("getcontext"), "source", "getcontext() copies the registers out"),
+            Stop("setcontext", syscall("setcontext"), "source", "setcontext() loads the rewritten registers"),
+            Stop("ejustreturn", first("sysret", "EJUSTRETURN"), "cpu", "EJUSTRETURN: the trapframe is left as set"),
+            Stop(
+                "iretq",
+                first("insn", "iretq", after=first("sysret", "EJUSTRETURN")),
+                "cpu",
+                "iretq into a function nobody called",
+            ),
+        ),
     )
 )
 
@@ -238,6 +327,14 @@ register(
         question="How long after write() returned did the disk write complete, and which thread started it?",
         views=("narrative", "timeline", "source"),
         slide="System-call asynchrony",
+        stops=(
+            Stop("write", syscall("write"), "source", "write() copies the data into the buffer cache"),
+            Stop("bdwrite", first("mem", "bdwrite"), "narrative", "bdwrite: a delayed write, and write() returns"),
+            Stop(
+                "syncer", first("proc", "sync_vnode"), "timeline", "About 30 s later the syncer writes the buffer out"
+            ),
+            Stop("on-disk", first("mem", "bufdone"), "timeline", "bufdone: only now is the data on the disk"),
+        ),
     )
 )
 
@@ -259,6 +356,13 @@ register(
         question="Which thread copies the program's buffer into the kernel, and in whose address space?",
         views=("narrative", "timeline", "cpu", "source"),
         slide="System-call asynchrony",
+        stops=(
+            Stop("aio-write", syscall("aio_write"), "source", "aio_write() only queues a job"),
+            Stop("queued", first("proc", "aio_queue"), "narrative", "The job is queued; the call returns 0"),
+            Stop("in-progress", syscall("aio_error"), "cpu", "aio_error(): EINPROGRESS, the buffer is still in use"),
+            Stop("complete", first("proc", "aio_complete"), "timeline", "The AIO daemon completes the write"),
+            Stop("aio-return", syscall("aio_return"), "cpu", "aio_return() collects the count: now reuse the buffer"),
+        ),
     )
 )
 
@@ -270,9 +374,11 @@ register(
             "libc's clock_gettime() finds the kernel's timekeeping page (the vdso's timehands, mapped into "
             "every process) and computes the time in user mode from rdtscp. The first call's first read of that "
             "shared page takes a page fault (demand paging, not a system call); the second call never leaves "
-            "ring 3."
+            "ring 3. This runs on the modern profile, whose timecounter is the TSC: on the lecture's machine "
+            "(an HPET timecounter, which the vdso cannot read) the same call is a system call, as slide 16 shows."
         ),
         command="clock-gettime",
+        profile="modern",
         lecture_point=(
             "System calls need not trap: the vdso gives libc a dynamic implementation that reads kernel-"
             "maintained data directly."
@@ -280,6 +386,19 @@ register(
         question="The first call traps once and the second not at all. What did the first call's trap do?",
         views=("narrative", "timeline", "cpu"),
         slide="System-call invocation",
+        stops=(
+            Stop(
+                "vdso", first("user", "__vdso_clock_gettime"), "cpu", "libc calls the vdso's clock_gettime: no syscall"
+            ),
+            Stop("first-touch", page_fault_trap(user=True), "cpu", "Its first read of the shared page traps"),
+            Stop("soft-fault", fault("soft"), "vm", "A soft fault maps the resident timekeeping page"),
+            Stop(
+                "second-call",
+                first("user", "__vdso_clock_gettime", nth=2),
+                "timeline",
+                "The second call never leaves ring 3",
+            ),
+        ),
     )
 )
 
@@ -300,6 +419,12 @@ register(
         question="Did the kernel fault on the kernel address, or refuse it before touching it?",
         views=("narrative", "timeline", "cpu", "source"),
         slide="Security and reliability",
+        stops=(
+            Stop("good-read", syscall("read"), "source", "read() into a user buffer: copyout succeeds"),
+            Stop("kernel-pointer", syscall("read", nth=2), "cpu", "read() with a kernel address as its buffer"),
+            Stop("refused", first("hook", "copyout_fault"), "source", "copyout refuses the range before touching it"),
+            Stop("efault", cerror(EFAULT), "cpu", "cerror stores errno 14 (EFAULT)"),
+        ),
     )
 )
 
@@ -324,6 +449,22 @@ register(
         ),
         views=("narrative", "timeline", "walk", "vm", "latency"),
         slide="System calls in practice: dd",
+        stops=(
+            Stop(
+                "first-fault",
+                page_fault_trap(user=True, before=junk_fill(PAGE_SIZE)),
+                "walk",
+                "jemalloc's junk fill touches a page of the buffer: a trap",
+            ),
+            Stop(
+                "zero-fill",
+                fault("zero_fill", after=page_fault_trap(user=True, before=junk_fill(PAGE_SIZE))),
+                "vm",
+                "vm_fault zero-fills a fresh page and maps it",
+            ),
+            Stop("read", DD_READ, "source", "read() from /dev/zero: the system call itself is quick"),
+            Stop("end", run_end(), "latency", "Where did system time go? Faults, not system calls"),
+        ),
     )
 )
 
@@ -332,19 +473,36 @@ register(
         slug="dd-junk-false",
         title="dd with MALLOC_CONF=junk:false",
         summary=(
-            "The same dd, but jemalloc no longer junk-fills the buffer from user mode. The pages are first touched "
-            "by the kernel itself, in read()'s copyout from /dev/zero: the demand-zero faults move from user mode "
-            "into kernel mode, inside the system call, recovered through the same vm_fault path."
+            "The same dd, but jemalloc no longer junk-fills the buffer from user mode. dd's buffer holds an input "
+            "and an output block (in.dbsz + out.dbsz - 1 bytes, 20 MiB), and read() copies out into only the "
+            "first 10 MiB: those pages are first touched by the kernel itself, in copyout, so their demand-zero "
+            "faults move into kernel mode, inside the system call, through the same vm_fault path. The other half "
+            "is never touched, so it is never faulted in nor zeroed."
         ),
         command="dd if=/dev/zero of=/dev/null bs={bs} count={count}",
         defaults={"bs": "10m", "count": "1", "malloc_conf": "junk:false"},
         lecture_point=(
             "The kernel demand-fills pages with zeroes only to copyout() zeroes into them from /dev/zero: who "
-            "touches a page first decides where its zeroing is billed, but not whether it happens."
+            "touches a page first decides where its zeroing is billed, and a page nobody touches is never zeroed "
+            "at all (junk filling touched all 20 MiB; read() touches the 10 MiB it fills)."
         ),
-        question="With junk filling off, do the faults go away, or only move? Compare the latency view.",
+        question=(
+            "With junk filling off, do the faults go away, only move, or also shrink? Count the zero-fill faults "
+            "in the VM view and compare the latency view with the junk-filled run."
+        ),
         views=("narrative", "timeline", "source", "latency"),
-        slide="System calls in practice: dd",
+        slide="Traps in practice: dd (3)",
+        stops=(
+            Stop("read", DD_READ, "source", "read() copies out zeroes into the untouched buffer"),
+            Stop("kernel-fault", page_fault_trap(user=False), "walk", "copyout touches a new page: a kernel-mode trap"),
+            Stop(
+                "zero-fill",
+                fault("zero_fill", after=page_fault_trap(user=False)),
+                "vm",
+                "The same vm_fault zero-fills it",
+            ),
+            Stop("end", run_end(), "latency", "The faults moved into read(): compare the latency"),
+        ),
     )
 )
 
@@ -364,3 +522,6 @@ register(
         ),
     )
 )
+
+# Scenarios kept in modules of their own register themselves when imported, so every user of SCENARIOS sees them.
+from sim.scenarios import kernel_bugs, lecture_slides  # noqa: E402, F401  isort: skip

@@ -24,10 +24,10 @@ from typing import Any
 
 from lark import Token, Tree
 
-from sim.trace import d_quantize
+from sim.trace import d_decls, d_kernel, d_quantize, d_typed
+from sim.trace.d_memory import DRuntimeError, Layout, Memory
 from sim.trace.d_output import (
     AGGREGATING_FUNCTIONS,
-    CHAR,
     INT,
     INT64,
     INT_CONVERSIONS,
@@ -96,10 +96,6 @@ UNSUPPORTED_FUNCTIONS = {
 }  # fmt: skip
 
 
-class DRuntimeError(Exception):
-    """An error while a clause runs (dtrace's "error on enabled probe"); the clause's record is dropped."""
-
-
 @dataclass
 class Expr:
     fn: Callable[[Firing], object]
@@ -153,6 +149,7 @@ class TraceState:
     ops: int = 0  # operations evaluated so far: Clause.cost per clause run, and what actions walk or sort
     ops_budget: int | None = None  # None: no limit
     budget_spent: bool = False
+    memory: Memory | None = None  # the program's typed objects (d_memory.py)
     speculations: Any = None  # d_speculation.Speculations, when the program speculates
     options: dict[str, int | str] = field(default_factory=dict)  # the program's options; setopt() changes them
 
@@ -188,6 +185,7 @@ class Program:
         self._epids = {(c.index, p.id): n for n, (c, p) in enumerate(((c, p) for c in clauses for p in c.probes), 1)}
         self.state: TraceState | None = None
         self._state_ref: list[TraceState] = []
+        self.layout = Layout()
         self.starters: list[Callable[[TraceState], None]] = []  # what library features set up in a new session
 
     @property
@@ -213,6 +211,7 @@ class Program:
         )
         state.options = dict(self.options)
         state.globals.update(self.globals_init)
+        state.memory = Memory(self.layout)
         state.arrays = {name: {} for name in self.arrays}
         for starter in self.starters:
             starter(state)
@@ -410,6 +409,7 @@ class _Compiler:
         self.uses_self = False
         self.uses_this = False
         self.state_ref: list[TraceState] = []
+        d_typed.attach(self)
         self.starters: dict[str, Callable[[TraceState], None]] = {}
         self.checks: list[Callable[[], None]] = []  # run once every aggregation is known (printa's keys)
         # Subroutines and actions past this core, in modules of their own that build on Expr and the compiler
@@ -418,6 +418,7 @@ class _Compiler:
         self.library = d_library
 
     def compile(self) -> Program:
+        d_decls.declare(self, self.parsed.declarations)
         self.library.predeclare(self)
         clauses = [self._clause(i, node) for i, node in enumerate(self.parsed.tree.children)]
         for node, name, slot, fmt, function in self.pending_printa:
@@ -448,6 +449,7 @@ class _Compiler:
             list(self.arrays),
         )
         program._state_ref = self.state_ref
+        program.layout = self.layout
         program.starters = list(self.starters.values())
         return program
 
@@ -467,7 +469,8 @@ class _Compiler:
                 raise _fail(token, f"probe description {full} does not match any probes")
             for probe in matched:
                 probes.setdefault(probe.id, probe)
-        self.locals = {}
+        d_kernel.check_arguments(node, list(probes.values()))
+        self.locals = dict(self.this_declared)
         predicate = None
         statements: list[Callable[[Firing], None]] = []
         records = True
@@ -577,7 +580,7 @@ class _Compiler:
                 raise _fail(arg, f"{function}( ) argument #{n} must be of scalar type")
         if function == "lquantize":
             base, step, levels = d_quantize.lquantize_parameters(self, value, args)
-        llq = d_quantize.parameters(self, value, args) if function == "llquantize" else None
+        llq = d_quantize.llquantize_parameters(self, value, args) if function == "llquantize" else None
         existing = self.aggregations.get(name)
         if existing is not None:
             if existing.function != function:
@@ -603,7 +606,7 @@ class _Compiler:
             if function == "lquantize":
                 d_quantize.check_lquantize_match(existing, base, step, levels, value)
             if llq is not None:
-                d_quantize.check_match(existing.llq, llq, value)
+                d_quantize.check_llquantize_match(existing.llq, llq, value)
             return existing
         line, _ = _position(node)
         aggregation = Aggregation(name, len(self.aggregations) + 1, function, key_types, line or 0, base, step, levels)
@@ -856,6 +859,9 @@ class _Compiler:
     def _expr(self, node: Tree | Token) -> Expr:
         method = getattr(self, f"_e_{node.data}", None)
         if method is None:
+            typed = d_typed.expression(self, node)
+            if typed is not None:
+                return typed
             raise _fail(node, f"{node.data} expressions are not supported by trapscope's D")
         return method(node)
 
@@ -891,7 +897,7 @@ class _Compiler:
         if len(value) != 1:
             raise _fail(node, f"character constant {text} must hold one character")
         number = ord(value)
-        return Expr(lambda f: number, CHAR, number)
+        return Expr(lambda f: number, INT, number)  # a character constant is an int, as in C (dt_lex.l)
 
     def _string_value(self, token: Token) -> str:
         try:
@@ -908,6 +914,9 @@ class _Compiler:
         builtin = BUILTINS.get(name)
         if builtin is not None:
             return Expr(builtin[1], builtin[0])
+        typed = d_typed.ident(self, node, name)
+        if typed is not None:
+            return typed
         if name in self.globals:
             state = self.state_ref
             return Expr(lambda f: state[0].globals[name], self.globals[name])
@@ -940,6 +949,9 @@ class _Compiler:
         )
 
     def _e_member(self, node: Tree) -> Expr:
+        typed = d_typed.arrow(self, node)
+        if typed is not None:
+            return typed
         scope, name = self._member(node)
         if scope == "self":
             dtype = self.tls.setdefault(name, INT64)
@@ -966,6 +978,9 @@ class _Compiler:
         base, arguments = node.children
         if isinstance(base, Tree) and base.data == "aggregation":
             return self._e_aggregation(base)
+        typed = d_typed.subscript(self, node)
+        if typed is not None:
+            return typed
         if not (isinstance(base, Tree) and base.data == "ident"):
             raise _fail(node, "only associative arrays and args[] may be indexed")
         name = str(base.children[0])
@@ -1021,6 +1036,9 @@ class _Compiler:
         name = self._callee(node)
         if name is None:
             raise _fail(node, "function designator is not of function type")
+        typed = d_typed.call(self, node, name)
+        if typed is not None:
+            return typed
         if name in ACTIONS:
             raise _fail(node, f"{name}( ) is an action: it may only be used as a statement")
         if name in AGGREGATING_FUNCTIONS:
@@ -1034,15 +1052,7 @@ class _Compiler:
         raise _fail(node, f"undefined function name: {name}")
 
     def _e_cast(self, node: Tree) -> Expr:
-        type_token, operand = node.children
-        dtype = TYPES[" ".join(str(type_token).split())]
-        expr = self._expr(operand)
-        if expr.type.kind != "int":
-            raise _fail(node, f'invalid cast expression: "{expr.type.name}" to "{dtype.name}"')
-        if expr.is_const:
-            value = dtype.wrap(int(expr.const))
-            return Expr(lambda f: value, dtype, value)
-        return Expr(_wrapping(dtype, expr.fn), dtype)
+        return d_typed.cast(self, node)
 
     def _e_unop(self, node: Tree) -> Expr:
         op, operand = str(node.children[0]), node.children[1]
@@ -1079,6 +1089,9 @@ class _Compiler:
         left, right = self._expr(left_node), self._expr(right_node)
         lt, rt = left.type, right.type
         lf, rf = left.fn, right.fn
+        typed = d_typed.binop(self, op_token, op, left, right)
+        if typed is not None:
+            return typed
         if op in ("&&", "||", "^^"):
             if lt.kind != "int" or rt.kind != "int":
                 raise _fail(op_token, f"operator {op} requires operands of scalar type")
@@ -1172,7 +1185,7 @@ class _Compiler:
         op = str(op_node.children[0])
         if self._is_aggregation_target(target):
             raise _fail(node, "an aggregation assignment must be a statement of its own")
-        value = self._expr(value_node)
+        value = d_typed.decayed(self._expr(value_node))
         if value.type.kind in ("void", "stack"):
             raise _fail(value_node, f"a value of type {value.type.name} may not be assigned to a variable")
         get, put, dtype = self._lvalue(target, value.type if op == "=" else None)
@@ -1224,6 +1237,9 @@ class _Compiler:
 
     def _lvalue(self, target: Tree, assigned: DType | None):
         """(getter, setter, type) of an assignable expression; `assigned` declares a new variable's type."""
+        typed = d_typed.lvalue(self, target, assigned)
+        if typed is not None:
+            return typed
         state = self.state_ref
         if isinstance(target, Tree) and target.data == "ident":
             name = str(target.children[0])

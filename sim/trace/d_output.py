@@ -22,7 +22,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 
-from sim.trace import d_quantize
+from sim.trace import d_llquantize
 from sim.trace.providers import STACK_FRAMES, Probe, StackValue
 
 STACK_INDENT = 14  # _dtrace_stkindent
@@ -336,7 +336,7 @@ class Aggregation:
     data: dict[tuple, object] = field(default_factory=dict)
     printed: bool = False
     normal: int = 1  # normalize()'s factor: what it prints is divided by it
-    llq: d_quantize.Params | None = None  # llquantize()'s factor, low, high, nsteps
+    llq: d_llquantize.Params | None = None  # llquantize()'s factor, low, high, nsteps
 
     def zero(self) -> object:
         f = self.function
@@ -353,13 +353,13 @@ class Aggregation:
         if f == "quantize":
             return Buckets(QUANTIZE_NBUCKETS)
         if f == "llquantize":
-            return Buckets(d_quantize.bucket_count(self.llq))
+            return Buckets(d_llquantize.bucket_count(self.llq))
         return Buckets(self.levels + 2)
 
     def histogram_bucket(self, value: int) -> int:
         """The bucket an lquantize() or llquantize() value falls in."""
         if self.function == "llquantize":
-            return d_quantize.bucket(self.llq, value)
+            return d_llquantize.bucket(self.llq, value)
         return self.lquantize_bucket(value)
 
     def lquantize_bucket(self, value: int) -> int:
@@ -388,7 +388,7 @@ class Aggregation:
         if f == "lquantize":
             return (self._lquantize_sum(datum), self._lquantize_zero(datum))  # type: ignore[arg-type]
         if f == "llquantize":
-            return (d_quantize.weighted_sum(self.llq, datum),)
+            return (d_llquantize.weighted_sum(self.llq, datum),)
         return (self.value(datum),)
 
     def _lquantize_value(self, bucket: int) -> int:
@@ -451,7 +451,7 @@ class Aggregation:
         if self.function == "lquantize":
             return format_lquantize(data, self.base, self.step, self.levels, self.normal)
         quantline = lambda *row: _quantline(*row, self.normal)  # noqa: E731
-        return d_quantize.render(self.llq, data, quantline, _histogram_header)
+        return d_llquantize.render(self.llq, data, quantline, _histogram_header)
 
     def value_text(self, datum: object, conversion: Conversion) -> str:
         """The %@ conversion of a formatted printa(): a number, or the whole histogram."""

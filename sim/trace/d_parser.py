@@ -9,16 +9,19 @@ line numbers in messages stay those of the script.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from sim.trace.d_options import UNSET, OptionError, option_value
+from sim.trace.d_types import TYPEDEFS, typedef_names
 
 GRAMMAR = Path(__file__).with_name("d_grammar.lark")
+DECLARATIONS = frozenset({"declaration", "untyped_declaration", "typedef", "inline", "translator"})
 MAX_SCRIPT_BYTES = 64 * 1024  # a teaching script is a page or two; this bounds parse and compile time
 # How deep expressions may nest: the compiler and the compiled program recurse once or twice a level, so this
 # keeps both far from Python's recursion limit (1,000 frames); a teaching script nests a dozen levels or so.
@@ -75,12 +78,30 @@ class ParsedProgram:
     tree: Tree
     source: str
     options: dict[str, int | str] = field(default_factory=dict)
+    declarations: list[Tree] = field(default_factory=list)  # outside clauses, in order (d_decls.py)
 
 
-@cache
-def _parser() -> Lark:
+# The program being parsed's own type names, each with the spans of its typedefs (see _type_name).
+_PROGRAM_TYPE_NAMES: ContextVar[dict[str, list[tuple[int, int]]] | None] = ContextVar("type_names", default=None)
+
+
+def _type_name(token: Token) -> Token:
+    """A program's type name is an identifier until its first typedef ends, and as the name a typedef declares."""
+    spans = (_PROGRAM_TYPE_NAMES.get() or {}).get(str(token))
+    if spans and (token.start_pos < spans[0][1] or any(start <= token.start_pos < end for start, end in spans)):
+        token.type = "IDENT"
+    return token
+
+
+@lru_cache(maxsize=32)
+def _parser(type_names: frozenset[str] = frozenset()) -> Lark:
+    """The parser for programs whose typedefs name `type_names`: D's lexer, as C's, must know a type name to read
+    `(new_int) x` as a cast (dt_lex.l returns DT_TOK_TNAME for them), and so must lark's."""
+    names = sorted(set(TYPEDEFS) | type_names, key=lambda name: (-len(name), name))
+    grammar = GRAMMAR.read_text().replace("__no_type_names__", "(?:" + "|".join(names) + ")")
     return Lark(
-        GRAMMAR.read_text(),
+        grammar,
+        lexer_callbacks={"TNAME": _type_name},
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,
@@ -111,13 +132,19 @@ def parse(text: str, from_file: bool) -> ParsedProgram:
             options.update(_pragma(stripped, number, len(line) - len(stripped) + 1))
         lines[number - 1] = ""
     body = "\n".join(lines)
+    type_names = typedef_names(body)
+    names = _PROGRAM_TYPE_NAMES.set(type_names)
     try:
-        tree = _parser().parse(body)
+        tree = _parser(frozenset(type_names)).parse(body)
     except UnexpectedInput as error:
         raise _syntax_error(error, body) from None
+    finally:
+        _PROGRAM_TYPE_NAMES.reset(names)
     if not tree.children:
         raise CompileError("empty D program translation unit")
     _check_size(tree)
+    declarations = [node for node in tree.children if node.data in DECLARATIONS]
+    tree.children = [node for node in tree.children if node.data not in DECLARATIONS]
     for clause in tree.children:
         if clause.data == "predicate_without_actions":
             raise CompileError(
@@ -133,13 +160,13 @@ def parse(text: str, from_file: bool) -> ParsedProgram:
                     clause.meta.line,
                     clause.meta.column,
                 )
-    return ParsedProgram(tree=tree, source=text, options=options)
+    return ParsedProgram(tree=tree, source=text, options=options, declarations=declarations)
 
 
 def _check_size(tree: Tree) -> None:
     """Refuse a program nested deeper than MAX_NESTING or naming more than MAX_PROBE_DESCRIPTIONS probes
     (walked without recursion, so that the walk itself cannot overflow the stack)."""
-    descriptions = sum(len(clause.children[0].children) for clause in tree.children)
+    descriptions = sum(len(node.children[0].children) for node in tree.children if node.data not in DECLARATIONS)
     if descriptions > MAX_PROBE_DESCRIPTIONS:
         raise CompileError(
             f"the program has {descriptions:,} probe descriptions; the limit is {MAX_PROBE_DESCRIPTIONS}"

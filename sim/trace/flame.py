@@ -17,7 +17,7 @@ the CPU (its self value). Two sources, following Brendan Gregg's FlameGraph conv
   stack (a sample in user mode) becomes `user`.
 
 `FlameGraph.nodes()` gives the tree (inclusive and self value per stack prefix, siblings sorted by name as
-flamegraph.pl sorts them, so two graphs line up), `prune` drops frames too narrow to draw, and `differential`
+flamegraph.pl sorts them, so two graphs line up), and `differential`
 compares two graphs as difffolded.pl does (red: more in the second, blue: less).
 """
 
@@ -39,7 +39,6 @@ HALT_EVENT = "cpu_idle"  # the idle thread's halt: wall time billed to neither u
 
 DEFAULT_WIDTH_PX = 1200  # flamegraph.pl --width
 DEFAULT_MIN_WIDTH_PX = 0.1  # flamegraph.pl --minwidth: frames narrower than this are not drawn
-DEFAULT_MAX_DEPTH = 64  # frames deeper than this are folded into their ancestor
 
 Stack = tuple[str, ...]
 
@@ -279,42 +278,6 @@ def stack_aggregations(aggregations: dict[str, Aggregation]) -> list[str]:
         for name, agg in aggregations.items()
         if agg.function in SUMMABLE and any(t.kind == "stack" for t in agg.key_types) and agg.data
     ]
-
-
-# --- pruning ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Pruned:
-    nodes: list[FlameNode]  # what is drawn: every kept node's ancestors are kept too
-    dropped: int  # frames too narrow (or too deep) to draw; their value stays in their ancestors
-    min_value: float  # the narrowest value drawn
-
-
-def prune(
-    graph: FlameGraph,
-    width_px: int = DEFAULT_WIDTH_PX,
-    min_width_px: float = DEFAULT_MIN_WIDTH_PX,
-    max_depth: int = DEFAULT_MAX_DEPTH,
-) -> Pruned:
-    """Keep the frames at least `min_width_px` wide at `width_px` for the whole graph, `max_depth` deep at most.
-
-    A dropped frame takes its subtree with it; its time still counts in its parent (which then looks as if
-    it spent it itself), so a parent is never smaller than the sum of its drawn children.
-    """
-    nodes = graph.nodes()
-    total = nodes[0].inclusive
-    min_value = total * min_width_px / width_px
-    kept: list[FlameNode] = []
-    dropped = 0
-    for node in nodes:
-        if node.stack and (node.inclusive < min_value or node.inclusive == 0 or node.depth > max_depth):
-            dropped += 1
-            continue
-        kept.append(node)
-    kept_stacks = {node.stack for node in kept}
-    drawn = [node for node in kept if not node.stack or node.stack[:-1] in kept_stacks]
-    return Pruned(drawn, dropped + len(kept) - len(drawn), min_value)
 
 
 # --- differential flame graphs ------------------------------------------------------------------------------

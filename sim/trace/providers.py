@@ -65,7 +65,9 @@ FREEBSD_KERNEL_FUNCTIONS = ("trap", "trap_pfault", "trap_fatal", "vm_fault_trap"
 # the same firings: sim/kern/dtrace_probe.py).
 PROC_EVENTS = PROC_PROBE_OF_EVENT
 PROC_PROBES = ("create", "exec", "exec-success", "exec-failure", "exit", "signal-send")
-# vminfo provider (Solaris names): what each kind of fault fires is vminfo_probes(kind, kernel_mode).
+# vminfo provider: Solaris's, which FreeBSD does not have (its dtrace matches no vminfo probes); kept for teaching
+# and labelled so on the trace page, beside FreeBSD's route (fbt::vm_fault, sysctl vm.stats.vm.v_zfod).
+# What each kind of fault fires is vminfo_probes(kind, kernel_mode).
 VMINFO_PROBES = ("as_fault", "zfod", "cow_fault", "maj_fault", "prot_fault", "kernel_asflt")
 
 CLD_EXITED, CLD_KILLED = 1, 2  # sys/wait.h: proc:::exit's arg0

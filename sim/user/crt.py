@@ -21,46 +21,8 @@ from sim.core.events import ExitCall, MainCall
 from sim.core.pcpu import pcpu
 from sim.kern import errno as E
 from sim.kern.sysent import SYS
+from sim.user.errlst import strerror
 from sim.user.malloc import Jemalloc
-
-# lib/libc/gen/errlst.c
-STRERROR = {
-    E.EPERM: "Operation not permitted",
-    E.ENOENT: "No such file or directory",
-    E.ESRCH: "No such process",
-    E.EINTR: "Interrupted system call",
-    E.EIO: "Input/output error",
-    E.ENXIO: "Device not configured",
-    E.E2BIG: "Argument list too long",
-    E.ENOEXEC: "Exec format error",
-    E.EBADF: "Bad file descriptor",
-    E.ECHILD: "No child processes",
-    E.EDEADLK: "Resource deadlock avoided",
-    E.ENOMEM: "Cannot allocate memory",
-    E.EACCES: "Permission denied",
-    E.EFAULT: "Bad address",
-    E.EBUSY: "Device busy",
-    E.EEXIST: "File exists",
-    E.ENODEV: "Operation not supported by device",
-    E.ENOTDIR: "Not a directory",
-    E.EISDIR: "Is a directory",
-    E.EINVAL: "Invalid argument",
-    E.ENFILE: "Too many open files in system",
-    E.EMFILE: "Too many open files",
-    E.ENOTTY: "Inappropriate ioctl for device",
-    E.EFBIG: "File too large",
-    E.ENOSPC: "No space left on device",
-    E.ESPIPE: "Illegal seek",
-    E.EROFS: "Read-only file system",
-    E.EPIPE: "Broken pipe",
-    E.ERANGE: "Result too large",
-    E.EAGAIN: "Resource temporarily unavailable",
-    E.EINPROGRESS: "Operation now in progress",
-    E.ENAMETOOLONG: "File name too long",
-    E.ENOSYS: "Function not implemented",
-    E.ENOTCAPABLE: "Capabilities insufficient",
-    E.ECAPMODE: "Not permitted in capability mode",
-}
 
 AT_FDCWD = -100
 STAT_MODE = struct.Struct("<H")  # st_mode in FreeBSD 11's struct stat (after st_dev u32, st_ino u32)
@@ -69,10 +31,6 @@ SIZEOF_STAT = 120
 SIZEOF_TIMESPEC = 16
 TIMESPEC = struct.Struct("<qq")
 SCRATCH_SIZE = 8192  # stack space below the initial %rsp that the C code's locals use
-
-
-def strerror(error: int) -> str:
-    return STRERROR.get(error, f"Unknown error: {error}")
 
 
 class ProgramExit(Exception):

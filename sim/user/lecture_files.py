@@ -5,7 +5,7 @@ Slide "System-call asynchrony": write() returns once the kernel has copied the d
 buffer at once) though the disk gets it only later; aio_write() returns at once and the caller must wait, with
 aio_error()/aio_return(), before it may reuse the buffer. Slide "Security and reliability (4)": a kernel
 pointer passed to read() gets EFAULT. Slide "System-call invocation": clock_gettime() through the vdso, with
-no trap.
+no trap, on a machine whose timecounter the vdso can read.
 """
 
 from __future__ import annotations
@@ -146,8 +146,9 @@ def read_kernel_pointer_main(libc: Libc, argv: tuple[str, ...], env: dict[str, s
 
 @program(
     "clock-gettime",
-    "clock_gettime(CLOCK_MONOTONIC) twice: libc reads the kernel's timehands in the shared page (the vdso) "
-    "with rdtscp, and no system call is made",
+    "clock_gettime(CLOCK_MONOTONIC) twice: where the timecounter is the TSC, libc reads the kernel's timehands "
+    "in the shared page (the vdso) with rdtscp, and no system call is made; elsewhere (the lecture's HPET) the "
+    "vdso says no and libc makes the system call",
     validate=validator("clock-gettime"),
 )
 def clock_gettime_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:

@@ -21,7 +21,7 @@ from sim.kern import errno as E
 from sim.kern.kern_sig import SA_RESTART, SIGUSR1
 from sim.kern.machdep import UC_MCONTEXT, UCONTEXT_SIZE
 from sim.user import umem
-from sim.user.crt import strerror
+from sim.user.errlst import strerror
 from sim.user.libc import Libc
 from sim.user.libc_proc import stack_locals
 from sim.user.programs import program

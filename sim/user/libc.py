@@ -14,6 +14,9 @@ cerror stores %rax in the calling thread's errno and returns -1.
 from __future__ import annotations
 
 import functools
+import sys
+import zlib
+from pathlib import Path
 
 from sim.core.events import CallArguments, Cerror, CerrorBranch, SyscallNumber, UserReturn
 from sim.core.pcpu import pcpu
@@ -68,6 +71,28 @@ def to_signed(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
+# The simulated C runtime's own modules: a call's site is the first frame outside them (the program's code).
+_RUNTIME_FILES = frozenset(
+    str(Path(__file__).with_name(name)) for name in ("libc.py", "libc_proc.py", "crt.py", "umem.py")
+)
+_SITES: dict[tuple[str, int], int] = {}
+PROGRAM_TEXT_SPAN = 0xFF0  # call sites are placed in the program text's first page
+
+
+def _call_site_return_address() -> int:
+    """Where a `call` returns to: the instruction after it, at an address of its own per call site in the program
+    (the Python line that made the call), so a loop's calls return to the same places every time round."""
+    frame = sys._getframe(2)
+    while frame.f_back is not None and frame.f_code.co_filename in _RUNTIME_FILES:
+        frame = frame.f_back
+    site = (frame.f_code.co_filename, frame.f_lineno)
+    address = _SITES.get(site)
+    if address is None:
+        offset = zlib.crc32(f"{Path(site[0]).name}:{site[1]}".encode()) % PROGRAM_TEXT_SPAN
+        address = _SITES[site] = PROGRAM_TEXT + offset + 5  # after a 5-byte `call rel32`
+    return address
+
+
 class Libc:
     def __init__(self) -> None:
         self.return_address = PROGRAM_TEXT
@@ -83,7 +108,7 @@ class Libc:
         cpu = machine.cpu
         args = args[: len(C_ARGUMENT_REGISTERS)]
         values = [value & ((1 << 64) - 1) for value in args] if args else []  # (a comprehension is a call)
-        self.return_address += 5
+        self.return_address = _call_site_return_address()
         values += (cpu.regs["rsp"] - 8, libc_symbol(function))
         if not machine.log.recording:
             text, data = "call", None

@@ -50,11 +50,10 @@ def stack_locals(libc: Libc, size: int) -> Iterator[int]:
     rsp = cpu["rsp"]
     base = (rsp - size) & ~0xF
     cpu.set("rsp", base)
-    libc._step(f"sub ${rsp - base:#x},%rsp", StackLocals(size, base))
-    try:
-        yield base
-    finally:
-        cpu.set("rsp", rsp)
+    libc._step(f"sub ${rsp - base:#x},%rsp", StackLocals(size, base, rsp - base))
+    yield base
+    # Only a normal return runs the `add`: not a thread that exited or a machine that panicked meanwhile.
+    cpu.set("rsp", rsp)
 
 
 def fork(libc: Libc, name: str, child: Callable | None) -> int:
@@ -160,25 +159,28 @@ def pthread_join(libc: Libc, pthread: int) -> int:
 
 
 def clock_gettime(libc: Libc, clock_id: int, tp: int) -> int:
-    """__vdso_clock_gettime when the kernel has given the process a timekeeping page (AT_TIMEKEEP), else the
-    system call."""
-    from sim.kern.kern_time import timekeep_va
+    """__vdso_clock_gettime when the kernel has given the process a timekeeping page (AT_TIMEKEEP) that it says
+    the vdso can read (tk_enabled: the timecounter is the TSC), else (ENOSYS) the system call."""
+    from sim.kern.kern_time import VDSO_TIMEKEEP, timekeep_va
 
     timekeep = timekeep_va(pcpu.curthread.td_proc)
     if clock_id not in VDSO_CLOCKS or not timekeep:
         return libc.syscall("clock_gettime", clock_id, tp)
     libc.call("clock_gettime", clock_id, tp)
     libc._step("__vdso_clock_gettime", VdsoClockGettime(timekeep))
-    ns = vdso_read(libc, timekeep, clock_id)
+    fields = VDSO_TIMEKEEP.unpack(umem.load(timekeep, VDSO_TIMEKEEP.size))
+    if not fields[1]:  # tk_enabled == 0: ENOSYS
+        return libc._ret(libc.syscall("clock_gettime", clock_id, tp))  # __sys_clock_gettime
+    ns = vdso_read(libc, fields, clock_id)
     umem.store(tp, TIMESPEC.pack(*divmod(ns, 10**9)))
     return libc._ret(0)
 
 
-def vdso_read(libc: Libc, timekeep: int, clock_id: int) -> int:
-    """binuptime() in user mode: the timehands' offset plus the TSC ticks since, times th_scale."""
-    from sim.kern.kern_time import CLOCK_SECOND, REALTIME_CLOCKS, VDSO_TIMEKEEP
+def vdso_read(libc: Libc, fields: tuple, clock_id: int) -> int:
+    """binuptime() in user mode over the timekeep's fields: the timehands' offset plus the TSC ticks since, times
+    th_scale."""
+    from sim.kern.kern_time import CLOCK_SECOND, REALTIME_CLOCKS
 
-    fields = VDSO_TIMEKEEP.unpack(umem.load(timekeep, VDSO_TIMEKEEP.size))
     _, enabled, _, _, _, scale, offset_count, mask, off_sec, off_frac, boot_sec, boot_frac = fields
     tsc = pcpu.machine.now  # rdtscp: the simulated TSC counts at 1 GHz from boot
     libc._step("rdtscp", Rdtscp(tsc))

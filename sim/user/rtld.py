@@ -154,8 +154,11 @@ FILES: dict[str, bytes] = {
 
 
 def install_files() -> None:
-    """Put the run-time linker's files in the simulated namespace (what installworld and ldconfig leave)."""
+    """Put the run-time linker's files in the simulated namespace (what installworld and ldconfig leave), with
+    rtld's own two files in the buffer cache, as on a booted system: rc.d/ldconfig wrote the hints at boot and
+    every dynamically linked program since (init's children, the login shell) read both through rtld."""
     from sim.kern import vfs_subr
+    from sim.kern.vfs_bio import B_CACHE, Buf
 
     names = vfs_subr.vfs().names
     for path in ("/lib", "/var/run"):
@@ -167,8 +170,10 @@ def install_files() -> None:
         if path not in names:
             bsize = vfs_subr.FS_BSIZE
             blocks = {n: data[n * bsize : (n + 1) * bsize] for n in range((len(data) + bsize - 1) // bsize)}
-            names[path] = vfs_subr.new_vnode(vfs_subr.VREG, path, 0o444, i_size=len(data), v_disk=blocks,
-                                             v_image=image)  # fmt: skip
+            vp = names[path] = vfs_subr.new_vnode(vfs_subr.VREG, path, 0o444, i_size=len(data), v_disk=blocks,
+                                                  v_image=image)  # fmt: skip
+            if path in FILES:
+                vp.v_bufobj.update({n: Buf(vp, n, bytearray(block), B_CACHE) for n, block in blocks.items()})
 
 
 class RtldMalloc:

@@ -5,7 +5,8 @@ translated (TLB, or a page walk), and an access the page tables do not allow rai
 (Xpage -> trap -> trap_pfault -> vm_fault) before the access is retried, exactly as an x86 re-executes the
 faulting instruction after IRETQ. A fault the kernel cannot resolve becomes SIGSEGV for the process.
 
-Costs: user_byte_ps per byte stored or loaded, billed to user time; the faults bill their own (system) time.
+Costs: each byte stored or loaded at its level of the memory hierarchy (sim/machine/memhier.py), billed to user
+time; the faults bill their own (system) time.
 """
 
 from __future__ import annotations
@@ -46,8 +47,7 @@ def _pages(va: int, length: int):
 def store(va: int, data: bytes | bytearray | memoryview, what: str = "store") -> None:
     """Write data at user address va."""
     machine = pcpu.machine
-    log, physmem = machine.log, machine.physmem
-    ps = machine.profile.user_byte_ps
+    log, physmem, caches = machine.log, machine.physmem, machine.caches
     view = memoryview(data).cast("B")
     off = 0
     for page_va, n in _pages(va, len(view)):
@@ -55,7 +55,7 @@ def store(va: int, data: bytes | bytearray | memoryview, what: str = "store") ->
         if log.recording:
             old = frame_contents(physmem, pa >> 12)
         physmem.write(pa, view[off : off + n])
-        log.now += n * ps // 1000
+        log.now += caches.store_ps(pa, n) // 1000
         if log.recording:
             log.delta(("frame", pa >> 12, old, frame_contents(physmem, pa >> 12)))
             log.emit("user", what, UserAccess("store", n, page_va, pa & ~PAGE_MASK, 0))
@@ -67,14 +67,13 @@ def store(va: int, data: bytes | bytearray | memoryview, what: str = "store") ->
 def memset(va: int, byte: int, length: int, what: str = "memset") -> None:
     """Set length bytes at user address va to byte (page by page, with no host bytes for whole pages)."""
     machine = pcpu.machine
-    log, physmem = machine.log, machine.physmem
-    ps = machine.profile.user_byte_ps
+    log, physmem, caches = machine.log, machine.physmem, machine.caches
     byte &= 0xFF
     end = va + length
     while va < end:  # _pages(va, length), inline: a big memset is the fast-forward's hottest loop
         if not log.recording and not va & PAGE_MASK and end - va >= PAGE_SIZE:
             # Fast-forward: whole pages in one loop (the same work page by page), up to a page it leaves here.
-            va = memset_pages_unrecorded(va, end & ~PAGE_MASK, byte, PAGE_SIZE * ps // 1000)
+            va = memset_pages_unrecorded(va, end & ~PAGE_MASK, byte)
             if va >= end:
                 break
         n = PAGE_SIZE - (va & PAGE_MASK)
@@ -84,12 +83,12 @@ def memset(va: int, byte: int, length: int, what: str = "memset") -> None:
         if log.recording:
             old = frame_contents(physmem, pa >> 12)
             physmem.fill(pa, byte, n)
-            log.now += n * ps // 1000
+            log.now += caches.store_ps(pa, n) // 1000
             log.delta(("frame", pa >> 12, old, frame_contents(physmem, pa >> 12)))
             log.emit("user", what, UserAccess("fill", n, va, pa & ~PAGE_MASK, byte))
         else:
             physmem.fill(pa, byte, n)
-            log.now += n * ps // 1000
+            log.now += caches.store_ps(pa, n) // 1000
             log.emit("user", what)
         va += n
 
@@ -97,14 +96,13 @@ def memset(va: int, byte: int, length: int, what: str = "memset") -> None:
 def load(va: int, length: int, what: str = "load") -> bytes:
     """Read length bytes at user address va."""
     machine = pcpu.machine
-    log, physmem = machine.log, machine.physmem
-    ps = machine.profile.user_byte_ps
+    log, physmem, caches = machine.log, machine.physmem, machine.caches
     out = bytearray(length)
     off = 0
     for page_va, n in _pages(va, length):
         pa = _translate(page_va, PGEX_U)
         physmem.read_into(pa, n, out, off)
-        log.now += n * ps // 1000
+        log.now += caches.load_ps(pa, n) // 1000
         log.emit("user", what, UserAccess("load", n, page_va, pa & ~PAGE_MASK, 0) if log.recording else None)
         off += n
     return bytes(out)

@@ -613,10 +613,12 @@ def pmap_zero_page(m) -> None:
 
 @kfunc
 def pagezero(va: int) -> None:
-    """rep stosq over 4 KiB (sys/amd64/amd64/support.S)."""
+    """Zero 4 KiB with non-temporal stores (movnti; sys/amd64/amd64/support.S): at memory speed, leaving nothing
+    in the caches. A guest frame's first write also waits for its host to back it (sim/machine/host_backing.py)."""
     machine = pcpu.machine
-    machine.charge(machine.profile.page_zero_ns)
     pfn = DMAP_TO_PHYS(va) >> PAGE_SHIFT
+    machine.charge(machine.caches.nontemporal_store_ps(pfn << PAGE_SHIFT, PAGE_SIZE) // 1000
+                   + machine.host.first_write(pfn))  # fmt: skip
     pcpu.kernel.vm.cnt.v_pagezero += 1
     log = machine.log
     if log.recording:
@@ -635,9 +637,12 @@ def pmap_copy_page(msrc, mdst) -> None:
 
 @kfunc
 def pagecopy(src: int, dst: int) -> None:
+    """Copy 4 KiB: loads from wherever the source is, non-temporal stores (movnti) to the destination."""
     machine = pcpu.machine
-    machine.charge(machine.profile.page_copy_ns)
     spfn, dpfn = DMAP_TO_PHYS(src) >> PAGE_SHIFT, DMAP_TO_PHYS(dst) >> PAGE_SHIFT
+    caches = machine.caches
+    ps = caches.load_ps(spfn << PAGE_SHIFT, PAGE_SIZE) + caches.nontemporal_store_ps(dpfn << PAGE_SHIFT, PAGE_SIZE)
+    machine.charge(ps // 1000 + machine.host.first_write(dpfn))
     pcpu.kernel.vm.cnt.v_pagecopy += 1
     log = machine.log
     if log.recording:

@@ -57,6 +57,7 @@ from sim.vm.vm_param import (
     VM_PROT_EXECUTE,
     VM_PROT_READ,
     VM_PROT_WRITE,
+    VMFS_ANY_SPACE,
     VMFS_NO_SPACE,
     VMFS_OPTIMAL_SPACE,
     VMFS_SUPER_SPACE,
@@ -270,7 +271,14 @@ def vm_map_find(
     maxprot: int,
     cow: int,
 ) -> tuple[int, int]:
-    """Map `length` bytes of object somewhere at or above addr (or exactly there, VMFS_NO_SPACE): (rv, address)."""
+    """Map `length` bytes of object somewhere at or above addr (or exactly there, VMFS_NO_SPACE): (rv, address).
+
+    FreeBSD 11 aligns only mappings of objects: VMFS_OPTIMAL_SPACE without one (anonymous memory, whose object is
+    made at the first fault) becomes VMFS_ANY_SPACE, so an anonymous mmap lands at the first free address and
+    jemalloc's chunk_alloc_mmap must unmap, map a larger region and trim to get its 2 MiB alignment.
+    """
+    if find_space == VMFS_OPTIMAL_SPACE and object is None:
+        find_space = VMFS_ANY_SPACE
     start = addr
     while True:
         if find_space != VMFS_NO_SPACE:

@@ -78,7 +78,7 @@ def _start(root: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
         "--timeout-graceful-shutdown",
         "3",
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TRAPSCOPE_RECORDER": "process"}  # as `trapscope serve` does
     with log_path.open("ab") as log:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     return proc, f"http://127.0.0.1:{port}"

@@ -51,7 +51,7 @@ def expect_step(page: Page, step: int) -> None:
 
 
 def cursor_ns(page: Page) -> float:
-    return page.evaluate("document.getElementById('timeline').layout.shapes[0].x0")
+    return float(page.evaluate("document.getElementById('timeline').dataset.cursorNs"))
 
 
 def test_the_landing_page_opens_the_getpid_scenario(page: Page):
@@ -108,7 +108,7 @@ def test_stepping_over_syscall_changes_the_ring_from_3_to_0(page: Page, getpid_r
     expect(cpl_row).to_contain_text("was 3")
     expect(page.locator('#registers .value-row[data-name="rbx"]')).not_to_have_class(re.compile(r"\bchanged\b"))
     page.wait_for_function(
-        f"document.getElementById('timeline').layout.shapes[0].x0 === {getpid_run.events[syscall_step].t_ns}"
+        f"document.getElementById('timeline').dataset.cursorNs === '{getpid_run.events[syscall_step].t_ns}'"
     )
     screenshot(page, "getpid-syscall-step.png")
 
@@ -132,36 +132,40 @@ def test_hovering_the_timeline_names_the_ring_and_its_time(page: Page, syscall_s
     expect(page.locator("#timeline .hoverlayer")).to_contain_text("kernel · ring 0")
 
 
-def test_reload_back_and_forward_land_on_the_step_in_the_url(page: Page, getpid_run):
+def test_reload_back_and_forward_land_on_the_step_in_the_url(page: Page, getpid_run, syscall_step):
     open_step(page)
-    for step in (1, 2, 3):
+    entries = page.evaluate("history.length")
+    for step in (1, 2):
         page.keyboard.press("ArrowRight")
         expect_step(page, step)
+    assert page.evaluate("history.length") == entries, "a single step replaces the history entry (issue 15.1)"
+    page.keyboard.press("s")  # a jump: run to the next system call
+    expect_step(page, syscall_step)
+    assert page.evaluate("history.length") == entries + 1, "a jump adds one"
     page.reload()
-    expect_step(page, 3)
+    expect_step(page, syscall_step)
     expect(page.locator("#timeline .main-svg").first).to_be_visible()
     page.go_back()
     expect_step(page, 2)
-    page.wait_for_function(f"document.getElementById('timeline').layout.shapes[0].x0 === {getpid_run.events[2].t_ns}")
-    page.go_back()
-    expect_step(page, 1)
+    page.wait_for_function(f"document.getElementById('timeline').dataset.cursorNs === '{getpid_run.events[2].t_ns}'")
     page.go_forward()
-    expect_step(page, 2)
-    expect(page).to_have_title(re.compile(r"step 2"))
+    expect_step(page, syscall_step)
+    expect(page).to_have_title(re.compile(rf"step {syscall_step}"))
 
 
-def test_back_past_the_first_step_returns_to_the_landing_page(page: Page):
+def test_back_after_single_steps_leaves_the_walk(page: Page):
     page.goto("/")
     page.get_by_role("link", name=lookup("getpid").title).click()
     expect(page.locator("#timeline .main-svg").first).to_be_visible()
     page.keyboard.press("ArrowRight")
     expect_step(page, 1)
-    page.go_back()
-    expect(page).to_have_url(re.compile(r"/scenarios/getpid$"))
-    expect(page.locator("#step-number")).to_have_text("0")
-    page.go_back()
+    page.keyboard.press("ArrowRight")
+    expect_step(page, 2)
+    page.go_back()  # the steps replaced the page's entry: Back leaves the scenario
     expect(page).to_have_url(re.compile(r"/$"))
     expect(page.get_by_role("heading", name="Scenarios")).to_be_visible()
+    page.go_forward()
+    expect_step(page, 2)
 
 
 def test_a_copied_link_opens_the_same_step(page: Page, getpid_run, syscall_step, context):
@@ -175,7 +179,7 @@ def test_a_copied_link_opens_the_same_step(page: Page, getpid_run, syscall_step,
     expect(other.locator("#step-number")).to_have_text(str(syscall_step))
     expect(other.locator("#ring")).to_have_attribute("data-cpl", str(KERNEL_CPL))
     other.wait_for_function(
-        f"document.getElementById('timeline').layout.shapes[0].x0 === {getpid_run.events[syscall_step].t_ns}"
+        f"document.getElementById('timeline').dataset.cursorNs === '{getpid_run.events[syscall_step].t_ns}'"
     )
 
 

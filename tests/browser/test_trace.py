@@ -1,5 +1,5 @@
 """The trace page in real Chromium: the lecture's script traced over dd, a compile error marked in the editor, the
-flame graph's search, zoom and stepper link, the differential flame graph, an aggregation chart, a download.
+differential flame graph, an aggregation chart, a download (the flame graph's own tests: test_flame.py).
 
 Every test also fails on a console error (a CSP violation shows as one: tests/browser/conftest.py). Screenshots
 go to tests/artifacts/.
@@ -16,9 +16,7 @@ from playwright.sync_api import Page, expect
 
 from app.routes_trace import JUNK_FALSE, JUNK_TRUE
 from app.trace_examples import LECTURE_PROFILE, LECTURE_SYSCALL_TIMES
-from sim.run import RunSpec, record
 from sim.trace.dtrace import run_dtrace
-from sim.trace.flame import flame_from_run
 from tests.sim.test_export import check_folded
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -82,57 +80,6 @@ def test_a_compile_error_is_marked_at_its_line_and_the_results_stay(page: Page, 
     page.locator("#trace-run").click()
     expect(page.locator("#trace-error")).to_be_hidden()
     expect(page.locator("#d-gutter .error-line")).to_have_count(0)
-
-
-def test_search_highlights_matching_frames_with_the_matched_share(page: Page):
-    open_trace(page)
-    page.locator("#flame-search").fill("zero")
-    graph = flame_from_run(record(RunSpec(DD)))
-    # flamegraph.pl's readout: matching frames, not counting those inside another match, as a share of all
-    matched = sum(
-        node.inclusive
-        for node in graph.nodes()
-        if "zero" in node.name and not any("zero" in frame for frame in node.stack[:-1])
-    )
-    readout = page.locator("#flame-matched")
-    expect(readout).to_contain_text("Matched: ")
-    shown = float(re.search(r"Matched: ([\d.]+)%", readout.text_content()).group(1))
-    assert shown == pytest.approx(100 * matched / graph.total, abs=0.1)  # frames too narrow to draw are not searched
-    assert shown > 50  # page zeroing is most of dd's time
-    expect(page).to_have_url(re.compile(r"search=zero"))
-    colours = page.evaluate("document.getElementById('flame').data[0].marker.colors")
-    labels = page.evaluate("document.getElementById('flame').data[0].labels")
-    assert {label for label, colour in zip(labels, colours, strict=True) if colour == "#e600e6"} >= {
-        "pagezero",
-        "pmap_zero_page",
-    }
-    page.locator("#flame").screenshot(path=ARTIFACTS / "trace-flame-search.png")
-    page.locator("#flame-search").fill("([")  # not a regular expression: searched as text, and the readout says so
-    expect(readout).to_contain_text("not a regular expression, so matched as plain text")
-
-
-def test_clicking_a_frame_zooms_in_and_links_to_the_stepper_inside_that_function(page: Page):
-    open_trace(page)
-    page.locator("#flame g.slice").filter(has_text=re.compile(r"^vm_fault$")).first.click()
-    link = page.locator("#frame-step-link")
-    expect(link).to_be_visible(timeout=SLOW)
-    expect(page.locator("#frame-info")).to_contain_text("vm_fault")
-    expect(page).to_have_url(re.compile(r"focus=dd%3B-%3BXpage%3Btrap%3Btrap_pfault%3Bvm_fault"))
-    level = page.evaluate("document.getElementById('flame')._fullData[0].level")
-    assert level == "dd;-;Xpage;trap;trap_pfault;vm_fault"
-    page.locator("#trace-flame").screenshot(path=ARTIFACTS / "trace-flame-zoom.png")
-    href = link.get_attribute("href")
-    assert href.startswith("/scenarios/dd-system-time?") and "step=" in href
-    response = page.goto(href)
-    assert response is not None and response.ok
-    expect(page).to_have_url(re.compile(r"step=\d+"))
-
-
-def test_a_reloaded_link_keeps_the_zoom_and_the_search(page: Page):
-    open_trace(page, focus="dd;-;Xpage;trap", search="vm_")
-    expect(page.locator("#flame-search")).to_have_value("vm_")
-    expect(page.locator("#flame-matched")).to_contain_text("Matched: ")
-    assert page.evaluate("document.getElementById('flame')._fullData[0].level") == "dd;-;Xpage;trap"
 
 
 def test_the_differential_flame_graph_of_junk_filling_renders(page: Page):

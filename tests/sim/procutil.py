@@ -43,7 +43,7 @@ def cstring(libc: Libc, text: str) -> int:
 
 
 def open_path(libc: Libc, path: str, flags: int = O_RDONLY, mode: int = 0o644) -> int:
-    """open(2) itself (not libc's openat), so capability mode refuses it at syscallenter."""
+    """open(2) itself (not libc's openat): in capability mode it enters, and namei() refuses AT_FDCWD."""
     return libc.syscall("open", cstring(libc, path), flags, mode)
 
 

@@ -97,7 +97,7 @@ def test_an_unknown_probe_is_reported_as_dtrace_reports_it():
         ),
         ("BEGIN { @q = lquantize(1, 0, x); }", "failed to resolve x: Unknown variable name", 1, 30),
         ("BEGIN { printa(@none); }", "printa( ) argument is an undefined aggregation: @none", 1, 16),
-        ("BEGIN { x = curthread; }", "built-in variable curthread is not available in trapscope's D", 1, 13),
+        ("BEGIN { x = curpsinfo; }", "built-in variable curpsinfo is not available in trapscope's D", 1, 13),
     ],
 )
 def test_semantic_errors_name_the_line_and_column(script, message, line, column):

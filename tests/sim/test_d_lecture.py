@@ -116,3 +116,16 @@ def test_dd_syscall_times_list_the_calls_dd_makes():
     result = run_dtrace(LECTURE_SYSCALL_TIMES, DD, quiet=True)
     names = {key[0] for key in result.aggregations["syscall_time"].data}
     assert {"read", "write"} <= names
+
+
+@needs_dd
+def test_dd_syscall_times_reproduce_slide_16_a_few_ms_with_read_under_1_ms_and_mmap_the_largest():
+    """Slide 16: ~3.2 ms in all, read 0.70 ms, mmap 0.77 ms the largest, clock_gettime a system call. A booted
+    system has rtld's libmap.conf and hints in the buffer cache: no read waits for the disk."""
+    result = run_dtrace(LECTURE_SYSCALL_TIMES, DD + " status=none", quiet=True)
+    times = {key[0]: ns for key, ns in result.aggregations["syscall_time"].data.items()}
+    total = result.aggregations["totaltime"].data[()]
+    assert 1_000_000 < total < 5_000_000
+    assert 600_000 < times["read"] < 1_000_000  # the 10 MiB copyout; rtld's small reads are from the cache
+    assert max(times, key=times.get) == "mmap"
+    assert "clock_gettime" in times  # dd's setup() times the copy: a system call on the lecture's machine

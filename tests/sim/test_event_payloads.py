@@ -29,7 +29,7 @@ from tests.steps import scenario_run
 # (sim/user/umem.py), and the VM system's "mem" events: the machine and VM layers convert those.
 KERNEL_AND_USER_KINDS = {"start", "end", "syscall", "sysret", "skip", "signal", "proc"}
 KERNEL_AND_USER_NAMES = {
-    "hook": {"sv_fetch_syscall_args", "ast", "priv_check", "IN_CAPABILITY_MODE"},
+    "hook": {"sv_fetch_syscall_args", "ast", "priv_check", "IN_CAPABILITY_MODE", "namei"},
     "insn": {"syscall", "movq PCPU(RSP0),%rsp", "sti", "cli", "swapgs", "restore registers", "sysretq",
              "restore all registers"},
     "mem": {"pipespace", "sbreserve", "ufs_create", "bdwrite", "g_io_request", "bufdone"},

@@ -21,7 +21,6 @@ from sim.trace.flame import (
     flame_from_run,
     parse_stack,
     process_times,
-    prune,
     stack_text,
     timeline,
 )
@@ -97,20 +96,6 @@ def test_timeline_slices_are_consecutive_per_cpu_and_cover_the_graph(dd_run, dd_
     assert sum(p.end_ns - p.start_ns for p in pieces) == dd_graph.total
     user = [p for p in pieces if p.stack == ("dd", USER_FRAME)]
     assert sum(p.end_ns - p.start_ns for p in user) == dd_run.user_ns
-
-
-def test_pruning_drops_whole_subtrees_too_narrow_to_draw_and_keeps_parents_at_least_their_children(dd_graph):
-    pruned = prune(dd_graph, width_px=1200, min_width_px=0.1)
-    kept = {node.stack for node in pruned.nodes}
-    assert pruned.dropped > 0 and len(kept) + pruned.dropped == len(dd_graph.nodes())
-    assert all(not n.stack or n.stack[:-1] in kept for n in pruned.nodes)
-    assert all(n.inclusive >= pruned.min_value for n in pruned.nodes)
-    children = children_of(pruned.nodes)
-    for node in pruned.nodes:
-        assert node.inclusive >= sum(child.inclusive for child in children.get(node.stack, []))
-    shallow = prune(dd_graph, max_depth=3)
-    assert max(n.depth for n in shallow.nodes) == 3
-    assert (*FAULT_PATH, "pmap_zero_page", "pagezero") in kept
 
 
 def test_stacks_round_trip_through_their_text():

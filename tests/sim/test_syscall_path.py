@@ -13,7 +13,7 @@ from sim.machine.profiles import LECTURE
 from sim.narrative import detail as event_detail
 from sim.replay import Replay
 from sim.user.libc import Libc
-from tests.sim.procutil import buffer, events_named, frame, open_path, run_program, syscall_events
+from tests.sim.procutil import buffer, cstring, events_named, frame, open_path, run_program, syscall_events
 
 # The lecture's slide "System-call entry - syscallenter", in order.
 SLIDE = [
@@ -152,18 +152,35 @@ def open_in_capability_mode(libc: Libc, argv, env) -> int:
     return libc.errno if fd == -1 else 0
 
 
-def test_open_in_capability_mode_is_ecapmode_and_never_reaches_sys_open():
+def test_open_in_capability_mode_enters_and_namei_fails_it_with_ecapmode():
+    """FreeBSD 11's capabilities.conf lists open (so that it leaves an audit trail): syscallenter lets it in, and
+    namei() refuses the global namespace (AT_FDCWD)."""
     run = run_program(open_in_capability_mode, KernelConfig(capability_mode=True))
     assert run.exit_status == E.ECAPMODE
-    check = next(e for e in run.events if e.kind == "hook" and e.name == "IN_CAPABILITY_MODE")
-    assert check.data.syscall == "open"
-    assert not events_named(run, "enter", "sys_open")
+    assert not events_named(run, "hook", "IN_CAPABILITY_MODE")
+    enter = events_named(run, "enter", "sys_open")
+    refused = events_named(run, "hook", "namei")
+    assert enter and refused and enter[0] < refused[0]
+    assert run.events[refused[0]].data.path == "/dev/null"
     assert run_program(open_in_capability_mode).exit_status == 0
+
+
+def stat_in_capability_mode(libc: Libc, argv, env) -> int:
+    return libc.errno if libc.syscall("stat", cstring(libc, "/dev/null"), buffer(libc, 256)) == -1 else 0
+
+
+def test_a_call_capabilities_conf_does_not_list_is_refused_at_syscallenter():
+    run = run_program(stat_in_capability_mode, KernelConfig(capability_mode=True))
+    assert run.exit_status == E.ECAPMODE
+    check = next(e for e in run.events if e.kind == "hook" and e.name == "IN_CAPABILITY_MODE")
+    assert check.data.syscall == "stat"
+    assert not events_named(run, "enter", "sys_stat")
+    assert run_program(stat_in_capability_mode).exit_status == 0
 
 
 def test_an_error_returns_errno_in_rax_with_the_carry_set():
     run = run_program(open_in_capability_mode, KernelConfig(capability_mode=True))
-    refused = events_named(run, "hook", "IN_CAPABILITY_MODE")[0]  # open never reaches sysent's dispatch
+    refused = events_named(run, "hook", "namei")[0]
     sysret = next(i for i in range(refused, len(run.events)) if run.events[i].name == "sysretq")
     state = Replay(run).state_at(sysret)
     assert state.registers["rax"] == E.ECAPMODE and state.registers["rflags"] & PSL_C

@@ -1,0 +1,175 @@
+"""Recording in a process of its own, so that a new run never holds the event loop's GIL.
+
+A recording is seconds of pure-Python CPU. In a thread it shares the server's one GIL with the event loop, which
+then serves followers and cached steps at half speed or less: under the lecture's load (bench/lecture_load.py,
+2 cores) the p99 step took seconds while a run recorded. Here a child process records the run and derives the
+stepper's views on the other core; the server only unpickles the result, in slices small enough that the event
+loop gets the GIL back between them (a dd bs=10m run: ~0.2 s of unpickling in ~50 slices of ≤25 ms, instead of
+~1 s of recording and deriving in one go). The child is replaced after TASKS_PER_CHILD recordings, so the memory
+a recording's peak took (allocator fragmentation included) is given back to the system with it.
+
+The result crosses as a list of pickles (`pack`/`unpack`): the events in chunks first, then each derived view's
+parts, then the views, then the run and its replay. Objects an earlier pickle holds (every event, the events
+tuple, every earlier part) are written by reference (pickle's persistent ids), so nothing is duplicated and every
+reference of the original graph is kept.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import pickle
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from app.runs import CachedRun
+from sim.run import Run, RunSpec
+
+EVENTS_PER_PICKLE = 5_000  # ~3 ms of unpickling each (dd's events)
+TASKS_PER_CHILD = 20  # recordings before the child is replaced (~50 ms to fork a new one from the forkserver)
+_PRELOAD = ["app.main"]  # what the forkserver imports once, so each child starts with the simulator loaded
+
+
+def recorder_process_from_env() -> RecorderProcess | None:
+    """TRAPSCOPE_RECORDER: `process` (the default: a child process records) or `thread` (the recording thread
+    records, in this process: what tests that hand the cache a recorder of their own need)."""
+    where = os.environ.get("TRAPSCOPE_RECORDER", "process").strip() or "process"
+    if where not in ("process", "thread"):
+        raise ValueError(f"TRAPSCOPE_RECORDER must be process or thread, not {where[:20]!r}")
+    return RecorderProcess() if where == "process" else None
+
+
+class RecordingFailed(RuntimeError):
+    """The child failed for a reason that is not a refusal: its traceback, as text."""
+
+
+class RecorderProcess:
+    """One child process that records runs; `record` is called from a recording thread (app/admission.py), which
+    waits for the child (releasing the GIL) and then unpacks the run."""
+
+    def __init__(self, tasks_per_child: int = TASKS_PER_CHILD) -> None:
+        context = multiprocessing.get_context("forkserver")  # fork is unsafe in a threaded server; spawn is slow
+        context.set_forkserver_preload(_PRELOAD)
+        self._executor = ProcessPoolExecutor(
+            1, mp_context=context, max_tasks_per_child=tasks_per_child, initializer=_exit_with_parent
+        )
+
+    def record(
+        self, recorder: Callable[[RunSpec], Run], spec: RunSpec, prepare: Callable[[CachedRun], Any] | None
+    ) -> CachedRun:
+        outcome, result = self._executor.submit(_record_packed, recorder, spec, prepare).result()
+        if outcome == "raised":
+            raise pickle.loads(result)
+        if outcome == "failed":
+            raise RecordingFailed(result)
+        return unpack(result)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _exit_with_parent() -> None:
+    """In the child: exit when the server does, however it ends. The executor stops its child when it is shut down,
+    but a server killed, or one that never shuts its app down, would leave the child waiting for work forever (it
+    holds its own work queue's other end), and the forkserver with it."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_when_joined, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _exit_when_joined(parent: multiprocessing.process.BaseProcess) -> None:
+    parent.join()
+    os._exit(0)
+
+
+def _record_packed(
+    recorder: Callable[[RunSpec], Run], spec: RunSpec, prepare: Callable[[CachedRun], Any] | None
+) -> tuple[str, Any]:
+    """In the child: record and derive, as app/runs.py does in a thread, then pack. An error crosses as itself when
+    it survives pickling (a refusal: RunError, BadParameter), else as its traceback's text (an exception whose
+    constructor takes other arguments than it keeps would not be rebuilt on the other side)."""
+    try:
+        cached = CachedRun(recorder(spec))
+        if prepare is not None:
+            prepare(cached)
+        return "recorded", pack(cached)
+    except Exception as error:
+        try:
+            pickled = pickle.dumps(error.with_traceback(None))
+            pickle.loads(pickled)
+        except Exception:
+            return "failed", traceback.format_exc()
+        return "raised", pickled
+
+
+def _parts(cached: CachedRun) -> Iterator[object]:
+    """What holds the events, in pieces, each piece before whatever holds it: a big view pickled whole would hold
+    the GIL for tens of milliseconds as it is unpickled."""
+    yield from _leaves_first(cached.derived_views(), depth=3)
+    yield cached.run
+    yield cached.replay
+
+
+def _leaves_first(obj: object, depth: int) -> Iterator[object]:
+    if depth:
+        children = obj.values() if isinstance(obj, dict) else getattr(obj, "__dict__", {}).values()
+        for child in children:
+            yield from _leaves_first(child, depth - 1)
+    yield obj
+
+
+def pack(cached: CachedRun) -> tuple[list[bytes], list[bytes], int]:
+    """The run as (pickles of its events, in chunks; pickles of what holds them; its estimated size)."""
+    events = cached.run.events
+    chunks = [
+        pickle.dumps(events[start : start + EVENTS_PER_PICKLE], protocol=pickle.HIGHEST_PROTOCOL)
+        for start in range(0, len(events), EVENTS_PER_PICKLE)
+    ]
+    # What a pickle may refer to instead of holding: an event by its index, the events, and anything an earlier
+    # pickle holds, by (that pickle, its memo index), which the unpickler's memo gives back in the same order.
+    known: dict[int, object] = {id(event): index for index, event in enumerate(events)}
+    known[id(events)] = "events"
+    memos = []  # each pickler's memo holds what it names alive, so no id in `known` is reused while packing
+    parts = []
+    for number, part in enumerate(_parts(cached)):
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.persistent_id = lambda obj: known.get(id(obj))
+        pickler.dump(part)
+        parts.append(buffer.getvalue())
+        memos.append(pickler.memo.copy())
+        for obj_id, (memo_index, _obj) in memos[-1].items():
+            known.setdefault(obj_id, (number, memo_index))
+    return chunks, parts, cached.nbytes
+
+
+def unpack(packed: tuple[list[bytes], list[bytes], int]) -> CachedRun:
+    """`pack`'s inverse, one pickle at a time: between two, the event loop may take the GIL back."""
+    chunks, parts, nbytes = packed
+    collected: list = []
+    for chunk in chunks:
+        collected.extend(pickle.loads(chunk))
+    events = tuple(collected)
+    del collected
+    memos: list[dict[int, object]] = []
+
+    def persistent_load(pid: object) -> object:
+        if isinstance(pid, int):
+            return events[pid]
+        if pid == "events":
+            return events
+        number, memo_index = pid
+        return memos[number][memo_index]
+
+    loaded = []
+    for data in parts:
+        unpickler = pickle.Unpickler(io.BytesIO(data))
+        unpickler.persistent_load = persistent_load
+        loaded.append(unpickler.load())
+        memos.append(unpickler.memo.copy())
+    derived, run, replay = loaded[-3:]
+    return CachedRun.restored(run, replay, derived, nbytes)

@@ -1,0 +1,171 @@
+"""D's type system: declarations, C's types and operators over them, and the kernel's own structures, each checked
+by what a program prints over a real run of the simulator (or by the compile error libdtrace would give)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.trace.d_parser import DtraceError
+from sim.trace.dtrace import compile_script, run_dtrace
+
+COMMAND = "getpid 1"
+
+
+def printed(program: str, command: str = COMMAND) -> str:
+    """What a -q program prints tracing `command` (without dtrace's final newline)."""
+    result = run_dtrace(program, command, quiet=True)
+    assert result.stderr.count("error on enabled probe") == 0, result.stderr
+    return result.output.rstrip("\n")
+
+
+def refused(program: str) -> str:
+    with pytest.raises(DtraceError) as caught:
+        compile_script(program, "types.d")
+    return caught.value.message.split(": ", 2)[-1]
+
+
+def test_structs_and_unions_are_laid_out_as_c_lays_them_out():
+    program = """
+    struct rec { char c; int i; short s; long l; } r;
+    union u { char c; int i; long l; } v;
+    struct bits { int a : 1; int b : 3; int c : 12; } bf;
+    BEGIN {
+        printf("%d %d %d %d\\n", sizeof (struct rec), offsetof(struct rec, i), offsetof(struct rec, l), sizeof (v));
+        v.i = 0x1234; r.c = 'x'; r.l = 1 << 40;
+        bf.b = 7; bf.c = -2;
+        printf("%x %d %c %d %d %d\\n", v.c, v.l, r.c, r.l == 1 << 40, bf.b, bf.c);
+        exit(0);
+    }"""
+    assert printed(program) == "24 4 16 8\n34 4660 x 1 -1 -2"
+
+
+def test_arrays_pointers_and_pointer_arithmetic_share_the_programs_memory():
+    program = """
+    int a[5];
+    int *p;
+    BEGIN {
+        a[0] = 10; a[3] = 40;
+        p = a;
+        q = &a[3];
+        *(p + 1) = 20;
+        printf("%d %d %d %d %d\\n", a[1], p[3], *q, q - p, (uintptr_t)q - (uintptr_t)p);
+        exit(0);
+    }"""
+    assert printed(program) == "20 40 40 3 12"
+
+
+def test_enums_typedefs_inlines_and_casts():
+    program = """
+    enum colour { RED, GREEN = 5, BLUE };
+    typedef unsigned char byte_t;
+    typedef struct pair { int x; int y; } pair_t;
+    inline int seven = 3 + 4;
+    inline int sum[int x, int y] = x + y;
+    pair_t pr;
+    BEGIN {
+        pr.y = BLUE;
+        printf("%d %d %d %d %d %d\\n", RED, pr.y, (byte_t)300, (char)255, seven, sum[GREEN, 1]);
+        printf("%d %d\\n", sizeof (pair_t), sizeof (byte_t));
+        exit(0);
+    }"""
+    assert printed(program) == "0 6 44 -1 7 6\n8 1"
+
+
+def test_typed_globals_and_self_this_declarations_convert_as_c_does():
+    program = """
+    unsigned char c;
+    short s;
+    self int n;
+    this struct pt { int x; } here;
+    BEGIN {
+        c = 257; s = 70000; self->n = 0x100000001;
+        this->here.x = 12;
+        printf("%d %d %d %d\\n", c, s, self->n, this->here.x);
+        exit(0);
+    }"""
+    assert printed(program) == "1 4464 1 12"
+
+
+def test_a_struct_is_copied_by_assignment():
+    program = """
+    struct rec { int a; int b; } one, two;
+    BEGIN { one.a = 1; one.b = 2; two = one; one.a = 9; this->c = two; printf("%d %d %d\\n", two.a, two.b, this->c.b);
+            exit(0); }"""
+    assert printed(program) == "1 2 2"
+
+
+def test_an_invalid_address_is_a_runtime_error_of_the_clause():
+    result = run_dtrace("BEGIN { p = (int *)8; trace(*p); } BEGIN { exit(0); }", COMMAND, quiet=True)
+    assert "invalid address (0x8) in action #2" in result.stderr
+    assert result.exit_status == 0
+
+
+def test_curthread_reads_the_firing_threads_real_ids():
+    program = """
+    syscall::getpid:entry {
+        printf("%d %d %s %s\\n", curthread->td_proc->p_pid, curthread->td_tid,
+               stringof(curthread->td_proc->p_comm), stringof(curthread->td_name));
+    }
+    syscall::getpid:entry { printf("%d %d %s\\n", pid, tid, execname); }"""
+    kernel_view, builtins = printed(program).split("\n")
+    pid, tid, comm = builtins.split()
+    assert kernel_view == f"{pid} {tid} {comm} {comm}"
+    assert comm == "getpid" and int(pid) != 0
+
+
+@pytest.mark.parametrize(
+    ("program", "message"),
+    [
+        ("int a[]; BEGIN { }", "array declaration requires array dimension or tuple signature: a"),
+        ("int a[-7]; BEGIN { }", "positive integral constant expression or tuple signature expected"),
+        ("struct s { int a : 0; }; BEGIN { }", "positive integral constant expression expected as bit-field size"),
+        ("struct s { char a : 10; }; BEGIN { }", "bit-field too big for type: a"),
+        ("enum e { x = 2147483648 }; BEGIN { }", "enumerator 'x' value overflows INT_MAX (2147483647)"),
+        ("enum e { x, x }; BEGIN { }", "failed to define enumerator 'x': Duplicate member or variable name"),
+        ("long struct s { int i; }; BEGIN { }", "long and long long may only be used with integer"),
+        ("BEGIN { i = (unsigned unsigned int)0; }", "invalid type combination"),
+        ("BEGIN { i = (char long)0; }", "short and long may not be used with char type"),
+        ("self this int x; BEGIN { }", "only one storage class allowed in a declaration"),
+        ("typedef int t; typedef char t; BEGIN { }", "typedef redeclared: t"),
+        ("union u { union v p; }; BEGIN { }", "incomplete struct/union/enum union v: p"),
+        ("int i; BEGIN { p = &i; }", "cannot take address of dynamic variable"),
+        ("BEGIN { trace(&1); }", "unacceptable operand for unary & operator"),
+        ("int x; BEGIN { b = *x; }", "cannot dereference non-pointer type"),
+        ("void *p; BEGIN { b = *p; }", "cannot dereference pointer to void"),
+        ("struct s { int a; } v; BEGIN { v->a = 1; }", "operator -> must be applied to a pointer"),
+        ("struct s { int a; } v; BEGIN { v.b = 1; }", "b is not a member of struct s"),
+        ("BEGIN { trace(offsetof(int, x)); }", "offsetof operand must be a struct or union type"),
+        ("BEGIN { trace(123 / (7 - 7)); }", "expression contains division by zero"),
+        ("int x[5]; BEGIN { x[1, 2] = 1; }", "cannot access x as an associative array"),
+        ("inline int foo = foo + 3; BEGIN { }", "failed to resolve foo: Unknown variable name"),
+        ("struct s { int a : 3; } v; BEGIN { trace(sizeof (v.a)); }", "cannot apply sizeof to a bit-field"),
+    ],
+)
+def test_bad_declarations_and_operands_are_refused_in_libdtraces_words(program, message):
+    assert message in refused(program)
+
+
+def test_fbt_entry_probes_refuse_arguments_the_log_does_not_record():
+    assert "arg0 is not available at fbt:kernel:vm_fault:entry" in refused("fbt::vm_fault:entry { trace(arg0); }")
+    compile_script("fbt::sys_getpid:return { trace(arg1); }")  # a return probe's arg1 is the value returned
+
+
+def test_translators_fill_a_struct_from_their_input():
+    program = """
+    struct in { int a; char b; };
+    struct out { int sum; char copy; };
+    translator struct out < struct in *p > { sum = p->a + 1; copy = p->b; };
+    struct in *x;
+    BEGIN {
+        x = (struct in *)alloca(sizeof (struct in));
+        x->a = 41; x->b = 'k';
+        printf("%d %c %d\\n", xlate < struct out > (x).sum, xlate < struct out * > (x)->copy, sizeof (struct out));
+        exit(0);
+    }"""
+    assert printed(program) == "42 k 8"
+    assert 'cannot translate from "int" to "struct out"' in refused(
+        "struct out { int a; }; translator struct out < char *p > { a = 1; }; BEGIN { trace(xlate<struct out>(1).a); }"
+    )
+    assert "translator member b is not a member of struct out" in refused(
+        "struct out { int a; }; translator struct out < int p > { b = p; };"
+    )
