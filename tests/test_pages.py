@@ -47,8 +47,9 @@ def test_the_page_carries_the_timeline_figure_once_as_json(client, getpid_run):
     figure = json.loads(
         re.search(r'<script type="application/json" id="timeline-figure">(.*?)</script>', page, re.S).group(1)
     )
-    assert figure["data"]["style"]["laneNames"] == {"user": "user · ring 3", "kernel": "kernel · ring 0"}
-    first_change = figure["data"]["changes"]["t"][0]  # delta-encoded from 0: the first is a time
+    lane = figure["data"]["lanes"][0]
+    assert lane["name"] == "getpid · pid 1000" and lane["c"][:2] == "uk"
+    first_change = lane["t"][1]  # delta-encoded from the first stretch's start, 0
     assert first_change == getpid_run.events[step_of(getpid_run, "insn", "syscall")].t_ns
     assert figure["layout"]["shapes"][0]["type"] == "line", "the cursor"
 
