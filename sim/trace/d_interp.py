@@ -60,6 +60,7 @@ MAX_OUTPUT_BYTES = 4 * 1024 * 1024  # what one D program may print before tracin
 MAX_ERROR_MESSAGES = 20  # runtime errors reported one by one; the rest are counted
 STACK_COST = 2 * STACK_FRAMES  # what a stack() counts against the evaluation budget, in operations
 SORTED_ENTRY_COST = 100  # what printa() and trunc() count for each entry they sort: a sort key of ~14 us
+TUPLE_REGISTERS = 8  # DIF_DTR_NREGS: the keys an associative array's tuple may have
 ERROR_PROBE_ID = 3  # dtrace:::ERROR (providers._static_probes)
 WALLCLOCK_AT_BOOT_NS = 1_485_907_200 * 1_000_000_000  # walltimestamp at the run's time 0: 2017-02-01 00:00 UTC
 
@@ -495,6 +496,8 @@ class _Compiler:
         return clause
 
     def _is_action(self, node: Tree) -> bool:
+        if node.data == "if_statement":  # it records if one of its branches does
+            return any(self._is_action(n) for n in node.iter_subtrees() if n is not node)
         return node.data == "call" and (self._callee(node) in ACTIONS or self._callee(node) in self.library.ACTIONS)
 
     def _callee_is(self, node: Tree, name: str) -> bool:
@@ -509,6 +512,8 @@ class _Compiler:
     # -- statements --
 
     def _statement(self, node: Tree) -> Callable[[Firing], None]:
+        if node.data == "if_statement":
+            return self.library.compile_if(self, node)
         if node.data == "call" and self._callee(node) in ACTIONS:
             return self._action(node)
         if node.data == "call" and self._callee(node) in self.library.ACTIONS:
@@ -1002,6 +1007,8 @@ class _Compiler:
     def _array_signature(self, node, name: str, keys: list[Expr], value: DType | None):
         if name in self.globals or name in BUILTINS:
             raise _fail(node, f"{name} is a scalar variable, not an associative array")
+        if len(keys) > TUPLE_REGISTERS:  # dt_cg_arglist: EDT_NOTUPREG, an error without a line
+            raise CompileError("Insufficient tuple registers to generate code")
         key_types = tuple(k.type for k in keys)
         for key in keys:
             if key.type.kind not in ("int", "string"):

@@ -14,6 +14,8 @@ from lark import Tree
 from sim.trace import d_aggactions, d_speculation, d_subroutines
 from sim.trace.d_interp import BUILTINS
 from sim.trace.d_output import AGGREGATING_FUNCTIONS, INT64
+from sim.trace.d_parser import CompileError
+from sim.trace.providers import Firing
 
 SUBROUTINES: dict[str, Callable] = {
     "speculation": d_speculation.compile_speculation,
@@ -26,6 +28,35 @@ ACTIONS: dict[str, Callable] = {
     **d_aggactions.ACTIONS,
     **d_subroutines.ACTIONS,
 }
+
+
+def compile_if(compiler, node: Tree) -> Callable[[Firing], None]:
+    """if (condition) branch [else branch]: the branch the condition picks runs, statement by statement."""
+    condition_node, then_branch, else_branch = node.children
+    condition = compiler._expr(condition_node)
+    if condition.type.kind != "int":
+        raise CompileError("if-statement condition must be of scalar type", *_where(condition_node))
+    test = condition.fn
+    then = _branch(compiler, then_branch)
+    otherwise = _branch(compiler, else_branch) if else_branch is not None else []
+
+    def run(f: Firing) -> None:
+        for statement in then if test(f) else otherwise:
+            statement(f)
+
+    return run
+
+
+def _branch(compiler, branch: Tree) -> list[Callable[[Firing], None]]:
+    (body,) = branch.children
+    statements = body.children if body.data == "statement_list" else [body]
+    present = [s for s in statements if s is not None]
+    check_clause(compiler, present)
+    return [compiler._statement(s) for s in present]
+
+
+def _where(node: Tree) -> tuple[int | None, int | None]:
+    return getattr(node.meta, "line", None), getattr(node.meta, "column", None)
 
 
 def check_clause(compiler, statements: list[Tree]) -> None:

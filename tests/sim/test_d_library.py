@@ -257,3 +257,15 @@ def test_an_aggregations_llquantize_parameters_must_match_its_first():
 def test_an_lquantize_limit_need_not_be_a_whole_number_of_steps_past_its_base():
     result = run("BEGIN { @ = lquantize(17, 1, 20, 5); exit(0); }")
     assert "           >= 16 |" in result.output
+
+
+def test_if_and_else_run_the_branch_the_condition_picks():
+    script = (
+        'BEGIN { x = 3; if (x > 5) { printf("big "); } else if (x > 2) printf("mid "); else { printf("small "); }'
+        ' if (0) printf("never "); printf("end"); exit(0); }'
+    )
+    assert run(script).output.startswith("mid end")
+
+
+def test_an_if_condition_must_be_scalar():
+    assert error_of('BEGIN { if ("s") { exit(0); } }') == "line 1: if-statement condition must be of scalar type"
