@@ -413,6 +413,8 @@ class _Compiler:
         d_typed.attach(self)
         self.starters: dict[str, Callable[[TraceState], None]] = {}
         self.checks: list[Callable[[], None]] = []  # run once every aggregation is known (printa's keys)
+        self.epids: dict[int, int] = {}  # the clause being compiled's: probe ID -> enabled probe ID
+        self.enablings = 0
         # Subroutines and actions past this core, in modules of their own that build on Expr and the compiler
         from sim.trace import d_library
 
@@ -471,6 +473,9 @@ class _Compiler:
             for probe in matched:
                 probes.setdefault(probe.id, probe)
         d_kernel.check_arguments(node, list(probes.values()))
+        # The enabled probe IDs of this clause's probes, numbered as Program numbers them (epid)
+        self.epids = {probe_id: self.enablings + n for n, probe_id in enumerate(probes, 1)}
+        self.enablings += len(probes)
         self.locals = dict(self.this_declared)
         predicate = None
         statements: list[Callable[[Firing], None]] = []
@@ -919,6 +924,8 @@ class _Compiler:
         builtin = BUILTINS.get(name)
         if builtin is not None:
             return Expr(builtin[1], builtin[0])
+        if name in self.library.VARIABLES:
+            return self.library.VARIABLES[name](self)
         typed = d_typed.ident(self, node, name)
         if typed is not None:
             return typed

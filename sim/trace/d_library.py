@@ -12,8 +12,8 @@ from collections.abc import Callable
 from lark import Tree
 
 from sim.trace import d_aggactions, d_speculation, d_subroutines
-from sim.trace.d_interp import BUILTINS
-from sim.trace.d_output import AGGREGATING_FUNCTIONS, INT64
+from sim.trace.d_interp import BUILTINS, Expr
+from sim.trace.d_output import AGGREGATING_FUNCTIONS, INT64, UINT
 from sim.trace.d_parser import CompileError
 from sim.trace.providers import Firing
 
@@ -28,6 +28,21 @@ ACTIONS: dict[str, Callable] = {
     **d_aggactions.ACTIONS,
     **d_subroutines.ACTIONS,
 }
+
+
+def _epid(compiler) -> Expr:
+    """epid: the enabled probe ID of the clause and probe that fire (each clause's probes are numbered in turn)."""
+    epids = compiler.epids
+    return Expr(lambda f: epids.get(f.probe.id, 0), UINT)
+
+
+def _stackdepth(compiler) -> Expr:
+    """stackdepth: how many kernel frames stack() would print at the firing (none in BEGIN and END)."""
+    return Expr(lambda f: len(f.stack(MAX_STACK_DEPTH)), UINT)
+
+
+MAX_STACK_DEPTH = 256  # deeper than any modelled kernel path
+VARIABLES: dict[str, Callable] = {"epid": _epid, "stackdepth": _stackdepth}
 
 
 def compile_if(compiler, node: Tree) -> Callable[[Firing], None]:

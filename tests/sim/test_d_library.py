@@ -269,3 +269,17 @@ def test_if_and_else_run_the_branch_the_condition_picks():
 
 def test_an_if_condition_must_be_scalar():
     assert error_of('BEGIN { if ("s") { exit(0); } }') == "line 1: if-statement condition must be of scalar type"
+
+
+def test_epid_numbers_each_clauses_probes_in_turn():
+    result = run('BEGIN { printf("%d ", epid); } BEGIN, END { printf("%d ", epid); } END { exit(0); }')
+    assert result.output.startswith("1 2 3 ")
+
+
+def test_stackdepth_counts_the_frames_stack_prints():
+    log = LogBuilder()
+    log.syscall("getpid")
+    log.end()
+    output = trace('syscall::getpid:entry { printf("%d", stackdepth); stack(); }', log).output
+    depth, frames = output.split("\n", 1)
+    assert int(depth) == len([line for line in frames.splitlines() if line.strip()]) > 0
