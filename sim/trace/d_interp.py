@@ -404,6 +404,7 @@ class _Compiler:
         self.globals: dict[str, DType] = {}
         self.arrays: dict[str, tuple[tuple[DType, ...], DType]] = {}
         self.tls: dict[str, DType] = {}
+        self.tls_arrays: dict[str, tuple[tuple[str, ...], DType]] = {}  # self->x[k]: key kinds, value type
         self.locals: dict[str, DType] = {}
         self.aggregations: dict[str, Aggregation] = {}
         self.pending_printa: list[tuple[Tree, str, list, Format | None, str]] = []
@@ -990,6 +991,9 @@ class _Compiler:
         base, arguments = node.children
         if isinstance(base, Tree) and base.data == "aggregation":
             return self._e_aggregation(base)
+        if self.library.is_thread_local_array(self, base):
+            get, _, dtype = self.library.thread_local_element(self, node, None)
+            return Expr(get, dtype)
         typed = d_typed.subscript(self, node)
         if typed is not None:
             return typed
@@ -1251,6 +1255,12 @@ class _Compiler:
 
     def _lvalue(self, target: Tree, assigned: DType | None):
         """(getter, setter, type) of an assignable expression; `assigned` declares a new variable's type."""
+        if (
+            isinstance(target, Tree)
+            and target.data == "subscript"
+            and self.library.is_thread_local_array(self, target.children[0])
+        ):
+            return self.library.thread_local_element(self, target, assigned)
         typed = d_typed.lvalue(self, target, assigned)
         if typed is not None:
             return typed

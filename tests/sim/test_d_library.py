@@ -283,3 +283,11 @@ def test_stackdepth_counts_the_frames_stack_prints():
     output = trace('syscall::getpid:entry { printf("%d", stackdepth); stack(); }', log).output
     depth, frames = output.split("\n", 1)
     assert int(depth) == len([line for line in frames.splitlines() if line.strip()]) > 0
+
+
+def test_thread_local_associative_arrays():
+    result = run(
+        'BEGIN { self->x[1] = 5; self->x[2]++; self->s["a", 1] = "str";'
+        ' printf("%d %d %d %s|%s", self->x[1], self->x[2], self->x[3], self->s["a", 1], self->s["b", 1]); exit(0); }'
+    )
+    assert result.output.startswith("5 1 0 str|")
