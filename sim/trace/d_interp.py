@@ -187,6 +187,7 @@ class Program:
         self.state: TraceState | None = None
         self._state_ref: list[TraceState] = []
         self.layout = Layout()
+        self.fbt_arguments: frozenset[str] = frozenset()
         self.starters: list[Callable[[TraceState], None]] = []  # what library features set up in a new session
 
     @property
@@ -454,6 +455,7 @@ class _Compiler:
         )
         program._state_ref = self.state_ref
         program.layout = self.layout
+        program.fbt_arguments = frozenset(self.fbt_arguments)  # functions whose entry arguments the run records
         program.starters = list(self.starters.values())
         return program
 
@@ -473,7 +475,7 @@ class _Compiler:
                 raise _fail(token, f"probe description {full} does not match any probes")
             for probe in matched:
                 probes.setdefault(probe.id, probe)
-        d_kernel.check_arguments(node, list(probes.values()))
+        d_kernel.enter_clause(self, node, list(probes.values()))
         # The enabled probe IDs of this clause's probes, numbered as Program numbers them (epid)
         self.epids = {probe_id: self.enablings + n for n, probe_id in enumerate(probes, 1)}
         self.enablings += len(probes)
@@ -738,7 +740,7 @@ class _Compiler:
             if args[0].data == "call" and self._callee(args[0]) == "stack":
                 depth = self._stack_depth(args[0])
                 return lambda f: state[0].out.append(format_stack(f.stack(depth)))
-            expr = self._expr(args[0])
+            expr = d_typed.char_string(self, self._expr(args[0]), pointers=False)
             fn, dtype = expr.fn, expr.type
             if dtype.kind == "void":
                 raise _fail(args[0], "trace( ) argument #1 must be of scalar, string or stack type")
@@ -780,7 +782,7 @@ class _Compiler:
             raise _fail(node, "printf( ) prototype mismatch: 0 args passed, at least 1 expected")
         fmt = self._format_string(args[0], "printf")
         conversions, slots = fmt.conversions, fmt.slots
-        values = [self._expr(a) for a in args[1:]]
+        values = d_typed.printf_values(self, slots, [self._expr(a) for a in args[1:]])
         if any(p.aggregation for p in fmt.pieces if not isinstance(p, str)):
             raise _fail(args[0], "printf( ) format may not use %@: that conversion is for printa( )")
         if len(values) < len(slots):

@@ -127,6 +127,7 @@ def required_config(compiled: CompiledScript, config: KernelConfig) -> KernelCon
         dtrace_fbt_entry=tuple(sorted({*config.dtrace_fbt_entry, *enabling.fbt_entry})),
         dtrace_fbt_return=tuple(sorted({*config.dtrace_fbt_return, *enabling.fbt_return})),
         dtrace_profile_ns=tuple(sorted([*config.dtrace_profile_ns, *(p.period_ns for p in enabling.profile)])),
+        dtrace_fbt_arguments=tuple(sorted({*config.dtrace_fbt_arguments, *compiled.program.fbt_arguments})),
         dtrace_sdt=tuple(
             sorted({*config.dtrace_sdt, *_sdt_probes("proc", enabling.proc), *_sdt_probes("vminfo", enabling.vminfo)})
         ),
