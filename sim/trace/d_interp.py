@@ -87,13 +87,10 @@ ACTIONS = {"trace", "printf", "printa", "stack", "exit", "clear", "trunc"}
 # D functions this interpreter does not provide (the simulator records no user stacks, memory or strings
 # beyond what its events carry); naming one gets a clear message rather than "undefined function".
 UNSUPPORTED_FUNCTIONS = {
-    "ustack", "jstack", "printm", "print", "system", "raise", "copyin", "copyinstr", "copyout", "copyoutstr",
-    "stringof", "strlen", "strjoin", "substr", "strchr", "strstr", "index", "rindex", "basename", "dirname",
-    "speculate", "commit", "discard", "speculation", "chill", "breakpoint", "panic", "stop", "ftruncate",
-    "freopen", "setopt", "normalize", "denormalize", "llquantize", "sym", "func", "mod", "usym", "ufunc", "umod",
-    "uaddr", "rand", "progenyof", "mutex_owned", "alloca", "bcopy", "lltostr", "inet_ntoa", "tracemem",
-    "htons", "ntohs", "htonl", "ntohl", "getmajor", "getminor", "ddi_pathname", "cleanpath", "toupper",
-    "tolower",
+    "ustack", "jstack", "printm", "print", "system", "copyin", "copyinstr", "copyout", "copyoutstr", "stringof",
+    "substr", "strchr", "index", "rindex", "basename", "dirname", "ftruncate", "freopen", "sym", "func", "mod",
+    "usym", "ufunc", "umod", "uaddr", "progenyof", "mutex_owned", "alloca", "bcopy", "inet_ntoa", "tracemem",
+    "htons", "ntohs", "htonl", "ntohl", "getmajor", "getminor", "ddi_pathname", "cleanpath",
 }  # fmt: skip
 
 
