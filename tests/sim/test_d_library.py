@@ -291,3 +291,8 @@ def test_thread_local_associative_arrays():
         ' printf("%d %d %d %s|%s", self->x[1], self->x[2], self->x[3], self->s["a", 1], self->s["b", 1]); exit(0); }'
     )
     assert result.output.startswith("5 1 0 str|")
+
+
+@pytest.mark.parametrize(("setting", "quiet"), [("quiet=yes", True), ("quiet=On", True), ("quiet=disabled", False)])
+def test_switches_take_yes_and_no_in_words(setting, quiet):
+    assert ("quiet" in compile_script(f"#pragma D option {setting}\nBEGIN {{}}", "t.d").program.options) is quiet
