@@ -28,7 +28,7 @@ def test_a_constant_without_a_comment_of_its_own_has_none_shown():
 def test_the_profile_page_shows_each_constant_its_value_and_source(client):
     page = html.unescape(client.get("/profiles/lecture").text)
     for level in PROFILES["lecture"].memory:
-        assert f"<th scope=\"row\">{level.name}</th>" in page
+        assert f'<th scope="row">{level.name}</th>' in page
     assert "67,552 ns for the host to back it" in page  # the first touch of a guest frame
     rows = re.findall(r'<tr id="(\w+)">', page)
     assert rows == [c.name for c in constants(PROFILES["lecture"])]

@@ -215,8 +215,9 @@ LECTURE = Profile(
 
 MODERN = Profile(
     name="modern",
-    description="A current amd64 server core (about 4 GHz) running a FreeBSD release kernel without debugging "
-    "options; DTrace loaded but only the enabled probes cost anything.",
+    description="A current amd64 server core (about 4 GHz) and a release build's costs (no debugging options; "
+    "DTrace loaded but only the enabled probes cost anything), running the same FreeBSD 11 code as the lecture "
+    "profile with SMAP on: today's costs, not a model of today's FreeBSD.",
     user_insn_ns=1,  # ~4 instructions per ns retire; one "step" of a library routine is a handful of them
     # Null syscall without mitigations: ~70-100 ns round trip (freebsd-kernel-paths.md section 10).
     syscall_insn_ns=25,
