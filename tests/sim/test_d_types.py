@@ -204,3 +204,12 @@ def test_fbt_args_follow_the_kernels_structures_whatever_the_objects_class():
     # Every trap is a page fault (T_PAGEFLT, 12): one in the kernel (PGEX_U clear: copyin), nine in user mode.
     assert lines[:3] == ["12 0 1", "12 4 9", "10"]
     assert lines[3] == "4 4"  # pipe_write runs inside write(2): the saved %rax is SYS_write, 4
+
+
+def test_module_scoped_tags_function_pointers_and_solaris_type_names():
+    program = """
+    struct f { void (*g)(); int a; };
+    BEGIN { printf("%d %d %d %d\\n", offsetof(struct D`f, a), sizeof (hrtime_t), sizeof (ipaddr_t),
+                   (u_longlong_t)-1 > 0); exit(0); }"""
+    assert printed(program) == "8 8 4 1"
+    assert "no such module: genunix" in refused("BEGIN { trace(sizeof (struct genunix`f)); }")
