@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from sim import VERSION
 from sim.core.events import MapKey, ProcessStart, RunEnd
@@ -28,7 +28,7 @@ from sim.kern.proc import PRISON0, Prison, Ucred
 from sim.kern.sched import Deadlock, sched_run
 from sim.machine.cpu import CR4_PGE, CR4_SMAP, CR4_SMEP, SF_MASK, SF_MASK_11
 from sim.machine.machine import Machine, MachineHalted
-from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
+from sim.machine.profiles import DEFAULT_PROFILE, PROFILES, Profile
 from sim.user import programs as _programs  # noqa: F401 - registers the programs
 from sim.user.libc import Libc
 from sim.user.programs import PROGRAMS, lookup, validate
@@ -98,7 +98,7 @@ def _config_fields(config: KernelConfig) -> dict:
     """The configuration as it names a run: armed DTrace probes only when there are some, so that every run made
     without them keeps the id it had before they could be armed."""
     fields = asdict(config)
-    for name in DTRACE_PROBE_FIELDS:
+    for name in (*DTRACE_PROBE_FIELDS, "physmem", "idlezero"):  # hw.physmem and idle zeroing too, only when set
         if not fields[name]:
             del fields[name]
     return fields
@@ -167,7 +167,7 @@ def record(
     command = parse_command_line(spec.command)
     main = lookup(command.program)
     validate(command.argv, dict(command.env))  # the program's own usage errors, before any run
-    machine = Machine(PROFILES[spec.profile], record_budget, event_budget)
+    machine = Machine(machine_profile(spec), record_budget, event_budget)
     kernel = Kernel(spec.config)
     tee = machine.log.stream_to(live(_LiveThreads(kernel))) if live is not None else None
     pcpu.attach(machine, kernel)  # this OS thread's CPU, until the run is over
@@ -235,6 +235,14 @@ def record(
         return run
     finally:
         pcpu.detach()
+
+
+def machine_profile(spec: RunSpec) -> Profile:
+    """The profile's machine, with hw.physmem (if set) capping its memory as the loader tunable does."""
+    profile = PROFILES[spec.profile]
+    if spec.config.physmem:
+        return replace(profile, phys_mem_bytes=min(spec.config.physmem, profile.phys_mem_bytes))
+    return profile
 
 
 def _release(machine: Machine) -> None:

@@ -416,7 +416,7 @@ class VdsoClockGettime(Payload):
 
 
 class Rdtscp(Payload):
-    """name "rdtscp": the time-stamp counter is read."""
+    """name "lfence; rdtsc": the time-stamp counter is read (FreeBSD 11's __vdso_gettc on amd64)."""
 
     tsc: int
 

@@ -33,6 +33,8 @@ class KernelConfig:
     # None: as the profile's machine has them (Profile.smap, Profile.smep; resolved in sim/run.py's _boot).
     smap: bool | None = None
     smep: bool | None = None
+    physmem: int = 0  # hw.physmem, the loader tunable: bytes of memory the machine may use (0: all the profile's)
+    idlezero: bool = False  # vm.idlezero_enable: the pagezero process zeroes free pages while the CPU is idle
     # DTrace probes armed by an enabled D program (sim/trace/dtrace.py required_config), each with its probe effect
     # (sim/kern/dtrace_probe.py): functions whose first instruction (fbt entry) or whose `ret`s (fbt return) fbt
     # has overwritten with int3, and the periods in ns of the profile-N/tick-N cyclics. Sorted tuples: hashable.

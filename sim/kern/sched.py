@@ -310,6 +310,7 @@ def live_user_threads() -> list[Thread]:
 def sched_idletd() -> None:
     """The idle thread: run whatever becomes runnable; otherwise halt until the next callout is due."""
     from sim.kern.kern_synch import mi_switch
+    from sim.vm.vm_zeroidle import vm_page_zero_idle, wants_idle_zeroing
 
     machine, s = pcpu.machine, sched()
     idle = s.idlethread
@@ -328,6 +329,8 @@ def sched_idletd() -> None:
             _charge_rusage(idle)
             return
         when = s.callouts[0][0]
+        if when > machine.now and wants_idle_zeroing():
+            vm_page_zero_idle(when)  # the pagezero process's share of the idle time (sim/vm/vm_zeroidle.py)
         if when > machine.now:
             machine.idle(when - machine.now)
             machine.emit("proc", "cpu_idle", CpuIdle(when))

@@ -38,6 +38,7 @@ class Kaiocb:
     offset: int
     buf: int
     nbytes: int
+    cred: object = None  # job->cred: the requester's credential, held when the job is queued
     finished: bool = False
     status: int = 0
     error: int = 0
@@ -88,7 +89,7 @@ def aio_aqueue(td: Thread, ujob: int, opcode: int) -> int:
     # The user's copy says "in progress" from now on.
     if copyout(struct.pack("<qq", 0, EINPROGRESS), ujob + _STATUS_OFFSET, 16) != 0:
         return EFAULT
-    job = Kaiocb(td.td_proc, ujob, fd, offset, buf, nbytes)
+    job = Kaiocb(td.td_proc, ujob, fd, offset, buf, nbytes, cred=td.td_ucred)  # crhold(td->td_ucred)
     state = _aio()
     state.jobs.append(job)
     state.done_by_proc.setdefault(td.td_proc, []).append(job)
@@ -134,6 +135,9 @@ def aio_process_rw(job: Kaiocb) -> None:
     vmspace_switch_aio(td, getattr(job.userproc, "p_vmspace", None))
     saved_fd = daemon_proc.p_fd
     daemon_proc.p_fd = job.userproc.p_fd  # the job's file, from the requester's table
+    # The work is authorised as the requester's, not the daemon's: the credential cached with the job.
+    saved_cred, td.td_ucred = td.td_ucred, job.cred
+    pcpu.machine.emit("hook", "td_ucred = job->cred")
     fp = fget(td, job.fd)
     error, count = EBADF, 0
     if fp is not None:
@@ -144,6 +148,8 @@ def aio_process_rw(job: Kaiocb) -> None:
         fp.f_offset = saved_offset
         count = td.td_retval[0]
     daemon_proc.p_fd = saved_fd
+    td.td_ucred = saved_cred
+    pcpu.machine.emit("hook", "td_ucred = td_savedcred")
     job.finished, job.status, job.error = True, count, error
     machine = pcpu.machine
     machine.charge(machine.profile.aio_job_ns)

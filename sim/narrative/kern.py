@@ -21,8 +21,12 @@ CONSTANT_WORDS.update({
     ("insn", "restore all registers"): "doreti_exit: reload the whole trapframe",
     ("insn", "iretq"): "back to ring 3 at tf_rip",
     ("skip", "ast"): "td_flags & (TDF_ASTPENDING|TDF_NEEDRESCHED) == 0",
+    # The AIO daemon works under the credential cached with the job (sim/kern/vfs_aio.py aio_process_rw).
+    ("hook", "td_ucred = job->cred"): "the AIO daemon takes the credential held when the job was queued: the "
+    "write is authorised as the requesting process",
+    ("hook", "td_ucred = td_savedcred"): "the AIO daemon puts its own credential back",
     # The flag each gated hook of syscallenter, syscallret, userret and ast tests, as FreeBSD's C tests it.
-    ("skip", "cred_update_thread"): "td->td_ucred == p->p_ucred",
+    ("skip", "thread_cow_update"): "td->td_cowgen == p->p_cowgen: the cached credential is current",
     ("skip", "ktrsyscall"): "KTRPOINT(td, KTR_SYSCALL) is false",
     ("skip", "ktrsysret"): "KTRPOINT(td, KTR_SYSRET) is false",
     ("skip", "ptracestop"): "(p->p_flag & P_TRACED) == 0",

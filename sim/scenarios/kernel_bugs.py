@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sim.kern.kernel import KernelConfig
 from sim.scenarios.registry import Scenario, register
+from sim.scenarios.stops import Stop, first, syscall
 
 SLIDE = "Security and reliability"
 
@@ -25,6 +26,16 @@ register(
         question="Which instruction read the user's memory, and why did the MMU allow it in ring 0?",
         views=("narrative", "cpu", "walk", "source"),
         slide=SLIDE,
+        stops=(
+            Stop("buggy-call", syscall("l41_bug"), "narrative", "The buggy module's system call is dispatched"),
+            Stop("deref", first("insn", "movq (%rax),%rax"), "cpu", "The kernel loads through the user's pointer"),
+            Stop(
+                "returns",
+                first("sysret", "success", after=syscall("l41_bug")),
+                "cpu",
+                "No fault: the kernel read the user's memory",
+            ),
+        ),
     )
 )
 
@@ -47,6 +58,12 @@ register(
         question="The page was present and readable. What in the page-fault error code says why it faulted?",
         views=("narrative", "cpu", "walk", "source"),
         slide=SLIDE,
+        stops=(
+            Stop("deref", first("insn", "movq (%rax),%rax"), "cpu", "The kernel loads through the user's pointer"),
+            Stop("smap-fault", first("trap", "#PF"), "cpu", "SMAP: a protection fault on a present user page"),
+            Stop("fatal", first("enter", "trap_fatal"), "narrative", "No pcb_onfault: trap_fatal, Fatal trap 12"),
+            Stop("panic", first("panic"), "narrative", "panic: page fault"),
+        ),
     )
 )
 
@@ -68,5 +85,11 @@ register(
         question="Why is a fault at address 0x10 fatal here, when dd's faults on its buffer were not?",
         views=("narrative", "cpu", "walk", "source"),
         slide=SLIDE,
+        stops=(
+            Stop("null-load", first("insn", "movq (%rax),%rax"), "cpu", "The kernel loads a field at NULL + 0x10"),
+            Stop("walk", first("walk", "PDE"), "walk", "The walk finds nothing mapped at page 0"),
+            Stop("fault", first("trap", "#PF"), "cpu", "A page fault in kernel mode, %cr2 = 0x10"),
+            Stop("panic", first("panic"), "narrative", "trap_fatal prints Fatal trap 12, and the kernel panics"),
+        ),
     )
 )

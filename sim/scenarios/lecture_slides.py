@@ -166,6 +166,33 @@ register(
 
 register(
     Scenario(
+        slug="libc-stub",
+        title="libc's system-call stub, instruction by instruction",
+        summary=(
+            "getpid() in C is a call to a libc stub generated from syscalls.master: mov $SYS_getpid,%eax puts "
+            "the call's number in %eax, movq %rcx,%r10 frees %rcx (syscall overwrites it), syscall traps, and on "
+            "return jb cerror tests the carry flag: clear, so ret hands %rax back as the result."
+        ),
+        command="getpid",
+        lecture_point=(
+            'Slide "System-call invocation": libc system-call stubs provide linkable symbols; system calls look '
+            "like library functions."
+        ),
+        question="What would the stub do if the carry flag were set on return?",
+        views=("narrative", "cpu", "source"),
+        slide="System-call invocation",
+        stops=(
+            Stop("call", first("user", "call getpid"), "cpu", "The C call: into libc's getpid stub"),
+            Stop("number", first("user", "mov $SYS_getpid,%eax"), "cpu", "The number from syscalls.master"),
+            Stop("trap", first("insn", "syscall"), "cpu", "syscall: into the kernel"),
+            Stop("carry", first("user", "jb cerror"), "cpu", "Back: carry clear, so no cerror"),
+            Stop("ret", first("user", "ret", after=first("user", "jb cerror")), "cpu", "ret: %rax is the pid"),
+        ),
+    )
+)
+
+register(
+    Scenario(
         slug="trap-vector",
         title="Two ways in: the syscall instruction and the IDT",
         summary=(
@@ -351,11 +378,12 @@ register(
 register(
     Scenario(
         slug="cred-update-thread",
-        title="cred_update_thread: the thread's cached credential",
+        title="thread_cow_update (the slide's cred_update_thread): the thread's cached credential",
         summary=(
             "Threads cache their process's credential (td_ucred) so a system call can check it without a lock. "
-            "cap_enter() replaces the process's credential; the next system call's cred_update_thread finds the "
-            "thread's copy stale and takes the new one, and every later check uses it."
+            "cap_enter() replaces the process's credential and bumps p_cowgen; the next system call's "
+            "thread_cow_update (FreeBSD 11's name for 10.x's cred_update_thread) finds the thread's copy stale and "
+            "takes the new one, and every later check uses it."
         ),
         command="capmode",
         lecture_point=(
@@ -366,9 +394,39 @@ register(
         views=("narrative", "timeline", "source"),
         slide="Security and reliability (2)",
         stops=(
-            Stop("skipped", first("skip", "cred_update_thread"), "source", "Credentials agree: the update is skipped"),
+            Stop("skipped", first("skip", "thread_cow_update"), "source", "Credentials agree: the update is skipped"),
             Stop("cap-enter", first("proc", "cap_enter"), "narrative", "cap_enter replaces p_ucred"),
-            Stop("updated", entering("cred_update_thread"), "source", "Next syscall: td_ucred = p_ucred"),
+            Stop("updated", entering("thread_cow_update"), "source", "Next syscall: td_ucred = p_ucred"),
+        ),
+    )
+)
+
+register(
+    Scenario(
+        slug="cached-credential",
+        title="A credential cached for asynchronous work: aio_write()",
+        summary=(
+            "aio_write() queues a job and holds the caller's credential with it (job->cred). Later an AIO daemon, "
+            "a kernel process with its own credential, does the write: for the job's duration it takes the cached "
+            "credential as its own, so the I/O is authorised as the process that asked, then puts its own back."
+        ),
+        command="aio-write",
+        lecture_point=(
+            'Slide "Security and reliability (2)": credentials may be cached to authorise asynchronous work, '
+            "done later by another thread on the process's behalf."
+        ),
+        question="Whose credential authorises the daemon's write, and when was it taken?",
+        views=("narrative", "timeline", "cpu", "source"),
+        slide="Security and reliability (2)",
+        stops=(
+            Stop("queued", first("proc", "aio_queue"), "narrative", "aio_write() queues the job with td_ucred held"),
+            Stop(
+                "daemon-takes-cred",
+                first("hook", "td_ucred = job->cred"),
+                "timeline",
+                "The AIO daemon works under the job's credential",
+            ),  # fmt: skip
+            Stop("restored", first("hook", "td_ucred = td_savedcred"), "timeline", "The daemon's own credential back"),
         ),
     )
 )
@@ -584,6 +642,77 @@ register(
 
 register(
     Scenario(
+        slug="prezeroed-pages",
+        title="Background page zeroing: pages zeroed while the CPU is idle",
+        summary=(
+            "With vm.idlezero_enable set, while the program sleeps the idle CPU runs the pagezero process, which "
+            "zeroes free pages and marks them PG_ZERO. The program then touches eight new pages: each zero-fill "
+            "fault asks for a zeroed page, gets one, and skips pmap_zero_page. The zeroing happened anyway, but "
+            "in time nobody was waiting for."
+        ),
+        command="prezero",
+        config=KernelConfig(idlezero=True),
+        lecture_point=(
+            'Slide "So: back to VM": the VM system works hard to avoid the cost of isolation: background page '
+            "zeroing moves zeroing off the fault path."
+        ),
+        question="Did the faults zero their pages? Where did the zeroing time go (compare with the switch off)?",
+        views=("narrative", "timeline", "vm", "latency"),
+        slide="So: back to Virtual Memory (VM)",
+        stops=(
+            Stop("idle-zeroing", entering("vm_page_zero_idle"), "timeline", "The CPU is idle: pagezero zeroes pages"),
+            Stop(
+                "zeroed",
+                first("mem", "page zeroed", after=entering("vm_page_zero_idle")),
+                "vm",
+                "A free page zeroed ahead of need (PG_ZERO)",
+            ),  # fmt: skip
+            Stop(
+                "fault",
+                fault("zero_fill", after=syscall("mmap", after=syscall("nanosleep"))),
+                "vm",
+                "A zero-fill fault finds a zeroed page: no pagezero",
+            ),  # fmt: skip
+        ),
+    )
+)
+
+register(
+    Scenario(
+        slug="pagedaemon",
+        title="The page daemon under memory pressure",
+        summary=(
+            "The lecture's dd with an 8 MiB block on a machine booted with hw.physmem=80M: the kernel keeps 64 MiB, "
+            "and dd's 16 MiB buffer does not fit beside the rest. When a fault finds too few free pages it waits "
+            "(VM_WAIT) for the page daemon, which scans the inactive and active queues, writes dirty anonymous "
+            "pages to swap and frees them; a page touched again later comes back from swap (a hard fault)."
+        ),
+        command=DD_COMMAND,
+        defaults={"bs": "8m", "count": "1", "malloc_conf": ""},
+        config=KernelConfig(physmem=80 << 20),
+        lecture_point=(
+            'Slide "So: back to VM": memory is a cache of secondary storage; the page daemon keeps a pool of free '
+            "pages by paging out (LRU-like queues, swap)."
+        ),
+        question="Which pages did the page daemon choose to write out, and who waited for it?",
+        views=("narrative", "timeline", "vm", "latency"),
+        slide="So: back to Virtual Memory (VM)",
+        stops=(
+            Stop("vmwait", first("proc", "vmwait"), "narrative", "Too few free pages: the fault waits (VM_WAIT)"),
+            Stop("scan", first("mem", "pagedaemon"), "vm", "The page daemon's pass frees pages"),
+            Stop(
+                "swap-out",
+                first("proc", "sleep", where=lambda w: getattr(w, "write", False)),
+                "timeline",
+                "A dirty anonymous page is written to swap",
+            ),  # fmt: skip
+            Stop("swap-in", fault("hard"), "vm", "A page touched again comes back from swap"),
+        ),
+    )
+)
+
+register(
+    Scenario(
         slug="fork-vm-map",
         title="fork() through vm_map and vm_object",
         summary=(
@@ -608,6 +737,43 @@ register(
             ),
             Stop("shadow", first("mem", "vm_object_shadow"), "vm", "A write: a shadow object for the writer"),
             Stop("collapse", first("mem", "vm_object_collapse"), "vm", "At exit the chain collapses"),
+        ),
+    )
+)
+
+register(
+    Scenario(
+        slug="fork-execve",
+        title="fork() then execve(): a copied address space, then a new one",
+        summary=(
+            "The child of fork() starts with a copy-on-write copy of its parent's vm_map. execve(/bin/getpid) "
+            "throws that away: vmspace_exec deletes every map entry, and the new image is mapped in fresh entries "
+            "backed by the program file's vm_object; the process, its pid and its open files stay."
+        ),
+        command="forkexec",
+        lecture_point=(
+            'Slide "Mach VM in other operating systems": FreeBSD implements fork() and execve() with Mach\'s '
+            "vm_map and vm_object: copy-on-write for fork, a new map of the image's objects for execve."
+        ),
+        question="Which of the child's map entries survive execve(), and what backs the new ones?",
+        views=("narrative", "timeline", "vm"),
+        slide="Mach VM in other operating systems",
+        stops=(
+            Stop("fork", syscall("fork"), "vm", "fork(): the child's map is a copy-on-write copy"),
+            Stop("execve", syscall("execve"), "source", "The child calls execve(/bin/getpid)"),
+            Stop(
+                "old-map-gone",
+                first("mem", "vm_map_entry_delete", after=syscall("execve")),
+                "vm",
+                "vmspace_exec: the old entries are deleted",
+            ),  # fmt: skip
+            Stop(
+                "new-image",
+                first("mem", "vm_map_insert", after=syscall("execve")),
+                "vm",
+                "The image is mapped in new entries",
+            ),  # fmt: skip
+            Stop("same-pid", syscall("getpid", after=syscall("execve")), "cpu", "The new program: the same pid"),
         ),
     )
 )

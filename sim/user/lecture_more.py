@@ -4,7 +4,7 @@ sim/scenarios/lecture_slides.py run them).
 - getauid: the lecture's example of a system call's body (slide "getauid"): the audit ID, or ENOSYS in a jail,
   EPERM without the privilege (the kernel's `jailed` and `uid` switches choose).
 - capmode: cap_enter() changes the process's credential; the thread's cached copy is refreshed by the next
-  system call's cred_update_thread, from which on open() is refused with ECAPMODE (slides "Security and
+  system call's thread_cow_update, from which on open() is refused with ECAPMODE (slides "Security and
   reliability (1)/(2)").
 - nosys: a system-call number syscalls.master does not list reaches nosys(): SIGSYS, and ENOSYS when SIGSYS is
   ignored (slide "System-call table: syscalls.master").
@@ -18,6 +18,9 @@ sim/scenarios/lecture_slides.py run them).
   demand paging of a file, each first touch a hard fault that reads the page from the disk (slide "System-call
   asynchrony"). The simulated kernel's buffer cache is not merged with the page cache: the pager reads the
   disk even when a buffer holds the block.
+- forkexec: fork() then execve(): the child's copied address space is replaced (slide "Mach VM").
+- prezero: sleeps, then touches new pages: with idle page zeroing on, they were zeroed while the CPU was idle
+  (slide "So: back to VM": background page zeroing).
 - superpage: touching every page of a 2 MiB-aligned region lets the VM system promote it to one 2 MiB mapping
   (slide "So: back to VM": superpages and TLB reach).
 
@@ -79,7 +82,7 @@ def getauid_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:
     return 0 if rc == 0 else 1
 
 
-# -- cap_enter(2): a new credential, picked up by cred_update_thread ------------------------------------------
+# -- cap_enter(2): a new credential, picked up by thread_cow_update -------------------------------------------
 
 
 @program(
@@ -249,4 +252,57 @@ def superpage_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> in
         umem.store(aligned + offset, b"s")
     total = sum(umem.load(aligned + offset, 1)[0] for offset in range(0, SUPERPAGE, 64 * PAGE_SIZE))
     printf(libc, f"touched {SUPERPAGE // PAGE_SIZE} pages at {aligned:#x}; checksum {total}\n")
+    return 0
+
+
+# -- background page zeroing -----------------------------------------------------------------------------------
+
+PREZERO_PAGES = 8
+PREZERO_SLEEP_NS = 2_000_000  # long enough for the idle CPU to zero more pages than the program then touches
+
+
+@program(
+    "prezero",
+    f"sleeps {PREZERO_SLEEP_NS // 1_000_000} ms, then maps {PREZERO_PAGES} pages and touches each: with the kernel's "
+    "idle page zeroing on (vm.idlezero_enable), the idle CPU zeroes free pages meanwhile and each fault finds one "
+    "already zero",
+    validate=validator("prezero"),
+)
+def prezero_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:
+    with stack_locals(libc, TIMESPEC.size) as pause:
+        umem.store(pause, TIMESPEC.pack(0, PREZERO_SLEEP_NS))
+        libc.syscall("nanosleep", pause, 0)
+    buf = anonymous(libc, PREZERO_PAGES * PAGE_SIZE)
+    for page in range(PREZERO_PAGES):
+        umem.store(buf + page * PAGE_SIZE, b"z")
+    printf(libc, f"touched {PREZERO_PAGES} new pages at {buf:#x}\n")
+    return 0
+
+
+# -- fork() then execve() --------------------------------------------------------------------------------------
+
+EXEC_PATH = "/bin/getpid"
+
+
+@program(
+    "forkexec",
+    f"fork(), and the child execve()s {EXEC_PATH}: its copied address space is replaced by a new one built from "
+    "the program's image; the parent waits",
+    validate=validator("forkexec"),
+)
+def forkexec_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:
+    def child(libc: Libc) -> int:
+        path = EXEC_PATH.encode() + b"\0"
+        with stack_locals(libc, len(path) + 16) as block:
+            umem.store(block + 16, path)
+            umem.store(block, (block + 16).to_bytes(8, "little") + bytes(8))  # argv = {path, NULL}
+            libc.syscall("execve", block + 16, block, 0)
+        err(libc, 127, argv[0], f"execve {EXEC_PATH}")
+        return 127
+
+    pid = libc.fork(child)
+    if pid == -1:
+        err(libc, 1, argv[0], "fork")
+    got, status = libc.waitpid(pid)
+    printf(libc, f"parent: child {got} ran {EXEC_PATH} and exited with {status >> 8}\n")
     return 0
