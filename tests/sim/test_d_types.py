@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from sim.narrative import detail
 from sim.trace.d_parser import DtraceError
 from sim.trace.dtrace import compile_script, run_dtrace
 
@@ -213,3 +214,15 @@ def test_module_scoped_tags_function_pointers_and_solaris_type_names():
                    (u_longlong_t)-1 > 0); exit(0); }"""
     assert printed(program) == "8 8 4 1"
     assert "no such module: genunix" in refused("BEGIN { trace(sizeof (struct genunix`f)); }")
+
+
+def test_an_armed_runs_entry_events_carry_the_arguments_in_words():
+    result = run_dtrace("fbt::pipe_write:entry { trace(arg1); }", "ipc-static -q -i pipe -b 4096 -t 8192 2thread")
+    entry = next(e for e in result.run.events if e.kind == "enter" and e.name == "pipe_write")
+    assert detail(entry) == (
+        f"called with struct file at {entry.data.values[0].address:#x}, struct uio at "
+        f"{entry.data.values[1].address:#x}, struct thread at {entry.data.values[2].address:#x} "
+        "(recorded for DTrace's fbt args[])"
+    )
+    plain = next(e for e in result.run.events if e.kind == "enter" and e.name == "pipe_read")
+    assert plain.data is None  # an unarmed function's entry records nothing
