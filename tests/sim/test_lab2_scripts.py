@@ -2,7 +2,8 @@
 system call on the lecture's machine, whose HPET timecounter the vdso cannot read) and takes the distributions
 of read() and write() return values inside it.
 
-The later labs' scripts read pipe state through `args[0]->f_data` at fbt probes: the last test."""
+And the later labs' pattern, pipe state through `args[0]->f_data` at fbt probes (typed fbt arguments arrived with
+the dtypes merge)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,17 @@ def test_pipe_state_through_fbt_arguments():
     reads, wanted = result.output.split()[:2]  # END's printa lines; the histograms print after END
     assert histograms == [reads, reads]  # every read found 0 bytes buffered and 0 mapped
     assert int(wanted) == 1048576  # the reads asked for the whole transfer, 64 KiB at a time
+
+
+def test_the_later_labs_read_pipe_state_through_args_f_data():
+    """The later labs' pattern (fbt arguments, typed, since the dtypes merge): the peer's pipe buffer and each
+    write's residual count, through `args[0]->f_data` and `args[1]->uio_resid`."""
+    script = (
+        "fbt::pipe_write:entry { this->pipe = (struct pipe *)args[0]->f_data;\n"
+        "    @peer_buffer = max(this->pipe->pipe_peer->pipe_buffer.size); @resid = quantize(args[1]->uio_resid); }\n"
+    )
+    result = run_dtrace(script, "ipc-static -q -i pipe -b 4096 -t 65536 2thread", quiet=True, script_name="lab2.d")
+    assert result.exit_status == 0
+    resid = {int(v): int(c) for v, c in re.findall(r"^\s+(\d+) \|@*\s+(\d+)", result.output, re.M) if int(c)}
+    assert resid == {4096: 16}  # 64 KiB in 4 KiB writes, each pipe_write with the whole buffer left to move
+    assert re.search(r"^\s+16384\s*$", result.output, re.M)  # the peer's buffer: PIPE_SIZE, never grown
