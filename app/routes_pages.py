@@ -56,7 +56,7 @@ async def stepper_context(query: StepperQuery, runs: RunCache, fragment: bool) -
     """What the stepper's templates need to show `query`'s step (its run recorded, or taken from the cache)."""
     cached = await runs.get(query.spec, prepare=stepper_run)
     derived = await derived_stepper_run(runs, cached)
-    stops = await run_stops(runs, cached, query.scenario)
+    stops = await run_stops(cached, query.scenario)
     query = with_stop(query, stops)
     step = query.step or 0
     if not 0 <= step <= cached.last_step:
@@ -99,7 +99,7 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
         raise step_problem(error, cached.last_step) from None
     cached = await runs.get(query.spec, prepare=stepper_run)
     derived = await derived_stepper_run(runs, cached)
-    stops = await run_stops(runs, cached, scenario)
+    stops = await run_stops(cached, scenario)
     named_no_step = query.stop and query.step is None and query.at_ns is None
     query = with_stop(query, stops)
     if query.at_ns is not None:

@@ -10,18 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from starlette.concurrency import run_in_threadpool
+
 from app.errors import BadParameter
 from app.params import StepperQuery
-from app.runs import CachedRun, RunCache
+from app.runs import CachedRun
 from sim.scenarios.registry import Scenario
 from sim.scenarios.stops import StopAt, resolve_stops
 
 
-async def run_stops(runs: RunCache, cached: CachedRun, scenario: Scenario) -> tuple[StopAt, ...]:
-    """The scenario's stops in this run (built in the recording pool the first time: a long run is a long scan)."""
+async def run_stops(cached: CachedRun, scenario: Scenario) -> tuple[StopAt, ...]:
+    """The scenario's stops in this run, found once and kept with it. A scan of the log (well under a second for
+    the longest), in the threadpool rather than the recording pool: a run admitted once is shown without queueing
+    again behind other recordings."""
     if not scenario.stops:
         return ()
-    return await runs.derive(cached, f"stops:{scenario.slug}", lambda c: resolve_stops(scenario.stops, c.run.events))
+    name = f"stops:{scenario.slug}"
+    found = cached.built(name)
+    if found is not None:
+        return found
+    return await run_in_threadpool(cached.derived, name, lambda c: resolve_stops(scenario.stops, c.run.events))
 
 
 def find_stop(stops: tuple[StopAt, ...], asked: str) -> StopAt:
