@@ -28,6 +28,9 @@ NGINX ?= /usr/sbin/nginx
 WRK ?= /usr/bin/wrk
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS='-m "not browser" -x'
 PYTEST_ARGS ?=
+# DTrace's own test suite and its runner (make conformance), beside the project as in the issue's set-up
+CONFORMANCE ?= ../shared/conformance/dtrace/run.py
+CONFORMANCE_ARGS ?=
 
 BIN := $(VENV)/bin
 VPY := $(BIN)/python
@@ -56,7 +59,7 @@ $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=6
 	install --no-install-recommends $(1)
 endef
 
-.PHONY: help setup setup-test run test lint format bench clean distclean
+.PHONY: help setup setup-test run test lint format bench conformance clean distclean
 
 help:
 	@echo "make run        serve trapscope on http://$(HOST):$(PORT) (sets everything up first)"
@@ -64,6 +67,7 @@ help:
 	@echo "make lint       ruff check + ruff format --check + lint-imports (the layers, in pyproject.toml)"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make bench      run every benchmark under bench/"
+	@echo "make conformance run DTrace's own test suite's D cases (~5 min of two cores; make test runs a subset)"
 	@echo "make setup      venv + pip install -e . + npm ci"
 	@echo "make setup-test venv + pip install -e '.[test]' + npm ci + Debian's chromium, redis-server and nginx-light"
 	@echo "make clean      remove caches and test output; make distclean also removes .venv and node_modules"
@@ -142,6 +146,12 @@ $(WRK):
 
 bench: $(STAMP_TEST) $(NPM_STAMP) $(WRK) $(REDIS_SERVER)
 	$(VPY) -m bench
+
+# The whole suite: every case as dtrace's driver runs it, scored, with what blocks the rest (CONFORMANCE_ARGS, e.g.
+# '--only aggs/ -v'). Its results go to $(TMPDIR)/dtrace_conformance; tests/sim/test_d_conformance.py runs a
+# few cases of each directory in make test.
+conformance: $(STAMP_RUN)
+	$(VPY) $(CONFORMANCE) . --out $${TMPDIR:-/tmp}/dtrace_conformance $(CONFORMANCE_ARGS)
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis test-results tests/artifacts

@@ -1,28 +1,26 @@
 """Plotly figures of a recorded run, for static/trapscope.js.
 
 The ring timeline is sent once with the page as a layout (built here with plotly's graph_objects) and compact
-data: the times and steps of every ring change and of every syscall, trap and fault, delta-encoded, so that a dd
-run's ten thousand ring changes cost tens of kilobytes, not megabytes, and the stretches of ring-0 time that were
-not the program's (a kernel thread ran, or the idle thread halted the CPU: app/view_latency.py). The browser turns
-them into two lanes of rectangles, the kernel lane cut into the program's, kernel threads' and idle time, and three
-rows of markers (static/trapscope.js). A step only moves the cursor (the layout's first
-shape) and the window the plot shows (focus_window): three numbers in the step panel's data attributes.
+data: each thread's lane (its stretches in ring 3, ring 0 or halted, app/timeline_lanes.py) and the times and steps
+of every syscall, trap and fault, delta-encoded, so that a dd run's ten thousand ring changes cost tens of
+kilobytes, not megabytes. The browser turns them into a lane per thread, ring 3 above ring 0, and a row of
+markers, with SI time units on the axis (static/trapscope.js). A step only moves the cursor (the layout's first
+shape) and, when the cursor leaves the time the plot shows, pans it (focus_window gives the first window): three
+numbers in the step panel's data attributes.
 
 The latency figure's layout is built here too; a step sends only its bars' names and values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
 import plotly.graph_objects as go
 
 from app.navigate import LogIndex
-from app.view_latency import IDLE, kthread_label
+from app.timeline_lanes import lanes_data, thread_lanes
 from sim.core.log import Event
-from sim.machine.cpu import KERNEL_CPL, USER_CPL
 
 # Okabe-Ito colours, distinguishable with every common colour-vision deficiency; every one also has a label.
 USER_COLOUR = "#0072B2"
@@ -36,10 +34,6 @@ KTHREAD_COLOUR = "#ECB68C"  # the kernel's vermillion, lightened: ring 0, but a 
 IDLE_COLOUR = "#8C8C8C"  # the hatching of a halted CPU (idle), on IDLE_FILL
 IDLE_FILL = "#F2F2F2"
 IDLE_LABEL = "idle (hlt)"
-LANES = {USER_CPL: "user · ring 3", KERNEL_CPL: "kernel · ring 0"}
-LANE_Y = {USER_CPL: 0.0, KERNEL_CPL: 1.0}  # each lane is a band from y to y + LANE_HEIGHT
-LANE_HEIGHT = 0.8
-MARK_Y = {"syscall": 2.0, "trap": 2.0, "fault": 2.0}  # the events row above the lanes
 CURSOR_SHAPE = 0  # index of the cursor line in layout.shapes
 MAX_SYSCALL_LABELS = 60  # past this many, syscall markers keep their hover text but lose their labels
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Liberation Sans', sans-serif"
@@ -65,32 +59,25 @@ def _marks(positions: list[int], events: list[Event], names: list[str] | None = 
 
 
 def timeline_data(
-    index: LogIndex, events: list[Event], initial_cpl: int, others: Sequence[tuple[int, int, str]] = ()
+    index: LogIndex, events: list[Event], initial_cpl: int, threads: dict[int, tuple[int, str]]
 ) -> dict[str, Any]:
-    """The ring changes and the marked events of a run, compact (see the module docstring). `others`: (start_ns,
-    end_ns, who) of each stretch that was not the program's (LatencyIndex.off_program_spans)."""
+    """Each thread's lane (app/timeline_lanes.py) and the marked events of a run, compact (see the module
+    docstring)."""
     syscalls = index.syscall_insns
     dispatched = index.positions("syscall")
     syscall_names = []
     for step in syscalls:
         found = LogIndex.next_after(dispatched, step)
         syscall_names.append(events[found].name if found is not None else "syscall")
-    ring_cpl = index.ring_cpl
     return {
-        "cpl0": initial_cpl,
         "end": events[-1].t_ns,
         "last": index.last_step,
-        "changes": {
-            "t": _deltas([events[p].t_ns for p in index.ring_changes]),
-            "s": _deltas(index.ring_changes),
-            "cpl": ring_cpl,
-        },
+        "lanes": lanes_data(thread_lanes(index, events, initial_cpl, threads)),
         "marks": {
             "syscall": _marks(syscalls, events, syscall_names),
             "trap": _marks(index.positions("trap"), events),
             "fault": _marks(index.positions("fault"), events),
         },
-        "others": _others(others),
         "labels": len(syscalls) <= MAX_SYSCALL_LABELS,
         "style": {
             "user": USER_COLOUR,
@@ -101,21 +88,8 @@ def timeline_data(
             "syscall": SYSCALL_COLOUR,
             "trap": TRAP_COLOUR,
             "fault": FAULT_COLOUR,
-            "laneY": {"user": LANE_Y[USER_CPL], "kernel": LANE_Y[KERNEL_CPL]},
-            "laneHeight": LANE_HEIGHT,
-            "markY": MARK_Y,
-            "laneNames": {"user": LANES[USER_CPL], "kernel": LANES[KERNEL_CPL]},
+            "idleLabel": IDLE_LABEL,
         },
-    }
-
-
-def _others(spans: Sequence[tuple[int, int, str]]) -> dict[str, Any]:
-    """Spans as delta-encoded starts, durations and an index into their labels; `idle` says which label is a halt."""
-    return {
-        "t": _deltas([start for start, _, _ in spans]),
-        "d": [end - start for start, end, _ in spans],
-        **_labelled([IDLE_LABEL if who == IDLE else kthread_label(who) for _, _, who in spans]),
-        "idle": IDLE_LABEL,
     }
 
 
@@ -137,25 +111,20 @@ def timeline_layout() -> dict[str, Any]:
     """The timeline's layout and config: lanes labelled on the y axis, time on x, the cursor as shape 0."""
     layout = _plain_layout(
         height=210,
-        margin=dict(l=128, r=16, t=8, b=44),
+        margin=dict(l=62, r=12, t=8, b=44),
         hovermode="closest",
         hoverdistance=60,
         hoverlabel=dict(font=dict(family=FONT, size=14)),
+        # the ticks (SI units chosen by the range shown) and the lanes' rows are set by static/trapscope.js
         xaxis=dict(
-            title=dict(text="simulated time (ns)", font=dict(size=14), standoff=4),
+            title=dict(text="simulated time", font=dict(size=14), standoff=4),
             showgrid=True,
             gridcolor="#e5e5e5",
             zeroline=False,
-            tickformat=",d",
+            tickangle=0,
+            tickmode="array",
         ),
-        yaxis=dict(
-            range=[-0.15, 2.45],
-            tickvals=[LANE_Y[USER_CPL] + LANE_HEIGHT / 2, LANE_Y[KERNEL_CPL] + LANE_HEIGHT / 2, MARK_Y["syscall"]],
-            ticktext=[LANES[USER_CPL], LANES[KERNEL_CPL], "events"],
-            showgrid=False,
-            zeroline=False,
-            fixedrange=True,
-        ),
+        yaxis=dict(showgrid=False, zeroline=False, fixedrange=True, tickfont=dict(size=12), ticklabelstandoff=8),
         shapes=[cursor_shape(0)],
     )
     return {
@@ -209,12 +178,16 @@ def ring_intervals(index: LogIndex, initial_cpl: int) -> list[tuple[int, int, in
 
 def focus_window(intervals: list[tuple[int, int, int]], t_ns: int, cpl: int) -> tuple[int, int]:
     """The time range to show around step time `t_ns`: the stretch in ring `cpl` containing it, and the stretches
-    before and after it, so the transitions into and out of the current ring are on screen."""
+    before and after it, so the transitions into and out of the current ring are on screen. A neighbour is cut to
+    twice the stretch or the other neighbour's length, whichever is more: after getpid's sysretq the next stretch
+    is exit()'s whole teardown, and the window would jump from 0-905 ns to 0-74,716 ns between two steps."""
     if not intervals:
         return (0, max(t_ns, 1))
     here = _interval_at(intervals, t_ns, cpl)
-    start = intervals[max(here - 1, 0)][0]
-    end = intervals[min(here + 1, len(intervals) - 1)][1]
+    before, after = intervals[max(here - 1, 0)], intervals[min(here + 1, len(intervals) - 1)]
+    length = intervals[here][1] - intervals[here][0]
+    start = max(before[0], intervals[here][0] - max(2 * length, after[1] - after[0]))
+    end = min(after[1], intervals[here][1] + max(2 * length, before[1] - before[0]))
     pad = max(1, (end - start) // 30)
     return (max(0, start - pad), end + pad)
 

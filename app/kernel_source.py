@@ -56,7 +56,8 @@ void amd64_syscall(struct thread *td, int traced)
     ("syscallenter", "sys/kern/subr_syscall.c"): """
 static inline int syscallenter(struct thread *td)
 {
-    if (td->td_ucred != p->p_ucred) cred_update_thread(td); #@ hook:cred_update_thread call:cred_update_thread
+    /* FreeBSD 11's thread_cow_update; 10.x and the lecture's slide call it cred_update_thread */
+    if (td->td_cowgen != p->p_cowgen) thread_cow_update(td); #@ hook:thread_cow_update call:thread_cow_update
     error = (p->p_sysent->sv_fetch_syscall_args)(td);                  #@ call:cpu_fetch_syscall_args
     if (KTRPOINT(td, KTR_SYSCALL)) ktrsyscall(sa->code, ...);          #@ hook:ktrsyscall call:ktrsyscall
     if (p->p_flag & P_TRACED) ptracestop(td, SIGTRAP);                 #@ hook:ptracestop call:ptracestop

@@ -39,6 +39,7 @@ from app.params import WEB_EVENT_BUDGET, check_web_command
 from app.readiness import recording_queue_has_room
 from app.recorder_process import recorder_process_from_env
 from app.rooms import RoomLimits, Rooms
+from app.routes_profiles import router as profiles_router
 from app.runs import DEFAULT_MAX_RUNS, RunCache
 from app.security import SecurityHeadersMiddleware
 from app.server_limits import install_request_limits
@@ -117,6 +118,7 @@ def create_app(max_runs: int = DEFAULT_MAX_RUNS, rooms: Rooms | None = None) -> 
     app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(vendor.router)
     app.include_router(routes_pages.router)
+    app.include_router(profiles_router)
     app.include_router(routes_outline.router)
     app.include_router(routes_exercises.router)
     app.include_router(routes_api.router)

@@ -104,6 +104,11 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
     query = with_stop(query, stops)
     if query.at_ns is not None:
         query = with_stop(replace(query, step=derived.index.step_at_time(query.at_ns), at_ns=None, stop=""), stops)
+    if query.step is not None and query.step > derived.index.last_step:
+        # a step past the end (a link made for a longer run, a typo): the last step, and the URL says so
+        query = replace(query, step=derived.index.last_step, stop="")
+        if not is_htmx(request):
+            return RedirectResponse(query.url(query.step), status_code=303)
     if (named_no_step or "at" in params) and not is_htmx(request):
         return RedirectResponse(query.url(query.step), status_code=303)  # the canonical URL names the step
     step = query.step or 0

@@ -41,7 +41,7 @@ class CachedRun:
         self.replay = Replay(run)
         self._lock = threading.RLock()  # Replay builds checkpoints lazily: one thread at a time; builds may nest
         self._derived: dict[str, Any] = {}
-        self._measure()
+        self.measure()
 
     @classmethod
     def restored(cls, run: Run, replay: Replay, derived: dict[str, Any], nbytes: int) -> CachedRun:
@@ -54,7 +54,7 @@ class CachedRun:
     def derived_views(self) -> dict[str, Any]:
         return self._derived
 
-    def _measure(self) -> None:
+    def measure(self) -> None:
         """The memory this run holds (`nbytes`): events, replay checkpoints and derived views (app/memory.py)."""
         self.nbytes = estimated_bytes((self.run, self.replay, self._derived))
 
@@ -71,7 +71,7 @@ class CachedRun:
         with self._lock:
             if name not in self._derived:
                 self._derived[name] = build(self)
-                self._measure()
+                self.measure()
             return self._derived[name]
 
     def built(self, name: str) -> Any | None:

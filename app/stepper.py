@@ -34,9 +34,7 @@ class StepperRun:
         self.latency = LatencyIndex(self.index, run.events, run.initial_registers["cpl"], run.threads)
         self.fault_modes = fault_modes(self.index, run.events)
         self.intervals = ring_intervals(self.index, run.initial_registers["cpl"])
-        self.timeline = timeline_data(
-            self.index, run.events, run.initial_registers["cpl"], self.latency.off_program_spans()
-        )
+        self.timeline = timeline_data(self.index, run.events, run.initial_registers["cpl"], run.threads)
         kernel_functions = {name for kind, name in self.index.by_name if kind == "enter"}
         self.functions = tuple(sorted(kernel_functions))
         cached.replay.table_at("page", 0)  # index the VM tables now, with the rest, not on the first step

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from app.vendor import IMMUTABLE, ROOT, unused_plotly_style_ids, vendor_urls
+from sim.machine.profiles import PROFILES
 
 TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
@@ -50,6 +51,7 @@ def make_templates() -> Jinja2Templates:
     # a busy server's main thread under the lecture benchmark).
     templates.env.auto_reload = False
     templates.env.globals["static_url"] = static_url
+    templates.env.globals["profile_names"] = tuple(PROFILES)  # the machine profiles a run may name
     templates.env.globals["vendor"] = vendor_urls()
     templates.env.globals["unused_plotly_style_ids"] = unused_plotly_style_ids()
     templates.env.filters["ns"] = lambda value: f"{value:,} ns"

@@ -110,20 +110,6 @@ class LatencyIndex:
         """ns so far that program threads spent switched out inside an episode, by the episode's category."""
         return {category: sums.at(step, t_ns)[0] for (category, _), sums in self.off_cpu.items()}
 
-    def off_program_spans(self) -> list[tuple[int, int, str]]:
-        """(start_ns, end_ns, who) for each stretch the CPU was not the program's: a kernel thread's comm, or IDLE
-        for a halt. For the timeline."""
-        spans: list[tuple[int, int, str]] = []
-        for piece in self.slices:
-            category, name = piece.key
-            if category not in ("kthread", "idle") or piece.end_ns <= piece.start_ns:
-                continue
-            if spans and spans[-1][2] == name and spans[-1][1] == piece.start_ns:
-                spans[-1] = (spans[-1][0], piece.end_ns, name)
-            else:
-                spans.append((piece.start_ns, piece.end_ns, name))
-        return spans
-
 
 def _grouped(pairs: Iterable[tuple[tuple[str, str], tuple[int, int, int, int]]]) -> dict[tuple[str, str], _Sums]:
     groups: dict[tuple[str, str], list[tuple[int, int, int, int]]] = {}

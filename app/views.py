@@ -302,6 +302,9 @@ def step_view(
 ) -> StepView:
     event = state.event
     old_registers = _old_values(event, "reg")
+    old_registers.pop("rip", None)
+    if "rip" in state.changed_registers:  # as the step before showed it (sim/replay.py puts it in the kernel function)
+        old_registers["rip"] = state.rip_before
     return StepView(
         scenario=scenario,
         step=state.step,

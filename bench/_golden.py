@@ -41,7 +41,7 @@ EXTRA_SCRIPTS = {  # beyond the examples: every kind of probe, with the argument
     "proc::: { @p[probename, probefunc, pid] = count(); }\n",
 }
 CLI_COMMANDS = ["getpid 3", "dd if=/dev/zero of=/dev/null bs=1m count=1", "fork", "eintr"]
-PAGEWALK_VAS = ["0x200000", "0x201000", "0x7fffffffe000", "0xdead"]
+PAGEWALK_VAS = ["0x400000", "0x401000", "0x7fffffffe000", "0xdead"]
 
 
 class Golden:

@@ -18,17 +18,19 @@ from sim.user.shell import CommandLineError
 from sim.vm.pagewalk import PagewalkError, format_pagewalk, pagewalk
 
 EXIT_USAGE = 2
+# Every profile runs the same FreeBSD 11 code: a profile is a machine's costs (and its SMAP/SMEP), not a release.
+PROFILE_HELP = "the machine's costs (default lecture); each runs FreeBSD 11's code, modern with today's costs"
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="run a command line on the simulated machine and time it")
-    run.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help="machine profile (lecture)")
+    run.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help=PROFILE_HELP)
     run.add_argument("--json", action="store_true", help="print one JSON object of counters instead")
     run.add_argument("-c", dest="command", required=True, metavar="'COMMAND LINE'", help="what to run")
     run.set_defaults(handler=_run)
     dtrace.add_parser(subparsers)
     walk = subparsers.add_parser("pagewalk", help="run a command line, then walk an address in its page tables")
-    walk.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help="machine profile (lecture)")
+    walk.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help=PROFILE_HELP)
     walk.add_argument("--json", action="store_true", help="print the walk as one JSON object")
     walk.add_argument("--va", required=True, type=_address, metavar="ADDRESS", help="address (0x... or decimal)")
     walk.add_argument("--pid", type=int, help="whose page tables (default: the first process)")

@@ -8,7 +8,7 @@ back is as cheap as stepping forward, and a step answered for one student never 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sim.core.log import Event
@@ -44,6 +44,7 @@ class StepState:
     stack: tuple[str, ...]  # kernel frames, outermost first
     errno: int  # the user thread's errno (libc's TLS variable)
     tid: int  # the thread on the CPU
+    rip_before: int = 0  # %rip as the step before showed it (what "was" says when this step moved it)
 
     @property
     def t_ns(self) -> int:
@@ -58,13 +59,14 @@ class _State:
     """What the views show, folded from deltas: the registers, each thread's trapframe and the user thread's errno;
     the walker (sim/core/walker.py) gives the thread on the CPU and its kernel stack."""
 
-    __slots__ = ("registers", "trapframes", "errno", "walker")
+    __slots__ = ("registers", "trapframes", "errno", "walker", "shown_rip", "rip_before")
 
     def __init__(self, registers: dict[str, int], threads: ThreadTable) -> None:
         self.registers = dict(registers)
         self.trapframes: dict[int, dict[str, int]] = {0: {}}
         self.errno = 0
         self.walker = Walker(threads, registers["cpl"])
+        self.shown_rip = self.rip_before = registers["rip"]  # %rip as this step and the one before show it
 
     @property
     def trapframe(self) -> dict[str, int]:
@@ -75,6 +77,7 @@ class _State:
         other.trapframes = {tid: dict(frame) for tid, frame in self.trapframes.items()}
         other.errno = self.errno
         other.walker = self.walker.copy()
+        other.shown_rip, other.rip_before = self.shown_rip, self.rip_before
         return other
 
     def apply(self, event: Event) -> None:
@@ -90,25 +93,57 @@ class _State:
             elif kind == "thread":
                 tid = delta[2]
         self.walker.step(event)
+        self.rip_before = self.shown_rip
+        self.shown_rip = _shown_rip(self.registers, self.walker.stack, event)
 
 
-def _with_kernel_pc(registers: dict[str, int], stack: list[str], event: Event) -> dict[str, int]:
-    """The registers with %rip inside the kernel function running at this step.
+def _kernel_pc(rip: int, cpl: int, stack: Sequence[str], entered: bool) -> int:
+    """%rip inside the kernel function running, as a step shows it.
 
     The simulator moves %rip only at the instructions it models one by one (syscall, the IDT's entry, iretq,
     sysretq); a kernel function's call and return are not such instructions, so the recorded %rip stays where the
     kernel was entered. Shown as it is, it would claim that sys_getpid runs at Xfast_syscall's address: here %rip
     is the innermost frame's own address (kernel_symbol, as its stack shows it) when the recorded one is not in
-    that function: its first instruction at the step that calls it, after the call site once a callee returns.
+    that function: its first instruction at the step that calls it, after the call site otherwise.
     """
-    if registers["cpl"] != KERNEL_CPL or not stack:
-        return registers
-    function = stack[-1]
-    start = kernel_symbol(function)
-    if start <= registers["rip"] < start + KERNEL_FUNCTION_SPAN:
-        return registers
-    entered = event.kind == "enter" and event.name == function
-    return {**registers, "rip": start if entered else start + AFTER_A_CALL}
+    if cpl != KERNEL_CPL or not stack:
+        return rip
+    start = kernel_symbol(stack[-1])
+    if start <= rip < start + KERNEL_FUNCTION_SPAN:
+        return rip
+    return start if entered else start + AFTER_A_CALL
+
+
+def _shown_rip(registers: dict[str, int], stack: Sequence[str], event: Event) -> int:
+    """%rip as the step shows it: what an instruction that writes it wrote, else inside the running function."""
+    for delta in event.deltas:
+        if delta[0] == "reg" and delta[1] == "rip":
+            return registers["rip"]
+    entered = event.kind == "enter" and bool(stack) and event.name == stack[-1]
+    return _kernel_pc(registers["rip"], registers["cpl"], stack, entered)
+
+
+def _step_state(step: int, event: Event, state: _State, trapframe: dict[str, int]) -> StepState:
+    registers, rip_before = state.registers, state.rip_before
+    if state.shown_rip != registers["rip"]:
+        registers = {**registers, "rip": state.shown_rip}
+    changed = {d[1] for d in event.deltas if d[0] == "reg"}
+    if registers["rip"] != rip_before:
+        changed.add("rip")
+    else:
+        changed.discard("rip")
+    return StepState(
+        step=step,
+        event=event,
+        registers=registers,
+        changed_registers=frozenset(changed),
+        trapframe=trapframe,
+        changed_trapframe=frozenset(d[1] for d in event.deltas if d[0] == "tf"),
+        stack=tuple(state.walker.stack),
+        errno=state.errno,
+        tid=state.walker.tid,
+        rip_before=rip_before,
+    )
 
 
 class Replay:
@@ -128,35 +163,14 @@ class Replay:
         if not 0 <= step <= self.last_step:
             raise StepOutOfRange(step, self.last_step)
         state = self._state(step)
-        event = self.events[step]
-        return StepState(
-            step=step,
-            event=event,
-            registers=_with_kernel_pc(state.registers, state.walker.stack, event),
-            changed_registers=frozenset(d[1] for d in event.deltas if d[0] == "reg"),
-            trapframe=dict(state.trapframe),
-            changed_trapframe=frozenset(d[1] for d in event.deltas if d[0] == "tf"),
-            stack=tuple(state.walker.stack),
-            errno=state.errno,
-            tid=state.walker.tid,
-        )
+        return _step_state(step, self.events[step], state, dict(state.trapframe))
 
     def states(self) -> Iterator[StepState]:
         """Every step's state, in order, folded once: what a check over a whole run needs."""
         state = _State(self.run.initial_registers, self.run.threads)
         for step, event in enumerate(self.events):
             state.apply(event)
-            yield StepState(
-                step=step,
-                event=event,
-                registers=_with_kernel_pc(state.registers, state.walker.stack, event),
-                changed_registers=frozenset(d[1] for d in event.deltas if d[0] == "reg"),
-                trapframe=state.trapframe,
-                changed_trapframe=frozenset(d[1] for d in event.deltas if d[0] == "tf"),
-                stack=tuple(state.walker.stack),
-                errno=state.errno,
-                tid=state.walker.tid,
-            )
+            yield _step_state(step, event, state, state.trapframe)
 
     def _state(self, step: int) -> _State:
         """Copy the checkpoint at or below `step` (checkpoint i is step i * CHECKPOINT_EVERY) and fold forward."""

@@ -6,14 +6,15 @@
 (function () {
   "use strict";
 
-  function applyFocus() {
+  // `arrived`: a step (or the page) has just come in, so a stop's own view takes over from the reader's choice.
+  function applyFocus(arrived) {
     const stepper = document.getElementById("stepper");
     const panel = document.getElementById("step-panel");
     if (!stepper || !panel) return;
     const buttons = [...panel.querySelectorAll("[data-focus-view]")];
     const offered = buttons.map((button) => button.dataset.focusView);
     const stop = panel.dataset.stopView;
-    if (stop && offered.includes(stop)) stepper.dataset.focus = stop;
+    if (arrived && stop && offered.includes(stop)) stepper.dataset.focus = stop;
     const chosen = stepper.dataset.focus;
     if (chosen && offered.includes(chosen)) panel.dataset.focus = chosen;
     for (const button of buttons) {
@@ -25,7 +26,7 @@
     const stepper = document.getElementById("stepper");
     if (!stepper) return;
     stepper.dataset.focus = name;
-    applyFocus();
+    applyFocus(false);
     window.dispatchEvent(new Event("resize")); // a figure shown again takes its size (Plotly's responsive figures)
   }
 
@@ -39,6 +40,6 @@
       if (buttons.length) focusView(buttons[(at + 1) % buttons.length].dataset.focusView);
     }
   });
-  document.addEventListener("htmx:after:swap", applyFocus);
-  applyFocus();
+  document.addEventListener("htmx:after:swap", () => applyFocus(true));
+  applyFocus(true);
 })();

@@ -1,8 +1,8 @@
 // trapscope's browser glue. The server renders every step; this file only
 //  - draws the figures a page carries as JSON (<script type="application/json">, never executed): the ring
 //    timeline (compact data turned into lanes and markers here), the latency bars and the frame grid (a canvas);
-//  - moves the timeline's cursor to the step htmx has just swapped in (the panel's data-t-ns) and shows the time
-//    around it (data-window: the server's choice, app/figures.py focus_window);
+//  - moves the timeline's cursor to the step htmx has just swapped in (the panel's data-t-ns), keeping the time
+//    range shown unless the cursor leaves it (then it pans; data-window, app/figures.py focus_window, is the first);
 //  - jumps to the step at a clicked time or marker (the server resolves ?at=NS and pushes the ?step=N URL);
 //  - maps keys to the controls that declare them with data-key (so a new control needs no new JS), opens the
 //    keyboard help (?), and gives focus back to the control that had it when its panel is replaced.
@@ -36,11 +36,16 @@
   // pixel can show: stretches closer than a pixel merge, and at most one marker of a kind per pixel column. A
   // zoom, a pan or a step draws the new range the same way (Plotly.react with a handful of points).
 
-  // The kernel lane is cut into the program's ring-0 time and the stretches that were not the program's (data.others:
-  // a kernel thread ran, or the idle thread halted the CPU), drawn lighter and hatched with their names.
+  // A lane per thread (app/timeline_lanes.py): its ring-3 stretches in a band above its ring-0 ones, the idle
+  // thread's halts hatched in its ring-0 band, its name written above the bands.
 
-  let timeline = null; // {host, lanes: {3, 0, kthread, idle: [starts, ends, names?]}, marks, style, ...}
+  let timeline = null; // {host, lanes: [{name, kind, u, k, h: [starts, ends]}], marks, style, ...}
   let clickTimer = 0;
+
+  const LANE_ROWS = 1.6; // y units a lane takes: ring 0 band, ring 3 band, its name
+  const BAND = 0.45;
+  const ROW_PX = 30; // px per y unit
+  const MARK_GAP = 0.45; // the events row sits this far above the top lane
 
   function undelta(values) {
     let sum = 0;
@@ -49,34 +54,16 @@
 
   function decodeTimeline(figure) {
     const data = figure.data;
-    const times = undelta(data.changes.t);
-    const lanes = { 3: [[], []], 0: [[], []] };
-    let cpl = data.cpl0;
-    let since = 0;
-    const add = (a, b) => {
-      if (b > a && lanes[cpl]) {
-        lanes[cpl][0].push(a);
-        lanes[cpl][1].push(b);
-      }
-    };
-    times.forEach((t, i) => {
-      add(since, t);
-      cpl = data.changes.cpl[i];
-      since = t;
+    const lanes = data.lanes.map((lane) => {
+      const starts = undelta(lane.t);
+      const decoded = { name: lane.name, kind: lane.kind, u: [[], []], k: [[], []], h: [[], []] };
+      starts.forEach((a, i) => {
+        const code = lane.c[i];
+        decoded[code][0].push(a);
+        decoded[code][1].push(a + lane.d[i]);
+      });
+      return decoded;
     });
-    add(since, data.end);
-    const others = data.others;
-    const otherStarts = undelta(others.t);
-    const otherSpans = otherStarts.map((a, i) => [a, a + others.d[i], others.names[others.n[i]]]);
-    lanes[0] = withoutSpans(lanes[0], otherSpans);
-    lanes.kthread = [[], [], []];
-    lanes.idle = [[], [], []];
-    for (const [a, b, name] of otherSpans) {
-      const lane = name === others.idle ? lanes.idle : lanes.kthread;
-      lane[0].push(a);
-      lane[1].push(b);
-      lane[2].push(name);
-    }
     const marks = {};
     for (const kind of Object.keys(MARKS)) {
       const m = data.marks[kind];
@@ -85,28 +72,13 @@
     return { lanes, marks, style: data.style, labels: data.labels, end: data.end };
   }
 
-  // The stretches of `lane` ([starts, ends], sorted) with the sorted, disjoint `spans` ([start, end, name]) cut out.
-  function withoutSpans(lane, spans) {
-    const [starts, ends] = lane;
-    const kept = [[], []];
-    let j = 0;
-    for (let i = 0; i < starts.length; i++) {
-      let a = starts[i];
-      const b = ends[i];
-      while (j < spans.length && spans[j][1] <= a) j++;
-      for (let k = j; a < b && k < spans.length && spans[k][0] < b; k++) {
-        if (spans[k][0] > a) {
-          kept[0].push(a);
-          kept[1].push(spans[k][0]);
-        }
-        a = Math.max(a, spans[k][1]);
-      }
-      if (a < b) {
-        kept[0].push(a);
-        kept[1].push(b);
-      }
-    }
-    return kept;
+  // Lane i's bands: ring 0 from base, ring 3 above it; lane 0 (the program's first thread) is the top one.
+  function laneBase(i, count) {
+    return (count - 1 - i) * LANE_ROWS;
+  }
+
+  function markY(count) {
+    return count * LANE_ROWS + MARK_GAP;
   }
 
   function firstAtOrAfter(sorted, value) {
@@ -120,10 +92,9 @@
     return lo;
   }
 
-  // One lane: a rectangle per stretch of time (merged below a pixel), all in one path; hovering near a rectangle's
-  // edge names the stretch (lane[2][i] if the lane names each one, else `name`) and its length. `labels` collects
-  // [middle, name] of rectangles wide enough to carry their name.
-  function laneTrace(name, colour, lane, range, nsPerPixel, y0, height, extra, labels) {
+  // One band: a rectangle per stretch of time (merged below a pixel), all in one path; hovering near a rectangle's
+  // edge names the stretch (lane[2][i] if the lane names each one, else `name`) and its length.
+  function laneTrace(name, colour, lane, range, nsPerPixel, y0, height, extra) {
     const [starts, ends, names] = lane;
     const x = [];
     const y = [];
@@ -135,7 +106,6 @@
       y.push(y0, y0, y0, top, top, top, y0, null);
       const info = [a, b, b - a, who];
       customdata.push(info, info, info, info, info, info, info, null);
-      if (labels && (b - a) / nsPerPixel > 9 * who.length) labels.push([middle, who]);
     };
     let i = Math.max(0, firstAtOrAfter(ends, range[0]));
     let a = null;
@@ -162,14 +132,6 @@
     }, extra || {});
   }
 
-  // The names of wide kernel-thread and idle stretches, written inside them.
-  function spanLabels(labels, y) {
-    return {
-      type: "scatter", mode: "text", x: labels.map((l) => l[0]), y: labels.map(() => y),
-      text: labels.map((l) => l[1]), textfont: { size: 12, color: "#222222" }, hoverinfo: "skip", cliponaxis: true,
-    };
-  }
-
   const MARKS = {
     syscall: { symbol: "diamond", size: 10, label: "system call" },
     trap: { symbol: "triangle-down", size: 10, label: "trap" },
@@ -179,24 +141,32 @@
   const LABEL_PX_PER_CHAR = 7.5; // the marker labels' 13 px font, generously: a label's width in pixels, estimated
   const LABEL_GAP_PX = 6;
 
-  // Which markers' names fit as labels: those on screen, nearest the cursor first, each left out if it would overlap
-  // one already placed (its marker keeps the name as hover text).
+  // Which markers' names fit as labels, and where: those on screen, nearest the cursor first, centred over their
+  // marker, or beside it near an edge of the plot, each left out if it would overlap one already placed (its
+  // marker keeps the name as hover text).
   function placeLabels(x, names, visible, nsPerPixel, cursor) {
+    const widthPx = (visible[1] - visible[0]) / nsPerPixel;
     const order = x.map((_, i) => i).filter((i) => x[i] >= visible[0] && x[i] <= visible[1]);
     order.sort((i, j) => Math.abs(x[i] - cursor) - Math.abs(x[j] - cursor));
     const placed = [];
     const text = names.map(() => "");
+    const position = names.map(() => "top center");
     for (const i of order) {
-      const half = (names[i].length * LABEL_PX_PER_CHAR) / 2 + LABEL_GAP_PX / 2;
-      const centre = x[i] / nsPerPixel;
-      if (placed.some(([a, b]) => centre - half < b && centre + half > a)) continue;
-      placed.push([centre - half, centre + half]);
+      const width = names[i].length * LABEL_PX_PER_CHAR + LABEL_GAP_PX;
+      const at = (x[i] - visible[0]) / nsPerPixel;
+      let [left, where] = [at - width / 2, "top center"];
+      if (left < 0) [left, where] = [at - LABEL_GAP_PX / 2, "top right"];
+      else if (left + width > widthPx) [left, where] = [at - width + LABEL_GAP_PX / 2, "top left"];
+      if (left < 0 || left + width > widthPx) continue;
+      if (placed.some(([a, b]) => left < b && left + width > a)) continue;
+      placed.push([left, left + width]);
       text[i] = names[i];
+      position[i] = where;
     }
-    return text;
+    return { text, position };
   }
 
-  function markTrace(kind, marks, range, nsPerPixel, style, labels, visible, cursor) {
+  function markTrace(kind, marks, range, nsPerPixel, style, labels, visible, cursor, y) {
     const spec = MARKS[kind];
     const x = [];
     const customdata = [];
@@ -211,50 +181,119 @@
       names.push(marks.text[i]);
     }
     const withText = kind === "syscall" && labels && x.length <= 40;
-    const text = withText ? placeLabels(x, names, visible, nsPerPixel, cursor) : names.map(() => "");
+    const labelled = withText ? placeLabels(x, names, visible, nsPerPixel, cursor) : null;
+    const text = labelled ? labelled.text : names.map(() => "");
     return {
       type: "scatter", mode: withText ? "markers+text" : "markers", name: spec.label,
-      x, y: x.map(() => style.markY[kind]), customdata, text, hovertext: names,
-      textposition: "top center", textfont: { size: 13, color: "#111111" },
+      x, y: x.map(() => y), customdata, text, hovertext: names,
+      textposition: labelled ? labelled.position : "top center", textfont: { size: 13, color: "#111111" },
       marker: { symbol: spec.symbol, size: spec.size, color: style[kind], line: { width: 2, color: style[kind] } },
       hovertemplate: `${spec.label}: %{hovertext} at %{x:,} ns · step %{customdata} (click to go)<extra></extra>`,
       cliponaxis: false,
     };
   }
 
+  // SI time on the axis: the unit (ns, µs, ms, s) chosen by the range shown, ticks at 1, 2 or 5 times a power of ten,
+  // as many as fit level at this width; far from zero, ticks count from a round base named in the axis title, so
+  // a label never needs more than a few digits.
+  const UNITS = [[1, "ns"], [1e3, "µs"], [1e6, "ms"], [1e9, "s"]];
+  const TICK_CHAR_PX = 8.5; // the axis's 14 px font, generously
+  const TICK_GAP_PX = 28;
+
+  function timeUnit(span) {
+    let chosen = UNITS[0];
+    for (const unit of UNITS) if (span >= 5 * unit[0]) chosen = unit;
+    return chosen;
+  }
+
+  function formatIn(value, unit, decimals) {
+    return (value / unit[0]).toLocaleString("en", { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+  }
+
+  function timeTicks(range, widthPx) {
+    const span = Math.max(range[1] - range[0], 1);
+    const unit = timeUnit(span);
+    let base = 0;
+    let title = `simulated time (${unit[1]})`;
+    if (range[0] > 50 * span) { // far from zero: count from a round base
+      const magnitude = 10 ** Math.ceil(Math.log10(span));
+      base = Math.floor(range[0] / magnitude) * magnitude;
+      const baseUnit = timeUnit(base);
+      title = `simulated time (${unit[1]}) after ${formatIn(base, baseUnit, base % baseUnit[0] ? 3 : 0)} ${baseUnit[1]}`;
+    }
+    const labelChars = Math.max(formatIn(range[1] - base, unit, 0).length + 2, 4);
+    const most = Math.max(2, Math.floor(widthPx / (labelChars * TICK_CHAR_PX + TICK_GAP_PX)));
+    let step = 10 ** Math.floor(Math.log10(span / most));
+    for (const factor of [1, 2, 5, 10]) {
+      if (span / (step * factor) <= most) {
+        step *= factor;
+        break;
+      }
+    }
+    const decimals = Math.max(0, Math.ceil(-Math.log10(step / unit[0]) - 1e-9));
+    const tickvals = [];
+    const ticktext = [];
+    for (let t = Math.ceil((range[0] - base) / step) * step; t <= range[1] - base; t += step) {
+      tickvals.push(base + t);
+      ticktext.push(formatIn(t, unit, decimals));
+    }
+    return { tickvals, ticktext, title };
+  }
+
   function renderTimeline(range) {
     const { host, lanes, marks, style, labels } = timeline;
-    const width = Math.max(100, host.clientWidth - 144);
+    const layoutBase = timeline.layout;
+    const width = Math.max(100, host.clientWidth - layoutBase.margin.l - layoutBase.margin.r);
     const nsPerPixel = Math.max(1e-9, (range[1] - range[0]) / width);
     const margin = range[1] - range[0];
     const wide = [range[0] - margin, range[1] + margin]; // a little either side, for a pan
-    const kernelY = style.laneY.kernel;
-    const inside = [];
-    const height = style.laneHeight;
+    const count = lanes.length;
     const hatched = {
       line: { width: 0.5, color: style.idle },
       fillpattern: { shape: "/", fgcolor: style.idle, bgcolor: style.idleFill, size: 7, solidity: 0.25 },
     };
-    const traces = [
-      laneTrace(style.laneNames.user, style.user, lanes[3], wide, nsPerPixel, style.laneY.user, height),
-      laneTrace(style.laneNames.kernel, style.kernel, lanes[0], wide, nsPerPixel, kernelY, height),
-      laneTrace("kernel threads", style.kthread, lanes.kthread, wide, nsPerPixel, kernelY, height, {}, inside),
-      laneTrace("idle (hlt)", style.idleFill, lanes.idle, wide, nsPerPixel, kernelY, height, hatched, inside),
-      spanLabels(inside, kernelY + height / 2),
-    ];
+    const traces = [];
+    const annotations = [];
+    const tickvals = [];
+    const ticktext = [];
+    lanes.forEach((lane, i) => {
+      const y0 = laneBase(i, count);
+      const kernel = lane.kind === "program" ? style.kernel : style.kthread;
+      traces.push(laneTrace(`${lane.name}: ring 0`, kernel, lane.k, wide, nsPerPixel, y0, BAND));
+      traces.push(laneTrace(`${lane.name}: ring 3`, style.user, lane.u, wide, nsPerPixel, y0 + BAND + 0.05, BAND));
+      traces.push(laneTrace(`${lane.name}: ${style.idleLabel}`, style.idleFill, lane.h, wide, nsPerPixel, y0, BAND, hatched));
+      annotations.push({
+        xref: "paper", x: 0, xanchor: "left", yref: "y", y: y0 + 2 * BAND + 0.08, yanchor: "bottom",
+        text: lane.name, showarrow: false, font: { size: 13, color: "#222222" },
+      });
+      tickvals.push(y0 + BAND / 2, y0 + 1.5 * BAND + 0.05);
+      ticktext.push("ring 0", "ring 3");
+    });
+    const rowY = markY(count);
+    tickvals.push(rowY);
+    ticktext.push("events");
     const step = currentStep();
     const at = step ? step.t : range[0];
     for (const kind of Object.keys(MARKS)) {
-      traces.push(markTrace(kind, marks[kind], wide, nsPerPixel, style, labels, range, at));
+      traces.push(markTrace(kind, marks[kind], wide, nsPerPixel, style, labels, range, at, rowY));
     }
     const projector = Boolean(host.closest(".projector"));
-    const layout = Object.assign({}, timeline.layout, {
-      xaxis: Object.assign({}, timeline.layout.xaxis, { range, autorange: false }),
+    const ticks = timeTicks(range, width);
+    const top = rowY + 0.75; // room for the events' labels above their markers
+    const layout = Object.assign({}, layoutBase, {
+      height: Math.round(top * ROW_PX + layoutBase.margin.t + layoutBase.margin.b + 16),
+      xaxis: Object.assign({}, layoutBase.xaxis, {
+        range, autorange: false, tickvals: ticks.tickvals, ticktext: ticks.ticktext,
+        title: Object.assign({}, layoutBase.xaxis.title, { text: ticks.title }),
+      }),
+      yaxis: Object.assign({}, layoutBase.yaxis, { range: [-0.1, top], tickvals, ticktext }),
+      annotations,
       shapes: [], // the cursor is a line of its own over the plot (placeCursor)
-      font: Object.assign({}, timeline.layout.font, projector ? { size: 18 } : {}),
+      font: Object.assign({}, layoutBase.font, projector ? { size: 18 } : {}),
     });
     timeline.range = range;
     timeline.rendering = true;
+    host.dataset.range = `${range[0]} ${range[1]}`;
     return Plotly.react(host, traces, layout, timeline.config).then(() => {
       timeline.rendering = false;
       placeCursor();
@@ -289,21 +328,34 @@
     const host = document.getElementById("timeline");
     const figure = readJSON("timeline-figure");
     if (!host || !figure || host.dataset.drawn) return;
-    timeline = Object.assign(decodeTimeline(figure), { host, layout: figure.layout, config: figure.config });
+    const panel = document.getElementById("step-panel");
+    const runId = panel ? panel.dataset.runId : "";
+    const kept = timeline && timeline.runId === runId ? timeline.range : null; // the same run redrawn: same range
+    timeline = Object.assign(decodeTimeline(figure), { host, runId, layout: figure.layout, config: figure.config });
     host.dataset.drawn = "true";
     const step = currentStep();
-    renderTimeline(step ? step.window : [0, timeline.end]).then(() => bindTimeline(host));
+    const range = kept && step ? followRange(kept, step.t) : step ? step.window : [0, timeline.end];
+    renderTimeline(range).then(() => bindTimeline(host));
   }
 
-  // A step within the range on screen only moves the cursor; a step whose window differs draws the new range.
+  // A step keeps the range shown (no zoom jump between neighbouring steps) unless its time is outside it, or in
+  // its outer twentieth: then the range pans, its width kept, to put the cursor a third of the way in.
+  function followRange(range, t) {
+    const width = range[1] - range[0];
+    const edge = width / 20;
+    if (t >= range[0] + edge && t <= range[1] - edge) return range;
+    const start = Math.max(0, t - width / 3);
+    return [start, start + width];
+  }
+
+  // A step within the range on screen only moves the cursor; a step outside it pans the range (followRange).
   function moveCursor() {
     const host = document.getElementById("timeline");
     const step = currentStep();
     if (!host || !host.dataset.drawn || !step || !timeline || timeline.host !== host) return;
-    const [start, end] = step.window;
-    if (timeline.range && timeline.range[0] === start && timeline.range[1] === end) {
-      placeCursor();
-    } else renderTimeline(step.window);
+    const next = timeline.range ? followRange(timeline.range, step.t) : step.window;
+    if (timeline.range && timeline.range[0] === next[0] && timeline.range[1] === next[1]) placeCursor();
+    else renderTimeline(next);
   }
 
   function goTo(name, value) {

@@ -115,14 +115,16 @@ def test_the_index_gives_the_same_ring_intervals_as_the_replay(getpid_run):
     assert ring_intervals(index, getpid_run.initial_registers["cpl"]) == Replay(getpid_run).ring_intervals()
 
 
-def test_the_timeline_data_holds_every_ring_change_and_marks_syscalls_with_their_steps(getpid_run):
+def test_the_timeline_data_holds_every_ring_change_in_the_threads_lane_and_marks_syscalls(getpid_run):
     index = LogIndex(getpid_run.events)
-    data = timeline_data(index, getpid_run.events, USER_CPL)
-    changes = undelta(data["changes"]["s"])
+    data = timeline_data(index, getpid_run.events, USER_CPL, getpid_run.threads)
+    lane = data["lanes"][0]
+    assert lane["name"] == "getpid · pid 1000" and lane["kind"] == "program"
+    starts = undelta(lane["t"])
+    assert starts[0] == 0 and lane["c"].startswith("uku")  # getpid, then _exit never returns
     cpl_steps = [i for i, e in enumerate(getpid_run.events) if any(d[:2] == ("reg", "cpl") for d in e.deltas)]
-    assert changes == cpl_steps
-    assert data["changes"]["cpl"] == [KERNEL_CPL, USER_CPL, KERNEL_CPL]  # getpid, then _exit never returns
-    assert undelta(data["changes"]["t"]) == [getpid_run.events[s].t_ns for s in cpl_steps]
+    assert starts[1:4] == [getpid_run.events[s].t_ns for s in cpl_steps]  # a ring change ends its step
+    assert [lane["name"] for lane in data["lanes"]] == ["getpid · pid 1000", "idle · pid 11"]
     syscalls = data["marks"]["syscall"]
     names = [syscalls["names"][i] for i in syscalls["n"]]
     assert names == ["getpid", "exit"]

@@ -47,8 +47,9 @@ def test_the_page_carries_the_timeline_figure_once_as_json(client, getpid_run):
     figure = json.loads(
         re.search(r'<script type="application/json" id="timeline-figure">(.*?)</script>', page, re.S).group(1)
     )
-    assert figure["data"]["style"]["laneNames"] == {"user": "user · ring 3", "kernel": "kernel · ring 0"}
-    first_change = figure["data"]["changes"]["t"][0]  # delta-encoded from 0: the first is a time
+    lane = figure["data"]["lanes"][0]
+    assert lane["name"] == "getpid · pid 1000" and lane["c"][:2] == "uk"
+    first_change = lane["t"][1]  # delta-encoded from the first stretch's start, 0
     assert first_change == getpid_run.events[step_of(getpid_run, "insn", "syscall")].t_ns
     assert figure["layout"]["shapes"][0]["type"] == "line", "the cursor"
 
@@ -114,7 +115,7 @@ def test_a_malformed_step_is_a_422_page_naming_step_and_its_range(client, getpid
     assert f"from 0 to {len(getpid_run.events) - 1}" in text
 
 
-@pytest.mark.parametrize("step", ["-1", "100000"])
+@pytest.mark.parametrize("step", ["-1"])  # past the end is the last step (issue 15.7)
 def test_a_step_out_of_range_is_a_404_page_naming_the_range(client, getpid_run, step):
     response = client.get(f"/scenarios/getpid?step={step}")
     assert response.status_code == 404
@@ -129,8 +130,8 @@ def test_an_unknown_scenario_is_a_404_page_listing_the_scenarios(client):
 
 
 def test_an_htmx_request_for_a_bad_step_gets_a_fragment_that_stands_in_for_its_target(client):
-    response = client.get("/scenarios/getpid?step=100000", headers=HTMX)
-    assert response.status_code == 404
+    response = client.get("/scenarios/getpid?step=two", headers=HTMX)
+    assert response.status_code == 422
     assert "<html" not in response.text
     assert '<div id="step-panel" class="error-message" role="alert">' in response.text
 
@@ -181,3 +182,22 @@ def test_a_copy_routines_error_path_is_not_narrated_as_a_flagged_hook():
     text = narrate(Event(9, "hook", "copyout_fault", refused, (), 3))
     assert "error path" in text and "flag" not in text
     assert "VM_MAXUSER_ADDRESS" in text
+
+
+def test_a_step_past_the_end_is_the_last_step(client):
+    """Issue 15.7: a link made for a longer run, or a typo, opens the last step, and the URL names it."""
+    page = client.get("/scenarios/getpid?step=100000", follow_redirects=False)
+    assert page.status_code == 303
+    last = int(client.get(page.headers["location"]).text.split('data-last-step="', 1)[1].split('"', 1)[0])
+    assert page.headers["location"] == f"/scenarios/getpid?step={last}"
+    panel = client.get("/scenarios/getpid?step=100000", headers=HTMX)
+    assert panel.status_code == 200 and f'data-step="{last}"' in panel.text
+    assert panel.headers["HX-Push-Url"] == f"/scenarios/getpid?step={last}"
+
+
+def test_a_bad_command_keeps_the_usage_lines_and_the_form(client):
+    """Issue 15.7: the usage is shown line by line (the page keeps the message's newlines) under a form to retry."""
+    response = client.get("/scenarios/command?command=ipc-static+-z")
+    assert response.status_code == 400
+    assert "illegal option -- z\nusage: ipc-static" in response.text
+    assert '<input id="retry-command" name="command" value="ipc-static -z"' in response.text

@@ -176,7 +176,7 @@ def test_skipped_hooks_are_shown_as_skipped_and_a_hook_turned_on_as_run(client, 
     page = panel(client, f"/scenarios/getpid?step={skip}")
     current = re.search(r'<li class="src current[^"]*".*?</li>', page, re.S).group(0)
     assert "ktrsyscall" in current and "skipped" in current
-    assert re.search(r"cred_update_thread\(td\);.*?skipped", page, re.S)
+    assert re.search(r"thread_cow_update\(td\);.*?skipped", page, re.S)
     traced = record(lookup("getpid").spec(config=lookup("getpid").with_config(ktrace=True)))
     later = first(traced, "skip", "ptracestop")  # syscallenter goes on after ktrsyscall ran
     page = panel(client, f"/scenarios/getpid?ktrace=1&step={later}")

@@ -30,7 +30,10 @@ def test_unpacked_run_is_the_packed_one_with_every_reference_shared(here: Cached
     assert there.replay.events is there.run.events and there.replay.run is there.run  # one copy, not three
     stepper = there.derived_views()[STEPPER_RUN]
     assert stepper.latency.threads is there.run.threads  # a view's parts still point where they pointed
-    assert there.nbytes == here.nbytes
+    there_measured = unpack(pack(here))
+    there_measured.measure()
+    assert there.nbytes == pytest.approx(there_measured.nbytes, rel=0.01)  # an estimate: refcounts steer it
+    assert there.nbytes > here.nbytes  # what the server holds, which is more than the run as recorded
     for step in (0, here.last_step // 2, here.last_step):
         assert there.state_at(step) == here.state_at(step)
     assert stepper.functions == here.derived_views()[STEPPER_RUN].functions

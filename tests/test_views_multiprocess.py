@@ -13,7 +13,7 @@ import pytest
 
 from app.figures import timeline_data
 from app.navigate import LogIndex
-from app.view_latency import IDLE, LatencyIndex, format_ns, latency_view
+from app.view_latency import LatencyIndex, format_ns, latency_view
 from sim.machine.cpu import USER_CPL
 from sim.run import Run
 from sim.scenarios.registry import SCENARIOS
@@ -115,23 +115,48 @@ def test_fork_bills_both_processes_and_the_child_s_first_return():
     assert len(pids) == 2
 
 
-def test_the_timeline_cuts_kernel_threads_and_halts_out_of_the_program_s_kernel_time():
+def lanes_of(run: Run) -> dict[str, list[tuple[int, int, str]]]:
+    data = timeline_data(LogIndex(run.events), run.events, run.initial_registers["cpl"], run.threads)
+    lanes = {}
+    for lane in data["lanes"]:
+        starts, total = [], 0
+        for delta in lane["t"]:
+            total += delta
+            starts.append(total)
+        lanes[lane["name"]] = [(a, a + d, c) for a, d, c in zip(starts, lane["d"], lane["c"], strict=True)]
+    return lanes
+
+
+def test_the_timeline_has_a_lane_per_thread_covering_the_run_once():
     run = scenario_run("write-file")
-    index, latency = latency_of(run)
-    data = timeline_data(index, run.events, run.initial_registers["cpl"], latency.off_program_spans())
-    others = data["others"]
-    names = [others["names"][n] for n in others["n"]]
-    idle = sum(d for d, name in zip(others["d"], names, strict=True) if name == others["idle"])
-    assert idle == at_last_step(run).idle_ns
-    assert "kernel thread · syncer" in names and others["idle"] == "idle (hlt)"
-    assert len(json.dumps(others)) < 4_000, "a few spans a second of idle: sent once with the page"
+    lanes = lanes_of(run)
+    assert list(lanes) == ["write-file · pid 1000", "syncer · pid 12", "idle · pid 11"]
+    stretches = sorted(s for lane in lanes.values() for s in lane)
+    assert stretches[0][0] == 0 and stretches[-1][1] == run.events[-1].t_ns
+    assert all(a[1] == b[0] for a, b in zip(stretches, stretches[1:], strict=False))  # no gap, no overlap
+    halted = sum(end - start for start, end, code in lanes["idle · pid 11"] if code == "h")
+    assert halted == at_last_step(run).idle_ns
+    assert {code for _, _, code in lanes["syncer · pid 12"]} == {"k"}  # a kernel thread never leaves ring 0
+    data = timeline_data(LogIndex(run.events), run.events, run.initial_registers["cpl"], run.threads)
+    assert len(json.dumps(data["lanes"])) < 4_000, "a few stretches a second of idle: sent once with the page"
 
 
-def test_a_run_with_no_other_thread_has_no_spans_but_its_exit(getpid_run):
-    index, latency = latency_of(getpid_run)
-    spans = latency.off_program_spans()
-    assert [who for _, _, who in spans] == ["idle"], "only the switch to the idle thread after exit()"
-    assert IDLE not in {who for _, _, who in spans}
+def test_the_syncer_lane_starts_when_cpu_switch_hands_it_the_cpu_as_the_narrative_says():
+    run = scenario_run("write-file")
+    switch = next(i for i, e in enumerate(run.events) if ("thread", 100000, 100002) in e.deltas)
+    syncer_start = lanes_of(run)["syncer · pid 12"][0][0]
+    assert syncer_start == run.events[switch].t_ns  # the narrative's ~16.0 us, not cpu_switch's entry
+    enter = next(
+        i for i in range(switch, 0, -1) if run.events[i].kind == "enter" and run.events[i].name == "cpu_switch"
+    )
+    assert run.events[enter].t_ns < syncer_start  # the switch itself runs on the old thread, in its lane
+
+
+def test_threads_of_one_process_get_a_lane_each_and_processes_their_own():
+    threads = lanes_of(scenario_run("pthread-create"))
+    assert [name for name in threads if name.startswith("thread · pid 1000 · tid ")] and len(threads) == 3
+    forked = lanes_of(scenario_run("fork-returns-twice"))
+    assert [name.split(" · ")[1] for name in forked][:2] == ["pid 1000", "pid 1001"]
 
 
 def test_the_latency_panel_shows_idle_and_kernel_threads_apart(client):

@@ -416,7 +416,7 @@ class VdsoClockGettime(Payload):
 
 
 class Rdtscp(Payload):
-    """name "rdtscp": the time-stamp counter is read."""
+    """name "lfence; rdtsc": the time-stamp counter is read (FreeBSD 11's __vdso_gettc on amd64)."""
 
     tsc: int
 
@@ -829,3 +829,22 @@ class EntryRef(Payload):
     """A vm_map entry a lookup returns (vm_map_lookup): its state, as a ("map", ...) delta records it."""
 
     entry: MapEntry
+
+
+# --- fbt's arguments (emitted by sim/core/kfunc when a D program reads a function's args[]) --------------------
+
+
+class KernelObject(Payload):
+    """A kernel object an argument points to, as fbt's args[] reads it: its struct tag, its address (numbered in the
+    order the run first passed each object) and the fields D may read, by FreeBSD's names (sim/kern/dtrace_args.py).
+    A pointer field holds another KernelObject; one past the recorded depth has its address only (no fields)."""
+
+    tag: str
+    address: int
+    fields: tuple[tuple[str, int | str | KernelObject], ...]
+
+
+class EntryArguments(Payload):
+    """kind "enter": the arguments a modelled kernel function was called with (ints, or the objects passed)."""
+
+    values: tuple[int | str | KernelObject, ...]

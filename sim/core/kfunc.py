@@ -22,7 +22,8 @@ F = TypeVar("F", bound=Callable)
 # emit makes: the pending deltas, the budget, and only a count once recording is off). `log.probe_hook` is None
 # unless a DTrace program enabled fbt or profile probes: it is called where fbt's entry and return probes sit (the
 # function's first instruction and its `ret`), inside the frame, so what a probe costs is billed to the function.
-# An exit's data is the result when it is an int (or None), else its facts (result_facts, off the fast path): a live
+# An entry's data is None unless a D program reads the function's fbt arguments (log.entry_facts). An exit's data is
+# the result when it is an int (or None), else its facts (result_facts, off the fast path): a live
 # object never enters the log.
 _TRACED = """
 def traced(PARAMS):
@@ -30,12 +31,13 @@ def traced(PARAMS):
     _kf_depth = _kf_log.depth = _kf_log.depth + 1
     if _kf_log.recording:
         _kf_pending = _kf_log._pending
+        _kf_in = None if _kf_log.entry_facts is None else _kf_log.entry_facts(_kf_name, NAMES)
         if _kf_pending:
             _kf_deltas = _kf_tuple(_kf_pending)
-            _kf_log.events.append(_kf_Event(_kf_log.now, "enter", _kf_name, None, _kf_deltas, _kf_depth))
+            _kf_log.events.append(_kf_Event(_kf_log.now, "enter", _kf_name, _kf_in, _kf_deltas, _kf_depth))
             _kf_pending.clear()
         else:
-            _kf_log.events.append(_kf_Event(_kf_log.now, "enter", _kf_name, None, (), _kf_depth))
+            _kf_log.events.append(_kf_Event(_kf_log.now, "enter", _kf_name, _kf_in, (), _kf_depth))
         _kf_log.recording -= 1
     else:
         _kf_log.unrecorded += 1
@@ -83,9 +85,9 @@ def result_facts(result: object, function: str) -> object:
 
 
 def _parameters(fn: Callable) -> tuple[str, str] | None:
-    """(the wrapper's parameter list, the call's argument list) for fn's signature; None if it takes *args or
-    **kwargs or positional-only parameters (the generic wrapper serves those)."""
-    params, args = [], []
+    """(the wrapper's parameter list, the call's argument list, the arguments as a tuple) for fn's signature; None
+    if it takes *args or **kwargs or positional-only parameters (the generic wrapper serves those)."""
+    params, args, names = [], [], []
     keyword_only = False
     for p in inspect.signature(fn).parameters.values():
         if p.kind is p.POSITIONAL_OR_KEYWORD:
@@ -99,9 +101,10 @@ def _parameters(fn: Callable) -> tuple[str, str] | None:
             args.append(f"{p.name}={p.name}")
         else:
             return None
+        names.append(p.name)
         if p.name.startswith("_kf_"):
             return None  # the wrapper's own names
-    return ", ".join(params), ", ".join(args)
+    return ", ".join(params), ", ".join(args), "(" + "".join(f"{name}, " for name in names) + ")"
 
 
 def kfunc(fn: F) -> F:
@@ -110,8 +113,8 @@ def kfunc(fn: F) -> F:
                  "_kf_fn": fn, "_kf_name": name, "_kf_tuple": tuple,
                  "_kf_facts": result_facts}  # fmt: skip
     signature = _parameters(fn)
-    params, args = signature if signature is not None else ("*args, **kwargs", "*args, **kwargs")
-    source = _TRACED.replace("PARAMS", params).replace("ARGS", args)
+    params, args, names = signature if signature is not None else ("*args, **kwargs", "*args, **kwargs", "args")
+    source = _TRACED.replace("PARAMS", params).replace("ARGS", args).replace("NAMES", names)
     where = f"<@kfunc wrapper of {fn.__module__}.{fn.__qualname__}>"  # what a traceback names this frame
     exec(compile(source, where, "exec"), namespace)  # noqa: S102 - our own template
     traced = namespace["traced"]

@@ -90,6 +90,9 @@ class EventLog:
         # Called as probe_hook(function, "entry" | "return") at each @kfunc frame's fbt probe sites, or None: the
         # probe effect of armed DTrace probes (see kfunc). None costs one attribute test per frame event.
         self.probe_hook: Callable[[str, str], None] | None = None
+        # Called as entry_facts(function, arguments) at each @kfunc entry while a D program reads fbt arguments
+        # (sim/kern/dtrace_args.py): the enter event's data. None, as probe_hook, costs one attribute test.
+        self.entry_facts: Callable[[str, tuple], object] | None = None
 
     def delta(self, change: tuple) -> None:
         # Hot callers (Cpu.set, Trapframe.set, kfunc) inline this: `if log.recording: log._pending.append(...)`.

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sim.kern.dtrace_args import ArgumentRecorder
 from sim.kern.kernel import KernelConfig
 
 if TYPE_CHECKING:
@@ -161,6 +162,8 @@ class ProbeEffect:
 
 def arm_probes(machine: Machine, kernel: Kernel, config: KernelConfig) -> ProbeEffect | None:
     """Install the probe hook on the machine's event log if `config` arms any probe; None (no hook) if not."""
+    if config.dtrace_fbt_arguments:
+        machine.log.entry_facts = ArgumentRecorder(frozenset(config.dtrace_fbt_arguments))
     if not armed(config):
         return None
     effect = ProbeEffect(machine, config)

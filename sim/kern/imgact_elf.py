@@ -83,13 +83,13 @@ RTLD_IMAGE = StaticImage(
 
 
 def default_image(name: str) -> StaticImage:
-    """A small statically linked program (text at 0x200000, a data page and some bss) for programs that
-    bring no image of their own."""
+    """A small statically linked program (text at 0x400000, where FreeBSD 11's GNU ld links amd64 programs, a
+    data page 2 MiB above its end and some bss) for programs that bring no image of their own."""
     return StaticImage(
         f"/bin/{name}",
         (
-            LoadSegment(0x200000, 0x0, 0x2000, 0x2000, PF_R | PF_X),
-            LoadSegment(0x402000, 0x2000, 0x300, 0x1800, PF_R | PF_W),
+            LoadSegment(0x400000, 0x0, 0x2000, 0x2000, PF_R | PF_X),
+            LoadSegment(0x602000, 0x2000, 0x300, 0x1800, PF_R | PF_W),
         ),
     )
 

@@ -170,6 +170,8 @@ def proc_reap(td: Thread, p: Proc, options: int) -> tuple[int, int]:
     q = td.td_proc
     q.p_crux[0] += usage[0]
     q.p_crux[1] += usage[1]
+    q.p_cru.update(p.p_ru)  # ruadd(&q->p_stats->p_cru, ...): its counters and its own children's
+    q.p_cru.update(p.p_cru)
     q.p_children.remove(p)
     pcpu.kernel.procs.remove(p)
     pcpu.kernel.reaped.append(p)

@@ -54,7 +54,9 @@ def _queues() -> dict:
 @kfunc
 def mi_switch(flags: int) -> None:
     """Switch to another thread: the machine-independent half of a context switch."""
-    sched_switch(pcpu.curthread, flags)
+    td = pcpu.curthread
+    td.td_proc.p_ru["ru_nvcsw" if flags & SW_VOL else "ru_nivcsw"] += 1
+    sched_switch(td, flags)
 
 
 def msleep(ident: object, priority: int, wmesg: str, timo_ns: int = 0) -> int:

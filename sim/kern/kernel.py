@@ -47,6 +47,8 @@ class KernelConfig:
     dtrace_syscall_return: tuple[str, ...] = ()
     # Enabled SDT probes, as "provider:name" (proc:create, vminfo:zfod, ...): their sites call dtrace_probe.
     dtrace_sdt: tuple[str, ...] = ()
+    # Functions whose entry arguments a D program reads (fbt args[]): each entry records them (dtrace_args.py).
+    dtrace_fbt_arguments: tuple[str, ...] = ()
 
 
 # KernelConfig fields that name a run (RunSpec.canonical) only when set, so that runs without them keep their ids.
@@ -57,6 +59,7 @@ DTRACE_PROBE_FIELDS = (
     "dtrace_syscall_entry",
     "dtrace_syscall_return",
     "dtrace_sdt",
+    "dtrace_fbt_arguments",
 )
 
 

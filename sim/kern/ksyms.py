@@ -13,7 +13,9 @@ KERNEL_TEXT = KERNBASE + 0x200000
 KERNEL_TEXT_SPAN = 0x01000000  # 16 MiB of kernel text
 LIBC_BASE = 0x0000000800400000  # where rtld maps libc.so.7 for the first non-PIE program
 LIBC_SPAN = 0x00100000
-PROGRAM_TEXT = 0x0000000000201000  # a non-PIE program's .text on FreeBSD/amd64
+# A non-PIE program's entry point: FreeBSD 11's GNU ld links amd64 programs at 0x400000 (lld, FreeBSD 12's, at
+# 0x200000 with .text on the next page); _start follows the ELF headers, .interp, .hash, .dynsym and .rela.
+PROGRAM_TEXT = 0x0000000000400400
 USRSTACK = 0x00007FFFFFFFF000  # VM_MAXUSER_ADDRESS - PAGE_SIZE (the shared page sits above the stack)
 KSTACK_BASE = 0xFFFFFE0000000000  # thread kernel stacks live in the kernel map
 KSTACK_PAGES = 4

@@ -6,6 +6,7 @@ written through `set`, which records a delta in the event log.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sim.core.pcpu import pcpu
@@ -168,6 +169,7 @@ class Proc:
     p_pid: int
     p_comm: str
     p_ucred: Ucred
+    p_cowgen: int = 0  # bumped when the credential (or the limits) change: PROC_UPDATE_COW
     p_flag: int = 0
     p_stops: int = 0
     p_traceflag: int = 0  # KTRFAC_* bits of what ktrace records
@@ -184,6 +186,10 @@ class Proc:
     p_xsig: int = 0
     p_rux: list[int] = field(default_factory=lambda: [0, 0])  # user and system ns this process has run
     p_crux: list[int] = field(default_factory=lambda: [0, 0])  # the same for its reaped children
+    # struct rusage's counters its threads keep (td_ru, summed): ru_msgsnd, ru_msgrcv, ru_nvcsw, ru_nivcsw; p_cru
+    # is the same for its reaped children (kern_resource.py)
+    p_ru: Counter = field(default_factory=Counter)
+    p_cru: Counter = field(default_factory=Counter)
     p_exittime: int | None = None  # when exit1 ran: what time(1) measures to
     p_aioinfo: object = None  # struct kaioinfo: this process's AIO jobs (vfs_aio.py)
     p_vmspace: object = None  # struct vmspace: the address space (sim/vm/vm_map.py Vmspace)
@@ -197,6 +203,7 @@ class Thread:
     td_tid: int
     td_proc: Proc
     td_ucred: Ucred
+    td_cowgen: int = 0  # the p_cowgen its cached credential is from: thread_cow_update brings it up to date
     td_flags: int = 0
     td_pflags: int = 0
     td_dbgflags: int = 0

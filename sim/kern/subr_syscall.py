@@ -3,7 +3,8 @@
 syscallenter() runs the hooks of the lecture's slide in this order; each is gated by the flag FreeBSD tests, so
 that a hook nobody asked for costs one test (see kfunc.gate) and the log shows it skipped:
 
-  cred_update_thread, sv_fetch_syscall_args, ktrsyscall, ptracestop, IN_CAPABILITY_MODE, syscall_thread_enter,
+  thread_cow_update (10.x's cred_update_thread),
+  sv_fetch_syscall_args, ktrsyscall, ptracestop, IN_CAPABILITY_MODE, syscall_thread_enter,
   systrace_probe_func, AUDIT_SYSCALL_ENTER, sa->callp->sy_call, AUDIT_SYSCALL_EXIT, systrace_probe_func,
   syscall_thread_exit, sv_set_syscall_retval
 """
@@ -47,8 +48,8 @@ def syscallenter(td: Thread) -> int:
     machine, kernel = pcpu.machine, pcpu.kernel
     p, sa = td.td_proc, td.td_sa
 
-    if gate("cred_update_thread", None, td.td_ucred is not p.p_ucred):
-        cred_update_thread(td)
+    if gate("thread_cow_update", None, td.td_cowgen != p.p_cowgen):
+        thread_cow_update(td)
     traced = bool(p.p_flag & P_TRACED)
     if traced:
         td.td_dbgflags |= TDB_SCE
@@ -116,7 +117,7 @@ def syscallret(td: Thread, error: int) -> None:
 
 
 def IN_CAPABILITY_MODE(td: Thread) -> bool:  # noqa: N802 - the kernel's macro
-    # The thread's cached credential: cap_enter() takes effect at the next cred_update_thread.
+    # The thread's cached credential: cap_enter() takes effect at the next thread_cow_update.
     return bool(td.td_ucred.cr_flags & CRED_FLAG_CAPMODE)
 
 
@@ -135,11 +136,13 @@ def _set_td_errno(td: Thread, error: int) -> None:
 
 
 @kfunc
-def cred_update_thread(td: Thread) -> None:
-    """Take a reference on the process's newer credential: threads cache it to avoid locking on each use."""
+def thread_cow_update(td: Thread) -> None:
+    """Take a reference on the process's newer credential (and limits): threads cache them to avoid locking on
+    each use. FreeBSD 11's name (kern_thread.c); 10.x and the lecture's slide call it cred_update_thread."""
     machine = pcpu.machine
     machine.charge(machine.profile.cred_update_ns)
     td.td_ucred = td.td_proc.p_ucred
+    td.td_cowgen = td.td_proc.p_cowgen
 
 
 @kfunc

@@ -2,7 +2,7 @@
 
 cap_enter() sets CRED_FLAG_CAPMODE on a new copy of the process's credential. From then on syscallenter
 refuses, with ECAPMODE, every system call not marked CAPENABLED. The calling thread keeps its cached
-credential until its next system call's cred_update_thread, so the flag takes effect from that call on.
+credential until its next system call's thread_cow_update, so the flag takes effect from that call on.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def sys_cap_enter(td: Thread) -> int:
     newcred = crcopy(p.p_ucred)
     newcred.cr_flags |= CRED_FLAG_CAPMODE
     p.p_ucred = newcred  # proc_set_cred: the thread's cached td_ucred is now stale
+    p.p_cowgen += 1  # PROC_UPDATE_COW(p)
     pcpu.machine.emit("proc", "cap_enter", CapEnter(p.p_pid))
     return 0
 

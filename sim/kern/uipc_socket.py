@@ -132,6 +132,7 @@ def m_uiotombuf(uio: Uio, space: int) -> tuple[int, list]:
 @kfunc
 def sosend(so: Socket, uio: Uio, td: Thread, nonblock: bool) -> int:
     """sosend_generic for a stream socket: copy in as much as there is room for, hand it on, repeat."""
+    td.td_proc.p_ru["ru_msgsnd"] += 1  # sosend_generic: td->td_ru.ru_msgsnd++
     snd = so.so_snd
     _charge("socket_op_ns")
     while uio.uio_resid:
@@ -176,6 +177,7 @@ def soreceive(so: Socket, uio: Uio, td: Thread, nonblock: bool) -> int:
         if error:
             return error
         _charge("socket_op_ns")
+    td.td_proc.p_ru["ru_msgrcv"] += 1  # soreceive_generic's dontblock: uio_td->td_ru.ru_msgrcv++
     freed = 0
     while rcv.sb_mb and uio.uio_resid > 0:
         m = rcv.sb_mb[0]

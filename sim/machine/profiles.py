@@ -123,10 +123,10 @@ LECTURE = Profile(
     trapframe_ns=60,
     flag_test_ns=2,  # one load and compare of a cache-resident flag word at 1 GHz
     cred_update_ns=400,  # crhold/crfree with WITNESS-checked locks
-    fetch_args_ns=150,
+    fetch_args_ns=150,  # six argument registers from the trapframe, with a debug kernel's assertions
     ktrace_record_ns=4000,  # ktrace allocates a request and queues it to the ktrace writer thread
     ptracestop_ns=20000,  # two context switches to and from the debugger
-    systrace_probe_ns=2500,  # a DTrace probe firing on the lecture board: the probe effect per firing
+    systrace_probe_ns=2500,  # a DTrace probe firing on the lecture's machine: the probe effect per firing
     # fbt and profile firings run the same dtrace_probe (its ECB walk, predicates and actions) as a syscall
     # probe's, plus their own dispatch, each ~100 instructions at ~1 instruction/ns: dtrace_invop's handler list,
     # fbt_invop's patch-point hash lookup and the displaced push/ret emulated (fbt_isa.c, dtrace_asm.S); the
@@ -135,10 +135,12 @@ LECTURE = Profile(
     fbt_probe_ns=2600,
     profile_probe_ns=2600,
     audit_record_ns=3000,  # audit record allocation and BSM token building
+    # A few dozen instructions each at ~1 instruction/ns (cpu_set_syscall_retval, sched_userret, sys_getpid's
+    # body). Low confidence.
     set_retval_ns=40,
     sched_userret_ns=60,
     sys_getpid_ns=80,
-    # Process-model costs on a 1 GHz ARMv7 board with a WITNESS kernel; order-of-magnitude, low confidence:
+    # Process-model costs on a slow core with a WITNESS kernel; order-of-magnitude, low confidence:
     # lmbench on boards of this class reports context switches of ~10 us, signal catch ~5-10 us, fork+exit
     # ~0.5-1 ms (most of it VM work, which the VM model charges separately).
     sys_simple_ns=500,  # sys_getpid_ns plus a lock/unlock pair under WITNESS
@@ -149,6 +151,8 @@ LECTURE = Profile(
     exec_ns=200000,
     sendsig_ns=4000,
     file_op_ns=1500,  # the lecture's DTrace: write() of a few bytes ~10 us in all, probes included
+    # A descriptor object's path on a debug kernel: 1-4 thousand instructions each, their lock operations checked
+    # by WITNESS, at ~1 instruction/ns. Low confidence.
     pipe_op_ns=2000,
     socket_op_ns=4000,
     mbuf_ns=800,
@@ -156,7 +160,7 @@ LECTURE = Profile(
     getblk_ns=2000,
     disk_io_ns=1000000,  # an SD card, as on the BeagleBone: ~1 ms per request
     disk_block_ns=3300000,  # 32 KiB at ~10 MB/s (class-10 SD card)
-    aio_job_ns=5000,
+    aio_job_ns=5000,  # an AIO job queued or completed, its locks and wakeup: ~5k instructions, low confidence
     # Memory. The lecture's dd ran on amd64 (its stacks show kernel`trap and pagezero), most likely a virtual
     # machine on a laptop-class host: its figures are physically consistent only so, as below.
     # - copies: read() copied out 10 MiB from /dev/zero in 697,051 ns with no faults: zero_read's source is one
@@ -175,19 +179,25 @@ LECTURE = Profile(
     tlb_entries=64,
     tlb_large_entries=16,
     tlb_walk_ns=100,  # a few cache misses at ~1 GHz (section 10: 200+ cycles cold)
+    # invlpg and a %cr3 reload under a hypervisor with EPT: a few hundred cycles (section 10), low confidence
     invlpg_ns=200,
     tlb_flush_ns=300,
     trap_entry_ns=150,  # like SYSCALL's entry (syscall_insn_ns) plus pushing the hardware frame
-    iretq_ns=150,
-    stac_clac_ns=10,
+    iretq_ns=150,  # IRETQ's return to ring 3, like SYSRETQ's
+    stac_clac_ns=10,  # a flag-register write: a few cycles
+    # The rest of a fault (see Memory above): the lecture's 73.4 us a trap less pagezero leaves ~5.6 us, split
+    # here by the work each does on a WITNESS kernel (low confidence in the split).
     vm_fault_ns=3300,
     vm_page_alloc_ns=1300,
     vm_page_free_ns=800,
     pmap_enter_ns=1000,
     pte_update_ns=300,
     memory=_LECTURE_MEMORY,
+    # the lecture's 67.8 us of pagezero a page less 4 KiB stored at memory speed (sim/machine/host_backing.py)
     host_first_touch_ns=_LECTURE_PAGEZERO_NS - 4096 * _LECTURE_MEMORY[-1].write_ps // 1000,
     vm_map_op_ns=20000,  # the lecture's DTrace: mmap totalled 770,581 ns over rtld's dozen or so calls
+    # A vm_object allocated, shadowed or collapsed, and one page examined by the page daemon: a few thousand
+    # instructions under WITNESS. Low confidence.
     vm_object_op_ns=2000,
     pageout_page_ns=1000,
     # jemalloc 4 built without MALLOC_PRODUCTION (a -CURRENT libc) runs its assertions and statistics: a few
@@ -205,8 +215,9 @@ LECTURE = Profile(
 
 MODERN = Profile(
     name="modern",
-    description="A current amd64 server core (about 4 GHz) running a FreeBSD release kernel without debugging "
-    "options; DTrace loaded but only the enabled probes cost anything.",
+    description="A current amd64 server core (about 4 GHz) and a release build's costs (no debugging options; "
+    "DTrace loaded but only the enabled probes cost anything), running the same FreeBSD 11 code as the lecture "
+    "profile with SMAP on: today's costs, not a model of today's FreeBSD.",
     user_insn_ns=1,  # ~4 instructions per ns retire; one "step" of a library routine is a handful of them
     # Null syscall without mitigations: ~70-100 ns round trip (freebsd-kernel-paths.md section 10).
     syscall_insn_ns=25,
@@ -245,26 +256,31 @@ MODERN = Profile(
     getblk_ns=150,
     disk_io_ns=20000,  # an NVMe SSD: ~20 us per request
     disk_block_ns=16000,  # 32 KiB at ~2 GB/s
-    aio_job_ns=500,
+    aio_job_ns=500,  # an AIO job queued or completed: ~2k instructions at ~4 a ns, low confidence
     # Memory on a current x86 core (reference section 10, low confidence where it says so): a minor (zero-fill)
     # fault ~1 us in all, so ~0.6 us of fault bookkeeping; a TLB miss ~10-50 ns with paging-structure caches;
     # the caches and their copy bandwidths are _MODERN_MEMORY's. Bare metal: no host backs frames on demand.
     phys_mem_bytes=16 << 30,
     tlb_entries=1536,  # second-level TLB of a recent core
-    tlb_large_entries=1024,
+    tlb_large_entries=1024,  # the second-level TLB's 2 MiB entries (shared with 4 KiB ones on recent cores)
+    # A TLB miss walked with paging-structure caches, invlpg and a %cr3 reload (PCID), exception delivery and
+    # IRETQ, stac/clac: tens of cycles each at ~4 GHz (section 10), low confidence.
     tlb_walk_ns=20,
     invlpg_ns=40,
     tlb_flush_ns=100,
     trap_entry_ns=40,
     iretq_ns=30,
     stac_clac_ns=2,
+    # The rest of a ~1 us minor fault (section 10) less pagezero, split by the work each does. Low confidence.
     vm_fault_ns=350,
     vm_page_alloc_ns=80,
     vm_page_free_ns=50,
     pmap_enter_ns=100,
     pte_update_ns=10,
     memory=_MODERN_MEMORY,
-    host_first_touch_ns=0,
+    host_first_touch_ns=0,  # bare metal
+    # A vm_map entry or vm_object operation and the page daemon's look at a page: a few hundred instructions
+    # under the map and object locks. Low confidence.
     vm_map_op_ns=400,
     vm_object_op_ns=100,
     pageout_page_ns=50,

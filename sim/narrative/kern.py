@@ -26,7 +26,7 @@ CONSTANT_WORDS.update({
     "write is authorised as the requesting process",
     ("hook", "td_ucred = td_savedcred"): "the AIO daemon puts its own credential back",
     # The flag each gated hook of syscallenter, syscallret, userret and ast tests, as FreeBSD's C tests it.
-    ("skip", "cred_update_thread"): "td->td_ucred == p->p_ucred",
+    ("skip", "thread_cow_update"): "td->td_cowgen == p->p_cowgen: the cached credential is current",
     ("skip", "ktrsyscall"): "KTRPOINT(td, KTR_SYSCALL) is false",
     ("skip", "ktrsysret"): "KTRPOINT(td, KTR_SYSRET) is false",
     ("skip", "ptracestop"): "(p->p_flag & P_TRACED) == 0",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sim.kern.kernel import KernelConfig
 from sim.scenarios.registry import Scenario, register
-from sim.scenarios.stops import Stop, first, page_fault_trap, syscall
+from sim.scenarios.stops import Stop, first, syscall
 
 SLIDE = "Security and reliability"
 
@@ -27,9 +27,14 @@ register(
         views=("narrative", "cpu", "walk", "source"),
         slide=SLIDE,
         stops=(
-            Stop("bug-syscall", syscall("l41_bug"), "source", "A buggy system call with a user pointer"),
-            Stop("deref", first("insn", "movq (%rax),%rax"), "cpu", "The kernel loads through it: no SMAP, no fault"),
-            Stop("returns", first("sysret", after=syscall("l41_bug")), "cpu", "It returns the user's data"),
+            Stop("buggy-call", syscall("l41_bug"), "narrative", "The buggy module's system call is dispatched"),
+            Stop("deref", first("insn", "movq (%rax),%rax"), "cpu", "The kernel loads through the user's pointer"),
+            Stop(
+                "returns",
+                first("sysret", "success", after=syscall("l41_bug")),
+                "cpu",
+                "No fault: the kernel read the user's memory",
+            ),
         ),
     )
 )
@@ -54,9 +59,10 @@ register(
         views=("narrative", "cpu", "walk", "source"),
         slide=SLIDE,
         stops=(
-            Stop("bug-syscall", syscall("l41_bug"), "source", "A buggy system call with a user pointer"),
-            Stop("fault", page_fault_trap(user=False), "cpu", "SMAP: the load faults in kernel mode"),
-            Stop("panic", first("panic"), "narrative", "Fatal trap 12: the kernel panics"),
+            Stop("deref", first("insn", "movq (%rax),%rax"), "cpu", "The kernel loads through the user's pointer"),
+            Stop("smap-fault", first("trap", "#PF"), "cpu", "SMAP: a protection fault on a present user page"),
+            Stop("fatal", first("enter", "trap_fatal"), "narrative", "No pcb_onfault: trap_fatal, Fatal trap 12"),
+            Stop("panic", first("panic"), "narrative", "panic: page fault"),
         ),
     )
 )
@@ -80,9 +86,10 @@ register(
         views=("narrative", "cpu", "walk", "source"),
         slide=SLIDE,
         stops=(
-            Stop("bug-syscall", syscall("l41_bug"), "source", "A buggy system call with a NULL pointer"),
-            Stop("fault", page_fault_trap(user=False), "cpu", "A kernel-mode fault at a small address"),
-            Stop("panic", first("panic"), "narrative", "Fatal trap 12: the kernel panics"),
+            Stop("null-load", first("insn", "movq (%rax),%rax"), "cpu", "The kernel loads a field at NULL + 0x10"),
+            Stop("walk", first("walk", "PDE"), "walk", "The walk finds nothing mapped at page 0"),
+            Stop("fault", first("trap", "#PF"), "cpu", "A page fault in kernel mode, %cr2 = 0x10"),
+            Stop("panic", first("panic"), "narrative", "trap_fatal prints Fatal trap 12, and the kernel panics"),
         ),
     )
 )

@@ -378,11 +378,12 @@ register(
 register(
     Scenario(
         slug="cred-update-thread",
-        title="cred_update_thread: the thread's cached credential",
+        title="thread_cow_update (the slide's cred_update_thread): the thread's cached credential",
         summary=(
             "Threads cache their process's credential (td_ucred) so a system call can check it without a lock. "
-            "cap_enter() replaces the process's credential; the next system call's cred_update_thread finds the "
-            "thread's copy stale and takes the new one, and every later check uses it."
+            "cap_enter() replaces the process's credential and bumps p_cowgen; the next system call's "
+            "thread_cow_update (FreeBSD 11's name for 10.x's cred_update_thread) finds the thread's copy stale and "
+            "takes the new one, and every later check uses it."
         ),
         command="capmode",
         lecture_point=(
@@ -393,9 +394,9 @@ register(
         views=("narrative", "timeline", "source"),
         slide="Security and reliability (2)",
         stops=(
-            Stop("skipped", first("skip", "cred_update_thread"), "source", "Credentials agree: the update is skipped"),
+            Stop("skipped", first("skip", "thread_cow_update"), "source", "Credentials agree: the update is skipped"),
             Stop("cap-enter", first("proc", "cap_enter"), "narrative", "cap_enter replaces p_ucred"),
-            Stop("updated", entering("cred_update_thread"), "source", "Next syscall: td_ucred = p_ucred"),
+            Stop("updated", entering("thread_cow_update"), "source", "Next syscall: td_ucred = p_ucred"),
         ),
     )
 )

@@ -372,10 +372,11 @@ register(
         title="clock_gettime() without a system call",
         summary=(
             "libc's clock_gettime() finds the kernel's timekeeping page (the vdso's timehands, mapped into "
-            "every process) and computes the time in user mode from rdtscp. The first call's first read of that "
-            "shared page takes a page fault (demand paging, not a system call); the second call never leaves "
-            "ring 3. This runs on the modern profile, whose timecounter is the TSC: on the lecture's machine "
-            "(an HPET timecounter, which the vdso cannot read) the same call is a system call, as slide 16 shows."
+            "every process) and computes the time in user mode from the TSC (lfence; rdtsc). The first call's "
+            "first read of that shared page takes a page fault (demand paging, not a system call); the second "
+            "call never leaves ring 3. This runs on the modern profile, whose timecounter is the TSC: on the "
+            "lecture's machine (an HPET timecounter, which the vdso cannot read) the same call is a system call, "
+            "as slide 16 shows."
         ),
         command="clock-gettime",
         profile="modern",

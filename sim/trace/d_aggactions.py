@@ -144,7 +144,8 @@ def render_row(aggregations: list[Aggregation], key: tuple, data: list, fmt: For
     if fmt is None:
         if len(aggregations) == 1:
             return first.render_entry(key, data[0])
-        return "".join(a.render_entry(key, d)[:-1] for a, d in zip(aggregations, data, strict=True)) + "\n"
+        values = "".join(a.render_value(d) for a, d in zip(aggregations, data, strict=True))
+        return first.render_keys(key) + values + "\n"
     values = list(zip(key, first.key_types, strict=True))
     position = iter(range(len(aggregations)))
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from lark import Token, Tree
 
-from sim.trace import d_decls, d_kernel, d_typed
+from sim.trace import d_decls, d_kernel, d_quantize, d_typed
 from sim.trace.d_memory import DRuntimeError, Layout, Memory
 from sim.trace.d_output import (
     AGGREGATING_FUNCTIONS,
@@ -186,6 +186,7 @@ class Program:
         self.state: TraceState | None = None
         self._state_ref: list[TraceState] = []
         self.layout = Layout()
+        self.fbt_arguments: frozenset[str] = frozenset()
         self.starters: list[Callable[[TraceState], None]] = []  # what library features set up in a new session
 
     @property
@@ -450,6 +451,7 @@ class _Compiler:
         )
         program._state_ref = self.state_ref
         program.layout = self.layout
+        program.fbt_arguments = frozenset(self.fbt_arguments)  # functions whose entry arguments the run records
         program.starters = list(self.starters.values())
         return program
 
@@ -469,7 +471,7 @@ class _Compiler:
                 raise _fail(token, f"probe description {full} does not match any probes")
             for probe in matched:
                 probes.setdefault(probe.id, probe)
-        d_kernel.check_arguments(node, list(probes.values()))
+        d_kernel.enter_clause(self, node, list(probes.values()))
         self.locals = dict(self.this_declared)
         predicate = None
         statements: list[Callable[[Firing], None]] = []
@@ -569,7 +571,9 @@ class _Compiler:
 
     def _declare_aggregation(self, node, name, function, key_types, args, value) -> Aggregation:
         base, step, levels = 0, 1, 0
-        expected = {"count": (0, 0), "quantize": (1, 2), "lquantize": (3, 5)}.get(function, (1, 1))
+        expected = {"count": (0, 0), "quantize": (1, 2), "lquantize": (3, 5), "llquantize": (5, 6)}.get(
+            function, (1, 1)
+        )
         if not expected[0] <= len(args) <= expected[1]:
             need = expected[0] if expected[0] == expected[1] else f"{expected[0]} to {expected[1]}"
             raise _fail(value, f"{function}( ) prototype mismatch: {len(args)} args passed, {need} expected")
@@ -577,17 +581,8 @@ class _Compiler:
             if self._expr(arg).type.kind != "int":
                 raise _fail(arg, f"{function}( ) argument #{n} must be of scalar type")
         if function == "lquantize":
-            lo, hi = self._constant(args[1], function, 2), self._constant(args[2], function, 3)
-            step = self._constant(args[3], function, 4) if len(args) > 3 else 1
-            if step <= 0:
-                raise _fail(args[3], "lquantize( ) step must be greater than zero")
-            if hi <= lo:
-                raise _fail(args[2], "lquantize( ) upper bound must be greater than lower bound")
-            if (hi - lo) % step:
-                raise _fail(args[2], "lquantize( ) upper bound must be lower bound plus a multiple of the step")
-            base, levels = lo, (hi - lo) // step
-            if levels > 0xFFFF:
-                raise _fail(args[2], f"lquantize( ) has {levels} levels; at most 65535 are allowed")
+            base, step, levels = d_quantize.lquantize_parameters(self, value, args)
+        llq = d_quantize.llquantize_parameters(self, value, args) if function == "llquantize" else None
         existing = self.aggregations.get(name)
         if existing is not None:
             if existing.function != function:
@@ -610,11 +605,14 @@ class _Compiler:
                             f"@{name} key #{n} is incompatible with prototype: "
                             f"{old.name} (line {existing.line}) vs {new.name}",
                         )
-            if function == "lquantize" and (existing.base, existing.step, existing.levels) != (base, step, levels):
-                raise _fail(value, f"lquantize( ) parameters of @{name} differ from those at line {existing.line}")
+            if function == "lquantize":
+                d_quantize.check_lquantize_match(existing, base, step, levels, value)
+            if llq is not None:
+                d_quantize.check_llquantize_match(existing.llq, llq, value)
             return existing
         line, _ = _position(node)
         aggregation = Aggregation(name, len(self.aggregations) + 1, function, key_types, line or 0, base, step, levels)
+        aggregation.llq = llq
         self.aggregations[name] = aggregation
         return aggregation
 
@@ -629,8 +627,8 @@ class _Compiler:
         state = self.state_ref
         arg = self._expr(args[0]).fn if args and function != "count" else None
         incr = self._expr(args[-1]).fn if function == "quantize" and len(args) == 2 else None
-        if function == "lquantize" and len(args) == 5:
-            incr = self._expr(args[4]).fn
+        if (function, len(args)) in (("lquantize", 5), ("llquantize", 6)):
+            incr = self._expr(args[-1]).fn
 
         def new_key(key: tuple) -> bool:
             st = state[0]
@@ -697,7 +695,7 @@ class _Compiler:
                 if len(d) == 3:
                     d[2] += x * x
         else:
-            bucket = quantize_bucket if function == "quantize" else agg.lquantize_bucket
+            bucket = quantize_bucket if function == "quantize" else agg.histogram_bucket
 
             def update(f: Firing) -> None:
                 key = keyfn(f)  # the key, then the value: operands in order
@@ -731,7 +729,7 @@ class _Compiler:
             if args[0].data == "call" and self._callee(args[0]) == "stack":
                 depth = self._stack_depth(args[0])
                 return lambda f: state[0].out.append(format_stack(f.stack(depth)))
-            expr = self._expr(args[0])
+            expr = d_typed.char_string(self, self._expr(args[0]), pointers=False)
             fn, dtype = expr.fn, expr.type
             if dtype.kind == "void":
                 raise _fail(args[0], "trace( ) argument #1 must be of scalar, string or stack type")
@@ -773,7 +771,7 @@ class _Compiler:
             raise _fail(node, "printf( ) prototype mismatch: 0 args passed, at least 1 expected")
         fmt = self._format_string(args[0], "printf")
         conversions, slots = fmt.conversions, fmt.slots
-        values = [self._expr(a) for a in args[1:]]
+        values = d_typed.printf_values(self, slots, [self._expr(a) for a in args[1:]])
         if any(p.aggregation for p in fmt.pieces if not isinstance(p, str)):
             raise _fail(args[0], "printf( ) format may not use %@: that conversion is for printa( )")
         if len(values) < len(slots):
@@ -1253,8 +1251,8 @@ class _Compiler:
                 raise _fail(target, f"{name} is an associative array: index it, as {name}[key]")
             if name not in self.globals:
                 # A variable first met as the operand of ++, -- or a compound assignment is declared then, as an
-                # int (dt_xcook_ident creates it when the identifier is modified)
-                self.globals[name] = assigned or INT
+                # int64_t (dt_xcook_ident creates it when the identifier is modified)
+                self.globals[name] = assigned or INT64
             dtype = self.globals[name]
 
             def get(f: Firing) -> object:

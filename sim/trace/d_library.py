@@ -13,7 +13,7 @@ from lark import Tree
 
 from sim.trace import d_aggactions, d_speculation, d_subroutines
 from sim.trace.d_interp import BUILTINS
-from sim.trace.d_output import AGGREGATING_FUNCTIONS, INT
+from sim.trace.d_output import AGGREGATING_FUNCTIONS, INT64
 
 SUBROUTINES: dict[str, Callable] = {
     "speculation": d_speculation.compile_speculation,
@@ -49,7 +49,7 @@ def _kind(compiler, node: Tree) -> str:
 
 
 def predeclare(compiler) -> None:
-    """Declare, as int, each global the program only ever modifies with ++, -- or a compound assignment (never
+    """Declare, as int64_t, each global the program only ever modifies with ++, -- or a compound assignment (never
     assigns with '='): libdtrace creates such a variable when it parses the operator, so a clause may read it
     before the clause that increments it (`BEGIN /x == 0/ { exit(x++); }`)."""
     modified, assigned = set(), set()
@@ -69,4 +69,4 @@ def predeclare(compiler) -> None:
             modified.add(name)
     for name in sorted(modified - assigned):
         if name not in compiler.globals and name not in BUILTINS:
-            compiler.globals[name] = INT
+            compiler.globals[name] = INT64

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 INT64_MAX = (1 << 63) - 1
+UNSET = "unset"  # what "false" sets a switch to: DTRACEOPT_UNSET
 BAD_VALUE = "Invalid value for specified option"
 BAD_NAME = "Invalid option name"
 
@@ -61,7 +62,11 @@ def option_value(name: str, value: str | None) -> int | str:
             return _scaled(value, _SIZE_SUFFIX, lambda n, scale: n * scale)
         if name in RATE_OPTIONS:
             return _rate(value)
-        return 1 if value is None else _scaled(value, {"": 1}, lambda n, scale: n)
+        if value in (None, "true"):
+            return 1
+        if value == "false":
+            return UNSET
+        return _scaled(value, {"": 1}, lambda n, scale: n)
     except ValueError:
         shown = f" to '{value}'" if value is not None else ""
         raise OptionError(f"failed to set option '{name}'{shown}: {BAD_VALUE}") from None

@@ -22,6 +22,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 
+from sim.trace import d_llquantize
 from sim.trace.providers import STACK_FRAMES, Probe, StackValue
 
 STACK_INDENT = 14  # _dtrace_stkindent
@@ -278,7 +279,8 @@ def convert(conversion: Conversion, value: object, dtype: DType) -> str:
 
 # --- aggregations -------------------------------------------------------------------------------------------
 
-AGGREGATING_FUNCTIONS = ("count", "sum", "avg", "min", "max", "stddev", "quantize", "lquantize")
+AGGREGATING_FUNCTIONS = ("count", "sum", "avg", "min", "max", "stddev", "quantize", "lquantize", "llquantize")
+HISTOGRAMS = ("quantize", "lquantize", "llquantize")
 INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)
 
@@ -334,20 +336,7 @@ class Aggregation:
     data: dict[tuple, object] = field(default_factory=dict)
     printed: bool = False
     normal: int = 1  # normalize()'s factor: what it prints is divided by it
-
-    def _normalized(self, value: int) -> int:
-        """dt_print_datum's `(long long)value / normal`: a division of unsigned 64-bit numbers (normal is a
-        uint64_t), printed as signed."""
-        if self.normal == 1:
-            return value
-        return DType("", "int", 8, True).wrap((value & 0xFFFFFFFFFFFFFFFF) // self.normal)
-
-    def _normalized_buckets(self, data: Buckets) -> Buckets:
-        if self.normal == 1:
-            return data
-        shown = Buckets(data.size)
-        shown.update({bucket: self._normalized(count) for bucket, count in data.items()})
-        return shown
+    llq: d_llquantize.Params | None = None  # llquantize()'s factor, low, high, nsteps
 
     def zero(self) -> object:
         f = self.function
@@ -363,7 +352,15 @@ class Aggregation:
             return [0, 0, 0]
         if f == "quantize":
             return Buckets(QUANTIZE_NBUCKETS)
+        if f == "llquantize":
+            return Buckets(d_llquantize.bucket_count(self.llq))
         return Buckets(self.levels + 2)
+
+    def histogram_bucket(self, value: int) -> int:
+        """The bucket an lquantize() or llquantize() value falls in."""
+        if self.function == "llquantize":
+            return d_llquantize.bucket(self.llq, value)
+        return self.lquantize_bucket(value)
 
     def lquantize_bucket(self, value: int) -> int:
         if value < self.base:
@@ -390,6 +387,8 @@ class Aggregation:
             return (total, datum[QUANTIZE_ZEROBUCKET])  # type: ignore[index]
         if f == "lquantize":
             return (self._lquantize_sum(datum), self._lquantize_zero(datum))  # type: ignore[arg-type]
+        if f == "llquantize":
+            return (d_llquantize.weighted_sum(self.llq, datum),)
         return (self.value(datum),)
 
     def _lquantize_value(self, bucket: int) -> int:
@@ -435,26 +434,30 @@ class Aggregation:
     # -- printing --
 
     def render_entry(self, key: tuple, datum: object) -> str:
-        out = [format_key(component, dtype) for component, dtype in zip(key, self.key_types, strict=True)]
-        f = self.function
-        if f == "quantize":
-            out.append(format_quantize(self._normalized_buckets(datum)))  # type: ignore[arg-type]
-        elif f == "lquantize":
-            out.append(format_lquantize(self._normalized_buckets(datum), self.base, self.step, self.levels))  # type: ignore[arg-type]
-        elif f == "stddev":
-            out.append(" %16d" % self._normalized(self.value(datum)))
-        else:
-            out.append(" %16d" % DType("", "int", 8, True).wrap(self._normalized(self.value(datum))))
-        out.append("\n")
-        return "".join(out)
+        return self.render_keys(key) + self.render_value(datum) + "\n"
+
+    def render_keys(self, key: tuple) -> str:
+        return "".join(format_key(component, dtype) for component, dtype in zip(key, self.key_types, strict=True))
+
+    def render_value(self, datum: object) -> str:
+        """An entry's value as printa() prints it without a format: a histogram, or the number in 16 columns."""
+        if self.function in HISTOGRAMS:
+            return self._histogram(datum)  # type: ignore[arg-type]
+        return " %16d" % DType("", "int", 8, True).wrap(normalized(self.value(datum), self.normal))
+
+    def _histogram(self, data: Buckets) -> str:
+        if self.function == "quantize":
+            return format_quantize(data, self.normal)
+        if self.function == "lquantize":
+            return format_lquantize(data, self.base, self.step, self.levels, self.normal)
+        quantline = lambda *row: _quantline(*row, self.normal)  # noqa: E731
+        return d_llquantize.render(self.llq, data, quantline, _histogram_header)
 
     def value_text(self, datum: object, conversion: Conversion) -> str:
         """The %@ conversion of a formatted printa(): a number, or the whole histogram."""
-        if self.function == "quantize":
-            return format_quantize(self._normalized_buckets(datum))  # type: ignore[arg-type]
-        if self.function == "lquantize":
-            return format_lquantize(self._normalized_buckets(datum), self.base, self.step, self.levels)  # type: ignore[arg-type]
-        return convert(conversion, self._normalized(self.value(datum)), INT64)
+        if self.function in HISTOGRAMS:
+            return self._histogram(datum)  # type: ignore[arg-type]
+        return convert(conversion, normalized(self.value(datum), self.normal), INT64)
 
 
 def format_key(component: object, dtype: DType) -> str:
@@ -486,9 +489,11 @@ def _c_div(a: int, b: int) -> int:
     return q if (a >= 0) == (b >= 0) else -q
 
 
-def _quantline(value: int, total: int, positives: bool, negatives: bool) -> str:
-    """dt_print_quantline(): one histogram bar and its count."""
+def _quantline(value: int, total: int, positives: bool, negatives: bool, normal: int = 1) -> str:
+    """dt_print_quantline(): one histogram bar and its count; the bar is the count's share of the total, the count
+    is printed divided by normalize()'s factor."""
     ats, spaces = "@" * BAR, " " * BAR
+    shown = normalized(value, normal)
 
     def depth(length: int) -> int:
         # (uint)(|value| * length / total + 0.5), exactly: the long double result never lands nearer
@@ -496,22 +501,30 @@ def _quantline(value: int, total: int, positives: bool, negatives: bool) -> str:
 
     if not negatives:
         d = depth(BAR) if positives else 0
-        return "|%s%s %-9d\n" % (ats[BAR - d :], spaces[d:], value)
+        return "|%s%s %-9d\n" % (ats[BAR - d :], spaces[d:], shown)
     if not positives:
         d = depth(BAR)
-        return "%s%s| %-9d\n" % (spaces[d:], ats[BAR - d :], value)
+        return "%s%s| %-9d\n" % (spaces[d:], ats[BAR - d :], shown)
     half = BAR // 2
     d = depth(half)
     if value <= 0:
-        return "%s%s|%*s %-9d\n" % (spaces[BAR - half + d :], ats[BAR - d :], half, "", value)
-    return "%20s|%s%s %-9d\n" % ("", ats[BAR - d :], spaces[BAR - half + d :], value)
+        return "%s%s|%*s %-9d\n" % (spaces[BAR - half + d :], ats[BAR - d :], half, "", shown)
+    return "%20s|%s%s %-9d\n" % ("", ats[BAR - d :], spaces[BAR - half + d :], shown)
+
+
+def normalized(value: int, normal: int) -> int:
+    """dt_print_datum's `(long long)value / normal`: a division of unsigned 64-bit numbers (normal is a uint64_t),
+    printed as signed."""
+    if normal == 1:
+        return value
+    return DType("", "int", 8, True).wrap((value & 0xFFFFFFFFFFFFFFFF) // normal)
 
 
 def _histogram_header() -> str:
     return "\n%16s %41s %-9s\n" % ("value", DISTRIBUTION, "count")
 
 
-def format_quantize(data: Buckets) -> str:
+def format_quantize(data: Buckets, normal: int = 1) -> str:
     """dt_print_quantize(): rows from one bucket below the first non-empty bucket to one above the last."""
     used = data.used()
     # dt_print_quantize's scan for the first non-empty bucket stops short of the last one, so a value only
@@ -527,11 +540,11 @@ def format_quantize(data: Buckets) -> str:
     out = [_histogram_header()]
     for i in range(first, last + 1):
         out.append("%16d " % quantize_bucket_value(i))
-        out.append(_quantline(data[i], total, positives, negatives))
+        out.append(_quantline(data[i], total, positives, negatives, normal))
     return "".join(out)
 
 
-def format_lquantize(data: Buckets, base: int, step: int, levels: int) -> str:
+def format_lquantize(data: Buckets, base: int, step: int, levels: int, normal: int = 1) -> str:
     """dt_print_lquantize(): like quantize, with '< base' and '>= base + levels * step' end rows."""
     used = data.used()
     if not used:
@@ -549,5 +562,5 @@ def format_lquantize(data: Buckets, base: int, step: int, levels: int) -> str:
             out.append("%16s " % f">= {base + levels * step}")
         else:
             out.append("%16d " % (base + (i - 1) * step))
-        out.append(_quantline(data[i], total, positives, negatives))
+        out.append(_quantline(data[i], total, positives, negatives, normal))
     return "".join(out)

@@ -17,7 +17,7 @@ from pathlib import Path
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from sim.trace.d_options import OptionError, option_value
+from sim.trace.d_options import UNSET, OptionError, option_value
 from sim.trace.d_types import TYPEDEFS, typedef_names
 
 GRAMMAR = Path(__file__).with_name("d_grammar.lark")
@@ -215,9 +215,10 @@ def _option(line: str, number: int, column: int) -> dict[str, int | str]:
         raise CompileError("malformed #pragma option <option>=<val>", number, column)
     name, value = match.group(1), match.group(2)
     try:
-        return {name: option_value(name, value)}
+        setting = option_value(name, value)
     except OptionError as error:
         raise CompileError(str(error), number, column) from None
+    return {} if setting == UNSET else {name: setting}
 
 
 def _syntax_error(error: UnexpectedInput, text: str) -> CompileError:

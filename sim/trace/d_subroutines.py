@@ -126,12 +126,16 @@ def compile_setopt(compiler, node: Tree, args: list[Tree]) -> Callable[[Firing],
         st = state[0]
         value = value_fn(f) if value_fn else None
         try:
-            st.options[name] = d_options.option_value(name, value)
+            setting = d_options.option_value(name, value)
         except d_options.OptionError as error:
             st.errors.append(f'dtrace: couldn\'t set option "{name}": {str(error).split(": ")[-1]}')
             return
+        if setting == d_options.UNSET:
+            st.options.pop(name, None)
+        else:
+            st.options[name] = setting
         if name in ("aggsortkey", "aggsortrev", "quiet"):
-            setattr(st, name, bool(st.options[name]))
+            setattr(st, name, name in st.options)
 
     return setopt
 

@@ -16,7 +16,7 @@ from lark import Token, Tree
 from sim.trace import d_interp as interp
 from sim.trace import d_kernel
 from sim.trace.d_decls import fail, resolve_type_name
-from sim.trace.d_memory import STRING_SIZE, DRuntimeError, Layout, read_string
+from sim.trace.d_memory import SCRATCH_BYTES, STRING_SIZE, DRuntimeError, Layout, read_string
 from sim.trace.d_output import INT, INT64, STRING, VOID, DType
 from sim.trace.d_types import (
     TYPEDEFS,
@@ -29,7 +29,6 @@ from sim.trace.d_types import (
 )
 
 SIZE_T = TYPEDEFS["size_t"]
-MAX_ALLOCA = 8192
 
 
 def attach(c) -> None:
@@ -44,6 +43,8 @@ def attach(c) -> None:
     c.this_declared = {}  # this-> variables declared outside clauses: name -> type
     c.inline_arguments = []  # a stack of {parameter: Expr} while an inline with a signature compiles
     c.translators = []  # d_decls.Translator, in declaration order
+    c.fbt_arguments = set()  # functions whose fbt entry arguments a clause reads (d_kernel.enter_clause)
+    c.clause_probes = []  # the probes of the clause being compiled
     c.xlate_sites = 0
     c.placeholder = lambda dtype: interp.Expr(lambda f: 0, dtype)  # a translator's input while it is checked
     c.builtin_names = set(interp.BUILTINS) | interp.ACTIONS | interp.UNSUPPORTED_FUNCTIONS
@@ -243,9 +244,14 @@ def arrow(c, node: Tree):
 
 def subscript(c, node: Tree):
     """Indexing an array or a pointer, or an inline with a tuple signature; None for associative arrays."""
-    base = node.children[0]
+    base, arguments = node.children
     if isinstance(base, Tree) and base.data == "ident" and str(base.children[0]) in c.inlines:
         return _inline_call(c, node, str(base.children[0]))
+    if isinstance(base, Tree) and base.data == "ident" and str(base.children[0]) == "args":
+        index = c._expr(arguments.children[0]) if len(arguments.children) == 1 else None
+        if index is None or not index.is_const or not 0 <= int(index.const) <= 9:
+            return None  # the interpreter words the error
+        return d_kernel.typed_args(c, node, int(index.const))
     place = _element(c, node)
     return value(c, place) if place is not None else None
 
@@ -516,8 +522,29 @@ def call(c, node: Tree, name: str):
     def alloca(f):
         st = state[0]
         n = sfn(f)
-        if not 0 <= n <= MAX_ALLOCA:
+        if not 0 <= n <= SCRATCH_BYTES:
             raise DRuntimeError(f"out of scratch space: alloca({n})")
         return st.memory.alloca(st.firings, n)
 
     return interp.Expr(alloca, pointer_to(VOID))
+
+
+def char_string(c, expr, pointers: bool):
+    """A char array (and, if `pointers`, a char *) as the string it holds, as printf's %s and trace() read one
+    (dt_printf.c's pfcheck_str); any other expression as it is."""
+    dtype = expr.type
+    if isinstance(dtype, ArrayType) and dtype.element.size == 1 and dtype.element.is_int:
+        limit = dtype.size
+    elif pointers and isinstance(dtype, PointerType) and dtype.target.size == 1 and dtype.target.is_int:
+        limit = STRING_SIZE
+    else:
+        return expr
+    fn, memory = expr.fn, _memory(c)
+    return interp.Expr(lambda f: read_string(memory(), fn(f), limit), STRING)
+
+
+def printf_values(c, slots: list, values: list) -> list:
+    """printf's arguments (one per slot: a conversion's value, or its * width or precision), a char array or
+    pointer given to %s read as its string."""
+    return [char_string(c, value, pointers=True) if n < len(slots) and slots[n][1] == "value"
+            and slots[n][0].letter == "s" else value for n, value in enumerate(values)]  # fmt: skip

@@ -26,6 +26,7 @@ from sim.kern.kernel import KernelConfig
 from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
 from sim.run import DEFAULT_RECORD_BUDGET, Run, RunSpec, record
 from sim.trace import d_interp
+from sim.trace.d_command import command_options, expand_macros, list_probes
 from sim.trace.d_interp import Program, TraceState, compile_program
 from sim.trace.d_output import Aggregation
 from sim.trace.d_parser import CompileError, DtraceError, EnableError, parse
@@ -56,17 +57,35 @@ class CompiledScript:
     name: str  # for messages: the script's file name, or the -n description
     from_file: bool
     session: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    matched_messages: list[str] = field(default_factory=list)  # one a program, when several were compiled together
+
+    def matched_message(self) -> str:
+        n = self.program.matched
+        kind = "script" if self.from_file else "description"
+        return f"dtrace: {kind} '{self.name}' matched {n} probe{'' if n == 1 else 's'}"
 
 
-def compile_script(script: str, script_name: str | None = None) -> CompiledScript:
+def compile_script(
+    script: str,
+    script_name: str | None = None,
+    *,
+    options: dict[str, int | str] | None = None,
+    macro_args: list[str] | None = None,
+) -> CompiledScript:
     """Compile a D program. `script_name` names a -s script file; without it the text is a -n description.
+    `options` are set before the program's own (dtrace -x); `macro_args` are its $1, $2, ... (None: no macro
+    expansion, as for a program that is not from dtrace's command line).
 
     Raises DtraceError with dtrace's message, e.g. "dtrace: failed to compile script x.d: line 3: ...".
     """
     from_file = script_name is not None
     catalog = ProbeCatalog()
     try:
+        if macro_args is not None:
+            defaults = "defaultargs" in (options or {})
+            script = expand_macros(script, macro_args, script_name or "", defaults)
         parsed = parse(script, from_file)
+        parsed.options = {**(options or {}), **parsed.options}
         program = compile_program(parsed, catalog)
     except CompileError as error:
         raise _dtrace_error(error, script, script_name) from None
@@ -108,6 +127,7 @@ def required_config(compiled: CompiledScript, config: KernelConfig) -> KernelCon
         dtrace_fbt_entry=tuple(sorted({*config.dtrace_fbt_entry, *enabling.fbt_entry})),
         dtrace_fbt_return=tuple(sorted({*config.dtrace_fbt_return, *enabling.fbt_return})),
         dtrace_profile_ns=tuple(sorted([*config.dtrace_profile_ns, *(p.period_ns for p in enabling.profile)])),
+        dtrace_fbt_arguments=tuple(sorted({*config.dtrace_fbt_arguments, *compiled.program.fbt_arguments})),
         dtrace_sdt=tuple(
             sorted({*config.dtrace_sdt, *_sdt_probes("proc", enabling.proc), *_sdt_probes("vminfo", enabling.vminfo)})
         ),
@@ -226,9 +246,7 @@ class _Tracing:
         self.systrace_frames, self.fbt_firing = systrace_frames, fbt_firing
         self.stderr: list[str] = []
         if not self.state.quiet:
-            n = program.matched
-            kind = "script" if compiled.from_file else "description"
-            self.stderr.append(f"dtrace: {kind} '{compiled.name}' matched {n} probe{'' if n == 1 else 's'}")
+            self.stderr.extend(compiled.matched_messages or [compiled.matched_message()])
         self.started = time.perf_counter()  # BEGIN's time: tracing a live run also takes the run's own time
         self.walk: ProbeWalk | None = None
         self.threads: ThreadTable = {}
@@ -367,34 +385,44 @@ def _drop_messages(state: TraceState, unrecorded: int, recorded: int) -> list[st
 # --- the command line ---------------------------------------------------------------------------------------
 
 
+class _Program(argparse.Action):
+    """-n and -s, kept in the order given: dtrace compiles them in that order into one set of enablings."""
+
+    def __call__(self, parser, namespace, value, option_string=None) -> None:
+        namespace.programs = [*(namespace.programs or []), (option_string, value)]
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """`trapscope dtrace [-q] [--profile P] (-n 'PROGRAM' | -s FILE) -c 'COMMAND LINE'`."""
+    """`trapscope dtrace [-q] [-l] [-x OPT[=VAL]] [--profile P] (-n 'PROGRAM' | -s FILE)... -c 'COMMAND' [ARG...]`."""
     parser = subparsers.add_parser("dtrace", help="trace a command line with a D program, as dtrace -c does")
     parser.add_argument("-q", dest="quiet", action="store_true", help="quiet: only what the program prints")
+    parser.add_argument("-l", dest="list", action="store_true", help="list the probes the -n descriptions match")
+    parser.add_argument(
+        "-x", dest="options", action="append", default=[], metavar="OPT[=VAL]", help="set an option (-x nspec=2)"
+    )
     parser.add_argument(
         "--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help="machine profile (lecture)"
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("-n", dest="program", metavar="'PROGRAM'", help="a D program given on the command line")
-    source.add_argument("-s", dest="script", metavar="FILE", help="a D script file")
-    parser.add_argument("-c", dest="command", required=True, metavar="'COMMAND LINE'", help="what to run")
-    parser.set_defaults(handler=main)
+    parser.add_argument("-n", action=_Program, dest="programs", metavar="'PROGRAM'", help="a D program (repeatable)")
+    parser.add_argument("-s", action=_Program, dest="programs", metavar="FILE", help="a D script file (repeatable)")
+    parser.add_argument("-c", dest="command", metavar="'COMMAND LINE'", help="what to run")
+    parser.add_argument("macro_args", nargs="*", metavar="ARG", help="the program's $1, $2, ...")
+    parser.set_defaults(handler=main, programs=[])
 
 
 def main(args: argparse.Namespace) -> int:
     """Run `trapscope dtrace`; a D error is printed as dtrace prints it and exits 1."""
-    if args.script is not None:
-        try:
-            script = Path(args.script).read_text()
-        except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or str(error)
-            print(f"dtrace: failed to open {args.script}: {reason}", file=sys.stderr)
-            return EXIT_ERROR
-        name = args.script
-    else:
-        script, name = args.program, None
     try:
-        result = run_dtrace(script, args.command, args.profile, args.quiet, script_name=name)
+        if args.list:
+            sys.stdout.write(list_probes([text for option, text in args.programs if option == "-n"]))
+            return 0
+        if not args.programs:
+            raise DtraceError("dtrace: no probes specified: give a program with -n or -s")
+        if args.command is None:
+            raise DtraceError("dtrace: trapscope traces a command it runs: give it with -c")
+        compiled = compile_command(args.programs, args.options, args.macro_args)
+        spec = RunSpec(command=args.command, profile=args.profile, config=required_config(compiled, KernelConfig()))
+        result = trace_live(compiled, spec, args.quiet)
     except DtraceError as error:
         print(error, file=sys.stderr)
         if error.context:
@@ -404,3 +432,33 @@ def main(args: argparse.Namespace) -> int:
     sys.stdout.write(result.program_output)
     sys.stdout.write(result.output)
     return result.exit_status & 0xFF
+
+
+def compile_command(programs: list[tuple[str, str]], settings: list[str], macro_args: list[str]) -> CompiledScript:
+    """The -n/-s programs of a command line, each compiled on its own (so that errors name it, and so that each
+    reports its matched probes), then together: one program, as dtrace enables them all at once."""
+    sources: list[tuple[str, str | None]] = []
+    for option, value in programs:
+        if option == "-n":
+            sources.append((value, None))
+            continue
+        try:
+            sources.append((Path(value).read_text(), value))
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise DtraceError(f"dtrace: failed to open {value}: {reason}") from None
+    options = _command_options(settings)
+    parts = [compile_script(text, name, options=options, macro_args=macro_args) for text, name in sources]
+    if len(parts) == 1:
+        return parts[0]
+    together = "\n".join(text for text, _ in sources)
+    combined = compile_script(together, sources[0][1] or "", options=options, macro_args=macro_args)
+    combined.matched_messages = [part.matched_message() for part in parts]
+    return combined
+
+
+def _command_options(settings: list[str]) -> dict[str, int | str]:
+    try:
+        return command_options(settings)
+    except CompileError as error:
+        raise DtraceError(f"dtrace: {error.message}") from None

@@ -93,11 +93,17 @@ class Probe:
 @cache
 def modelled_kernel_functions() -> frozenset[str]:
     """Every @kfunc in the kernel and VM packages: the names fbt offers probes for."""
+    return frozenset(kernel_function_objects())
+
+
+@cache
+def kernel_function_objects() -> dict[str, Callable]:
+    """Every @kfunc in the kernel and VM packages, by name (fbt's args[] are typed by their parameters)."""
     import sim.kern
     import sim.vm
     from sim.core.kfunc import is_kfunc
 
-    names: set[str] = set()
+    functions: dict[str, Callable] = {}
     for package in (sim.kern, sim.vm):
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             try:
@@ -106,8 +112,8 @@ def modelled_kernel_functions() -> frozenset[str]:
                 continue
             for value in _functions_of(module):
                 if is_kfunc(value):
-                    names.add(value.__name__)
-    return frozenset(names)
+                    functions.setdefault(value.__name__, value)
+    return functions
 
 
 @cache
@@ -464,7 +470,7 @@ class ProbeWalk:
                 if self.fbt_entry is not None:
                     probe = self.fbt_entry.get(name)
                     if probe is not None:
-                        self._fbt(probe, t, name, _ENTRY)
+                        self._fbt(probe, t, name, _ENTRY, event.data)
                 w.step(event)
             elif kind == "exit":
                 w.step(event)
@@ -594,7 +600,7 @@ class ProbeWalk:
 
     # -- providers --
 
-    def _fbt(self, probe: Probe, t: int, function: str, returned: object) -> None:
+    def _fbt(self, probe: Probe, t: int, function: str, returned: object, entered: object = None) -> None:
         """fbt entry (returned is _ENTRY: no arguments recorded) or return (arg1 = the value the function returned).
 
         In a run recorded with the probe armed, the kernel charged each firing's cost inside the frame: just after
@@ -610,7 +616,8 @@ class ProbeWalk:
             self.dtrace_ns[tid] = self.dtrace_ns.get(tid, 0) + clock
         self.callee = function
         try:
-            self.fire(self._prepare(probe, t, _no_args if returned is _ENTRY else lambda: (0, _int(returned))))
+            arguments = _entry_args(function, entered) if returned is _ENTRY else lambda: (0, _int(returned))
+            self.fire(self._prepare(probe, t, arguments))
         finally:
             self.callee = None
             if cost:
@@ -722,8 +729,28 @@ def _enters_kernel(event: Event) -> bool:
     return any(delta[0] == "reg" and delta[1] == "cpl" and delta[3] == 0 for delta in event.deltas)
 
 
-def _no_args() -> tuple:
-    return ()
+class EntryArgs(tuple):
+    """fbt entry arguments as D's arg0..arg9 read them (an object's address); `facts` are the recorded arguments
+    (sim/kern/dtrace_args.py), which D's typed args[] read."""
+
+    facts: tuple = ()
+
+
+def _entry_args(function: str, entered: object) -> Callable[[], tuple]:
+    if entered is None:
+        return lambda: _unrecorded(function)
+    values = entered.values  # type: ignore[attr-defined]
+
+    def arguments() -> tuple:
+        args = EntryArgs(v if v.__class__ is int else getattr(v, "address", 0) for v in values)
+        args.facts = values
+        return args
+
+    return arguments
+
+
+def _unrecorded(function: str) -> tuple:
+    raise ValueError(f"the arguments of {function}() were not recorded in this run")
 
 
 _ENTRY = object()  # _fbt's `returned` for an entry probe

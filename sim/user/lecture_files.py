@@ -147,8 +147,8 @@ def read_kernel_pointer_main(libc: Libc, argv: tuple[str, ...], env: dict[str, s
 @program(
     "clock-gettime",
     "clock_gettime(CLOCK_MONOTONIC) twice: where the timecounter is the TSC, libc reads the kernel's timehands "
-    "in the shared page (the vdso) with rdtscp, and no system call is made; elsewhere (the lecture's HPET) the "
-    "vdso says no and libc makes the system call",
+    "in the shared page (the vdso) with lfence; rdtsc, and no system call is made; elsewhere (the lecture's HPET) "
+    "the vdso says no and libc makes the system call",
     validate=validator("clock-gettime"),
 )
 def clock_gettime_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:

@@ -4,7 +4,7 @@ sim/scenarios/lecture_slides.py run them).
 - getauid: the lecture's example of a system call's body (slide "getauid"): the audit ID, or ENOSYS in a jail,
   EPERM without the privilege (the kernel's `jailed` and `uid` switches choose).
 - capmode: cap_enter() changes the process's credential; the thread's cached copy is refreshed by the next
-  system call's cred_update_thread, from which on open() is refused with ECAPMODE (slides "Security and
+  system call's thread_cow_update, from which on open() is refused with ECAPMODE (slides "Security and
   reliability (1)/(2)").
 - nosys: a system-call number syscalls.master does not list reaches nosys(): SIGSYS, and ENOSYS when SIGSYS is
   ignored (slide "System-call table: syscalls.master").
@@ -82,7 +82,7 @@ def getauid_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:
     return 0 if rc == 0 else 1
 
 
-# -- cap_enter(2): a new credential, picked up by cred_update_thread ------------------------------------------
+# -- cap_enter(2): a new credential, picked up by thread_cow_update -------------------------------------------
 
 
 @program(

@@ -171,19 +171,24 @@ def clock_gettime(libc: Libc, clock_id: int, tp: int) -> int:
     fields = VDSO_TIMEKEEP.unpack(umem.load(timekeep, VDSO_TIMEKEEP.size))
     if not fields[1]:  # tk_enabled == 0: ENOSYS
         return libc._ret(libc.syscall("clock_gettime", clock_id, tp))  # __sys_clock_gettime
-    ns = vdso_read(libc, fields, clock_id)
+    ns = vdso_read(libc, timekeep, fields, clock_id)
     umem.store(tp, TIMESPEC.pack(*divmod(ns, 10**9)))
     return libc._ret(0)
 
 
-def vdso_read(libc: Libc, fields: tuple, clock_id: int) -> int:
-    """binuptime() in user mode over the timekeep's fields: the timehands' offset plus the TSC ticks since, times
-    th_scale."""
+TK_CURRENT_OFFSET, TH_GEN_END = 8, 20  # struct vdso_timekeep: tk_current at 8, then th_algo and th_gen to 20
+
+
+def vdso_read(libc: Libc, timekeep: int, fields: tuple, clock_id: int) -> int:
+    """binuptime() in user mode (lib/libc/sys/__vdso_gettimeofday.c, FreeBSD 11) over the timekeep's fields
+    (tk_current, th_gen, ...): the timehands' offset plus the TSC ticks since (__vdso_gettc: `lfence; rdtsc`)
+    times th_scale, then a check that tk_current and th_gen are unchanged (the generation loop: the kernel may
+    update the timehands meanwhile; on one simulated CPU it never has, so the loop runs once)."""
     from sim.kern.kern_time import CLOCK_SECOND, REALTIME_CLOCKS
 
     _, enabled, _, _, _, scale, offset_count, mask, off_sec, off_frac, boot_sec, boot_frac = fields
-    tsc = pcpu.machine.now  # rdtscp: the simulated TSC counts at 1 GHz from boot
-    libc._step("rdtscp", Rdtscp(tsc))
+    tsc = pcpu.machine.now  # the simulated TSC counts at 1 GHz from boot
+    libc._step("lfence; rdtsc", Rdtscp(tsc))
     frac = off_frac + ((tsc - offset_count) & mask) * scale
     sec = off_sec + (frac >> 64)
     frac &= (1 << 64) - 1
@@ -191,6 +196,7 @@ def vdso_read(libc: Libc, fields: tuple, clock_id: int) -> int:
         frac += boot_frac
         sec += boot_sec + (frac >> 64)
         frac &= (1 << 64) - 1
+    umem.load(timekeep + TK_CURRENT_OFFSET, TH_GEN_END - TK_CURRENT_OFFSET)  # } while (curr != tk_current || ...)
     if clock_id == CLOCK_SECOND:
         return sec * 10**9
     return sec * 10**9 + ((10**9 * (frac >> 32)) >> 32)  # bintime2timespec

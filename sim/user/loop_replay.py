@@ -93,6 +93,8 @@ class SteadyLoop:
             "walks": mmu.walks,
             "flushes": mmu.flushes,
         }
+        for name, value in td.td_proc.p_ru.items():  # rusage counters (system calls on sockets count messages)
+            values[f"ru.{name}"] = value
         for f in fields(cnt):
             value = getattr(cnt, f.name)
             if isinstance(value, int) and not isinstance(value, bool):
@@ -101,7 +103,7 @@ class SteadyLoop:
 
     @staticmethod
     def _difference(after, before) -> tuple:
-        values = tuple((name, after[0][name] - before[0][name]) for name in after[0])
+        values = tuple((name, after[0][name] - before[0].get(name, 0)) for name in after[0])
         calls = after[1].copy()
         calls.subtract(before[1])
         return values, tuple(sorted((name, n) for name, n in calls.items() if n))
@@ -150,5 +152,8 @@ class SteadyLoop:
             if name.startswith("vm."):
                 attribute = name.removeprefix("vm.")
                 setattr(cnt, attribute, getattr(cnt, attribute) + value * times)
+        for name, value in delta.items():
+            if name.startswith("ru."):
+                td.td_proc.p_ru[name.removeprefix("ru.")] += value * times
         for name, n in calls:
             kernel.syscall_counts[name] += n * times

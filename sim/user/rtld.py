@@ -108,7 +108,7 @@ LIBC = ElfImage(
 IMAGES = {
     "dd": ElfImage(
         "/bin/dd",
-        (Segment(0x200000, 0, 0x5000, 0x5000, PF_R | PF_X), Segment(0x605000, 0x5000, 0x400, 0xE00, PF_R | PF_W)),
+        (Segment(0x400000, 0, 0x5000, 0x5000, PF_R | PF_X), Segment(0x605000, 0x5000, 0x400, 0xE00, PF_R | PF_W)),
         needed=("libc.so.7",),
         dynsymcount=95,
         nrela=12,
@@ -117,7 +117,7 @@ IMAGES = {
     ),  # fmt: skip
     "ipc-dynamic": ElfImage(
         "/usr/bin/ipc-dynamic",
-        (Segment(0x200000, 0, 0x4000, 0x4000, PF_R | PF_X), Segment(0x604000, 0x4000, 0x300, 0x900, PF_R | PF_W)),
+        (Segment(0x400000, 0, 0x4000, 0x4000, PF_R | PF_X), Segment(0x604000, 0x4000, 0x300, 0x900, PF_R | PF_W)),
         needed=("libthr.so.3", "libc.so.7"),
         dynsymcount=80,
         nrela=10,

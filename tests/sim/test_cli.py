@@ -35,11 +35,11 @@ def test_an_unbalanced_quote_is_a_clear_error(capsys):
 
 
 def test_pagewalk_json_walks_the_text_page_to_a_physical_address(capsys):
-    assert main(["pagewalk", "--json", "--va", "0x201000", "-c", "getpid"]) == 0
+    assert main(["pagewalk", "--json", "--va", "0x401000", "-c", "getpid"]) == 0
     walk = json.loads(capsys.readouterr().out)
-    assert walk["va"] == 0x201000
+    assert walk["va"] == 0x401000
     assert [level["level"] for level in walk["levels"]] == ["PML4E", "PDPTE", "PDE", "PTE"]
-    assert [level["index"] for level in walk["levels"]] == [0, 0, 1, 1]  # 0x201000 = PD 1, PT 1
+    assert [level["index"] for level in walk["levels"]] == [0, 0, 2, 1]  # 0x401000 = PD 2, PT 1
     assert "NX" not in walk["levels"][-1]["flags"] and "P" in walk["levels"][-1]["flags"]
     assert walk["pa"] % 4096 == 0 and "fault" not in walk
 

@@ -1,5 +1,6 @@
 """Credentials: getauid() as audit_syscalls.c has it, and Capsicum's capability mode, which cap_enter() turns on
-in a new credential that the thread picks up at its next system call (cred_update_thread)."""
+in a new credential that the thread picks up at its next system call (thread_cow_update: FreeBSD 11's name for
+10.x's cred_update_thread, which the lecture's slide shows)."""
 
 from __future__ import annotations
 
@@ -35,11 +36,11 @@ def enters_capability_mode(libc: Libc, argv, env) -> int:
     return 0 if (before, after, fd, libc.errno) == (0, 1, -1, E.ECAPMODE) else 1
 
 
-def test_cap_enter_takes_effect_at_the_next_call_through_cred_update_thread():
+def test_cap_enter_takes_effect_at_the_next_call_through_thread_cow_update():
     run = run_program(enters_capability_mode)
     assert run.exit_status == 0
     cap_enter = next(i for i, e in enumerate(run.events) if e.kind == "syscall" and e.name == "cap_enter")
-    updates = [i for i in events_named(run, "enter", "cred_update_thread") if i > cap_enter]
+    updates = [i for i in events_named(run, "enter", "thread_cow_update") if i > cap_enter]
     assert updates  # the thread's cached credential was stale after cap_enter
     next_call = next(i for i in range(cap_enter + 1, len(run.events)) if run.events[i].kind == "syscall")
     assert updates[0] < next_call  # ... and is refreshed before that call's own work

@@ -89,7 +89,12 @@ def test_an_unknown_probe_is_reported_as_dtrace_reports_it():
             1,
             24,
         ),
-        ("BEGIN { @q = lquantize(1, 10, 0); }", "lquantize( ) upper bound must be greater than lower bound", 1, 31),
+        (
+            "BEGIN { @q = lquantize(1, 10, 0); }",
+            "lquantize( ) base (argument #1) must be less than limit (argument #2)",
+            1,
+            14,
+        ),
         ("BEGIN { @q = lquantize(1, 0, x); }", "failed to resolve x: Unknown variable name", 1, 30),
         ("BEGIN { printa(@none); }", "printa( ) argument is an undefined aggregation: @none", 1, 16),
         ("BEGIN { x = curpsinfo; }", "built-in variable curpsinfo is not available in trapscope's D", 1, 13),

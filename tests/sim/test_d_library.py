@@ -174,9 +174,9 @@ def test_the_first_exit_wins():
     assert result.exit_status == 3
 
 
-def test_a_variable_first_met_by_increment_is_an_int_declared_for_the_whole_program():
+def test_a_variable_first_met_by_increment_is_an_int64_declared_for_the_whole_program():
     result = run("BEGIN /x == 0/ { x++; } BEGIN { x += 2; trace(x); exit(0); }", quiet=False)
-    assert " %8d" % 3 in result.output  # an int: trace() prints it in 8 columns
+    assert " %16d" % 3 in result.output  # an int64_t: trace() prints it in 16 columns
 
 
 @pytest.mark.parametrize(
@@ -204,3 +204,56 @@ def test_options_take_their_kinds_of_values():
         "#pragma D option bufsize=4m\n#pragma D option cleanrate=2000hz\n#pragma D option nspec=0x10\nBEGIN {}", "t.d"
     )
     assert compiled.program.options == {"bufsize": 4 << 20, "cleanrate": 500_000, "nspec": 16}
+
+
+# --- lquantize and llquantize -------------------------------------------------------------------------------
+
+
+def test_llquantize_buckets_each_magnitude_in_linear_steps():
+    result = run("BEGIN { @ = llquantize(7, 10, 0, 2, 10); @ = llquantize(45, 10, 0, 2, 10); exit(0); }")
+    rows = [line.split() for line in result.output.splitlines() if line.strip()[:1].isdigit()]
+    # every bucket from one below the first count to one above the last: 6..9 by ones, then 10..50 by tens
+    assert [(int(row[0]), int(row[-1])) for row in rows] == [(6, 0), (7, 1), (8, 0), (9, 0), (10, 0), (20, 0),
+                                                             (30, 0), (40, 1), (50, 0)]  # fmt: skip
+
+
+def test_llquantize_counts_below_and_above_its_magnitudes_and_takes_an_increment():
+    result = run("BEGIN { @ = llquantize(0, 10, 1, 2, 20, 25); @ = llquantize(5000, 10, 1, 2, 20, 3); exit(0); }")
+    assert "            < 10 |" in result.output and " 25 " in result.output
+    assert "         >= 1000 |" in result.output and " 3 " in result.output
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("llquantize(1, 1, 0, 10, 10)", "llquantize( ) factor (argument #1) must be two or more"),
+        ("llquantize(1, 10, 0, 10, 7)", "llquantize( ) factor (argument #1) must be less than or equal to the "
+         "number of linear steps per magnitude (argument #4)"),
+        ("llquantize(1, 10, 0, 10, 15)", "llquantize( ) factor (argument #1) must evenly divide the number of "
+         "steps per magnitude (argument #4), and the number of steps per magnitude must evenly divide a power "
+         "of the factor"),
+        ("llquantize(1, 10, -1, 10, 10)", "llquantize( ) argument #2 (low magnitude) must be an unsigned 16-bit "
+         "quantity"),
+        ("llquantize(1, 10, 0, x, 10)", "llquantize( ) argument #3 (high magnitude) must be an integer constant"),
+        ("llquantize(1, 10, 0, 20, 10)", "llquantize( ) factor (10) raised to power of high magnitude (20) plus 1 "
+         "overflows 64-bits"),
+        ("lquantize(1, 10, 0)", "lquantize( ) base (argument #1) must be less than limit (argument #2)"),
+        ("lquantize(1, 0, 10, 20)", "lquantize( ) step (argument #3) too large: must have at least one "
+         "quantization level"),
+    ],
+)  # fmt: skip
+def test_histogram_parameters_are_checked_in_libdtraces_words(call, message):
+    assert error_of(f"BEGIN {{ x = 1; @ = {call}; }}") == f"line 1: {message}"
+
+
+def test_an_aggregations_llquantize_parameters_must_match_its_first():
+    message = error_of("BEGIN { @ = llquantize(1, 10, 0, 10, 10); @ = llquantize(1, 10, 0, 10, 20); }")
+    assert (
+        message == "line 1: llquantize( ) linear steps per magnitude (argument #4) doesn't match previous "
+        "declaration: expected 10, found 20"
+    )
+
+
+def test_an_lquantize_limit_need_not_be_a_whole_number_of_steps_past_its_base():
+    result = run("BEGIN { @ = lquantize(17, 1, 20, 5); exit(0); }")
+    assert "           >= 16 |" in result.output

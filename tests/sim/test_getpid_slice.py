@@ -59,7 +59,7 @@ def test_every_disabled_hook_is_recorded_as_skipped(run):
     enter_path = run.events[step_of(run, "enter", "syscallenter") : step_of(run, "exit", "syscallenter")]
     skipped = [e.name for e in enter_path if e.kind == "skip"]
     assert skipped == [
-        "cred_update_thread",
+        "thread_cow_update",
         "ktrsyscall",
         "ptracestop",
         "IN_CAPABILITY_MODE",

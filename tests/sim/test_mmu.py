@@ -171,7 +171,7 @@ def test_user_ptes_carry_present_user_and_writable_as_the_mapping_allows(bench):
 def test_pagewalk_of_a_finished_run_shows_each_level_and_the_physical_address():
     run = record(RunSpec("getpid"))
     pid = next(iter(run.page_tables))
-    text = pagewalk(run, 0x201000, pid)
+    text = pagewalk(run, 0x401000, pid)
     assert [level["level"] for level in text["levels"]] == ["PML4E", "PDPTE", "PDE", "PTE"]
     assert set(text) >= {"va", "levels"} and ("pa" in text or "fault" in text)
     hole = pagewalk(run, 0x10000000, pid)

@@ -31,8 +31,10 @@ SLIDE = [
     "syscall_thread_exit",
     "sv_set_syscall_retval",
 ]
-# What the simulator's log calls each step: the function entered, or the hook run or skipped.
+# What the simulator's log calls each step: the function entered, or the hook run or skipped. The slide shows 10.x's
+# cred_update_thread; FreeBSD 11 (the simulator) has thread_cow_update in its place.
 LOG_NAMES = {
+    "thread_cow_update": "cred_update_thread",
     "cpu_fetch_syscall_args": "sv_fetch_syscall_args",
     "audit_syscall_enter": "AUDIT_SYSCALL_ENTER",
     "audit_syscall_exit": "AUDIT_SYSCALL_EXIT",
@@ -51,7 +53,7 @@ def syscallenter_steps(run, start: int) -> list[str]:
         if e.kind == "enter" and e.depth == depth and not e.name.startswith("sys_"):  # not sy_call's body
             names.append(LOG_NAMES.get(e.name, e.name))
         elif e.kind in ("hook", "skip") and e.depth == depth - 1 and e.name != "sv_fetch_syscall_args":
-            names.append(e.name)
+            names.append(LOG_NAMES.get(e.name, e.name))
         elif e.kind == "syscall":
             names.append("sa->callp->sy_call")
     return names
@@ -78,7 +80,7 @@ def test_a_hook_whose_flag_is_clear_is_skipped_and_costs_only_the_flag_test():
     run = run_program(getpid_once)
     getpid = syscall_events(run, "getpid")[0]
     steps = syscallenter_steps(run, max(i for i in events_named(run, "enter", "syscallenter") if i < getpid))
-    assert steps[1:] == SLIDE[1:]  # same order; cred_update_thread is skipped before the args are fetched
+    assert steps[1:] == SLIDE[1:]  # same order; thread_cow_update is skipped before the args are fetched
     for hook in ("ktrsyscall", "ptracestop", "AUDIT_SYSCALL_ENTER", "systrace_probe_func"):
         skip = next(i for i in events_named(run, "skip", hook) if i < getpid)
         assert run.events[skip].t_ns - run.events[skip - 1].t_ns == LECTURE.flag_test_ns

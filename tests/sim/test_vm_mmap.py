@@ -146,10 +146,10 @@ def test_the_first_processs_image_is_mapped_as_exec_maps_an_elf_file():
     td = bench.td
     exec_first_image(td, ("prog", "-x"), {"HOME": "/root"}, default_image("prog"))
     map = td.td_proc.p_vmspace.vm_map
-    text = vm_map_lookup_entry(map, 0x201000)
+    text = vm_map_lookup_entry(map, 0x401000)
     assert text.protection == VM_PROT_READ | VM_PROT_EXECUTE and text.object.type == OBJT_VNODE
     assert text.eflags & MAP_ENTRY_COW
-    bss = vm_map_lookup_entry(map, 0x402000)
+    bss = vm_map_lookup_entry(map, 0x602000)
     assert bss.object is not None  # the data page's file bytes were copied out to it at exec
     stack = vm_map_lookup_entry(map, bench.cpu["rsp"])
     assert stack is not None and stack.end == 0x00007FFFFFFFF000
