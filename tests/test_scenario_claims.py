@@ -174,20 +174,20 @@ def test_capability_mode_refuses_a_lookup_from_at_fdcwd_and_the_thread_sees_it_a
     run = scenario_run("capability-mode")
     entered = first(run, "proc", "cap_enter")
     next_call = first(run, "insn", "syscall", start=entered)
-    assert first(run, "enter", "cred_update_thread") > next_call
+    assert first(run, "enter", "thread_cow_update") > next_call
     assert run.events[first(run, "skip", "IN_CAPABILITY_MODE", start=next_call)].data.in_capability_mode
     assert run.events[first(run, "exit", "sys_openat")].data == ECAPMODE
     assert run.events[first(run, "user", "cerror")].data.errno == ECAPMODE
     assert "getpid() returned 1000" in run.output
 
 
-def test_cred_update_thread_runs_once_after_the_credential_changes():
+def test_thread_cow_update_runs_once_after_the_credential_changes():
     run = scenario_run("cred-update-thread")
     entered = first(run, "proc", "cap_enter")
-    updates = steps(run, "enter", "cred_update_thread")
+    updates = steps(run, "enter", "thread_cow_update")
     assert len(updates) == 1 and updates[0] > entered
-    assert steps(run, "skip", "cred_update_thread", end=entered) and steps(
-        run, "skip", "cred_update_thread", start=updates[0]
+    assert steps(run, "skip", "thread_cow_update", end=entered) and steps(
+        run, "skip", "thread_cow_update", start=updates[0]
     )
 
 
