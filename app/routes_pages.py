@@ -27,7 +27,7 @@ from app.room_views import room_bar
 from app.routes_trace import trace_url
 from app.runs import RunCache, get_run_cache
 from app.security import embed_policy
-from app.stepper import StepperRun, derived_stepper_run, stepper_run, stepper_view
+from app.stepper import PrepareStepper, StepperRun, derived_stepper_run, stepper_view
 from app.templating import get_templates
 from app.view_stops import run_stops, with_stop
 from sim.replay import StepOutOfRange
@@ -54,7 +54,7 @@ def wants_panel_only(request: Request) -> bool:
 
 async def stepper_context(query: StepperQuery, runs: RunCache, fragment: bool) -> dict[str, Any]:
     """What the stepper's templates need to show `query`'s step (its run recorded, or taken from the cache)."""
-    cached = await runs.get(query.spec, prepare=stepper_run)
+    cached = await runs.get(query.spec, prepare=PrepareStepper(query.scenario.slug))
     derived = await derived_stepper_run(runs, cached)
     stops = await run_stops(runs, cached, query.scenario)
     query = with_stop(query, stops)
@@ -97,7 +97,7 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
         query = parse_query(request.url.path, scenario, {k: v for k, v in params.items() if k != "step"}, {})
         cached = await runs.get(query.spec)
         raise step_problem(error, cached.last_step) from None
-    cached = await runs.get(query.spec, prepare=stepper_run)
+    cached = await runs.get(query.spec, prepare=PrepareStepper(query.scenario.slug))
     derived = await derived_stepper_run(runs, cached)
     stops = await run_stops(runs, cached, scenario)
     named_no_step = query.stop and query.step is None and query.at_ns is None

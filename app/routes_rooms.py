@@ -73,7 +73,7 @@ from app.rooms import (
 )
 from app.routes_pages import add_figures, stepper_context
 from app.runs import RunCache, get_run_cache
-from app.stepper import derived_stepper_run, stepper_run
+from app.stepper import PrepareStepper, derived_stepper_run
 from app.templating import get_templates
 
 router = APIRouter(prefix="/rooms", include_in_schema=False)
@@ -382,7 +382,7 @@ async def pose(
         raise HTTPException(422, f"a question is one of: {', '.join(KINDS)}")
     query = parse_stepping_url(room.url)
     step = query.step or 0
-    cached = await runs.get(query.spec, prepare=stepper_run)
+    cached = await runs.get(query.spec, prepare=PrepareStepper(query.scenario.slug))
     derived = await derived_stepper_run(runs, cached)
     truth = await run_in_threadpool(found.settle, derived.index, cached.run, step)
     question = Question(

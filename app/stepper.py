@@ -16,7 +16,7 @@ from app.params import SWITCHES, VIEWS, Breakpoint, StepperQuery
 from app.runs import CachedRun, RunCache
 from app.view_latency import LatencyIndex, LatencyView, latency_view
 from app.view_source import SourceView, source_view
-from app.view_stops import StopsView, stops_view
+from app.view_stops import StopsOf, StopsView, stops_view
 from app.view_vm import VmView, fault_modes, vm_view
 from app.view_walk import WalkView, walk_view
 from app.views import StepView, narrate, step_view
@@ -45,6 +45,19 @@ STEPPER_RUN = "stepper"  # its name among a cached run's derived views
 
 def stepper_run(cached: CachedRun) -> StepperRun:
     return cached.derived(STEPPER_RUN, StepperRun)
+
+
+@dataclass(frozen=True)
+class PrepareStepper:
+    """What a new run's recording turn derives for the stepping page of `scenario` (its slug): the stepper's index
+    and the scenario's stops, so that a run admitted once is shown without a second turn in the recording pool.
+    A class, not a closure: the recording process is given it by pickling."""
+
+    scenario: str
+
+    def __call__(self, cached: CachedRun) -> None:
+        stepper_run(cached)
+        StopsOf(self.scenario).derive(cached)
 
 
 async def derived_stepper_run(runs: RunCache, cached: CachedRun) -> StepperRun:

@@ -13,15 +13,35 @@ from dataclasses import dataclass, replace
 from app.errors import BadParameter
 from app.params import StepperQuery
 from app.runs import CachedRun, RunCache
-from sim.scenarios.registry import Scenario
+from sim.scenarios.registry import Scenario, lookup
 from sim.scenarios.stops import StopAt, resolve_stops
 
 
 async def run_stops(runs: RunCache, cached: CachedRun, scenario: Scenario) -> tuple[StopAt, ...]:
-    """The scenario's stops in this run (built in the recording pool the first time: a long run is a long scan)."""
+    """The scenario's stops in this run (found in the recording's own turn, see `StopsOf`, or else built in the
+    recording pool the first time: a long run is a long scan)."""
     if not scenario.stops:
         return ()
-    return await runs.derive(cached, f"stops:{scenario.slug}", lambda c: resolve_stops(scenario.stops, c.run.events))
+    return await runs.derive(cached, _stops_name(scenario.slug), StopsOf(scenario.slug))
+
+
+def _stops_name(slug: str) -> str:
+    return f"stops:{slug}"  # the stops' name among a cached run's derived views
+
+
+@dataclass(frozen=True)
+class StopsOf:
+    """Finds a scenario's stops in a run. A class, not a closure, so that the recording process can be given it
+    (by pickling) with the rest of what a new run's turn derives (app/stepper.py prepare_stepper)."""
+
+    slug: str
+
+    def __call__(self, cached: CachedRun) -> tuple[StopAt, ...]:
+        return resolve_stops(lookup(self.slug).stops, cached.run.events)
+
+    def derive(self, cached: CachedRun) -> None:
+        if lookup(self.slug).stops:
+            cached.derived(_stops_name(self.slug), self)
 
 
 def find_stop(stops: tuple[StopAt, ...], asked: str) -> StopAt:

@@ -1,5 +1,6 @@
 """Lab 2's buffer-size sweep: `ipc-static -i pipe|local -b SIZE 2thread` at 11 sizes from 32 B to 16 MiB on the
-beaglebone profile (the lab's 16 MiB total by default), recording off, as the lab page would run it.
+beaglebone profile (the lab's 16 MiB total by default; a smaller --total is raised to a point's buffer size,
+which the total must be a multiple of), recording off, as the lab page would run it.
 
 Prints, per point, the bandwidth the program reports (a simulated figure: the same every time) and the host's
 wall and CPU time to simulate it, then the sweep's total. A point past its run's event budget is reported as
@@ -21,6 +22,7 @@ SIZES = (32, 128, 512, 2 << 10, 8 << 10, 32 << 10, 128 << 10, 512 << 10, 2 << 20
 
 def point(ipc: str, size: int, total: int, profile: str) -> tuple[str, float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
+    total = max(total, size)
     try:
         run = record(RunSpec(f"ipc-static -i {ipc} -b {size} -t {total} 2thread", profile=profile), record_budget=0)
         shown = f"{float(run.output.split()[0]) / 1024:9.1f} MiB/s" if run.exit_status == 0 else "failed"

@@ -44,9 +44,12 @@ def test_time_order_keeps_frames_in_the_order_they_ran(dd_run):
     chart = flame_chart(dd_run)
     starts = [frame.start_ns for frame in chart.frames]
     assert starts == sorted(starts)
+    by_stack: dict[tuple, list] = {}  # the frames of each stack, in the order they ran
+    for frame in chart.frames:
+        by_stack.setdefault(frame.stack, []).append(frame)
     for frame in chart.frames[:2000]:  # a frame lies inside one frame of the depth below, its parent
         if frame.depth:
-            parents = [f for f in chart.frames if f.stack == frame.stack[:-1] and f.start_ns <= frame.start_ns]
+            parents = [f for f in by_stack.get(frame.stack[:-1], []) if f.start_ns <= frame.start_ns]
             assert parents and parents[-1].end_ns >= frame.end_ns
 
 

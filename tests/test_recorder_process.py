@@ -9,7 +9,7 @@ from app.errors import BadParameter
 from app.main import web_record
 from app.recorder_process import RecorderProcess, pack, recorder_process_from_env, unpack
 from app.runs import CachedRun, RunCache
-from app.stepper import STEPPER_RUN, stepper_run
+from app.stepper import STEPPER_RUN, PrepareStepper, stepper_run
 from sim.run import RunSpec
 from sim.user.shell import CommandLineError
 from tests.aio import run as run_coroutine
@@ -44,8 +44,9 @@ def test_a_run_recorded_in_the_child_is_cached_with_its_views() -> None:
     process = RecorderProcess()
     cache = RunCache(recorder=web_record, elsewhere=process)
     try:
-        cached = run_coroutine(cache.get(DD, prepare=stepper_run))
+        cached = run_coroutine(cache.get(DD, prepare=PrepareStepper("dd-system-time")))
         assert cached.built(STEPPER_RUN) is not None  # derived in the child, not on the first step here
+        assert cached.built("stops:dd-system-time") is not None  # the scenario's stops too
         assert cached.run.run_id == DD.run_id and cached.run.exit_status == 0
         assert run_coroutine(cache.get(DD)) is cached
 

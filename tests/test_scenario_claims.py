@@ -174,7 +174,7 @@ def test_capability_mode_refuses_a_lookup_from_at_fdcwd_and_the_thread_sees_it_a
     run = scenario_run("capability-mode")
     entered = first(run, "proc", "cap_enter")
     next_call = first(run, "insn", "syscall", start=entered)
-    assert first(run, "enter", "cred_update_thread") > next_call
+    assert first(run, "enter", "thread_cow_update") > next_call  # FreeBSD 11's name for cred_update_thread
     assert run.events[first(run, "skip", "IN_CAPABILITY_MODE", start=next_call)].data.in_capability_mode
     assert run.events[first(run, "exit", "sys_openat")].data == ECAPMODE
     assert run.events[first(run, "user", "cerror")].data.errno == ECAPMODE
@@ -182,12 +182,13 @@ def test_capability_mode_refuses_a_lookup_from_at_fdcwd_and_the_thread_sees_it_a
 
 
 def test_cred_update_thread_runs_once_after_the_credential_changes():
+    """FreeBSD 11 calls it thread_cow_update (10.x and the lecture's slide: cred_update_thread)."""
     run = scenario_run("cred-update-thread")
     entered = first(run, "proc", "cap_enter")
-    updates = steps(run, "enter", "cred_update_thread")
+    updates = steps(run, "enter", "thread_cow_update")
     assert len(updates) == 1 and updates[0] > entered
-    assert steps(run, "skip", "cred_update_thread", end=entered) and steps(
-        run, "skip", "cred_update_thread", start=updates[0]
+    assert steps(run, "skip", "thread_cow_update", end=entered) and steps(
+        run, "skip", "thread_cow_update", start=updates[0]
     )
 
 
@@ -268,7 +269,7 @@ def test_dd_takes_a_trap_outside_system_calls_for_each_page_of_its_buffer():
         elif event.kind == "enter" and event.name == "trap" and not in_syscall:
             outside += 1
     assert outside >= 2 * pages, "junk filling's faults, one trap() each"
-    assert outside > run.syscalls, "traps outnumber system calls"
+    assert outside > 5 * run.syscalls, "traps outnumber system calls"  # 556 to dd's 61 (jemalloc's trim path)
 
 
 def test_a_smaller_block_means_proportionally_fewer_faults():

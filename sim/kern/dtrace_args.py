@@ -25,8 +25,9 @@ DEPTH = 3  # pointers followed from an argument: fp -> f_data (pipe) -> pipe_pee
 FIELDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "File": ("struct file", (("f_data", "f_data"), ("f_type", "f_type"), ("f_flag", "f_flag"),
                              ("f_offset", "f_offset"), ("f_count", "f_count"))),
-    "Pipe": ("struct pipe", (("pipe_buffer", "pipe_buffer"), ("pipe_state", "pipe_state"),
+    "Pipe": ("struct pipe", (("pipe_buffer", "pipe_buffer"), ("pipe_map", "pipe_map"), ("pipe_state", "pipe_state"),
                              ("pipe_peer", "pipe_peer"), ("pipe_present", "pipe_present"))),
+    "PipeMapping": ("struct pipemapping", (("cnt", "cnt"), ("pos", "pos"))),
     "PipeBuffer": ("struct pipebuf", (("cnt", "cnt"), ("in", "in_"), ("out", "out"), ("size", "size"))),
     "Uio": ("struct uio", (("uio_offset", "uio_offset"), ("uio_resid", "uio_resid"), ("uio_segflg", "uio_segflg"),
                            ("uio_rw", "uio_rw"), ("uio_td", "uio_td"))),

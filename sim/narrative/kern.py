@@ -296,3 +296,14 @@ def _(data: ev.BufDone) -> str:
 @words.register
 def _(data: ev.SyncVnode) -> str:
     return f"the syncer pushes {data.path}'s {data.dirty} dirty buffer(s)"
+
+
+@words.register
+def _(data: ev.EntryArguments) -> str:
+    return "called with " + ", ".join(_argument(value) for value in data.values) + " (recorded for DTrace's fbt args[])"
+
+
+def _argument(value: object) -> str:
+    if isinstance(value, ev.KernelObject):
+        return f"{value.tag or 'an object'} at {value.address:#x}"
+    return repr(value) if isinstance(value, str) else str(value)

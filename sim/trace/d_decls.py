@@ -91,6 +91,11 @@ def resolve_specifiers(c, node: Tree) -> DType:
             named.append(c.types.get(str(child)) or TYPEDEFS[str(child)])
         elif isinstance(child, Tree) and child.data == "sou_spec":
             named.append(_sou(c, child))
+        elif isinstance(child, Tree) and child.data == "scoped_sou_spec":  # union D`s: the module's type is ours
+            module = str(child.children[1])
+            if module != "D":
+                raise fail(child, f"no such module: {module} (trapscope's types are D's own and the kernel's)")
+            named.append(_sou(c, Tree("sou_spec", [child.children[0], child.children[3]], child.meta)))
         elif isinstance(child, Tree) and child.data == "enum_spec":
             named.append(_enum(c, child))
     if len(named) > 1:
@@ -206,6 +211,9 @@ def _declarator(c, base: DType, node: Tree, in_member: bool = False) -> tuple[st
     """(name, type) of a declarator over a base type: `*p`, `a[5]`, `m[2][3]` (an array of arrays)."""
     if node.data == "function_declarator":  # D has no functions of its own: a function is an object of no size
         name = next(str(t) for t in node.scan_values(lambda t: isinstance(t, Token) and t.type == "IDENT"))
+        inner = next((child for child in node.children if isinstance(child, Tree) and child.data == "declarator"), None)
+        if inner is not None and any(isinstance(t, Token) and t.type == "STAR" for t in inner.children):
+            return name, pointer_to(VOID)  # (*f)(): a pointer to a function, an address as D stores it
         raise fail(node, f"cannot have void {'member' if in_member else 'object'}: {name}")
     dtype = base
     name = ""

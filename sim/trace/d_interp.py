@@ -60,6 +60,7 @@ MAX_OUTPUT_BYTES = 4 * 1024 * 1024  # what one D program may print before tracin
 MAX_ERROR_MESSAGES = 20  # runtime errors reported one by one; the rest are counted
 STACK_COST = 2 * STACK_FRAMES  # what a stack() counts against the evaluation budget, in operations
 SORTED_ENTRY_COST = 100  # what printa() and trunc() count for each entry they sort: a sort key of ~14 us
+TUPLE_REGISTERS = 8  # DIF_DTR_NREGS: the keys an associative array's tuple may have
 ERROR_PROBE_ID = 3  # dtrace:::ERROR (providers._static_probes)
 WALLCLOCK_AT_BOOT_NS = 1_485_907_200 * 1_000_000_000  # walltimestamp at the run's time 0: 2017-02-01 00:00 UTC
 
@@ -86,13 +87,10 @@ ACTIONS = {"trace", "printf", "printa", "stack", "exit", "clear", "trunc"}
 # D functions this interpreter does not provide (the simulator records no user stacks, memory or strings
 # beyond what its events carry); naming one gets a clear message rather than "undefined function".
 UNSUPPORTED_FUNCTIONS = {
-    "ustack", "jstack", "printm", "print", "system", "raise", "copyin", "copyinstr", "copyout", "copyoutstr",
-    "stringof", "strlen", "strjoin", "substr", "strchr", "strstr", "index", "rindex", "basename", "dirname",
-    "speculate", "commit", "discard", "speculation", "chill", "breakpoint", "panic", "stop", "ftruncate",
-    "freopen", "setopt", "normalize", "denormalize", "llquantize", "sym", "func", "mod", "usym", "ufunc", "umod",
-    "uaddr", "rand", "progenyof", "mutex_owned", "alloca", "bcopy", "lltostr", "inet_ntoa", "tracemem",
-    "htons", "ntohs", "htonl", "ntohl", "getmajor", "getminor", "ddi_pathname", "cleanpath", "toupper",
-    "tolower",
+    "ustack", "jstack", "printm", "print", "system", "copyin", "copyinstr", "copyout", "copyoutstr", "stringof",
+    "substr", "strchr", "index", "rindex", "basename", "dirname", "ftruncate", "freopen", "sym", "func", "mod",
+    "usym", "ufunc", "umod", "uaddr", "progenyof", "mutex_owned", "alloca", "bcopy", "inet_ntoa", "tracemem",
+    "htons", "ntohs", "htonl", "ntohl", "getmajor", "getminor", "ddi_pathname", "cleanpath",
 }  # fmt: skip
 
 
@@ -404,6 +402,7 @@ class _Compiler:
         self.globals: dict[str, DType] = {}
         self.arrays: dict[str, tuple[tuple[DType, ...], DType]] = {}
         self.tls: dict[str, DType] = {}
+        self.tls_arrays: dict[str, tuple[tuple[str, ...], DType]] = {}  # self->x[k]: key kinds, value type
         self.locals: dict[str, DType] = {}
         self.aggregations: dict[str, Aggregation] = {}
         self.pending_printa: list[tuple[Tree, str, list, Format | None, str]] = []
@@ -413,6 +412,8 @@ class _Compiler:
         d_typed.attach(self)
         self.starters: dict[str, Callable[[TraceState], None]] = {}
         self.checks: list[Callable[[], None]] = []  # run once every aggregation is known (printa's keys)
+        self.epids: dict[int, int] = {}  # the clause being compiled's: probe ID -> enabled probe ID
+        self.enablings = 0
         # Subroutines and actions past this core, in modules of their own that build on Expr and the compiler
         from sim.trace import d_library
 
@@ -472,6 +473,9 @@ class _Compiler:
             for probe in matched:
                 probes.setdefault(probe.id, probe)
         d_kernel.enter_clause(self, node, list(probes.values()))
+        # The enabled probe IDs of this clause's probes, numbered as Program numbers them (epid)
+        self.epids = {probe_id: self.enablings + n for n, probe_id in enumerate(probes, 1)}
+        self.enablings += len(probes)
         self.locals = dict(self.this_declared)
         predicate = None
         statements: list[Callable[[Firing], None]] = []
@@ -497,6 +501,8 @@ class _Compiler:
         return clause
 
     def _is_action(self, node: Tree) -> bool:
+        if node.data == "if_statement":  # it records if one of its branches does
+            return any(self._is_action(n) for n in node.iter_subtrees() if n is not node)
         return node.data == "call" and (self._callee(node) in ACTIONS or self._callee(node) in self.library.ACTIONS)
 
     def _callee_is(self, node: Tree, name: str) -> bool:
@@ -511,6 +517,8 @@ class _Compiler:
     # -- statements --
 
     def _statement(self, node: Tree) -> Callable[[Firing], None]:
+        if node.data == "if_statement":
+            return self.library.compile_if(self, node)
         if node.data == "call" and self._callee(node) in ACTIONS:
             return self._action(node)
         if node.data == "call" and self._callee(node) in self.library.ACTIONS:
@@ -916,6 +924,8 @@ class _Compiler:
         builtin = BUILTINS.get(name)
         if builtin is not None:
             return Expr(builtin[1], builtin[0])
+        if name in self.library.VARIABLES:
+            return self.library.VARIABLES[name](self)
         typed = d_typed.ident(self, node, name)
         if typed is not None:
             return typed
@@ -980,6 +990,9 @@ class _Compiler:
         base, arguments = node.children
         if isinstance(base, Tree) and base.data == "aggregation":
             return self._e_aggregation(base)
+        if self.library.is_thread_local_array(self, base):
+            get, _, dtype = self.library.thread_local_element(self, node, None)
+            return Expr(get, dtype)
         typed = d_typed.subscript(self, node)
         if typed is not None:
             return typed
@@ -1004,6 +1017,8 @@ class _Compiler:
     def _array_signature(self, node, name: str, keys: list[Expr], value: DType | None):
         if name in self.globals or name in BUILTINS:
             raise _fail(node, f"{name} is a scalar variable, not an associative array")
+        if len(keys) > TUPLE_REGISTERS:  # dt_cg_arglist: EDT_NOTUPREG, an error without a line
+            raise CompileError("Insufficient tuple registers to generate code")
         key_types = tuple(k.type for k in keys)
         for key in keys:
             if key.type.kind not in ("int", "string"):
@@ -1239,6 +1254,12 @@ class _Compiler:
 
     def _lvalue(self, target: Tree, assigned: DType | None):
         """(getter, setter, type) of an assignable expression; `assigned` declares a new variable's type."""
+        if (
+            isinstance(target, Tree)
+            and target.data == "subscript"
+            and self.library.is_thread_local_array(self, target.children[0])
+        ):
+            return self.library.thread_local_element(self, target, assigned)
         typed = d_typed.lvalue(self, target, assigned)
         if typed is not None:
             return typed

@@ -34,11 +34,11 @@ def _struct(tag: str) -> StructType:
     return new_struct("struct", tag)
 
 
-TAGS = ("proc", "thread", "file", "pipe", "pipebuf", "uio", "socket", "sockbuf", "ucred", "trapframe", "vm_map",
-        "vm_map_entry", "vm_object", "vm_page")  # fmt: skip
-PROC, THREAD, FILE, PIPE, PIPEBUF, UIO, SOCKET, SOCKBUF, UCRED, TRAPFRAME, VM_MAP, VM_MAP_ENTRY, VM_OBJECT, VM_PAGE = (
-    _struct(tag) for tag in TAGS
-)
+TAGS = ("proc", "thread", "file", "pipe", "pipebuf", "pipemapping", "uio", "socket", "sockbuf", "ucred", "trapframe",
+        "vm_map", "vm_map_entry", "vm_object", "vm_page")  # fmt: skip
+ALL_STRUCTS = [_struct(tag) for tag in TAGS]
+(PROC, THREAD, FILE, PIPE, PIPEBUF, PIPEMAPPING, UIO, SOCKET, SOCKBUF, UCRED, TRAPFRAME, VM_MAP, VM_MAP_ENTRY,
+ VM_OBJECT, VM_PAGE) = ALL_STRUCTS  # fmt: skip
 LONG, ULONG, U_CHAR, U_SHORT = TYPEDEFS["register_t"], TYPEDEFS["u_long"], TYPEDEFS["u_char"], TYPEDEFS["u_short"]
 VM_OFFSET, VM_OOFFSET, VM_PINDEX = TYPEDEFS["vm_offset_t"], TYPEDEFS["vm_ooffset_t"], TYPEDEFS["vm_pindex_t"]
 COMM = array_of(CHAR, MAXCOMLEN + 1)
@@ -65,15 +65,15 @@ lay_out(VM_PAGE, [("object", pointer_to(VM_OBJECT), 0), ("pindex", VM_PINDEX, 0)
 lay_out(FILE, [("f_data", pointer_to(VOID), 0), ("f_type", SHORT, 0), ("f_flag", U_INT, 0), ("f_count", U_INT, 0),
                ("f_offset", TYPEDEFS["off_t"], 0)])  # fmt: skip
 lay_out(PIPEBUF, [("cnt", U_INT, 0), ("in", U_INT, 0), ("out", U_INT, 0), ("size", U_INT, 0)])
-lay_out(PIPE, [("pipe_buffer", PIPEBUF, 0), ("pipe_peer", pointer_to(PIPE), 0), ("pipe_state", U_INT, 0),
-               ("pipe_present", INT, 0)])  # fmt: skip
+lay_out(PIPEMAPPING, [("cnt", TYPEDEFS["vm_size_t"], 0), ("pos", TYPEDEFS["vm_size_t"], 0)])
+lay_out(PIPE, [("pipe_buffer", PIPEBUF, 0), ("pipe_map", PIPEMAPPING, 0), ("pipe_peer", pointer_to(PIPE), 0),
+               ("pipe_state", U_INT, 0), ("pipe_present", INT, 0)])  # fmt: skip
 lay_out(UIO, [("uio_offset", TYPEDEFS["off_t"], 0), ("uio_resid", TYPEDEFS["ssize_t"], 0), ("uio_segflg", INT, 0),
               ("uio_rw", INT, 0), ("uio_td", pointer_to(THREAD), 0)])  # fmt: skip
 lay_out(SOCKBUF, [("sb_cc", U_INT, 0), ("sb_hiwat", U_INT, 0), ("sb_lowat", U_INT, 0), ("sb_mbcnt", U_INT, 0),
                   ("sb_mbmax", U_INT, 0), ("sb_flags", SHORT, 0), ("sb_state", SHORT, 0)])  # fmt: skip
 lay_out(SOCKET, [("so_type", SHORT, 0), ("so_state", SHORT, 0), ("so_rcv", SOCKBUF, 0), ("so_snd", SOCKBUF, 0)])
-KERNEL_STRUCTS = {t.name: t for t in (PROC, THREAD, FILE, PIPE, PIPEBUF, UIO, SOCKET, SOCKBUF, UCRED, TRAPFRAME,
-                                       VM_MAP, VM_MAP_ENTRY, VM_OBJECT, VM_PAGE)}  # fmt: skip
+KERNEL_STRUCTS = {t.name: t for t in ALL_STRUCTS}
 KERNEL_TAGS = {("struct", t.tag): t for t in KERNEL_STRUCTS.values()}
 assert {tag for tag, _ in FIELDS.values()} <= set(KERNEL_STRUCTS), "each recorded object has its D struct"
 

@@ -6,7 +6,8 @@ specified option".
 - rates (switchrate, cleanrate, ...): a number with an optional time suffix or "hz" (dt_opt_rate), kept as a
   period in nanoseconds;
 - runtime numbers and switches (nspec, quiet, aggsortkeypos, ...): an unsigned number, 1 when no value is given
-  (dt_opt_runtime);
+  (dt_opt_runtime); a switch (quiet, aggsortkey, ...) also takes yes/true/enable(d)/on/set, or
+  no/false/disable(d)/off/unset, in any case, which unsets it (UNSET: as if it had never been set);
 - bufpolicy and bufresize take one of their words.
 
 Every option a D program may set is kept, by name, with its value as a number (or word); what trapscope cannot
@@ -29,6 +30,11 @@ RUNTIME_OPTIONS = {
     "flowindent", "jstackframes", "jstackstrsize", "nspec", "quiet", "rawbytes", "stackframes", "stackindent",
     "ustackframes", "destructive", "zdefs", "defaultargs", "temporal",
 }  # fmt: skip
+# Switches, which also take a yes or a no in words (quiet=on, flowindent=disabled, aggsortkey=false)
+SWITCH_OPTIONS = {"aggpercpu", "aggsortkey", "aggsortrev", "aggzoom", "aggpack", "flowindent", "quiet", "rawbytes",
+                  "destructive", "zdefs"}  # fmt: skip
+_YES = {"yes", "true", "enable", "enabled", "on", "set"}
+_NO = {"no", "false", "disable", "disabled", "off", "unset"}
 WORD_OPTIONS = {"bufpolicy": ("fill", "switch", "ring"), "bufresize": ("auto", "manual")}
 DEFAULTS = {"nspec": 1, "cleanrate": 1_000_000_000 // 101, "specsize": 1 << 20}  # dt_options.c's defaults
 
@@ -62,9 +68,11 @@ def option_value(name: str, value: str | None) -> int | str:
             return _scaled(value, _SIZE_SUFFIX, lambda n, scale: n * scale)
         if name in RATE_OPTIONS:
             return _rate(value)
-        if value in (None, "true"):
+        if value is None:
             return 1
-        if value == "false":
+        if name in SWITCH_OPTIONS and value.lower() in _YES:
+            return 1
+        if name in SWITCH_OPTIONS and value.lower() in _NO:
             return UNSET
         return _scaled(value, {"": 1}, lambda n, scale: n)
     except ValueError:

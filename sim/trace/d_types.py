@@ -158,6 +158,9 @@ TYPEDEFS: dict[str, DType] = {
     "vm_ooffset_t": _int("vm_ooffset_t", 8, True), "vm_size_t": _int("vm_size_t", 8, False),
     "vm_prot_t": _int("vm_prot_t", 1, False), "register_t": _int("register_t", 8, True),
     "caddr_t": pointer_to(CHAR),
+    # Solaris names D's own libraries and scripts use (dt_open.c's intrinsics, sys/int_types.h, inet/ip.h).
+    "hrtime_t": _int("hrtime_t", 8, True), "longlong_t": _int("longlong_t", 8, True),
+    "u_longlong_t": _int("u_longlong_t", 8, False), "ipaddr_t": _int("ipaddr_t", 4, False),
 }  # fmt: skip
 
 # dt_decl.c's combinations of the basic type words (as a sorted word multiset) and the type each makes.

@@ -124,7 +124,7 @@ def test_inside_sys_getpid_the_stack_and_trapframe_show(page: Page, getpid_run):
 
 def test_hovering_the_timeline_names_the_ring_and_its_time(page: Page, syscall_step):
     open_step(page, syscall_step)  # the window shows user, kernel (getpid), user
-    page.locator("#timeline").scroll_into_view_if_needed()  # below the narrative at 1280x720
+    page.locator("#timeline").evaluate("(el) => el.scrollIntoView({block: 'center'})")  # clear of sticky controls
     plot_area = page.locator("#timeline .nsewdrag").first.bounding_box()
     kernel_band = page.evaluate(  # the middle of getpid's ring-0 band, in page pixels
         """() => { const gd = document.getElementById('timeline'); const ya = gd._fullLayout.yaxis;

@@ -61,6 +61,8 @@ def test_the_axis_speaks_si_units_and_no_label_is_cut_or_overlaps(
     page.set_viewport_size(SIZES[size])
     open_timeline(page, slug, step)
     texts = check_texts(page, f"{slug} step {step} at {size}")
+    drawn = page.evaluate("() => document.getElementById('timeline').layout.height")
+    assert page.locator("#timeline").bounding_box()["height"] >= drawn  # its box holds it: nothing drawn over below
     title = next(t["text"] for t in texts if t["kind"] == "title")
     assert f"({unit})" in title
     ticks = [t["text"] for t in texts if t["kind"] == "tick"]

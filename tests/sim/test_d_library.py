@@ -257,3 +257,42 @@ def test_an_aggregations_llquantize_parameters_must_match_its_first():
 def test_an_lquantize_limit_need_not_be_a_whole_number_of_steps_past_its_base():
     result = run("BEGIN { @ = lquantize(17, 1, 20, 5); exit(0); }")
     assert "           >= 16 |" in result.output
+
+
+def test_if_and_else_run_the_branch_the_condition_picks():
+    script = (
+        'BEGIN { x = 3; if (x > 5) { printf("big "); } else if (x > 2) printf("mid "); else { printf("small "); }'
+        ' if (0) printf("never "); printf("end"); exit(0); }'
+    )
+    assert run(script).output.startswith("mid end")
+
+
+def test_an_if_condition_must_be_scalar():
+    assert error_of('BEGIN { if ("s") { exit(0); } }') == "line 1: if-statement condition must be of scalar type"
+
+
+def test_epid_numbers_each_clauses_probes_in_turn():
+    result = run('BEGIN { printf("%d ", epid); } BEGIN, END { printf("%d ", epid); } END { exit(0); }')
+    assert result.output.startswith("1 2 3 ")
+
+
+def test_stackdepth_counts_the_frames_stack_prints():
+    log = LogBuilder()
+    log.syscall("getpid")
+    log.end()
+    output = trace('syscall::getpid:entry { printf("%d", stackdepth); stack(); }', log).output
+    depth, frames = output.split("\n", 1)
+    assert int(depth) == len([line for line in frames.splitlines() if line.strip()]) > 0
+
+
+def test_thread_local_associative_arrays():
+    result = run(
+        'BEGIN { self->x[1] = 5; self->x[2]++; self->s["a", 1] = "str";'
+        ' printf("%d %d %d %s|%s", self->x[1], self->x[2], self->x[3], self->s["a", 1], self->s["b", 1]); exit(0); }'
+    )
+    assert result.output.startswith("5 1 0 str|")
+
+
+@pytest.mark.parametrize(("setting", "quiet"), [("quiet=yes", True), ("quiet=On", True), ("quiet=disabled", False)])
+def test_switches_take_yes_and_no_in_words(setting, quiet):
+    assert ("quiet" in compile_script(f"#pragma D option {setting}\nBEGIN {{}}", "t.d").program.options) is quiet

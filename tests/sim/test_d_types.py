@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from sim.narrative import detail
 from sim.trace.d_parser import DtraceError
 from sim.trace.dtrace import compile_script, run_dtrace
 
@@ -204,3 +205,24 @@ def test_fbt_args_follow_the_kernels_structures_whatever_the_objects_class():
     # Every trap is a page fault (T_PAGEFLT, 12): one in the kernel (PGEX_U clear: copyin), nine in user mode.
     assert lines[:3] == ["12 0 1", "12 4 9", "10"]
     assert lines[3] == "4 4"  # pipe_write runs inside write(2): the saved %rax is SYS_write, 4
+
+
+def test_module_scoped_tags_function_pointers_and_solaris_type_names():
+    program = """
+    struct f { void (*g)(); int a; };
+    BEGIN { printf("%d %d %d %d\\n", offsetof(struct D`f, a), sizeof (hrtime_t), sizeof (ipaddr_t),
+                   (u_longlong_t)-1 > 0); exit(0); }"""
+    assert printed(program) == "8 8 4 1"
+    assert "no such module: genunix" in refused("BEGIN { trace(sizeof (struct genunix`f)); }")
+
+
+def test_an_armed_runs_entry_events_carry_the_arguments_in_words():
+    result = run_dtrace("fbt::pipe_write:entry { trace(arg1); }", "ipc-static -q -i pipe -b 4096 -t 8192 2thread")
+    entry = next(e for e in result.run.events if e.kind == "enter" and e.name == "pipe_write")
+    assert detail(entry) == (
+        f"called with struct file at {entry.data.values[0].address:#x}, struct uio at "
+        f"{entry.data.values[1].address:#x}, struct thread at {entry.data.values[2].address:#x} "
+        "(recorded for DTrace's fbt args[])"
+    )
+    plain = next(e for e in result.run.events if e.kind == "enter" and e.name == "pipe_read")
+    assert plain.data is None  # an unarmed function's entry records nothing

@@ -2,8 +2,8 @@
 system call on the lecture's machine, whose HPET timecounter the vdso cannot read) and takes the distributions
 of read() and write() return values inside it.
 
-Not yet: the later labs' scripts that read pipe state through `args[0]->f_data` at fbt probes (fbt's arguments
-are not modelled: the script is refused at compile time, see the last test)."""
+And the later labs' pattern, pipe state through `args[0]->f_data` at fbt probes (typed fbt arguments arrived with
+the dtypes merge)."""
 
 from __future__ import annotations
 
@@ -61,11 +61,35 @@ def test_without_the_declaration_the_flag_is_refused_as_dtrace_refuses_it():
         raise AssertionError("an undeclared variable read before its first assignment compiled")
 
 
-def test_pipe_state_through_fbt_arguments_is_not_modelled_yet():
-    script = "fbt::pipe_read:entry { @[probefunc] = quantize(((struct pipe *)args[0]->f_data)->pipe_buffer.cnt); }"
-    try:
-        run_dtrace(script, COMMAND, quiet=True, script_name="lab2.d")
-    except DtraceError as error:
-        assert "args is not available at fbt:kernel:pipe_read:entry" in str(error)
-    else:
-        raise AssertionError("fbt arguments are modelled now: turn this into a test of the lab's f_data scripts")
+def test_pipe_state_through_fbt_arguments():
+    """The later labs' f_data idiom: at each pipe_read() the reader's struct pipe, as it was when it was entered.
+    With 64 KiB writes from user memory the writer takes the direct path (PIPE_DIRECTW), and here the reader gets
+    there first and sleeps: neither the buffer nor the writer's mapped pages hold a byte yet at any entry."""
+    script = """fbt::pipe_read:entry {
+        this->pipe = (struct pipe *)args[0]->f_data;
+        @buffered = quantize(this->pipe->pipe_buffer.cnt);
+        @mapped = quantize(this->pipe->pipe_map.cnt);
+        @wanted = sum(args[1]->uio_resid);
+    }
+    syscall::read:entry /execname == "ipc-static"/ { @reads = count(); }
+    END { printa("%@d\\n", @reads); printa("%@d\\n", @wanted); }"""
+    result = run_dtrace(script, COMMAND, quiet=True, script_name="lab2.d")
+    assert result.stderr.count("error on enabled probe") == 0
+    histograms = re.findall(r"^ +0 \|@+ (\d+)", result.output, re.M)
+    reads, wanted = result.output.split()[:2]  # END's printa lines; the histograms print after END
+    assert histograms == [reads, reads]  # every read found 0 bytes buffered and 0 mapped
+    assert int(wanted) == 1048576  # the reads asked for the whole transfer, 64 KiB at a time
+
+
+def test_the_later_labs_read_pipe_state_through_args_f_data():
+    """The later labs' pattern (fbt arguments, typed, since the dtypes merge): the peer's pipe buffer and each
+    write's residual count, through `args[0]->f_data` and `args[1]->uio_resid`."""
+    script = (
+        "fbt::pipe_write:entry { this->pipe = (struct pipe *)args[0]->f_data;\n"
+        "    @peer_buffer = max(this->pipe->pipe_peer->pipe_buffer.size); @resid = quantize(args[1]->uio_resid); }\n"
+    )
+    result = run_dtrace(script, "ipc-static -q -i pipe -b 4096 -t 65536 2thread", quiet=True, script_name="lab2.d")
+    assert result.exit_status == 0
+    resid = {int(v): int(c) for v, c in re.findall(r"^\s+(\d+) \|@*\s+(\d+)", result.output, re.M) if int(c)}
+    assert resid == {4096: 16}  # 64 KiB in 4 KiB writes, each pipe_write with the whole buffer left to move
+    assert re.search(r"^\s+16384\s*$", result.output, re.M)  # the peer's buffer: PIPE_SIZE, never grown
