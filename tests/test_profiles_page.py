@@ -51,5 +51,5 @@ def test_an_unknown_profile_is_a_404_naming_the_profiles(client):
 def test_the_landing_page_and_the_stepper_link_a_runs_profile_to_its_page(client):
     assert 'href="/profiles/lecture"' in client.get("/").text
     stepper = client.get("/scenarios/getpid").text
-    assert re.search(r'profile <a href="/profiles/lecture"[^>]*>lecture</a>', stepper)
+    assert re.search(r'<a href="/profiles/lecture"[^>]*>profile lecture, its costs and their sources</a>', stepper)
     assert '<option value="beaglebone"' in stepper  # every profile may be picked

@@ -17,7 +17,8 @@ def test_the_landing_page_leads_to_a_profiles_constants_and_their_sources(page: 
 
 def test_the_steppers_profile_label_opens_the_runs_profile(page: Page):
     page.goto("/scenarios/getpid")
-    page.locator("details.params summary a").click()
+    page.locator("details.params summary").click()  # the parameters open
+    page.locator("details.params .profile-link a").click()
     page.wait_for_url("**/profiles/lecture")
 
 
