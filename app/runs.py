@@ -28,9 +28,11 @@ from sim.replay import Replay, StepState
 from sim.run import Run, RunError, RunSpec, record
 
 DEFAULT_MAX_RUNS = 64  # every built-in scenario (40) and the runs a lecture's questions and exercises add
-# Every built-in scenario at once takes ~140 MB with the stepper's views (dd-system-time ~90 MB of it; a test
-# checks they fit), and the web's largest run (dd bs=32m, ~270 MB) fits beside them.
-DEFAULT_MAX_BYTES = 512 << 20
+# Every built-in scenario at once (a test checks they fit in half of it), as the server holds them (runs recorded
+# in the recording process take ~35% more once unpickled), and a lecture's worth of new runs beside them: with
+# 512 MiB, the lecture benchmark's 10 new dd runs evicted scenarios that 50 students were stepping, and their next
+# steps waited seconds for them to be recorded again (explorers' p99 step 6.5 s; with 1 GiB, 245 ms).
+DEFAULT_MAX_BYTES = 1 << 30
 
 
 class CachedRun:
