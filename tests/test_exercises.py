@@ -3,7 +3,6 @@ and checked in the page (right and wrong), and the explanation's link opens the 
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 from functools import cache
@@ -13,6 +12,7 @@ import pytest
 from app.exercises import GENERATORS, check, dd_buffer_faults
 from sim.core.events import FaultResolved
 from sim.run import RunSpec, record
+from tests.aio import run as run_coroutine
 
 SEEDS = range(1, 7)
 
@@ -27,7 +27,7 @@ async def get_run(spec: RunSpec):
 
 
 def exercise(kind: str, seed: int):
-    return asyncio.run(GENERATORS[kind][1](seed, get_run))
+    return run_coroutine(GENERATORS[kind][1](seed, get_run))  # a thread of its own: see tests/aio.py
 
 
 @pytest.mark.parametrize("kind", GENERATORS)
