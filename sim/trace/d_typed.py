@@ -397,7 +397,9 @@ def cast(c, node: Tree):
     if dtype.kind != "int" or not scalar_source:
         raise fail(node, f'invalid cast expression: "{source.name}" to "{dtype.name}"')
     if operand.is_const:
-        folded = dtype.wrap(int(operand.const))
+        # dt_parser.c folds a narrowing cast of a constant in its uintmax_t dn_value: a logical shift, no sign
+        value = int(operand.const)
+        folded = value & ((1 << 8 * dtype.size) - 1) if dtype.size < source.size else dtype.wrap(value)
         return interp.Expr(lambda f: folded, dtype, folded)
     return interp.Expr(interp._wrapping(dtype, operand.fn), dtype)
 
@@ -545,6 +547,14 @@ def char_string(c, expr, pointers: bool):
 
 def printf_values(c, slots: list, values: list) -> list:
     """printf's arguments (one per slot: a conversion's value, or its * width or precision), a char array or
-    pointer given to %s read as its string."""
+    pointer given to %s read as its string, and a constant narrower than an int recorded as an int (libdtrace
+    prints `(char)0x1234567890abcdef` with %d as 239: the folded constant's record is int-sized)."""
     return [char_string(c, value, pointers=True) if n < len(slots) and slots[n][1] == "value"
-            and slots[n][0].letter == "s" else value for n, value in enumerate(values)]  # fmt: skip
+            and slots[n][0].letter == "s" else _int_record(value) for n, value in enumerate(values)]  # fmt: skip
+
+
+def _int_record(expr):
+    dtype = expr.type
+    if not expr.is_const or dtype.kind != "int" or dtype.size >= INT.size:
+        return expr
+    return interp.Expr(expr.fn, DType(dtype.name, "int", INT.size, dtype.signed), expr.const)

@@ -69,7 +69,9 @@ def test_enums_typedefs_inlines_and_casts():
         printf("%d %d\\n", sizeof (pair_t), sizeof (byte_t));
         exit(0);
     }"""
-    assert printed(program) == "0 6 44 -1 7 6\n8 1"
+    # (char)255 is folded as dt_parser.c folds it (a logical shift): 255, as the suite's printf/tst.ints.d prints
+    # (char)0x1234567890abcdef with %d as 239
+    assert printed(program) == "0 6 44 255 7 6\n8 1"
 
 
 def test_typed_globals_and_self_this_declarations_convert_as_c_does():
