@@ -25,6 +25,7 @@ from sim.trace import d_options
 from sim.trace.d_interp import DRuntimeError, Expr
 from sim.trace.d_output import INT, INT64, STRING, TYPES, DType
 from sim.trace.d_parser import CompileError, EnableError
+from sim.trace.d_system import DTRACEFLT_ILLOP
 from sim.trace.providers import Firing
 
 SIZE_T = TYPES["size_t"]
@@ -81,7 +82,7 @@ def _subroutine(kinds: tuple[str, ...], required: int, result: DType, implement:
 def strtoll(text: str, base: int = 10) -> int:
     """DIF_SUBR_STRTOLL: the kernel's loop, digit by digit, in 64-bit two's complement."""
     if not 2 <= base <= 36:
-        raise DRuntimeError("illegal operation")
+        raise DRuntimeError("illegal operation", DTRACEFLT_ILLOP)
     text = text.lstrip(" \t")
     negative = text[:1] == "-"
     if text[:1] in "+-" and text:
@@ -100,7 +101,7 @@ def strtoll(text: str, base: int = 10) -> int:
 def lltostr(value: int, base: int = 10) -> str:
     """DIF_SUBR_LLTOSTR: the digits of a signed value (any base 2..36: unsigned, with 0x for 16 and 0 for 8)."""
     if not 2 <= base <= 36:
-        raise DRuntimeError("illegal operation")
+        raise DRuntimeError("illegal operation", DTRACEFLT_ILLOP)
     value = INT64.wrap(value)
     negative = base == 10 and value < 0
     number = -value if negative else value & 0xFFFFFFFFFFFFFFFF
@@ -169,7 +170,7 @@ def compile_chill(compiler, node: Tree, args: list[Tree]) -> Callable[[Firing], 
         interval = f.t // CHILL_INTERVAL_NS
         total = spent.get(interval, 0) + max(int(ns(f)), 0)
         if total > CHILL_MAX_NS:
-            raise DRuntimeError("illegal operation")
+            raise DRuntimeError("illegal operation", DTRACEFLT_ILLOP)
         spent[interval] = total
 
     return chill

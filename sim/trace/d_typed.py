@@ -18,6 +18,7 @@ from sim.trace import d_kernel
 from sim.trace.d_decls import fail, resolve_type_name
 from sim.trace.d_memory import SCRATCH_BYTES, STRING_SIZE, DRuntimeError, Layout, read_string
 from sim.trace.d_output import INT, INT64, STRING, VOID, DType
+from sim.trace.d_system import SYSTEM_INLINES
 from sim.trace.d_types import (
     TYPEDEFS,
     ArrayType,
@@ -421,6 +422,9 @@ def ident(c, node: Tree, name: str):
         return interp.Expr(lambda f: number, dtype, number)
     if name == "NULL":
         return interp.Expr(lambda f: 0, INT, 0)
+    if name in SYSTEM_INLINES:
+        number = SYSTEM_INLINES[name]
+        return interp.Expr(lambda f: number, INT, number)
     if name == "curthread":
         return d_kernel.curthread(c)
     return None
