@@ -89,7 +89,7 @@ ACTIONS = {"trace", "printf", "printa", "stack", "exit", "clear", "trunc"}
 # beyond what its events carry); naming one gets a clear message rather than "undefined function".
 UNSUPPORTED_FUNCTIONS = {
     "ustack", "jstack", "printm", "print", "system", "copyin", "copyinstr", "copyout", "copyoutstr", "stringof",
-    "substr", "strchr", "index", "rindex", "basename", "dirname", "ftruncate", "freopen", "sym", "func", "mod",
+    "substr", "index", "rindex", "ftruncate", "freopen", "sym", "func", "mod",
     "usym", "ufunc", "umod", "uaddr", "progenyof", "mutex_owned", "alloca", "bcopy", "inet_ntoa", "tracemem",
     "htons", "ntohs", "htonl", "ntohl", "getmajor", "getminor", "ddi_pathname", "cleanpath",
 }  # fmt: skip

@@ -1,4 +1,5 @@
-"""D's string and number subroutines (toupper, tolower, strlen, strjoin, strstr, strtoll, rand) and the
+"""D's string and number subroutines (toupper, tolower, strlen, strjoin, strstr, strchr, strrchr, basename,
+dirname, strtoll, rand: the string ones that are not plain Python are in d_strings.py) and the
 destructive actions (chill, raise, stop, panic, breakpoint).
 
 Each is checked against its prototype as libdtrace's dt_cook_func checks a call (dt_open.c's _dtrace_globals
@@ -21,7 +22,7 @@ from collections.abc import Callable
 
 from lark import Tree
 
-from sim.trace import d_options
+from sim.trace import d_options, d_strings
 from sim.trace.d_interp import DRuntimeError, Expr
 from sim.trace.d_output import INT, INT64, STRING, TYPES, DType
 from sim.trace.d_parser import CompileError, EnableError
@@ -141,11 +142,6 @@ def compile_setopt(compiler, node: Tree, args: list[Tree]) -> Callable[[Firing],
     return setopt
 
 
-def _strstr(haystack: str, needle: str) -> str:
-    at = haystack.find(needle)
-    return haystack[at:] if at >= 0 else ""
-
-
 def _rand(f: Firing) -> int:
     return (f.t * 2416 + 374441) % 1771875
 
@@ -196,7 +192,11 @@ SUBROUTINES: dict[str, Callable] = {
     "tolower": _subroutine(("string",), 1, STRING, lambda s: s.translate(_LOWER)),
     "strlen": _subroutine(("string",), 1, SIZE_T, len),
     "strjoin": _subroutine(("string", "string"), 2, STRING, lambda a, b: a + b),
-    "strstr": _subroutine(("string", "string"), 2, STRING, _strstr),
+    "strstr": _subroutine(("string", "string"), 2, STRING, d_strings.strstr),
+    "strchr": _subroutine(("string", "int"), 2, STRING, d_strings.strchr),
+    "strrchr": _subroutine(("string", "int"), 2, STRING, d_strings.strrchr),
+    "basename": _subroutine(("string",), 1, STRING, d_strings.basename),
+    "dirname": _subroutine(("string",), 1, STRING, d_strings.dirname),
     "strtoll": _subroutine(("string", "int"), 1, INT64, strtoll),
     "lltostr": _subroutine(("int", "int"), 1, STRING, lltostr),
     "rand": compile_rand,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from lark import Token, Tree
 
 from sim.trace import d_interp as interp
-from sim.trace import d_kernel
+from sim.trace import d_kernel, d_strings
 from sim.trace.d_decls import fail, resolve_type_name
 from sim.trace.d_memory import SCRATCH_BYTES, STRING_SIZE, DRuntimeError, Layout, read_string
 from sim.trace.d_output import INT, INT64, STRING, VOID, DType
@@ -483,6 +483,10 @@ def binop(c, op_token: Token, op: str, left, right):
     the interpreter's own integer operators."""
     if op in ("/", "%") and right.is_const and right.type.is_int and int(right.const) == 0:
         raise fail(op_token, "expression contains division by zero")
+    if op in ("==", "!=") and {left.type.kind, right.type.kind} == {"string", "int"}:
+        number = left if left.type.kind == "int" else right
+        if number.is_const and int(number.const) == 0:  # NULL, a pointer; any other integer is refused
+            return _string_pointer_comparison(op, left, right)
     lt, rt = _decayed(left.type), _decayed(right.type)
     if not (isinstance(lt, PointerType) or isinstance(rt, PointerType)):
         return None
@@ -501,6 +505,15 @@ def binop(c, op_token: Token, op: str, left, right):
     size = lt.referent_size
     step = size if op == "+" else -size
     return interp.Expr(interp._wrapping(lt, lambda f: lf(f) + rf(f) * step), lt)
+
+
+def _string_pointer_comparison(op: str, left, right):
+    """`s != NULL`: a string is a pointer, NULL only when a subroutine found nothing (d_strings.NullString)."""
+    lf = left.fn if left.type.kind == "int" else (lambda f, fn=left.fn: d_strings.as_pointer(fn(f)))
+    rf = right.fn if right.type.kind == "int" else (lambda f, fn=right.fn: d_strings.as_pointer(fn(f)))
+    if op == "==":
+        return interp.Expr(lambda f: 1 if lf(f) == rf(f) else 0, INT)
+    return interp.Expr(lambda f: 1 if lf(f) != rf(f) else 0, INT)
 
 
 def decayed(expr):
