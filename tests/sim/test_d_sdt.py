@@ -97,3 +97,14 @@ def test_enabled_sched_probes_cost_their_probe_effect():
     plain = run_dtrace("BEGIN { exit(0); }", IPC, quiet=True).run.wall_ns
     probed = traced("sched:::on-cpu { @ = count(); }", IPC)
     assert probed.run.wall_ns > plain
+
+
+def test_a_local_socket_write_and_read_run_the_protocols_generic_functions():
+    result = traced(
+        'fbt::sosend_generic:entry, fbt::soreceive_generic:entry { printf("%s", probefunc); stack(1); }',
+        "ipc-static -q -i local -t 65536 -b 8192 2proc",
+    )
+    text = result.output
+    writes = 65536 // 8192  # one sosend (so one sosend_generic) a write
+    assert text.count("sosend_generic") == writes and text.count("kernel`sosend+0x") == writes
+    assert text.count("soreceive_generic") >= writes and "kernel`soreceive+0x" in text
