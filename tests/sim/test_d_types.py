@@ -61,11 +61,11 @@ def test_enums_typedefs_inlines_and_casts():
     typedef unsigned char byte_t;
     typedef struct pair { int x; int y; } pair_t;
     inline int seven = 3 + 4;
-    inline int sum[int x, int y] = x + y;
+    inline int add[int x, int y] = x + y;  /* not sum: a D function's name (D_DECL_IDRED) */
     pair_t pr;
     BEGIN {
         pr.y = BLUE;
-        printf("%d %d %d %d %d %d\\n", RED, pr.y, (byte_t)300, (char)255, seven, sum[GREEN, 1]);
+        printf("%d %d %d %d %d %d\\n", RED, pr.y, (byte_t)300, (char)255, seven, add[GREEN, 1]);
         printf("%d %d\\n", sizeof (pair_t), sizeof (byte_t));
         exit(0);
     }"""
@@ -228,3 +228,20 @@ def test_an_armed_runs_entry_events_carry_the_arguments_in_words():
     )
     plain = next(e for e in result.run.events if e.kind == "enter" and e.name == "pipe_read")
     assert plain.data is None  # an unarmed function's entry records nothing
+
+
+def test_a_declared_associative_array_holds_its_declared_type():
+    program = """
+    int64_t val[int];
+    string name[int, string];
+    BEGIN {
+        val[1] = 1LL << 40;
+        name[2, "x"] = "two";
+        printf("%d %s %d", val[1], name[2, "x"], val[7]);
+        exit(0);
+    }"""
+    assert printed(program) == "1099511627776 two 0"
+
+
+def test_an_inline_may_not_take_a_d_functions_name():
+    assert "identifier redefined: rand\n\t current: inline definition" in refused("inline int rand = 7;")
