@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from lark import Tree
 
-from sim.trace import d_aggactions, d_speculation, d_subroutines
+from sim.trace import d_aggactions, d_copyin, d_speculation, d_subroutines
 from sim.trace.d_interp import BUILTINS, MAX_DYNAMIC_VARIABLES, TUPLE_REGISTERS, Expr
 from sim.trace.d_output import AGGREGATING_FUNCTIONS, INT64, UINT
 from sim.trace.d_parser import CompileError
@@ -20,6 +20,7 @@ from sim.trace.providers import Firing
 SUBROUTINES: dict[str, Callable] = {
     "speculation": d_speculation.compile_speculation,
     **d_subroutines.SUBROUTINES,
+    **d_copyin.SUBROUTINES,
 }
 ACTIONS: dict[str, Callable] = {
     "speculate": d_speculation.compile_speculate,

@@ -27,6 +27,7 @@ from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
 from sim.run import DEFAULT_RECORD_BUDGET, Run, RunSpec, record
 from sim.trace import d_interp
 from sim.trace.d_command import command_options, expand_macros, list_probes
+from sim.trace.d_copyin import AddressSpaces
 from sim.trace.d_grab import Grab, macro_variables
 from sim.trace.d_interp import Program, TraceState, compile_program
 from sim.trace.d_output import Aggregation
@@ -184,6 +185,7 @@ def trace_live(
 
         def consumer(threads: ThreadTable) -> Callable[[Event], None]:
             feed = tracing.begin(threads)
+            tracing.state.address_spaces = AddressSpaces()  # copyin() reads them live
             if grab is None:
                 return feed
 
