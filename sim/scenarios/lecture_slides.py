@@ -802,9 +802,9 @@ register(
             Stop("mmap", PROGRAM_MMAP, "vm", "mmap(): a map entry on the file's vm_object, nothing resident"),
             Stop(
                 "grab",
-                entering("vm_page_grab", after=READ_AFTER_MMAP),
+                first("exit", "allocbuf", after=READ_AFTER_MMAP),
                 "vm",
-                "read(): getblk builds the buffer on the file's vm_pages",
+                "read(): getblk has built the buffer on the file's vm_pages",
             ),  # fmt: skip
             Stop("disk-read", first("mem", "g_io_request", after=READ_AFTER_MMAP), "timeline", "bread reads the block"),
             Stop("soft-fault", fault("soft", after=READ_AFTER_MMAP), "vm", "The load finds read()'s page: soft"),
