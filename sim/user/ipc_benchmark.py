@@ -160,6 +160,20 @@ def _float32(x: float) -> float:
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
+def rate_kib_s(totalsize: int, elapsed_ns: int) -> float:
+    """KBytes/sec as the lab's programs compute it, in C's float arithmetic for the seconds."""
+    sec, nsec = divmod(elapsed_ns, 1_000_000_000)
+    secs = _float32(_float32(sec) + _float32(_float32(nsec) / 1e9))
+    return totalsize / secs / 1024 if secs else float("inf")
+
+
+def sleep(rt: crt.Runtime, seconds: int) -> None:
+    """sleep(3): nanosleep(2) for the whole seconds."""
+    ts = rt.scratch(TIMESPEC.size)
+    rt.store_bytes(ts, TIMESPEC.pack(seconds, 0))
+    rt.sys("nanosleep", ts, 0)
+
+
 class Benchmark:
     def __init__(self, rt: crt.Runtime, o: Options) -> None:
         self.rt, self.o = rt, o
@@ -180,10 +194,7 @@ class Benchmark:
         return readbuf, writebuf
 
     def rate_kib_s(self, elapsed_ns: int) -> float:
-        """KBytes/sec as the program computes it, in C's float arithmetic for the seconds."""
-        sec, nsec = divmod(elapsed_ns, 1_000_000_000)
-        secs = _float32(_float32(sec) + _float32(_float32(nsec) / 1e9))
-        return self.o.totalsize / secs / 1024 if secs else float("inf")
+        return rate_kib_s(self.o.totalsize, elapsed_ns)
 
     def run(self) -> int:
         rt, o = self.rt, self.o
@@ -207,10 +218,7 @@ class Benchmark:
         return 0
 
     def sleep(self, seconds: int) -> None:
-        """sleep(3): nanosleep(2) for the whole seconds."""
-        ts = self.rt.scratch(TIMESPEC.size)
-        self.rt.store_bytes(ts, TIMESPEC.pack(seconds, 0))
-        self.rt.sys("nanosleep", ts, 0)
+        sleep(self.rt, seconds)
 
     def ipc_objects_allocate(self) -> tuple[int, int]:
         rt, o = self.rt, self.o

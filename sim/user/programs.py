@@ -71,3 +71,4 @@ def getpid_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:
 
 # The programs in their own modules register themselves when imported.
 from sim.user import dd, ipc_benchmark, ipc_benchmark_xo, kernel_bugs, lecture_files, lecture_more, lecture_programs  # noqa: E402, F401  isort: skip
+from sim.user import io_benchmark  # noqa: E402, F401  isort: skip

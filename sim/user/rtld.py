@@ -25,7 +25,8 @@ rtld_exit() (called by exit() through atexit) takes the lock again for the fini 
 
 FreeBSD 11 specifics (they changed later): libmap.c's realpath() calls (until r324856, 2017), the hints are
 read with lseek+read (pread since 12), the ELF header with an mmap of its first page (pread since 13), libc has
-no RELRO segment (base binutils 2.17 did not emit PT_GNU_RELRO), so no mprotect. Image sizes below are approximations of FreeBSD 11/amd64's binaries.
+no RELRO segment (base binutils 2.17 did not emit PT_GNU_RELRO), so no mprotect. Image sizes below are
+approximations of FreeBSD 11/amd64's binaries.
 """
 
 from __future__ import annotations
@@ -115,6 +116,15 @@ IMAGES = {
         dynsymcount=95,
         nrela=12,
         npltrela=60,
+        has_init=True,
+    ),  # fmt: skip
+    "io-dynamic": ElfImage(
+        "/usr/bin/io-dynamic",
+        (Segment(0x400000, 0, 0x2000, 0x2000, PF_R | PF_X), Segment(0x602000, 0x2000, 0x200, 0x600, PF_R | PF_W)),
+        needed=("libc.so.7",),
+        dynsymcount=40,
+        nrela=6,
+        npltrela=25,
         has_init=True,
     ),  # fmt: skip
     "ipc-dynamic": ElfImage(
