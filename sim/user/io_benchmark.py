@@ -22,8 +22,7 @@ import re
 
 from sim.user import crt
 from sim.user.ipc_benchmark import MissingArgument, getopt, rate_kib_s, sleep
-from sim.user.programs import program
-from sim.user.shell import CommandLineError
+from sim.user.programs import check_limits, program
 
 EX_USAGE, EX_NOINPUT, EX_OSERR, EX_IOERR = 64, 66, 71, 74
 BLOCKSIZE = 16 * 1024
@@ -107,9 +106,7 @@ def validate(argv: tuple[str, ...], env: dict[str, str]) -> None:
         o = parse(argv)
     except Usage:
         return
-    for flag, key, limit in (("-b", "buffersize", MAX_BUFFERSIZE), ("-t", "totalsize", MAX_TOTALSIZE)):
-        if o[key] > limit:
-            raise CommandLineError(f"{argv[0]}: {flag} {o[key]}: the simulated machine runs at most {limit:,} here")
+    check_limits(argv[0], (("-b", o["buffersize"], MAX_BUFFERSIZE), ("-t", o["totalsize"], MAX_TOTALSIZE)))
 
 
 def install_lab_data_file() -> None:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from sim.run import RunSpec, record
 from sim.trace.dtrace import run_dtrace
 from sim.user.io_benchmark import USAGE
+from sim.user.shell import CommandLineError
 
 
 def run(command: str):
@@ -150,3 +153,8 @@ def test_exec_success_fires_for_an_execve_in_the_run_and_for_the_runs_own_progra
     result = run_dtrace(script, "forkexec", quiet=True)
     (counts,) = result.aggregations.values()
     assert {key[0]: n for key, n in counts.data.items()} == {"forkexec": 1, "getpid": 1}
+
+
+def test_sizes_past_the_simulators_limits_are_refused_before_the_run():
+    with pytest.raises(CommandLineError, match="-b 999999999: the simulated machine runs at most 67,108,864"):
+        run("io-static -r -b 999999999 iofile")
