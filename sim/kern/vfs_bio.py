@@ -30,9 +30,11 @@ from sim.machine.physmem import PAGE_SIZE
 
 # b_flags (sys/sys/buf.h)
 B_ASYNC = 0x00000004  # start the I/O but do not wait for it
+B_DIRECT = 0x00000008  # O_DIRECT: free the buffer's pages when it is released
 B_DELWRI = 0x00000080  # a delayed write: dirty, not yet on its way to the disk
 B_DONE = 0x00000200
 B_CACHE = 0x00000020  # the buffer holds valid data
+B_RELBUF = 0x00400000  # release the buffer (not just requeue it) when it is released
 BIO_READ, BIO_WRITE = 1, 2
 
 
@@ -159,6 +161,17 @@ def bufdone(bp: Buf) -> None:
     bp.b_flags &= ~B_ASYNC
     bp.b_busy = False
     wakeup(bp)
+    if bp.b_flags & B_RELBUF:
+        brelse(bp)  # an O_DIRECT write's buffer, given back once on the disk
+
+
+@kfunc
+def brelse(bp: Buf) -> None:
+    """Release a buffer: with B_RELBUF, and once no write is in flight or pending, it leaves the cache (with
+    B_DIRECT its pages are freed too), so the block must be read from the disk again."""
+    bufobj = bp.b_vp.v_bufobj
+    if bp.b_flags & B_RELBUF and not bp.b_busy and not bp.b_flags & B_DELWRI and bufobj.get(bp.b_lblkno) is bp:
+        del bufobj[bp.b_lblkno]
 
 
 def bufwait(bp: Buf, wmesg: str) -> None:

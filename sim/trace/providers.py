@@ -562,6 +562,8 @@ class ProbeWalk:
                 self._syscall_return(t, event, syscall.name)
         elif kind == "proc" and e.proc:
             self._proc(t, event)
+        elif kind == "start" and e.proc:
+            self._exec_success(t)  # the shell's execve of the run's program succeeded as the run began
         elif kind == "fault" and e.vminfo:
             self._fault(t, event)
 
@@ -657,16 +659,23 @@ class ProbeWalk:
     def _proc(self, t: int, event: Event) -> None:
         name = PROC_EVENTS.get(event.name)
         probe = self.e.proc.get(name) if name else None
-        if probe is None:
-            return
-        data = event.data
-        if type(data) is Fork:
-            args = (data.child,)
-        elif type(data) is ProcessExit:
-            args = (CLD_KILLED if data.signal else CLD_EXITED,)
-        else:
-            args = ()
-        self.fire(self._prepare(probe, t, lambda: args))
+        if probe is not None:
+            data = event.data
+            if type(data) is Fork:
+                args = (data.child,)
+            elif type(data) is ProcessExit:
+                args = (CLD_KILLED if data.signal else CLD_EXITED,)
+            else:
+                args = ()
+            self.fire(self._prepare(probe, t, lambda: args))
+        if name == "exec":
+            self._exec_success(t)  # the kernel's exec event is emitted where the new image is in place
+
+    def _exec_success(self, t: int) -> None:
+        """proc:::exec-success, in the new image's context (execname is the program's)."""
+        probe = self.e.proc.get("exec-success")
+        if probe is not None:
+            self.fire(self._prepare(probe, t, lambda: ()))
 
     def _fault(self, t: int, event: Event) -> None:
         vminfo = self.e.vminfo
