@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sim.core.events import BufDone, BufRef, DelayedWrite, DiskRequest
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
+from sim.core.sdt import sdt_fire
 from sim.kern.sched import PRIBIO, Callout, callout_reset
 from sim.kern.vfs_subr import FILEDELAY, VREG, Vnode, vfs, vn_syncer_add_to_worklist
 from sim.kern.vfs_vmio import (
@@ -136,6 +137,7 @@ def bstrategy(bp: Buf) -> None:
     done = start + machine.profile.disk_io_ns + blocks * machine.profile.disk_block_ns
     v.disk_busy_until = done
     bp.b_busy = True
+    sdt_fire("io", ("start",))  # devstat_start_transaction_bio: SDT_PROBE2(io, , , start, bp, ds)
     machine.emit("mem", "g_io_request", DiskRequest(bp.b_iocmd, bp.b_vp.v_path, bp.b_lblkno, done))
     callout_reset(Callout(), done, bufdone, bp)
 
@@ -146,6 +148,7 @@ def bufdone(bp: Buf) -> None:
     from sim.kern.kern_synch import wakeup
 
     vp, v = bp.b_vp, vfs()
+    sdt_fire("io", ("done",))  # devstat_end_transaction_bio
     if bp.b_iocmd == BIO_WRITE:
         vp.v_disk[bp.b_lblkno] = vmio_block(bp)
         vp.bo_numoutput -= 1
