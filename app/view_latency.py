@@ -24,6 +24,8 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import msgspec
+
 from app.navigate import LogIndex
 from sim.core.events import DiskWait
 from sim.core.log import Event
@@ -39,8 +41,10 @@ IDLE_THREAD = "idle"  # the idle thread's comm: its time when the CPU is not hal
 PROGRAM_KINDS = ("syscall", "trap", "start")  # the program's kernel time, by what entered the kernel
 
 
-@dataclass(frozen=True)
-class Episode:
+# Episode and Slice are Structs the collector never tracks (they hold ints and strings only), as events are: a dd run
+# has ~15,000 of them, cached as long as the run is, and every full collection would walk them (and their
+# __dict__s, as dataclasses) over all the server's cached runs.
+class Episode(msgspec.Struct, frozen=True, gc=False):
     """One entry into the kernel by a program thread, by wall time (the `wall` measure)."""
 
     start_step: int
@@ -52,8 +56,7 @@ class Episode:
     tid: int
 
 
-@dataclass(frozen=True)
-class Slice:
+class Slice(msgspec.Struct, frozen=True, gc=False):
     """Steps first..last, all on one thread in one ring (or halted): `key` says whose time it is."""
 
     first: int
