@@ -1070,6 +1070,7 @@ class _Compiler:
         if name in self.library.ACTIONS:
             raise _fail(node, f"{name}( ) is an action: it may only be used as a statement")
         if name in UNSUPPORTED_FUNCTIONS:
+            self.library.check_unsupported_call(self, node, name, self._args(node))
             raise _fail(node, f"{name}( ) is not supported by trapscope's D")
         raise _fail(node, f"undefined function name: {name}")
 
