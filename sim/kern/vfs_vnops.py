@@ -34,6 +34,7 @@ from sim.kern.proc import Thread
 from sim.kern.uio import Uio, uiomove
 from sim.kern.vfs_bio import B_DIRECT, B_RELBUF, bawrite, bdwrite, bread, brelse, bwrite, getblk
 from sim.kern.vfs_subr import FS_BSIZE, VCHR, VDIR, VREG, Vnode
+from sim.kern.vfs_vmio import uiomove_fromphys, vnode_pager_setsize
 
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 MAXCLUSTER = 128 * 1024 // FS_BSIZE  # MAXPHYS / fs_bsize: blocks in a write cluster
@@ -76,13 +77,21 @@ def ffs_read(vp: Vnode, uio: Uio, direct: bool = False) -> int:
         lbn, blkoffset = divmod(uio.uio_offset, FS_BSIZE)
         xfersize = min(FS_BSIZE - blkoffset, uio.uio_resid, vp.i_size - uio.uio_offset)
         bp = bread(vp, lbn, FS_BSIZE)
-        error = uiomove(bp.b_data, xfersize, uio, blkoffset)
+        error = _buf_uiomove(bp, xfersize, uio, blkoffset)
         if direct:
             bp.b_flags |= B_DIRECT | B_RELBUF
             brelse(bp)
         if error:
             return error
     return 0
+
+
+def _buf_uiomove(bp, xfersize: int, uio: Uio, blkoffset: int) -> int:
+    """ffs_read's and ffs_write's copy: through b_data if the buffer is mapped (vn_io_fault_uiomove), else page by
+    page (vn_io_fault_pgmove -> uiomove_fromphys): a file's buffers are unmapped (sim/kern/vfs_vmio.py)."""
+    if bp.b_data is not None:
+        return uiomove(bp.b_data, xfersize, uio, blkoffset)
+    return uiomove_fromphys(bp.b_pages, blkoffset, xfersize, uio)
 
 
 @kfunc
@@ -94,10 +103,12 @@ def ffs_write(vp: Vnode, uio: Uio, sync: bool = False, direct: bool = False) -> 
             bp = bread(vp, lbn, FS_BSIZE)  # read-modify-write of a partial block
         else:
             bp = getblk(vp, lbn, FS_BSIZE)
-        error = uiomove(bp.b_data, xfersize, uio, blkoffset)
+        error = _buf_uiomove(bp, xfersize, uio, blkoffset)
         if error:
             return error
-        vp.i_size = max(vp.i_size, uio.uio_offset)
+        if uio.uio_offset > vp.i_size:
+            vp.i_size = uio.uio_offset
+            vnode_pager_setsize(vp, vp.i_size)
         if direct:
             bp.b_flags |= B_DIRECT | B_RELBUF  # given back once written
         if sync:
