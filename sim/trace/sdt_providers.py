@@ -33,6 +33,7 @@ from sim.core.events import (
     Fork,
     KernelObject,
     ProcessExit,
+    ProcessStart,
     SignalDiscarded,
     SignalPosted,
     ThrNew,
@@ -41,6 +42,7 @@ from sim.core.events import (
 from sim.core.log import Event
 from sim.core.walker import MAXCOMLEN
 from sim.kern.dtrace_args import OBJECT_BASE, OBJECT_STRIDE, PROC_BASE, THREAD_BASE
+from sim.user.shell import parse_command_line
 
 SCHED_PROBES = ("on-cpu", "off-cpu", "remain-cpu", "sleep", "wakeup", "enqueue", "dequeue")
 PROC_PROBES = ("create", "exec", "exec-success", "exec-failure", "exit", "signal-send", "signal-discard")
@@ -154,6 +156,10 @@ class SdtFirings:
             self._thread_probe("enqueue", t, data.tid)
         elif kind_of is Exec:
             self._fire("proc", "exec-success", t, data.path)
+        elif kind_of is ProcessStart:
+            # The shell's execve of the run's own program succeeded as the run began (sim/kern/imgact_elf.py's
+            # exec_first_image): the program's name as the command line gives it.
+            self._fire("proc", "exec-success", t, parse_command_line(data.command).argv[0])
         elif kind_of is ProcessExit:
             self._fire("proc", "exit", t, CLD_KILLED if data.signal else CLD_EXITED)
         elif kind_of is SignalPosted or kind_of is SignalDiscarded:
