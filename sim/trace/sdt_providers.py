@@ -42,7 +42,6 @@ from sim.core.events import (
 from sim.core.log import Event
 from sim.core.walker import MAXCOMLEN
 from sim.kern.dtrace_args import OBJECT_BASE, OBJECT_STRIDE, PROC_BASE, THREAD_BASE
-from sim.user.shell import parse_command_line
 
 SCHED_PROBES = ("on-cpu", "off-cpu", "remain-cpu", "sleep", "wakeup", "enqueue", "dequeue")
 PROC_PROBES = ("create", "exec", "exec-success", "exec-failure", "exit", "signal-send", "signal-discard")
@@ -157,9 +156,8 @@ class SdtFirings:
         elif kind_of is Exec:
             self._fire("proc", "exec-success", t, data.path)
         elif kind_of is ProcessStart:
-            # The shell's execve of the run's own program succeeded as the run began (sim/kern/imgact_elf.py's
-            # exec_first_image): the program's name as the command line gives it.
-            self._fire("proc", "exec-success", t, parse_command_line(data.command).argv[0])
+            # the shell's execve of the run's own program succeeded as the run began (dtrace -c starts it so)
+            self._fire("proc", "exec-success", t, f"/bin/{event.name}")  # programs live in /bin (imgact_elf)
         elif kind_of is ProcessExit:
             self._fire("proc", "exit", t, CLD_KILLED if data.signal else CLD_EXITED)
         elif kind_of is SignalPosted or kind_of is SignalDiscarded:
