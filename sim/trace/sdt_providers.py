@@ -33,6 +33,7 @@ from sim.core.events import (
     Fork,
     KernelObject,
     ProcessExit,
+    ProcessStart,
     SignalDiscarded,
     SignalPosted,
     ThrNew,
@@ -154,6 +155,9 @@ class SdtFirings:
             self._thread_probe("enqueue", t, data.tid)
         elif kind_of is Exec:
             self._fire("proc", "exec-success", t, data.path)
+        elif kind_of is ProcessStart:
+            # the shell's execve of the run's own program succeeded as the run began (dtrace -c starts it so)
+            self._fire("proc", "exec-success", t, f"/bin/{event.name}")  # programs live in /bin (imgact_elf)
         elif kind_of is ProcessExit:
             self._fire("proc", "exit", t, CLD_KILLED if data.signal else CLD_EXITED)
         elif kind_of is SignalPosted or kind_of is SignalDiscarded:
