@@ -32,6 +32,7 @@ from app import (
 )
 from app.admission import RecordingPool
 from app.broker import make_broker
+from app.collector import settle_for_serving
 from app.errors import CatchAllMiddleware, install_error_handlers
 from app.fragments import FragmentCache, FragmentCacheMiddleware
 from app.head import HeadAsGetMiddleware
@@ -80,6 +81,8 @@ def _too_long(spec: RunSpec) -> RunError:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if app.state.runs.records_elsewhere:
+        settle_for_serving()  # no recording here: short collections over the cached runs (app/collector.py)
     yield
     await app.state.rooms.broker.close()
     app.state.runs.close()

@@ -106,6 +106,8 @@ class StepperQuery:
     breakpoints: tuple[Breakpoint, ...] = field(default=())
     room: str = ""  # the live room this page belongs to (app/rooms.py): its lecturer drives it, others explore
     stop: str = ""  # the scenario's stop this step is (its name), or the stop asked for when no step is given
+    stop_view: str = ""  # the view that carries the stop's point (app/view_stops.py with_stop): shown by default
+    views_given: bool = False  # the URL chose the views (views=): a stop adds none of its own
 
     @property
     def config(self) -> KernelConfig:
@@ -133,7 +135,10 @@ class StepperQuery:
     def display_params(self) -> list[tuple[str, str]]:
         """How the screen looks: views (unless the default), mode, embed, breakpoints."""
         pairs = []
-        if self.views != default_views(self.scenario, self.projector):
+        default = default_views(self.scenario, self.projector)
+        if self.stop and self.stop_view:
+            default = with_view(default, self.stop_view)
+        if self.views != default:
             pairs.append(("views", ",".join(self.views)))
         if self.projector:
             pairs.append(("mode", "projector"))
@@ -177,6 +182,10 @@ def default_views(scenario: Scenario, projector: bool) -> tuple[str, ...]:
     if projector and scenario.views:
         return tuple(name for name in VIEWS if name in scenario.views)
     return tuple(VIEWS)
+
+
+def with_view(views: tuple[str, ...], view: str) -> tuple[str, ...]:
+    return tuple(name for name in VIEWS if name in views or name == view)
 
 
 def _bad(parameter: str, message: str, valid: str) -> BadParameter:
@@ -373,4 +382,5 @@ def parse_query(path: str, scenario: Scenario, params: Mapping[str, str], multi:
         breakpoints=_breakpoints(",".join(filter(None, (params.get("bp", ""), params.get("add_bp", ""))))),
         room=room,
         stop=stop,
+        views_given="views" in params,
     )

@@ -3,10 +3,12 @@
 A recording is seconds of pure-Python CPU. In a thread it shares the server's one GIL with the event loop, which
 then serves followers and cached steps at half speed or less: under the lecture's load (bench/lecture_load.py,
 2 cores) the p99 step took seconds while a run recorded. Here a child process records the run and derives the
-stepper's views on the other core; the server only unpickles the result, in slices small enough that the event
-loop gets the GIL back between them (a dd bs=10m run: ~0.2 s of unpickling in ~50 slices of ≤25 ms, instead of
-~1 s of recording and deriving in one go). The child is replaced after TASKS_PER_CHILD recordings, so the memory
-a recording's peak took (allocator fragmentation included) is given back to the system with it.
+stepper's views on the other core; the server only unpickles the result, on the event loop itself, one pickle per
+turn of the loop (a dd bs=10m run: ~0.15 s of unpickling in ~130 turns, most of them ~3 ms), so that requests and
+broadcasts are served between them. Unpickled in the recording thread instead, it left the event loop waiting for
+the GIL after each of its system calls (up to the switch interval each: 300 socket writes a broadcast) for as long
+as the unpickling ran. The child is replaced after TASKS_PER_CHILD recordings, so the memory a recording's peak
+took (allocator fragmentation included) is given back to the system with it.
 
 The result crosses as a list of pickles (`pack`/`unpack`): the events in chunks first, then each derived view's
 parts, then the views, then the run and its replay. Objects an earlier pickle holds (every event, the events
@@ -16,6 +18,7 @@ reference of the original graph is kept.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import multiprocessing
 import os
@@ -32,6 +35,7 @@ from sim.run import Run, RunSpec
 EVENTS_PER_PICKLE = 5_000  # ~3 ms of unpickling each (dd's events)
 TASKS_PER_CHILD = 20  # recordings before the child is replaced (~50 ms to fork a new one from the forkserver)
 _PRELOAD = ["app.main"]  # what the forkserver imports once, so each child starts with the simulator loaded
+Packed = tuple[list[bytes], list[bytes], int]  # pickles of the events, pickles of what holds them, bytes unpacked
 
 
 def recorder_process_from_env() -> RecorderProcess | None:
@@ -60,13 +64,21 @@ class RecorderProcess:
 
     def record(
         self, recorder: Callable[[RunSpec], Run], spec: RunSpec, prepare: Callable[[CachedRun], Any] | None
-    ) -> CachedRun:
+    ) -> Packed:
         outcome, result = self._executor.submit(_record_packed, recorder, spec, prepare).result()
         if outcome == "raised":
             raise pickle.loads(result)
         if outcome == "failed":
             raise RecordingFailed(result)
-        return unpack(result)
+        return result
+
+    async def unpack(self, packed: Packed) -> CachedRun:
+        """On the event loop, a pickle at a time, other tasks running between two."""
+        for cached in _unpacking(packed):
+            if cached is not None:
+                return cached
+            await asyncio.sleep(0)
+        raise AssertionError("unpacking ends with the run")
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -108,10 +120,10 @@ def _record_packed(
 
 def _parts(cached: CachedRun) -> Iterator[object]:
     """What holds the events, in pieces, each piece before whatever holds it: a big view pickled whole would hold
-    the GIL for tens of milliseconds as it is unpickled."""
-    yield from _leaves_first(cached.derived_views(), depth=3)
-    yield cached.run
-    yield cached.replay
+    the event loop for tens of milliseconds as it is unpickled."""
+    yield from _leaves_first(cached.replay, depth=2)  # its checkpoints and keyed tables, the run, then itself
+    yield from _leaves_first(cached.derived_views(), depth=4)
+    yield cached.replay, cached.derived_views()  # what `unpack` gives back: two references
 
 
 def _leaves_first(obj: object, depth: int) -> Iterator[object]:
@@ -122,7 +134,7 @@ def _leaves_first(obj: object, depth: int) -> Iterator[object]:
     yield obj
 
 
-def pack(cached: CachedRun) -> tuple[list[bytes], list[bytes], int]:
+def pack(cached: CachedRun) -> Packed:
     """The run as (pickles of its events, in chunks; pickles of what holds them; its size as unpacked).
 
     The size is measured on an unpacked copy, here in the child: unpickled, the run takes ~35% more memory than
@@ -153,12 +165,19 @@ def pack(cached: CachedRun) -> tuple[list[bytes], list[bytes], int]:
     return chunks, parts, copy.nbytes
 
 
-def unpack(packed: tuple[list[bytes], list[bytes], int]) -> CachedRun:
-    """`pack`'s inverse, one pickle at a time: between two, the event loop may take the GIL back."""
+def unpack(packed: Packed) -> CachedRun:
+    """`pack`'s inverse, at once."""
+    *_, cached = _unpacking(packed)
+    return cached
+
+
+def _unpacking(packed: Packed) -> Iterator[CachedRun | None]:
+    """`pack`'s inverse, a pickle at a time: None after each but the last, then the run."""
     chunks, parts, nbytes = packed
     collected: list = []
     for chunk in chunks:
         collected.extend(pickle.loads(chunk))
+        yield None
     events = tuple(collected)
     del collected
     memos: list[dict[int, object]] = []
@@ -171,11 +190,12 @@ def unpack(packed: tuple[list[bytes], list[bytes], int]) -> CachedRun:
         number, memo_index = pid
         return memos[number][memo_index]
 
-    loaded = []
-    for data in parts:
+    for number, data in enumerate(parts):
         unpickler = pickle.Unpickler(io.BytesIO(data))
         unpickler.persistent_load = persistent_load
-        loaded.append(unpickler.load())
+        loaded = unpickler.load()
         memos.append(unpickler.memo.copy())
-    derived, run, replay = loaded[-3:]
-    return CachedRun.restored(run, replay, derived, nbytes)
+        if number < len(parts) - 1:
+            yield None
+    replay, derived = loaded
+    yield CachedRun.restored(replay.run, replay, derived, nbytes)

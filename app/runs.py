@@ -82,11 +82,14 @@ class CachedRun:
 
 
 class RecordsElsewhere(Protocol):
-    """Records runs outside this process (app/recorder_process.py); called from a recording thread."""
+    """Records runs outside this process (app/recorder_process.py): `record` is called from a recording thread and
+    returns the run packed, `unpack` on the event loop."""
 
     def record(
         self, recorder: Callable[[RunSpec], Run], spec: RunSpec, prepare: Callable[[CachedRun], Any] | None
-    ) -> CachedRun: ...
+    ) -> Any: ...
+
+    async def unpack(self, packed: Any) -> CachedRun: ...
 
     def shutdown(self) -> None: ...
 
@@ -120,6 +123,11 @@ class RunCache:
         return len(self._runs)
 
     @property
+    def records_elsewhere(self) -> bool:
+        """Whether runs are recorded in another process (this one only unpacks them)."""
+        return self._elsewhere is not None
+
+    @property
     def bytes_held(self) -> int:
         """The cached runs' memory, by their own estimates (app/memory.py)."""
         return sum(cached.nbytes for cached in list(self._runs.values()))
@@ -147,8 +155,11 @@ class RunCache:
         self._recording[run_id] = future
         metrics.run_cache_lookup("miss")
         try:
-            record_in = self._elsewhere.record if self._elsewhere else _cached_run
-            cached = await self.pool.run(record_in, self._record, spec, prepare)
+            if self._elsewhere is None:
+                cached = await self.pool.run(_cached_run, self._record, spec, prepare)
+            else:  # the pool's thread waits for the other process; the run is unpacked here, between other work
+                packed = await self.pool.run(self._elsewhere.record, self._record, spec, prepare)
+                cached = await self._elsewhere.unpack(packed)
         except BaseException as error:
             if isinstance(error, RunError):
                 # A refusal is a message for the person who asked; its traceback would keep the recorder's frames

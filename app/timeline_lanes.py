@@ -8,8 +8,9 @@ called it, and write-file's syncer lane starts at 16.0 us, when cpu_switch hands
 says. (getrusage's accounting is another question: mi_switch bills the switch to the new thread, and the latency
 view, app/view_latency.py, follows that; the lanes show the CPU, not the bill.)
 
-A stretch is (start_ns, end_ns, code): "u" ring 3, "k" ring 0, "h" the CPU halted (cpu_idle's step). A step's time
-is [time of the step before, its own t_ns], so a ring change or a switch takes effect at the end of its step.
+A stretch is (start_ns, end_ns, code): "u" ring 3, "k" ring 0, "h" the CPU halted (cpu_idle's step, or a pager's
+disk wait: the end of its step, with the waiting thread left in place). A step's time is [time of the step before,
+its own t_ns], so a ring change or a switch takes effect at the end of its step.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.navigate import LogIndex
-from app.view_latency import IDLE_THREAD, KERNEL_PID_LIMIT
+from app.view_latency import IDLE_THREAD, KERNEL_PID_LIMIT, disk_waits
 from sim.core.log import Event
 from sim.machine.cpu import USER_CPL
 
@@ -53,6 +54,9 @@ def _boundaries(index: LogIndex, events: list[Event]) -> list[tuple[int, int, st
     for step in index.positions("proc", "cpu_idle"):
         changes.append((times[step - 1] if step else 0, 3, "halt", 1))
         changes.append((times[step], 2, "halt", 0))  # before a halt that starts as this one ends
+    for step, ns in disk_waits(index, events):
+        changes.append((times[step] - ns, 3, "halt", 1))
+        changes.append((times[step], 2, "halt", 0))
     changes.sort()
     return changes
 

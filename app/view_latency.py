@@ -11,6 +11,10 @@ time go? It measures two ways, as the lecture's two tools do, and says how they 
   disk, nanosleep, wait4): it counts the whole wait, while the CPU idled or other threads ran, as a D script
   subtracting entry from return timestamps would; the answer sentence says how much of that was spent asleep.
 
+A pager's disk wait (a hard fault reading a file page or a swapped page, the page daemon writing one to swap) is
+the end of its "proc sleep" step (sim/vm/vm_pager.py: the CPU idles, the thread stays put): off the CPU, so it is
+nobody's system time, as time(1) has it; DTrace's timestamp would still count it in the fault.
+
 Built once per run; a step's figures are bisects into prefix sums.
 """
 
@@ -20,7 +24,10 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import msgspec
+
 from app.navigate import LogIndex
+from sim.core.events import DiskWait
 from sim.core.log import Event
 from sim.kern.kernel import Kernel
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
@@ -28,13 +35,16 @@ from sim.machine.cpu import KERNEL_CPL, USER_CPL
 MAX_BARS = 14  # the program's bars past this many are summed into one "other" bar
 KERNEL_PID_LIMIT = Kernel.FIRST_PID  # kproc_create numbers kernel processes (idle, syncer, aiod1) below user pids
 IDLE = "idle (cpu_idle, CPU halted)"
+WAIT = "wait"  # a pager's disk wait, keyed ("wait", "program") or ("wait", "kthread") by whose thread waited
 NEW_THREAD = "fork_exit"  # where a new thread starts: its first return to user mode is not a system call of its own
 IDLE_THREAD = "idle"  # the idle thread's comm: its time when the CPU is not halted is callouts and switches
 PROGRAM_KINDS = ("syscall", "trap", "start")  # the program's kernel time, by what entered the kernel
 
 
-@dataclass(frozen=True)
-class Episode:
+# Episode and Slice are Structs the collector never tracks (they hold ints and strings only), as events are: a dd run
+# has ~15,000 of them, cached as long as the run is, and every full collection would walk them (and their
+# __dict__s, as dataclasses) over all the server's cached runs.
+class Episode(msgspec.Struct, frozen=True, gc=False):
     """One entry into the kernel by a program thread, by wall time (the `wall` measure)."""
 
     start_step: int
@@ -46,15 +56,14 @@ class Episode:
     tid: int
 
 
-@dataclass(frozen=True)
-class Slice:
+class Slice(msgspec.Struct, frozen=True, gc=False):
     """Steps first..last, all on one thread in one ring (or halted): `key` says whose time it is."""
 
     first: int
     last: int
     start_ns: int
     end_ns: int
-    key: tuple[str, str]  # ("user", ""), ("system", kind), ("kthread", comm) or ("idle", IDLE)
+    key: tuple[str, str]  # ("user", ""), ("system", kind), ("kthread", comm), ("idle", IDLE) or (WAIT, whose)
 
 
 class _Sums:
@@ -118,6 +127,12 @@ def _grouped(pairs: Iterable[tuple[tuple[str, str], tuple[int, int, int, int]]])
     return {key: _Sums(intervals) for key, intervals in groups.items()}
 
 
+def disk_waits(index: LogIndex, events: list[Event]) -> list[tuple[int, int]]:
+    """(step, ns) of each pager disk wait: the last ns of that step's time."""
+    return [(step, events[step].data.ns) for step in index.positions("proc", "sleep")
+            if isinstance(events[step].data, DiskWait)]  # fmt: skip
+
+
 def is_kernel_thread(threads: dict[int, tuple[int, str]], tid: int) -> bool:
     return threads.get(tid, (KERNEL_PID_LIMIT, ""))[0] < KERNEL_PID_LIMIT
 
@@ -136,6 +151,8 @@ def _walk(
     for step in index.positions("proc", "cpu_idle"):
         boundaries.append((step, 2, "halt", (1,)))  # machine.idle: the cpu_idle step's time is the halt
         boundaries.append((step + 1, 2, "halt", (0,)))
+    for step, ns in disk_waits(index, events):
+        boundaries.append((step, 3, "disk_wait", (ns,)))
     boundaries.sort(key=lambda b: b[:2])  # stable: a return to ring 3 stays before an entry at the next step
     walk = _Walk(index, events, initial_cpl, threads)
     for first, _, what, data in boundaries:
@@ -208,6 +225,17 @@ class _Walk:
     def halt(self, first: int, halted: int) -> None:
         self.halted = bool(halted)
 
+    def disk_wait(self, step: int, ns: int) -> None:
+        """Split the step: its own work, then the wait, billed to nobody; a program thread in the kernel spends the
+        wait off the CPU inside its episode (a fault's, as the answer says)."""
+        end = self.times[step]
+        kthread = is_kernel_thread(self.threads, self.tid)
+        self.slices.append(Slice(step, step, self._start_ns(step), end - ns, self._key()))
+        self.slices.append(Slice(step, step, end - ns, end, (WAIT, "kthread" if kthread else "program")))
+        self.since = step + 1
+        if self.tid in self.open and not kthread:
+            self.off_cpu.append(Episode(step, step, self.open[self.tid][2], "", end - ns, end, self.tid))
+
     def _close(self, tid: int, step: int) -> None:
         start, start_ns, category = self.open.pop(tid)
         if category == "trap":
@@ -263,6 +291,7 @@ class LatencyView:
     traps: int
     kthread_ns: int
     idle_ns: int
+    disk_wait_ns: int  # pager disk waits: off the CPU, nobody's system time
     answer: str  # the lecture's question answered from the figures so far, in one sentence
     detail: str  # what else the kernel did: sleeps inside system calls, kernel threads, the idle CPU
 
@@ -272,6 +301,7 @@ class LatencyView:
     in_traps = _formatted("trap_ns")
     kthreads = _formatted("kthread_ns")
     idle = _formatted("idle_ns")
+    disk_wait = _formatted("disk_wait_ns")
 
 
 def _bar_name(category: str, name: str, count: int) -> str:
@@ -292,6 +322,8 @@ def latency_view(latency: LatencyIndex, step: int, t_ns: int) -> LatencyView:
     system = sum(cpu.get(("system", kind), 0) for kind in PROGRAM_KINDS)
     kthreads = sorted(((name, ns) for (c, name), ns in cpu.items() if c == "kthread" and ns), key=lambda r: -r[1])
     idle = cpu.get(("idle", IDLE), 0)
+    kthread_wait = cpu.get((WAIT, "kthread"), 0)
+    disk_wait = cpu.get((WAIT, "program"), 0) + kthread_wait
 
     by_time = sorted(rows, key=lambda row: -row[2])
     shown, rest = by_time[:MAX_BARS], by_time[MAX_BARS:]
@@ -308,8 +340,9 @@ def latency_view(latency: LatencyIndex, step: int, t_ns: int) -> LatencyView:
         categories.append("kthread")
     bars = {"names": names, "values": values, "categories": categories, "labels": [format_ns(ns) for ns in values]}
     trap_share = round(100 * cpu.get(("system", "trap"), 0) / system) if system else 0
-    asleep = latency.off_cpu_at(step, t_ns).get("syscall", 0)
-    answer, *details = _answer(wall, counts, system, trap_share, asleep, kthreads, idle)
+    off_cpu = latency.off_cpu_at(step, t_ns)
+    asleep = {kind: off_cpu.get(kind, 0) for kind in ("syscall", "trap")}
+    answer, *details = _answer(wall, counts, system, trap_share, asleep, kthreads, idle, disk_wait, kthread_wait)
     return LatencyView(
         bars=bars,
         user_ns=cpu.get(("user", ""), 0),
@@ -320,6 +353,7 @@ def latency_view(latency: LatencyIndex, step: int, t_ns: int) -> LatencyView:
         traps=counts["trap"],
         kthread_ns=sum(ns for _, ns in kthreads),
         idle_ns=idle,
+        disk_wait_ns=disk_wait,
         answer=answer,
         detail=" ".join(details),
     )
@@ -330,13 +364,15 @@ def _answer(
     counts: dict[str, int],
     system: int,
     trap_share: int,
-    asleep: int,
+    asleep: dict[str, int],
     kthreads: list[tuple[str, int]],
     idle: int,
+    disk_wait: int,
+    kthread_wait: int,
 ) -> list[str]:
     """The lecture's question answered: the program's system time as time(1) reports it and where it went as
     DTrace would time it; then, sentence by sentence, the time that was not the program's."""
-    if not system and not kthreads and not idle:
+    if not system and not kthreads and not idle and not disk_wait:
         return ["No time in the kernel yet."]
     new = counts["start"]
     started = f"; {format_ns(wall['start'])} starting {new:,} new thread{'s' * (new != 1)} (fork_exit)" if new else ""
@@ -347,11 +383,18 @@ def _answer(
         f"{counts['trap']:,} trap{'s' * (counts['trap'] != 1)} outside them "
         f"({trap_share}% of system time){started}."
     ]
-    if asleep:
+    if asleep["syscall"]:
         sentences.append(
-            f"The system calls' time includes {format_ns(asleep)} their threads spent off the CPU (asleep on the "
-            "disk, a timer or a child, or waiting while another thread ran): wall time, but not system time."
+            f"The system calls' time includes {format_ns(asleep['syscall'])} their threads spent off the CPU (asleep "
+            "on the disk, a timer or a child, or waiting while another thread ran): wall time, but not system time."
         )
+    if asleep["trap"]:
+        sentences.append(
+            f"The traps' time includes {format_ns(asleep['trap'])} waiting for the disk (the pager of a hard fault, "
+            "or of the page it swapped out to make room), off the CPU: wall time, but not system time."
+        )
+    if kthread_wait:
+        sentences.append(f"Kernel threads waited {format_ns(kthread_wait)} for the disk (the pager), off the CPU.")
     if kthreads:
         who = ", ".join(f"{comm} {format_ns(ns)}" for comm, ns in kthreads)
         sentences.append(f"Kernel threads ran {format_ns(sum(ns for _, ns in kthreads))} ({who}), not this program.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from app.errors import BadParameter
-from app.params import StepperQuery
+from app.params import StepperQuery, with_view
 from app.runs import CachedRun, RunCache
 from sim.scenarios.registry import Scenario, lookup
 from sim.scenarios.stops import StopAt, resolve_stops
@@ -55,13 +55,17 @@ def find_stop(stops: tuple[StopAt, ...], asked: str) -> StopAt:
 
 def with_stop(query: StepperQuery, stops: tuple[StopAt, ...]) -> StepperQuery:
     """`query` at the step its `?stop=` names (when it names no step or time). The URL keeps naming the stop, by
-    its name, only while it shows the stop's own step; a step reached otherwise names none."""
+    its name, only while it shows the stop's own step; a step reached otherwise names none. At its step the stop's
+    view is shown unless the URL chose the views, so a typed or reloaded `?stop=` shows what a stop link does."""
     if not query.stop:
         return query
     asked = find_stop(stops, query.stop)
     if query.step is None and query.at_ns is None:
         query = replace(query, step=asked.step)
-    return replace(query, stop=asked.name if asked.step == (query.step or 0) else "")
+    if asked.step != (query.step or 0):
+        return replace(query, stop="")
+    views = query.views if query.views_given else with_view(query.views, asked.view)
+    return replace(query, stop=asked.name, stop_view=asked.view, views=views)
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class StopsView:
 
 def stop_url(query: StepperQuery, stop: StopAt) -> str:
     views = query.views if stop.view in query.views else query.toggled_view(stop.view)
-    return query.url(stop.step, stop=stop.name, views=views)
+    return query.url(stop.step, stop=stop.name, stop_view=stop.view, views=views)
 
 
 def stops_view(query: StepperQuery, stops: tuple[StopAt, ...], step: int) -> StopsView | None:

@@ -34,6 +34,7 @@ import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import _servers
 from bench._host import host_line
@@ -183,7 +184,12 @@ async def run_lecture(args: argparse.Namespace, server: Server) -> LectureResult
     for explorer in explorers:
         new_run_tick = explorer.rng.randrange(1, max(2, args.seconds // 2))
         actors.append(explorer.explore(begin + explorer.rng.random(), until, new_run_tick))
+    window_start = time.time()
     await asyncio.gather(*actors)
+    window_end = time.time()
+    if args.probe:
+        print(f"the lecture's window for the probe: --since {window_start:.3f} --until {window_end:.3f}")
+        args.window = (window_start, window_end)
     await asyncio.sleep(GRACE_S)
     stop.set()
     await monitor
@@ -258,7 +264,8 @@ def warm(server: Server, paths: list[str]) -> None:
 
 
 def server_command(args: argparse.Namespace, port: int) -> tuple[list[str], str]:
-    command = [sys.executable, "-m", "app.cli", "serve", "--host", HOST, "--port", str(port)]
+    entry = ["bench._loop_probe", args.probe] if args.probe else ["app.cli"]
+    command = [sys.executable, "-m", *entry, "serve", "--host", HOST, "--port", str(port)]
     if args.workers <= 1:
         return command, "1 process"
     if not _servers.serve_supports("--workers"):
@@ -324,6 +331,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"more environment for trapscope (repeatable); {RATE_LIMITS_OFF} is always set",
     )
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--probe",
+        metavar="FILE",
+        help="serve through bench/_loop_probe.py (one process): the event loop's lags, "
+        "what it ran meanwhile and its collections, written to FILE and summarised for the lecture's 60 s",
+    )
     args = parser.parse_args(argv)
     args.new_runs = max(0, min(args.new_runs, args.explorers, 30))
     return args
@@ -389,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in reversed(servers):
             server.stop()
+    if args.probe:
+        from bench import _loop_probe
+
+        print("\nthe probe, over the lecture (not its grace period nor the throughput part):")
+        _loop_probe.report(Path(args.probe), *getattr(args, "window", (None, None)), top=15)
     print(f"\n{load_line()}")
     print("targets: " + "; ".join(f"{name}: {'met' if met else 'MISSED'}" for name, met in targets))
     return 0 if all(met for _, met in targets) else 1

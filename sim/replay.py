@@ -153,7 +153,7 @@ class Replay:
         first = _State(run.initial_registers, run.threads)
         first.apply(self.events[0])
         self._checkpoints: list[_State] = [first]
-        self._keyed: dict[str, dict[object, tuple[list[int], list[object]]]] | None = None
+        self._keyed: dict[str, dict[object, tuple[Sequence[int], Sequence[object]]]] | None = None
 
     @property
     def last_step(self) -> int:
@@ -171,6 +171,10 @@ class Replay:
         for step, event in enumerate(self.events):
             state.apply(event)
             yield _step_state(step, event, state, state.trapframe)
+
+    def build_checkpoints(self) -> None:
+        """Every checkpoint at once (they are otherwise built as far as a step asked for needs)."""
+        self._state(self.last_step)
 
     def _state(self, step: int) -> _State:
         """Copy the checkpoint at or below `step` (checkpoint i is step i * CHECKPOINT_EVERY) and fold forward."""
@@ -219,7 +223,7 @@ class Replay:
                 table[key] = values[i - 1]
         return table
 
-    def _index_keyed(self) -> dict[str, dict[object, tuple[list[int], list[object]]]]:
+    def _index_keyed(self) -> dict[str, dict[object, tuple[Sequence[int], Sequence[object]]]]:
         keyed: dict[str, dict[object, tuple[list[int], list[object]]]] = {kind: {} for kind in KEYED_KINDS}
         for step, event in enumerate(self.events):
             for delta in event.deltas:
@@ -231,4 +235,6 @@ class Replay:
                     else:
                         steps.append(step)
                         values.append(delta[3])
-        return keyed
+        # Kept as tuples: a dd run has ~11,000 keys, and lists would be walked by every full collection for as
+        # long as the run is cached, where a tuple of ints (or of untracked events' values) is left alone.
+        return {kind: {key: (tuple(s), tuple(v)) for key, (s, v) in history.items()} for kind, history in keyed.items()}

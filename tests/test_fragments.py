@@ -157,3 +157,12 @@ def test_a_step_served_from_the_cache_is_counted_under_its_route(app, client):
         client.get(URL, headers=PANEL)
     assert app.state.fragments.hits == 1
     assert counted("/scenarios/{slug}") == before + 2 and counted("unmatched") == unmatched
+
+
+def test_a_gzip_body_compressed_in_one_piece_is_kept_as_it_came(app, client):
+    client.get(URL, headers={**PANEL, **GZIP})  # rendered, compressed by GZipMiddleware, kept
+    (kept,) = app.state.fragments._entries.values()
+    compressed_here = make_fragment(list(kept.headers), kept.body, gzip_encoded=False)
+    assert kept.gzipped == compressed_here.gzipped, "the bytes this module would have made: level, header and all"
+    came = gzip.compress(b"<p>step</p>" * 100, mtime=0)
+    assert make_fragment([], came, gzip_encoded=True, compressed_whole=True).gzipped is came, "not compressed again"

@@ -10,9 +10,12 @@ from sim.kern.errno import ECAPMODE, ENOSYS, EPERM
 from sim.kern.kern_sig import SIGSYS
 from sim.kern.kernel import KernelConfig
 from sim.kern.sysent import load_sysent
+from sim.kern.vfs_bio import BIO_READ
+from sim.kern.vfs_subr import FS_BSIZE
 from sim.machine.physmem import PAGE_SIZE
 from sim.run import record
 from sim.scenarios.registry import lookup
+from sim.user.lecture_more import MMAP_PATH
 from tests.steps import scenario_run
 
 PS = 0x80  # PG_PS: the page-directory entry maps 2 MiB
@@ -83,15 +86,40 @@ def test_read_returns_only_after_the_data_is_in_the_buffer():
 
 def test_mmap_reads_nothing_and_each_first_touch_is_a_hard_fault_reading_the_disk():
     run = scenario_run("mmap-file")
-    mmap = first(run, "syscall", "mmap", start=first(run, "syscall", "fsync"))
+    mmap = first(run, "syscall", "mmap")
     back = first(run, "insn", "sysretq", start=mmap)
     assert not steps(run, "proc", "sleep", start=mmap, end=back), "mmap() itself waits for no disk"
     hard = steps(run, "fault", "hard")
     assert len(hard) == 3
     for fault in hard:
-        reads = steps(run, "proc", "sleep", where=lambda w: getattr(w, "path", None) == "/tmp/mapped", end=fault)
+        reads = steps(run, "proc", "sleep", where=lambda w: getattr(w, "path", None) == MMAP_PATH, end=fault)
         assert reads and reads[-1] > steps(run, "trap", end=fault)[-1], "the disk read is inside this fault"
     assert "b'ABC'" in run.output
+
+
+def test_read_and_mmap_share_the_file_s_pages_and_a_write_shows_through_the_mapping():
+    """The merged VM/buffer cache: the pages read()'s buffer is built on are the vnode's vm_object's, so the load's
+    fault finds one resident (soft, no disk I/O) and maps read()'s own pages; a write() lands in the mapped page."""
+    run = scenario_run("merged-buffer-cache")
+    mmap, read = first(run, "syscall", "mmap"), first(run, "syscall", "read")
+    read_back = first(run, "insn", "sysretq", start=read)
+    vnode_object = run.events[first(run, "exit", "vnode_create_vobject", start=read)].data.id
+    grabbed = [run.events[i].data.phys_addr for i in steps(run, "exit", "vm_page_grab", start=read, end=read_back)]
+    assert len(grabbed) == FS_BSIZE // PAGE_SIZE, "getblk built the 32 KiB buffer on the file's own pages"
+    disk_reads = steps(run, "mem", "g_io_request", where=lambda r: r.cmd == BIO_READ and r.path == MMAP_PATH)
+    assert disk_reads and all(read < i < read_back for i in disk_reads), "only read() reads the disk"
+    assert not steps(run, "proc", "sleep", where=lambda w: getattr(w, "path", None)), "no pager I/O at all"
+    faults = [run.events[i].data for i in steps(run, "fault", start=read_back)]
+    on_file = [f for f in faults if f.object == vnode_object]
+    assert [f.how for f in on_file] == ["soft"], "one soft fault; vm_fault_prefault maps the other pages"
+    assert on_file[0].pa == grabbed[0]
+    loads = [run.events[i].data for i in steps(run, "user", "load", start=read_back)]
+    assert {load.frame for load in loads} <= set(grabbed), "every load through the mapping reads read()'s pages"
+    write = first(run, "syscall", "write", where=lambda call: call.values[2] == 1)
+    after = steps(run, "user", "load", start=write)
+    assert after and not steps(run, "trap", start=write, end=after[0]), "no fault: the page is mapped already"
+    assert run.events[after[0]].data.frame == grabbed[1]
+    assert mmap < read and "b'ABC'" in run.output and "mapped page 1 now: b'b'" in run.output
 
 
 def test_reusing_an_aio_buffer_too_early_changes_what_is_written():

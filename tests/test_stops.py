@@ -144,6 +144,24 @@ def test_a_stop_link_turns_on_the_view_that_carries_its_point(client):
     assert "views=narrative,latency&stop=end" in link(page, "stop-next")
 
 
+def test_a_stop_opened_directly_shows_its_view_unless_the_url_chose_the_views(client, scenario_runs):
+    """mmap-file's first-touch stop is told by the cpu view, which projector mode does not show by default: a typed
+    or reloaded `?stop=` turns it on as a stop link does; views= in the URL is the reader's own choice."""
+    stop = next(
+        s for s in resolve_stops(lookup("mmap-file").stops, scenario_runs["mmap-file"].events) if s.view == "cpu"
+    )
+    assert "cpu" not in lookup("mmap-file").views
+    redirect = client.get(f"/scenarios/mmap-file?mode=projector&stop={stop.name}", follow_redirects=False)
+    canonical = redirect.headers["location"]
+    assert "views=" not in canonical and f"stop={stop.name}&step={stop.step}" in canonical
+    for url in (canonical, f"/scenarios/mmap-file?mode=projector&stop={stop.number}"):
+        assert 'id="registers"' in client.get(url).text, url
+    chosen = client.get(f"/scenarios/mmap-file?mode=projector&views=narrative,vm&stop={stop.name}").text
+    assert 'id="registers"' not in chosen and 'id="vm"' in chosen
+    off = link(client.get(canonical).text, "toggle-cpu")
+    assert f"stop={stop.name}" in off and 'id="registers"' not in client.get(off).text, "it can be turned off there"
+
+
 def test_a_step_that_is_no_stop_names_none_and_says_which_comes_next(client, scenario_runs):
     resolved = resolve_stops(lookup("getpid").stops, scenario_runs["getpid"].events)
     response = client.get(f"/scenarios/getpid?step={resolved[0].step + 1}&stop={resolved[0].name}", headers=PANEL)

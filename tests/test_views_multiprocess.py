@@ -14,6 +14,7 @@ import pytest
 from app.figures import timeline_data
 from app.navigate import LogIndex
 from app.view_latency import LatencyIndex, format_ns, latency_view
+from sim.core.events import DiskWait
 from sim.machine.cpu import USER_CPL
 from sim.run import Run, RunSpec, record
 from sim.scenarios.registry import SCENARIOS
@@ -32,28 +33,33 @@ def at_last_step(run: Run):
     return latency_view(latency, index.last_step, run.events[-1].t_ns)
 
 
-# A hard fault's disk wait (the vnode pager, swap) idles the CPU inside the fault, without a context switch: rusage
-# leaves it out of system time, the latency view bills it to the fault. Known, not yet mended.
-DISK_WAIT_IN_FAULT = ("mmap-file", "pagedaemon")
-
-
-@pytest.mark.parametrize(
-    "slug",
-    [
-        pytest.param(slug, marks=pytest.mark.xfail(strict=True, reason="a hard fault's disk wait is billed as system"))
-        if slug in DISK_WAIT_IN_FAULT
-        else slug
-        for slug in sorted(SCENARIOS)
-    ],
-)
+@pytest.mark.parametrize("slug", sorted(SCENARIOS))
 def test_the_program_s_system_and_user_time_are_what_time_reports(slug):
     """Every step's time is billed to the thread on the CPU and its ring, as the kernel's rusage accounting does,
-    so at the run's end the view's figures equal the run summary's (the process and its reaped children) exactly."""
+    so at the run's end the view's figures equal the run summary's (the process and its reaped children) exactly;
+    a pager's disk wait (mmap-file's hard faults, the page daemon's swapping) is nobody's."""
     run = scenario_run(slug)
     view = at_last_step(run)
     assert view.system_ns == run.sys_ns
     assert view.user_ns == run.user_ns
     assert f"has run {view.system} for this program" in view.answer
+
+
+@pytest.mark.parametrize("slug", ["mmap-file", "pagedaemon"])
+def test_a_pager_s_disk_wait_is_off_the_cpu_not_system_time(slug):
+    """A hard fault's disk wait idles the CPU inside the fault: the latency view shows it as a wait, not system
+    time (the trap's DTrace-style wall time still holds it), and the timeline draws the CPU halted meanwhile."""
+    run = scenario_run(slug)
+    waits = sum(event.data.ns for event in run.events if isinstance(event.data, DiskWait))
+    view = at_last_step(run)
+    assert waits > 0 and view.disk_wait_ns == waits
+    assert view.trap_ns > waits
+    accounted = view.user_ns + view.system_ns + view.kthread_ns + view.idle_ns + view.disk_wait_ns
+    assert accounted == run.events[-1].t_ns
+    assert "The traps' time includes" in view.detail and "waiting for the disk" in view.detail
+    program = next(stretches for name, stretches in lanes_of(run).items() if name.endswith("pid 1000"))
+    halted = sum(end - start for start, end, code in program if code == "h")
+    assert halted == waits
 
 
 def test_after_write_file_exits_the_idle_cpu_and_the_syncer_are_not_its_exit_call():

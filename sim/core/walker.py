@@ -165,6 +165,10 @@ class Walker:
         pid, final = self.threads.get(tid, (0, ""))
         return self.comms.get(pid, final)
 
+    def seen_threads(self) -> list[int]:
+        """The thread ids the walk has seen on the CPU so far."""
+        return [tid for tid in self._stacks if tid]
+
     def stack_of(self, tid: int) -> list[str]:
         """Thread `tid`'s open kernel frames, outermost first."""
         return self._stacks.get(tid, [])

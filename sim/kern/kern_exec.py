@@ -92,7 +92,7 @@ def kern_execve(td: Thread, path: str, argv: list[str], env: list[str]) -> int:
     fdcloseexec(td)
     exec_setregs(td, PROGRAM_TEXT, stack)
     td.td_ucontinuation = None
-    sdt_fire("proc", ("exec",))  # SDT_PROBE1(proc, , , exec, fname)
+    sdt_fire("proc", ("exec", "exec-success"))  # SDT_PROBE1(proc, , , exec, fname), then exec__success
     machine.emit("proc", "exec", Exec(p.p_pid, path, tuple(argv)))
     return EJUSTRETURN  # the registers are the new program's: leave them as exec_setregs made them
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sim.core.events import SignalDelivered, SignalDiscarded, SignalExit, SignalPosted
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
+from sim.core.sdt import sdt_fire
 from sim.kern.errno import ECAPMODE, EFAULT, EINTR, EINVAL, EPERM, ERESTART, ESRCH
 from sim.kern.kernel import syscall_handler
 from sim.kern.proc import (
@@ -348,7 +349,9 @@ def tdsendsignal(p: Proc, td: Thread | None, sig: int, code: int) -> None:
     thread_directed = td is not None
     if td is None:
         td = sigtd(p, sig)
+    sdt_fire("proc", ("signal-send",))  # SDT_PROBE3(proc, , , signal__send, td, p, sig)
     if ps.ps_sigignore & bit:
+        sdt_fire("proc", ("signal-discard",))
         machine.emit("signal", SIGNAMES[sig], SignalDiscarded(p.p_pid, sig))
         return
     if td.td_sigmask & bit:

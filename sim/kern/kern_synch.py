@@ -12,6 +12,7 @@ from __future__ import annotations
 from sim.core.events import Sleep, Wakeup
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
+from sim.core.sdt import sdt_fire
 from sim.kern.errno import EAGAIN
 from sim.kern.kernel import syscall_handler
 from sim.kern.proc import (
@@ -139,6 +140,7 @@ def sleepq_switch(wchan: object, pri: int) -> None:
         return
     sched_sleep(td, pri)
     td.td_state = TDS_INHIBITED  # TD_SET_SLEEPING
+    sdt_fire("sched", ("sleep",))
     mi_switch(SW_VOL | (SWT_SLEEPQTIMO if td.td_sleeptimo and td.td_sleeptimo.pending else SWT_SLEEPQ))
 
 
@@ -251,6 +253,7 @@ def _resume(td: Thread) -> None:
         td.td_wchan, td.td_wmesg = None, ""
         td.td_flags &= ~TDF_SINTR
     if td.td_state == TDS_INHIBITED:
+        sdt_fire("sched", ("wakeup",))  # sleepq_resume_thread: SDT_PROBE2(sched, , , wakeup, td, td->td_proc)
         machine.emit("proc", "wakeup", Wakeup(td.td_tid, td.td_proc.p_comm))
         setrunnable(td)
 

@@ -25,6 +25,7 @@ from greenlet import greenlet
 from sim.core.events import ContextSwitch, CpuIdle, StillRunning
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
+from sim.core.sdt import sdt_fire
 from sim.kern.ksyms import kernel_stack_top
 from sim.kern.proc import (
     P_KPROC,
@@ -112,6 +113,8 @@ def sched_add(td: Thread) -> None:
     s = sched()
     td.td_state = TDS_RUNQ
     heapq.heappush(s.runq, (td.td_priority, next(s.arrivals), td))
+    if not td.td_flags & TDF_IDLETD:
+        sdt_fire("sched", ("enqueue",))  # tdq_runq_add: SDT_PROBE4(sched, , , enqueue, td, td->td_proc, NULL, 0)
     ctd = pcpu.curthread
     # sched_setpreempt: the running thread yields at its next return to user mode (ast -> mi_switch).
     if td.td_priority < ctd.td_priority and not ctd.td_flags & TDF_NEEDRESCHED:
@@ -129,6 +132,8 @@ def choosethread() -> Thread:
     while s.runq:
         _, _, td = heapq.heappop(s.runq)
         if td.td_state == TDS_RUNQ:
+            if not td.td_flags & TDF_IDLETD:
+                sdt_fire("sched", ("dequeue",))  # tdq_runq_rem
             return td
     return s.idlethread
 
@@ -151,6 +156,7 @@ def sched_switch(td: Thread, flags: int) -> None:
     newtd = choosethread()
     if newtd is td:
         td.td_state = TDS_RUNNING
+        sdt_fire("sched", ("remain-cpu",))
         pcpu.machine.emit("proc", "sched_switch", StillRunning(td.td_tid))
         return
     cpu_switch(td, newtd)
@@ -175,6 +181,7 @@ def cpu_switch(old: Thread, new: Thread) -> None:
     The user registers are already safe in each thread's trapframe; what moves here is the kernel context,
     and, when the next thread belongs to another process, %cr3: the other address space.
     """
+    sdt_fire("sched", ("off-cpu",))  # sched_switch: SDT_PROBE2(sched, , , off__cpu, newtd, newtd->td_proc)
     _load_thread(old, new, "cpu_switch", save=True)
     new.td_greenlet.switch()
     # Back on the CPU: whoever switched to this thread has already restored its registers.
@@ -204,6 +211,7 @@ def _load_thread(old: Thread, new: Thread, how: str, save: bool) -> None:
     log.delta(("thread", old.td_tid, new.td_tid))
     machine.emit("proc", how, ContextSwitch(old.td_tid, old.td_proc.p_comm, new.td_tid, new.td_proc.p_comm))
     log.depth = new.td_kdepth
+    sdt_fire("sched", ("on-cpu",))  # in the thread now running, as its sched_switch returns
 
 
 def _charge_rusage(td: Thread) -> None:

@@ -131,8 +131,14 @@ def m_uiotombuf(uio: Uio, space: int) -> tuple[int, list]:
 
 @kfunc
 def sosend(so: Socket, uio: Uio, td: Thread, nonblock: bool) -> int:
-    """sosend_generic for a stream socket: copy in as much as there is room for, hand it on, repeat."""
-    td.td_proc.p_ru["ru_msgsnd"] += 1  # sosend_generic: td->td_ru.ru_msgsnd++
+    """The protocol's pru_sosend: sosend_generic, for a PF_LOCAL stream socket."""
+    return sosend_generic(so, uio, td, nonblock)
+
+
+@kfunc
+def sosend_generic(so: Socket, uio: Uio, td: Thread, nonblock: bool) -> int:
+    """For a stream socket: copy in as much as there is room for, hand it on, repeat."""
+    td.td_proc.p_ru["ru_msgsnd"] += 1  # td->td_ru.ru_msgsnd++
     snd = so.so_snd
     _charge("socket_op_ns")
     while uio.uio_resid:
@@ -163,7 +169,13 @@ def sosend(so: Socket, uio: Uio, td: Thread, nonblock: bool) -> int:
 
 @kfunc
 def soreceive(so: Socket, uio: Uio, td: Thread, nonblock: bool) -> int:
-    """soreceive_generic for a stream socket: wait for something, then copy out what is there."""
+    """The protocol's pru_soreceive: soreceive_generic, for a PF_LOCAL stream socket."""
+    return soreceive_generic(so, uio, td, nonblock)
+
+
+@kfunc
+def soreceive_generic(so: Socket, uio: Uio, td: Thread, nonblock: bool) -> int:
+    """For a stream socket: wait for something, then copy out what is there."""
     rcv = so.so_rcv
     _charge("socket_op_ns")
     while not rcv.sb_mb:

@@ -43,19 +43,16 @@ class Vnode:
     v_onworklist: bool = False  # on the syncer's worklist (VI_ONWORKLST)
     v_clen: int = 0  # full blocks written in sequence, for cluster_write
     v_ino: int = 0  # the inode number stat(2) reports
+    v_object: object = None  # the file's VM object (vnode_create_vobject): its cached pages, buffers' and mappings'
 
     def __repr__(self) -> str:
         return f"vnode {self.v_path}"
 
     def vm_getpage(self, pindex: int) -> bytes:
-        """VOP_GETPAGES for the vnode pager (sim/vm/vm_pager.py): the file's bytes for one page, from the buffer
-        cache if a buffer holds them, else from the disk."""
-        from sim.kern.vfs_bio import B_CACHE  # vfs_bio imports this module
-
+        """VOP_GETPAGES for the vnode pager (sim/vm/vm_pager.py): the file's bytes for one page, from the disk. The
+        pager is asked only for a page not resident in the file's object, and a buffer's pages are (vfs_vmio.py)."""
         lbn, within = divmod(pindex * PAGE_SIZE, FS_BSIZE)
-        bp = self.v_bufobj.get(lbn)
-        data = bp.b_data if bp is not None and bp.b_flags & B_CACHE else self.v_disk.get(lbn, b"")
-        return bytes(data[within : within + PAGE_SIZE])
+        return bytes(self.v_disk.get(lbn, b"")[within : within + PAGE_SIZE])
 
     def event_data(self) -> VnodeRef:
         """What an exit event records of this vnode when a kernel function returns it (sim/core/kfunc.py)."""

@@ -39,6 +39,7 @@ from sim.kern.kern_descrip import (
 from sim.kern.kernel import syscall_handler
 from sim.kern.proc import Thread
 from sim.kern.vfs_subr import VDIR, VREG, Vnode, new_vnode, parent_dir, vfs
+from sim.kern.vfs_vmio import vnode_pager_setsize
 from sim.kern.vfs_vnops import ffs_fsync, vnops, vop_getattr
 
 AT_FDCWD = -100
@@ -155,6 +156,7 @@ def vn_open(path: str, flags: int, mode: int) -> tuple[int, Vnode | None]:
         vp.i_size = 0
         vp.v_disk.clear()
         vp.v_bufobj.clear()
+        vnode_pager_setsize(vp, 0)
     return 0, vp
 
 

@@ -4,7 +4,10 @@
 vn_read/vn_write are the fileops of an open vnode. A regular file's data moves block by block through the
 buffer cache: ffs_write() copies the user's bytes into a block's buffer and, for a block it only partly
 filled, leaves it as a delayed write (bdwrite); full blocks are gathered into clusters of four and written
-asynchronously (cluster_write). A device vnode (/dev/zero, /dev/null, the terminal) hands the uio to its
+asynchronously (cluster_write). A file opened with O_DIRECT (IO_DIRECT) gives each buffer back once its bytes
+are copied (B_DIRECT | B_RELBUF: the buffer and its pages are freed), so the next read of the block goes to the
+disk, and a partly filled block is written at once (bawrite) rather than delayed.
+A device vnode (/dev/zero, /dev/null, the terminal) hands the uio to its
 driver (devfs_read_f/devfs_write_f -> d_read/d_write).
 """
 
@@ -18,6 +21,7 @@ from sim.kern.kern_descrip import (
     FIODTYPE,
     FIONBIO,
     FIONREAD,
+    O_DIRECT,
     O_FSYNC,
     S_IFCHR,
     S_IFDIR,
@@ -28,8 +32,9 @@ from sim.kern.kern_descrip import (
 from sim.kern.null import D_TYPEMASK
 from sim.kern.proc import Thread
 from sim.kern.uio import Uio, uiomove
-from sim.kern.vfs_bio import bawrite, bdwrite, bread, bwrite, getblk
+from sim.kern.vfs_bio import B_DIRECT, B_RELBUF, bawrite, bdwrite, bread, brelse, bwrite, getblk
 from sim.kern.vfs_subr import FS_BSIZE, VCHR, VDIR, VREG, Vnode
+from sim.kern.vfs_vmio import uiomove_fromphys, vnode_pager_setsize
 
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 MAXCLUSTER = 128 * 1024 // FS_BSIZE  # MAXPHYS / fs_bsize: blocks in a write cluster
@@ -49,7 +54,7 @@ def vn_read(fp: File, uio: Uio, td: Thread) -> int:
     if vp.v_type == VDIR:
         return EISDIR
     uio.uio_offset = fp.f_offset
-    error = ffs_read(vp, uio)
+    error = ffs_read(vp, uio, direct=bool(fp.f_flag & O_DIRECT))
     fp.f_offset = uio.uio_offset
     return error
 
@@ -61,25 +66,36 @@ def vn_write(fp: File, uio: Uio, td: Thread) -> int:
     if vp.v_type == VCHR:
         return vp.v_rdev.d_write(vp.v_rdev, uio, 0)  # devfs_write_f
     uio.uio_offset = vp.i_size if fp.f_flag & FAPPEND else fp.f_offset
-    error = ffs_write(vp, uio, sync=bool(fp.f_flag & O_FSYNC))
+    error = ffs_write(vp, uio, sync=bool(fp.f_flag & O_FSYNC), direct=bool(fp.f_flag & O_DIRECT))
     fp.f_offset = uio.uio_offset
     return error
 
 
 @kfunc
-def ffs_read(vp: Vnode, uio: Uio) -> int:
+def ffs_read(vp: Vnode, uio: Uio, direct: bool = False) -> int:
     while uio.uio_resid > 0 and uio.uio_offset < vp.i_size:
         lbn, blkoffset = divmod(uio.uio_offset, FS_BSIZE)
         xfersize = min(FS_BSIZE - blkoffset, uio.uio_resid, vp.i_size - uio.uio_offset)
         bp = bread(vp, lbn, FS_BSIZE)
-        error = uiomove(bp.b_data, xfersize, uio, blkoffset)
+        error = _buf_uiomove(bp, xfersize, uio, blkoffset)
+        if direct:
+            bp.b_flags |= B_DIRECT | B_RELBUF
+            brelse(bp)
         if error:
             return error
     return 0
 
 
+def _buf_uiomove(bp, xfersize: int, uio: Uio, blkoffset: int) -> int:
+    """ffs_read's and ffs_write's copy: through b_data if the buffer is mapped (vn_io_fault_uiomove), else page by
+    page (vn_io_fault_pgmove -> uiomove_fromphys): a file's buffers are unmapped (sim/kern/vfs_vmio.py)."""
+    if bp.b_data is not None:
+        return uiomove(bp.b_data, xfersize, uio, blkoffset)
+    return uiomove_fromphys(bp.b_pages, blkoffset, xfersize, uio)
+
+
 @kfunc
-def ffs_write(vp: Vnode, uio: Uio, sync: bool = False) -> int:
+def ffs_write(vp: Vnode, uio: Uio, sync: bool = False, direct: bool = False) -> int:
     while uio.uio_resid > 0:
         lbn, blkoffset = divmod(uio.uio_offset, FS_BSIZE)
         xfersize = min(FS_BSIZE - blkoffset, uio.uio_resid)
@@ -87,14 +103,20 @@ def ffs_write(vp: Vnode, uio: Uio, sync: bool = False) -> int:
             bp = bread(vp, lbn, FS_BSIZE)  # read-modify-write of a partial block
         else:
             bp = getblk(vp, lbn, FS_BSIZE)
-        error = uiomove(bp.b_data, xfersize, uio, blkoffset)
+        error = _buf_uiomove(bp, xfersize, uio, blkoffset)
         if error:
             return error
-        vp.i_size = max(vp.i_size, uio.uio_offset)
+        if uio.uio_offset > vp.i_size:
+            vp.i_size = uio.uio_offset
+            vnode_pager_setsize(vp, vp.i_size)
+        if direct:
+            bp.b_flags |= B_DIRECT | B_RELBUF  # given back once written
         if sync:
             bwrite(bp)
         elif xfersize + blkoffset == FS_BSIZE:
             cluster_write(vp, bp)
+        elif direct:
+            bawrite(bp)
         else:
             vp.v_clen = 0
             bdwrite(bp)  # a partial block: the syncer writes it in about 30 seconds

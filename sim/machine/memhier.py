@@ -78,17 +78,21 @@ class MemoryHierarchy:
             raise ValueError("a memory hierarchy ends with memory (a level of size 0)")
         self.levels = levels
         self.memory = levels[-1]
-        # Per cache level: its segments, each [block -> bytes (LRU first), bytes used, capacity]: the cache itself,
-        # then (random replacement) the ghost segments of blocks it lost.
+        # Every cache replaces its least recently used block: per cache, largest first, [level, block -> bytes (LRU
+        # first), bytes used, capacity]. touch's loop over them is the simulator's hottest outside the event log.
+        self._lru = [[level, OrderedDict(), 0, level.size] for level in reversed(levels[:-1])]
+        # A cache replaces a random line: per cache, its segments, each [block -> bytes (LRU first), bytes used,
+        # capacity]: the cache itself, then (random replacement) the ghost segments of blocks it lost.
         self._caches = []
-        for level in levels[:-1]:
-            bounds = (1.0, *GHOST_SEGMENTS) if level.random_replacement else (1.0,)
-            edges = (0.0, *bounds)
-            segments = [
-                [OrderedDict(), 0, int((high - low) * level.size)] for low, high in zip(edges, bounds, strict=False)
-            ]
-            self._caches.append((level, segments))
-        self._random = any(level.random_replacement for level in levels)
+        if any(level.random_replacement for level in levels):
+            self._lru = None
+            for level in levels[:-1]:
+                bounds = (1.0, *GHOST_SEGMENTS) if level.random_replacement else (1.0,)
+                edges = (0.0, *bounds)
+                segments = [
+                    [OrderedDict(), 0, int((high - low) * level.size)] for low, high in zip(edges, bounds, strict=False)
+                ]
+                self._caches.append((level, segments))
         self._next_kernel = KERNEL_BUFFERS
         self._free_kernel: dict[int, list[int]] = {}  # size -> freed buffers' addresses, reused last-in first-out
 
@@ -110,6 +114,31 @@ class MemoryHierarchy:
         level beyond its size, the expected cost of its hit or miss, as a MemLevel named for both); the block is
         now most recently used in every cache."""
         block = addr >> BLOCK_SHIFT
+        if self._lru is None:
+            return self._touch_with_ghosts(block, nbytes)
+        found = self.memory
+        for cache in self._lru:  # largest first: the smallest level that holds the block is found last
+            blocks = cache[1]
+            held = blocks.get(block)
+            if held is None:
+                blocks[block] = nbytes
+                used = cache[2] + nbytes
+            else:
+                found = cache[0]
+                blocks.move_to_end(block)
+                if held >= nbytes:
+                    continue
+                blocks[block] = nbytes
+                used = cache[2] + nbytes - held
+            if used > cache[3]:  # the least recently used blocks leave
+                popitem = blocks.popitem
+                while used > cache[3]:
+                    used -= popitem(False)[1]
+            cache[2] = used
+        return found
+
+    def _touch_with_ghosts(self, block: int, nbytes: int) -> MemLevel:
+        """touch, for a hierarchy with a random-replacement level: each level's segments, its ghosts included."""
         found = self.memory
         for level, segments in reversed(self._caches):
             where = self._move_to_front(segments, block, nbytes)
@@ -151,6 +180,12 @@ class MemoryHierarchy:
     def evict(self, addr: int) -> None:
         """A non-temporal store to the block: it is in no cache afterwards."""
         block = addr >> BLOCK_SHIFT
+        if self._lru is not None:
+            for cache in self._lru:
+                held = cache[1].pop(block, None)
+                if held is not None:
+                    cache[2] -= held
+            return
         for _level, segments in self._caches:
             for segment in segments:
                 held = segment[0].pop(block, None)

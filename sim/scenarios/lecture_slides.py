@@ -2,7 +2,8 @@
 slides): the five steps of a system call, the table syscalls.master generates, the hooks of syscallenter and
 syscallret switched on one at a time, getauid's three answers, credentials and capability mode, demand paging of
 a file, aio_write's shared buffer, the trap vector, zeroing before reuse, dd's variations, copy-on-write,
-superpages, fork through vm_map and vm_object, pipe direct writes, and the IPC lab.
+superpages, fork through vm_map and vm_object, the merged VM/buffer cache, pipe direct writes, and the IPC
+lab.
 
 Each is only inputs and words (see registry.py): what it shows is the recorded run, and its claim is a test over
 the run's log (tests/test_scenario_claims.py).
@@ -95,14 +96,16 @@ register(
 
 # ---------------------------------------------------------------- slide 6: asynchrony
 
+PROGRAM_MMAP = syscall("mmap")  # the program's mapping of the file (recording starts at main: rtld's come before)
+
 register(
     Scenario(
         slug="mmap-file",
         title="mmap() maps a file but loads nothing",
         summary=(
-            "The program writes three pages to a file, fsyncs it, maps it with mmap() and reads a byte of each "
-            "page. mmap() only inserts a map entry backed by the file's vm_object; each first touch traps, and "
-            "vm_fault asks the vnode pager, which sleeps on the disk for the page: demand paging."
+            "The program maps a three-page file that is on the disk but in no page of memory, and reads a byte of "
+            "each page. mmap() only inserts a map entry backed by the file's vm_object; each first touch traps, "
+            "and vm_fault asks the vnode pager, which sleeps on the disk for the page: demand paging."
         ),
         command="mmap-file",
         lecture_point=(
@@ -113,16 +116,11 @@ register(
         views=("narrative", "timeline", "vm", "latency"),
         slide="System-call asynchrony",
         stops=(
-            Stop("mmap", syscall("mmap", after=syscall("fsync")), "vm", "mmap() inserts a map entry: no I/O"),
-            Stop("first-touch", page_fault_trap(user=True, nth=1, after=syscall("fsync")), "cpu", "A load traps"),
+            Stop("mmap", PROGRAM_MMAP, "vm", "mmap() inserts a map entry: no I/O"),
+            Stop("first-touch", page_fault_trap(user=True, nth=1, after=PROGRAM_MMAP), "cpu", "A load traps"),
             Stop(
                 "disk-read",
-                first(
-                    "proc",
-                    "sleep",
-                    where=lambda wait: getattr(wait, "path", None),
-                    after=syscall("mmap", after=syscall("fsync")),
-                ),
+                first("proc", "sleep", where=lambda wait: getattr(wait, "path", None), after=PROGRAM_MMAP),
                 "timeline",
                 "The vnode pager sleeps on the disk",
             ),  # fmt: skip
@@ -774,6 +772,44 @@ register(
                 "The image is mapped in new entries",
             ),  # fmt: skip
             Stop("same-pid", syscall("getpid", after=syscall("execve")), "cpu", "The new program: the same pid"),
+        ),
+    )
+)
+
+READ_AFTER_MMAP = syscall("read", after=PROGRAM_MMAP)
+WRITE_ONE_BYTE = first("syscall", "write", where=lambda call: call.values[2] == 1)  # into the file, not stdout
+
+register(
+    Scenario(
+        slug="merged-buffer-cache",
+        title="The merged VM/buffer cache: read() and mmap() share the file's pages",
+        summary=(
+            "The program maps the same cold file, then read()s it: bread misses, and getblk gives the new buffer "
+            "the file's own vm_pages (allocbuf, vfs_vmio_extend, vm_page_grab) before the disk fills them. The "
+            "first load through the mapping then finds its page resident in the vnode's vm_object: a soft fault, "
+            "no disk I/O, and vm_fault_prefault maps the other two. A write() into page 1 changes the mapped page "
+            "itself: the next load sees it without a fault."
+        ),
+        command="mmap-file -rw",
+        lecture_point=(
+            'Slide "Mach VM in other operating systems": FreeBSD merges the buffer cache into the VM system: a '
+            "file's buffers are made of its vm_object's pages, so read(), write() and mmap() see one copy."
+        ),
+        question="Which pages does the first load's fault map, and did any load wait for the disk?",
+        views=("narrative", "timeline", "vm", "latency"),
+        slide="Mach VM in other operating systems",
+        stops=(
+            Stop("mmap", PROGRAM_MMAP, "vm", "mmap(): a map entry on the file's vm_object, nothing resident"),
+            Stop(
+                "grab",
+                first("exit", "allocbuf", after=READ_AFTER_MMAP),
+                "vm",
+                "read(): getblk has built the buffer on the file's vm_pages",
+            ),  # fmt: skip
+            Stop("disk-read", first("mem", "g_io_request", after=READ_AFTER_MMAP), "timeline", "bread reads the block"),
+            Stop("soft-fault", fault("soft", after=READ_AFTER_MMAP), "vm", "The load finds read()'s page: soft"),
+            Stop("write", WRITE_ONE_BYTE, "narrative", "write() into page 1's buffer"),
+            Stop("shows-through", first("user", "load", after=WRITE_ONE_BYTE), "vm", "The mapping sees it: same page"),
         ),
     )
 )

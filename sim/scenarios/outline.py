@@ -159,9 +159,9 @@ SLIDES = (
         "cache, and its VM worker threads (page daemon, syncer, page zeroing).",
         fact="Mac OS X exposes Mach's VM and IPC interfaces to user programs, FreeBSD only inside the kernel: a "
         "fact about two systems, not a mechanism to run. Device drivers' own mappings (GPU memory) are named, "
-        "not modelled, and so is the merged VM-buffer cache: the simulated buffer cache keeps its own copy of a "
-        "file's blocks, and a mapping reads the file through the vnode pager. The VM worker threads are in the "
-        "scenarios of slides 6 and 21: the syncer (write-file), the page daemon, page zeroing.",
+        "not modelled. The merged VM-buffer cache is a scenario here: a file's buffers are made of its vm_object's "
+        "pages, so read(), write() and a mapping share them. The VM worker threads are in the scenarios of slides "
+        "6 and 21: the syncer (write-file), the page daemon, page zeroing.",
     ),
     Slide(
         23,

@@ -21,6 +21,7 @@ from sim.trace import d_options
 from sim.trace.d_interp import MAX_OUTPUT_BYTES, SORTED_ENTRY_COST, DRuntimeError
 from sim.trace.d_output import Aggregation, Format
 from sim.trace.d_parser import CompileError
+from sim.trace.d_system import DTRACEFLT_DIVZERO
 from sim.trace.providers import Firing
 
 
@@ -173,7 +174,7 @@ def _normalize(compiler, node: Tree, args: list[Tree]) -> Callable[[Firing], Non
     def normalize(f: Firing) -> None:
         value = int(factor(f)) & 0xFFFFFFFFFFFFFFFF if factor else 1
         if value == 0:
-            raise DRuntimeError("divide-by-zero")
+            raise DRuntimeError("divide-by-zero", DTRACEFLT_DIVZERO)
         slot[0].normal = value
 
     return normalize

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from lark import Token, Tree
 
-from sim.trace.d_output import INT, STRING, VOID, DType
+from sim.trace.d_output import AGGREGATING_FUNCTIONS, INT, STRING, VOID, DType
 from sim.trace.d_parser import CompileError
 from sim.trace.d_types import (
     TYPEDEFS,
@@ -285,8 +285,33 @@ def _variables(c, node: Tree) -> None:
     if declarators is None:
         return  # a struct, union or enum definition on its own
     for declarator in declarators.children:
+        if not scope and _associative_array(c, base, declarator):
+            continue
         name, dtype = _declarator(c, base, declarator)
         _variable(c, declarator, scope, name, dtype)
+
+
+def _associative_array(c, base: DType, declarator: Tree) -> bool:
+    """`int64_t val[int];`: an associative array of integers or strings, keyed by the types of its signature; its
+    uses are then checked against them (an array of structs or arrays is not supported)."""
+    parts = declarator.children
+    dims = [child for child in parts if isinstance(child, Tree)]
+    if len(dims) != 1 or dims[0].data != "tuple_dimension" or base.kind not in ("int", "string") or base == VOID:
+        return False
+    if any(isinstance(t, Token) and t.type == "STAR" for t in parts):
+        return False
+    name = next(str(t) for t in parts if isinstance(t, Token) and t.type == "IDENT")
+    keys = []
+    for parameter in dims[0].children[0].children:
+        if isinstance(parameter.children[0], Token):
+            return False  # `...`: _tuple_problem words the error
+        keys.append(resolve_specifiers(c, parameter.children[0]))
+    if any(key.kind not in ("int", "string") for key in keys):
+        return False
+    if name in c.arrays or name in c.globals or name in c.statics:
+        raise fail(declarator, f"identifier redeclared: {name}")
+    c.arrays[name] = (tuple(keys), base)
+    return True
 
 
 def _variable(c, node: Tree, scope: str, name: str, dtype: DType) -> None:
@@ -338,6 +363,9 @@ def _inline(c, node: Tree) -> None:
         base = pointer_to(base)
     if base == VOID:
         raise fail(declarator, f"cannot declare void inline: {name}")
+    if name in c.library.SUBROUTINES or name in c.library.ACTIONS or name in AGGREGATING_FUNCTIONS:
+        # dt_node_inline: the name is a D function's (rand, speculate, count, ...)
+        raise fail(declarator, f"identifier redefined: {name}\n\t current: inline definition\n\tprevious: function ")
     if name in c.inlines or name in c.globals or name in c.builtin_names:
         raise fail(declarator, f"identifier redeclared: {name}")
     inline = Inline(base, body, parameters)

@@ -47,6 +47,7 @@ from sim.trace.d_output import (
     record_prefix,
 )
 from sim.trace.d_parser import CompileError, ParsedProgram
+from sim.trace.d_system import DTRACEFLT_DIVZERO, DTRACEFLT_ILLOP, DTRACEFLT_UNKNOWN
 from sim.trace.providers import STACK_FRAMES, Firing, Probe, ProbeCatalog, Stopped, split_description
 
 MAX_AGGREGATION_KEYS = 100_000  # distinct keys over all aggregations; more are dropped and counted
@@ -88,7 +89,7 @@ ACTIONS = {"trace", "printf", "printa", "stack", "exit", "clear", "trunc"}
 # beyond what its events carry); naming one gets a clear message rather than "undefined function".
 UNSUPPORTED_FUNCTIONS = {
     "ustack", "jstack", "printm", "print", "system", "copyin", "copyinstr", "copyout", "copyoutstr", "stringof",
-    "substr", "strchr", "index", "rindex", "basename", "dirname", "ftruncate", "freopen", "sym", "func", "mod",
+    "substr", "index", "rindex", "ftruncate", "freopen", "sym", "func", "mod",
     "usym", "ufunc", "umod", "uaddr", "progenyof", "mutex_owned", "alloca", "bcopy", "inet_ntoa", "tracemem",
     "htons", "ntohs", "htonl", "ntohl", "getmajor", "getminor", "ddi_pathname", "cleanpath",
 }  # fmt: skip
@@ -270,7 +271,8 @@ class Program:
             del out[mark:]
             st.header_printed = header_was
             what = str(error) if isinstance(error, DRuntimeError) else f"invalid value ({error})"
-            self._error(st, clause, f, f"{what} in {f'action #{n}' if n else 'predicate'}")
+            fault = error if isinstance(error, DRuntimeError) else DRuntimeError(what, DTRACEFLT_ILLOP)
+            self._error(st, clause, f, f"{what} in {f'action #{n}' if n else 'predicate'}", fault, n)
             return
         if clause.speculative:
             st.speculations.keep(st, mark, header_was)
@@ -282,23 +284,25 @@ class Program:
             if st.out_bytes > MAX_OUTPUT_BYTES:
                 self._truncate(st)
 
-    def _error(self, st: TraceState, clause: Clause, f: Firing, message: str) -> None:
+    def _error(self, st: TraceState, clause: Clause, f: Firing, message: str, fault=None, action: int = 0) -> None:
         st.error_count += 1
         epid = self._epids.get((clause.index, f.probe.id), 0)
         error_clauses = self.by_probe.get(ERROR_PROBE_ID, ())
         if error_clauses and f.probe.id != ERROR_PROBE_ID:
-            self._fire_error(st, error_clauses, f, epid)
+            self._fire_error(st, error_clauses, f, epid, fault, action)
         if st.error_count <= MAX_ERROR_MESSAGES:
             st.errors.append(
                 f"dtrace: error on enabled probe ID {epid} (ID {f.probe.id}: {f.probe.description}): {message}"
             )
 
-    def _fire_error(self, st: TraceState, clauses: tuple[Clause, ...], f: Firing, epid: int) -> None:
+    def _fire_error(self, st: TraceState, clauses: tuple[Clause, ...], f: Firing, epid: int, fault, action) -> None:
         """dtrace:::ERROR, fired at once in the faulting probe's context (dtrace_probe_error): arg1 is the
-        faulting enabling's ID; this->variables are the ERROR clauses' own."""
+        faulting enabling's ID, arg2 the action, arg4 the fault (DTRACEFLT_*), arg5 its address; this->variables
+        are the ERROR clauses' own."""
         error = Firing()
         error.probe, error.t, error.pid, error.tid, error.execname = clauses[0].probes[0], f.t, f.pid, f.tid, f.execname
-        error.args = (0, epid, 0, -1, 0, 0)
+        code, address = (fault.fault, fault.address) if fault is not None else (DTRACEFLT_UNKNOWN, 0)
+        error.args = (0, epid, action, -1, code, address)
         this, st.this = st.this, {}
         for clause in clauses:
             self._run(clause, error, st)
@@ -374,14 +378,14 @@ def _wrapping(dtype: DType, fn: Callable[[Firing], int]) -> Callable[[Firing], i
 
 def _c_div(a: int, b: int) -> int:
     if b == 0:
-        raise DRuntimeError("divide-by-zero")
+        raise DRuntimeError("divide-by-zero", DTRACEFLT_DIVZERO)
     q = abs(a) // abs(b)
     return q if (a >= 0) == (b >= 0) else -q
 
 
 def _c_mod(a: int, b: int) -> int:
     if b == 0:
-        raise DRuntimeError("divide-by-zero")
+        raise DRuntimeError("divide-by-zero", DTRACEFLT_DIVZERO)
     return a - b * _c_div(a, b)
 
 

@@ -19,15 +19,17 @@ from lark import Tree
 
 from sim.core.events import KernelObject
 from sim.core.walker import MAXCOMLEN
-from sim.kern.dtrace_args import FIELDS, OBJECT_STRIDE, PROC_BASE, THREAD_BASE
+from sim.kern.dtrace_args import FIELDS
 from sim.kern.proc import TRAPFRAME_FIELDS
 from sim.trace import d_interp
 from sim.trace.d_decls import fail
-from sim.trace.d_output import CHAR, INT, INT64, VOID, DType
+from sim.trace.d_output import CHAR, INT, INT64, STRING, VOID, DType
 from sim.trace.d_types import TYPEDEFS, StructType, array_of, lay_out, new_struct, pointer_to
 from sim.trace.providers import kernel_function_objects
+from sim.trace.sdt_providers import SIGNATURES, thread_object
 
 U_INT, SHORT = TYPEDEFS["u_int"], DType("short", "int", 2, True)
+DEVSTAT_NAME_LEN = 16  # sys/devicestat.h
 
 
 def _struct(tag: str) -> StructType:
@@ -35,10 +37,10 @@ def _struct(tag: str) -> StructType:
 
 
 TAGS = ("proc", "thread", "file", "pipe", "pipebuf", "pipemapping", "uio", "socket", "sockbuf", "ucred", "trapframe",
-        "vm_map", "vm_map_entry", "vm_object", "vm_page")  # fmt: skip
+        "vm_map", "vm_map_entry", "vm_object", "vm_page", "bio", "devstat")  # fmt: skip
 ALL_STRUCTS = [_struct(tag) for tag in TAGS]
 (PROC, THREAD, FILE, PIPE, PIPEBUF, PIPEMAPPING, UIO, SOCKET, SOCKBUF, UCRED, TRAPFRAME, VM_MAP, VM_MAP_ENTRY,
- VM_OBJECT, VM_PAGE) = ALL_STRUCTS  # fmt: skip
+ VM_OBJECT, VM_PAGE, BIO, DEVSTAT) = ALL_STRUCTS  # fmt: skip
 LONG, ULONG, U_CHAR, U_SHORT = TYPEDEFS["register_t"], TYPEDEFS["u_long"], TYPEDEFS["u_char"], TYPEDEFS["u_short"]
 VM_OFFSET, VM_OOFFSET, VM_PINDEX = TYPEDEFS["vm_offset_t"], TYPEDEFS["vm_ooffset_t"], TYPEDEFS["vm_pindex_t"]
 COMM = array_of(CHAR, MAXCOMLEN + 1)
@@ -73,6 +75,8 @@ lay_out(UIO, [("uio_offset", TYPEDEFS["off_t"], 0), ("uio_resid", TYPEDEFS["ssiz
 lay_out(SOCKBUF, [("sb_cc", U_INT, 0), ("sb_hiwat", U_INT, 0), ("sb_lowat", U_INT, 0), ("sb_mbcnt", U_INT, 0),
                   ("sb_mbmax", U_INT, 0), ("sb_flags", SHORT, 0), ("sb_state", SHORT, 0)])  # fmt: skip
 lay_out(SOCKET, [("so_type", SHORT, 0), ("so_state", SHORT, 0), ("so_rcv", SOCKBUF, 0), ("so_snd", SOCKBUF, 0)])
+lay_out(BIO, [("bio_cmd", U_CHAR, 0)])  # BIO_READ or BIO_WRITE (sys/bio.h)
+lay_out(DEVSTAT, [("device_name", array_of(CHAR, DEVSTAT_NAME_LEN), 0), ("unit_number", INT, 0)])
 KERNEL_STRUCTS = {t.name: t for t in ALL_STRUCTS}
 KERNEL_TAGS = {("struct", t.tag): t for t in KERNEL_STRUCTS.values()}
 assert {tag for tag, _ in FIELDS.values()} <= set(KERNEL_STRUCTS), "each recorded object has its D struct"
@@ -83,11 +87,7 @@ def curthread(c):
     state = c.state_ref
 
     def thread_address(f) -> int:
-        comm = f.execname.encode()[:MAXCOMLEN]
-        proc = KernelObject("struct proc", PROC_BASE + f.pid * OBJECT_STRIDE * 4, (("p_pid", f.pid), ("p_comm", comm)))
-        thread = KernelObject("struct thread", THREAD_BASE + f.tid * OBJECT_STRIDE * 4,
-                              (("td_proc", proc), ("td_tid", f.tid), ("td_name", comm)))  # fmt: skip
-        return materialize(state[0].memory, thread)
+        return materialize(state[0].memory, thread_object(f.tid, f.pid, f.execname))
 
     return d_interp.Expr(thread_address, pointer_to(THREAD))
 
@@ -136,7 +136,10 @@ def _reads_arguments(node: Tree) -> bool:
 
 
 def typed_args(c, node: Tree, n: int):
-    """args[n] of a clause on fbt entry probes whose functions' parameter n has one type; None otherwise."""
+    """args[n] of a clause on fbt entry probes whose functions' parameter n has one type, or on SDT probes
+    (sched, proc, io) whose argument n has one; None otherwise."""
+    if c.clause_probes and all((p.provider, p.name) in SIGNATURES for p in c.clause_probes):
+        return _sdt_args(c, node, n)
     entries = [p for p in c.clause_probes if p.provider == "fbt" and p.name == "entry"]
     if not entries or len(entries) != len(c.clause_probes):
         return None
@@ -154,6 +157,32 @@ def typed_args(c, node: Tree, n: int):
         f.arg(n)  # the arguments, made on first use
         value = f.args.facts[n]
         return materialize(state[0].memory, value) if value.fields else value.address
+
+    return d_interp.Expr(address, dtype)
+
+
+SDT_TYPES = {"struct thread *": pointer_to(THREAD), "struct proc *": pointer_to(PROC),
+             "struct bio *": pointer_to(BIO), "struct devstat *": pointer_to(DEVSTAT), "void *": pointer_to(VOID),
+             "int": INT, "char *": STRING}  # fmt: skip
+
+
+def _sdt_args(c, node: Tree, n: int):
+    """args[n] of SDT probes, typed by their SDT_PROBE_DEFINE (a `char *` path is read as D's string)."""
+    signatures = {SIGNATURES[(p.provider, p.name)] for p in c.clause_probes}
+    types = {signature[n] if n < len(signature) else None for signature in signatures}
+    if len(types) != 1:
+        return None
+    declared = types.pop()
+    if declared is None:
+        raise fail(node, f"args[{n}] is out of range for {c.clause_probes[0].description}")
+    dtype = SDT_TYPES[declared]
+    if not isinstance(getattr(dtype, "target", None), StructType):
+        return d_interp.Expr(lambda f: (f.arg(n), f.args.facts[n])[1], dtype)
+    state = c.state_ref
+
+    def address(f) -> int:
+        f.arg(n)  # the arguments, made on first use
+        return materialize(state[0].memory, f.args.facts[n])
 
     return d_interp.Expr(address, dtype)
 

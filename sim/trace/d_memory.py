@@ -12,6 +12,7 @@ import bisect
 from dataclasses import dataclass, field
 
 from sim.trace.d_output import DType
+from sim.trace.d_system import DTRACEFLT_BADADDR, DTRACEFLT_NOSCRATCH, DTRACEFLT_UNKNOWN
 
 DATA_BASE = 0xFFFF_FE00_0100_0000  # the D program's own data: an address range of the kernel map, as in DTrace
 SCRATCH_BYTES = 8192  # what alloca() may hand out in one firing (DTrace's default scratch, 8 KB per CPU)
@@ -19,11 +20,17 @@ STRING_SIZE = 256  # a string's storage: DTrace's default strsize
 
 
 class DRuntimeError(Exception):
-    """An error while a clause runs (dtrace's "error on enabled probe"); the clause's record is dropped."""
+    """An error while a clause runs (dtrace's "error on enabled probe"); the clause's record is dropped. `fault`
+    is its DTRACEFLT_* code and `address` the faulting address (dtrace:::ERROR's arg4 and arg5)."""
+
+    def __init__(self, message: str, fault: int = DTRACEFLT_UNKNOWN, address: int = 0) -> None:
+        super().__init__(message)
+        self.fault, self.address = fault, address
 
 
 def fault(address: int) -> DRuntimeError:
-    return DRuntimeError(f"invalid address (0x{address & 0xFFFF_FFFF_FFFF_FFFF:x})")
+    address &= 0xFFFF_FFFF_FFFF_FFFF
+    return DRuntimeError(f"invalid address (0x{address:x})", DTRACEFLT_BADADDR, address)
 
 
 @dataclass
@@ -83,7 +90,7 @@ class Memory:
             used = 0
         start = -(-used // 8) * 8
         if size < 0 or start + size > SCRATCH_BYTES:
-            raise DRuntimeError("out of scratch space")
+            raise DRuntimeError("out of scratch space", DTRACEFLT_NOSCRATCH)
         self.scratch = (firing, base, start + size)
         return base + start
 

@@ -267,14 +267,16 @@ def convert(conversion: Conversion, value: object, dtype: DType) -> str:
     number = int(value)  # type: ignore[call-overload]
     if letter == "c":
         return conversion.python_spec("c") % chr(number & 0xFF)
-    if letter == "p":
-        return conversion.python_spec("s") % f"0x{number & 0xFFFFFFFFFFFFFFFF:x}"
     if letter == "a":
         return conversion.python_spec("s") % f"0x{number & 0xFFFFFFFFFFFFFFFF:x}"
-    if letter in "ouxX":
-        number &= (1 << (8 * max(dtype.size, 4))) - 1 if dtype.size < 8 else 0xFFFFFFFFFFFFFFFF
-        return conversion.python_spec(letter) % number
-    return conversion.python_spec("d") % _as_printed(number, dtype if dtype.size >= 4 else INT)
+    # dt_printf.c reads the argument's record at its size: %i signed (pfprint_sint), %d signed only for a signed
+    # type (pfcheck_dint makes it %u otherwise), %u %o %x %X and %p (printf's %x) unsigned (pfprint_uint).
+    unsigned = number & ((1 << (8 * dtype.size)) - 1)
+    if letter in "ouxXp":
+        return conversion.python_spec("x" if letter == "p" else letter) % unsigned
+    if letter == "d" and not dtype.signed:
+        return conversion.python_spec("d") % unsigned
+    return conversion.python_spec("d") % DType("", "int", dtype.size, True).wrap(unsigned)
 
 
 # --- aggregations -------------------------------------------------------------------------------------------

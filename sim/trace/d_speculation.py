@@ -25,6 +25,7 @@ from sim.trace import d_options
 from sim.trace.d_interp import DRuntimeError, Expr
 from sim.trace.d_output import INT
 from sim.trace.d_parser import CompileError
+from sim.trace.d_system import DTRACEFLT_ILLOP
 from sim.trace.providers import Firing
 
 INACTIVE, ACTIVE, COMMITTING, DISCARDING = "inactive", "active", "committing", "discarding"
@@ -78,7 +79,7 @@ class Speculations:
         if which == 0:
             return None
         if which > len(self.buffers):
-            raise DRuntimeError("illegal operation")
+            raise DRuntimeError("illegal operation", DTRACEFLT_ILLOP)
         return self.buffers[which - 1]
 
     def speculate(self, which: int) -> None:

@@ -1,4 +1,5 @@
-"""D's string and number subroutines (toupper, tolower, strlen, strjoin, strstr, strtoll, rand) and the
+"""D's string and number subroutines (toupper, tolower, strlen, strjoin, strstr, strchr, strrchr, basename,
+dirname, strtoll, rand: the string ones that are not plain Python are in d_strings.py) and the
 destructive actions (chill, raise, stop, panic, breakpoint).
 
 Each is checked against its prototype as libdtrace's dt_cook_func checks a call (dt_open.c's _dtrace_globals
@@ -21,10 +22,11 @@ from collections.abc import Callable
 
 from lark import Tree
 
-from sim.trace import d_options
+from sim.trace import d_options, d_strings
 from sim.trace.d_interp import DRuntimeError, Expr
 from sim.trace.d_output import INT, INT64, STRING, TYPES, DType
 from sim.trace.d_parser import CompileError, EnableError
+from sim.trace.d_system import DTRACEFLT_ILLOP
 from sim.trace.providers import Firing
 
 SIZE_T = TYPES["size_t"]
@@ -81,7 +83,7 @@ def _subroutine(kinds: tuple[str, ...], required: int, result: DType, implement:
 def strtoll(text: str, base: int = 10) -> int:
     """DIF_SUBR_STRTOLL: the kernel's loop, digit by digit, in 64-bit two's complement."""
     if not 2 <= base <= 36:
-        raise DRuntimeError("illegal operation")
+        raise DRuntimeError("illegal operation", DTRACEFLT_ILLOP)
     text = text.lstrip(" \t")
     negative = text[:1] == "-"
     if text[:1] in "+-" and text:
@@ -100,7 +102,7 @@ def strtoll(text: str, base: int = 10) -> int:
 def lltostr(value: int, base: int = 10) -> str:
     """DIF_SUBR_LLTOSTR: the digits of a signed value (any base 2..36: unsigned, with 0x for 16 and 0 for 8)."""
     if not 2 <= base <= 36:
-        raise DRuntimeError("illegal operation")
+        raise DRuntimeError("illegal operation", DTRACEFLT_ILLOP)
     value = INT64.wrap(value)
     negative = base == 10 and value < 0
     number = -value if negative else value & 0xFFFFFFFFFFFFFFFF
@@ -140,11 +142,6 @@ def compile_setopt(compiler, node: Tree, args: list[Tree]) -> Callable[[Firing],
     return setopt
 
 
-def _strstr(haystack: str, needle: str) -> str:
-    at = haystack.find(needle)
-    return haystack[at:] if at >= 0 else ""
-
-
 def _rand(f: Firing) -> int:
     return (f.t * 2416 + 374441) % 1771875
 
@@ -169,7 +166,7 @@ def compile_chill(compiler, node: Tree, args: list[Tree]) -> Callable[[Firing], 
         interval = f.t // CHILL_INTERVAL_NS
         total = spent.get(interval, 0) + max(int(ns(f)), 0)
         if total > CHILL_MAX_NS:
-            raise DRuntimeError("illegal operation")
+            raise DRuntimeError("illegal operation", DTRACEFLT_ILLOP)
         spent[interval] = total
 
     return chill
@@ -195,7 +192,11 @@ SUBROUTINES: dict[str, Callable] = {
     "tolower": _subroutine(("string",), 1, STRING, lambda s: s.translate(_LOWER)),
     "strlen": _subroutine(("string",), 1, SIZE_T, len),
     "strjoin": _subroutine(("string", "string"), 2, STRING, lambda a, b: a + b),
-    "strstr": _subroutine(("string", "string"), 2, STRING, _strstr),
+    "strstr": _subroutine(("string", "string"), 2, STRING, d_strings.strstr),
+    "strchr": _subroutine(("string", "int"), 2, STRING, d_strings.strchr),
+    "strrchr": _subroutine(("string", "int"), 2, STRING, d_strings.strrchr),
+    "basename": _subroutine(("string",), 1, STRING, d_strings.basename),
+    "dirname": _subroutine(("string",), 1, STRING, d_strings.dirname),
     "strtoll": _subroutine(("string", "int"), 1, INT64, strtoll),
     "lltostr": _subroutine(("int", "int"), 1, STRING, lltostr),
     "rand": compile_rand,

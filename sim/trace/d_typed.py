@@ -14,10 +14,11 @@ from collections.abc import Callable
 from lark import Token, Tree
 
 from sim.trace import d_interp as interp
-from sim.trace import d_kernel
+from sim.trace import d_kernel, d_strings
 from sim.trace.d_decls import fail, resolve_type_name
 from sim.trace.d_memory import SCRATCH_BYTES, STRING_SIZE, DRuntimeError, Layout, read_string
 from sim.trace.d_output import INT, INT64, STRING, VOID, DType
+from sim.trace.d_system import SYSTEM_INLINES
 from sim.trace.d_types import (
     TYPEDEFS,
     ArrayType,
@@ -397,7 +398,9 @@ def cast(c, node: Tree):
     if dtype.kind != "int" or not scalar_source:
         raise fail(node, f'invalid cast expression: "{source.name}" to "{dtype.name}"')
     if operand.is_const:
-        folded = dtype.wrap(int(operand.const))
+        # dt_parser.c folds a narrowing cast of a constant in its uintmax_t dn_value: a logical shift, no sign
+        value = int(operand.const)
+        folded = value & ((1 << 8 * dtype.size) - 1) if dtype.size < source.size else dtype.wrap(value)
         return interp.Expr(lambda f: folded, dtype, folded)
     return interp.Expr(interp._wrapping(dtype, operand.fn), dtype)
 
@@ -419,6 +422,9 @@ def ident(c, node: Tree, name: str):
         return interp.Expr(lambda f: number, dtype, number)
     if name == "NULL":
         return interp.Expr(lambda f: 0, INT, 0)
+    if name in SYSTEM_INLINES:
+        number = SYSTEM_INLINES[name]
+        return interp.Expr(lambda f: number, INT, number)
     if name == "curthread":
         return d_kernel.curthread(c)
     return None
@@ -477,6 +483,10 @@ def binop(c, op_token: Token, op: str, left, right):
     the interpreter's own integer operators."""
     if op in ("/", "%") and right.is_const and right.type.is_int and int(right.const) == 0:
         raise fail(op_token, "expression contains division by zero")
+    if op in ("==", "!=") and {left.type.kind, right.type.kind} == {"string", "int"}:
+        number = left if left.type.kind == "int" else right
+        if number.is_const and int(number.const) == 0:  # NULL, a pointer; any other integer is refused
+            return _string_pointer_comparison(op, left, right)
     lt, rt = _decayed(left.type), _decayed(right.type)
     if not (isinstance(lt, PointerType) or isinstance(rt, PointerType)):
         return None
@@ -495,6 +505,15 @@ def binop(c, op_token: Token, op: str, left, right):
     size = lt.referent_size
     step = size if op == "+" else -size
     return interp.Expr(interp._wrapping(lt, lambda f: lf(f) + rf(f) * step), lt)
+
+
+def _string_pointer_comparison(op: str, left, right):
+    """`s != NULL`: a string is a pointer, NULL only when a subroutine found nothing (d_strings.NullString)."""
+    lf = left.fn if left.type.kind == "int" else (lambda f, fn=left.fn: d_strings.as_pointer(fn(f)))
+    rf = right.fn if right.type.kind == "int" else (lambda f, fn=right.fn: d_strings.as_pointer(fn(f)))
+    if op == "==":
+        return interp.Expr(lambda f: 1 if lf(f) == rf(f) else 0, INT)
+    return interp.Expr(lambda f: 1 if lf(f) != rf(f) else 0, INT)
 
 
 def decayed(expr):
@@ -545,6 +564,14 @@ def char_string(c, expr, pointers: bool):
 
 def printf_values(c, slots: list, values: list) -> list:
     """printf's arguments (one per slot: a conversion's value, or its * width or precision), a char array or
-    pointer given to %s read as its string."""
+    pointer given to %s read as its string, and a constant narrower than an int recorded as an int (libdtrace
+    prints `(char)0x1234567890abcdef` with %d as 239: the folded constant's record is int-sized)."""
     return [char_string(c, value, pointers=True) if n < len(slots) and slots[n][1] == "value"
-            and slots[n][0].letter == "s" else value for n, value in enumerate(values)]  # fmt: skip
+            and slots[n][0].letter == "s" else _int_record(value) for n, value in enumerate(values)]  # fmt: skip
+
+
+def _int_record(expr):
+    dtype = expr.type
+    if not expr.is_const or dtype.kind != "int" or dtype.size >= INT.size:
+        return expr
+    return interp.Expr(expr.fn, DType(dtype.name, "int", INT.size, dtype.signed), expr.const)

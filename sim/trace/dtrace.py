@@ -31,6 +31,7 @@ from sim.trace.d_interp import Program, TraceState, compile_program
 from sim.trace.d_output import Aggregation
 from sim.trace.d_parser import CompileError, DtraceError, EnableError, parse
 from sim.trace.providers import Enabling, Firing, ProbeCatalog, ProbeWalk, Stopped
+from sim.trace.sdt_providers import sdt_arguments
 
 EXIT_ERROR = 1  # dtrace's E_ERROR: the program did not compile, or could not run
 
@@ -127,9 +128,20 @@ def required_config(compiled: CompiledScript, config: KernelConfig) -> KernelCon
         dtrace_fbt_entry=tuple(sorted({*config.dtrace_fbt_entry, *enabling.fbt_entry})),
         dtrace_fbt_return=tuple(sorted({*config.dtrace_fbt_return, *enabling.fbt_return})),
         dtrace_profile_ns=tuple(sorted([*config.dtrace_profile_ns, *(p.period_ns for p in enabling.profile)])),
-        dtrace_fbt_arguments=tuple(sorted({*config.dtrace_fbt_arguments, *compiled.program.fbt_arguments})),
+        dtrace_fbt_arguments=tuple(
+            sorted({*config.dtrace_fbt_arguments, *compiled.program.fbt_arguments, *sdt_arguments(enabling)})
+        ),
         dtrace_sdt=tuple(
-            sorted({*config.dtrace_sdt, *_sdt_probes("proc", enabling.proc), *_sdt_probes("vminfo", enabling.vminfo)})
+            sorted(
+                {
+                    *config.dtrace_sdt,
+                    *(
+                        f"{provider}:{name}"
+                        for provider in ("proc", "sched", "io", "vminfo")
+                        for name in getattr(enabling, provider)
+                    ),
+                }  # fmt: skip
+            )
         ),
     )
 
@@ -167,10 +179,6 @@ def trace_live(
 
         run = record(spec, record_budget=record_budget, live=consumer)
         return tracing.end(_end_ns(run), run.exit_status, run.output, run, unrecorded=0, recorded=len(run.events))
-
-
-def _sdt_probes(provider: str, names) -> list[str]:
-    return [f"{provider}:{name}" for name in names]
 
 
 def systrace_armed(config: KernelConfig) -> bool:

@@ -19,8 +19,9 @@ a time, as a live run makes them (so a program sees every event of a run of any 
   timer interrupt and dtrace_probe; it fires at the same period boundaries as these samples, so they agree in
   number.
 - dtrace:::BEGIN before the first event, dtrace:::END after the last (or after exit()).
-- proc:kernel::create/exit (FreeBSD's names; create is fork) from "proc" events, and vminfo:kernel:vm_fault:*
-  from "fault" events (zfod, cow_fault, maj_fault, prot_fault, as_fault, kernel_asflt).
+- vminfo:kernel:vm_fault:* from "fault" events (zfod, cow_fault, maj_fault, prot_fault, as_fault, kernel_asflt).
+- sched, proc and io (sched:::on-cpu, proc:::create, io:::start, ...) from the scheduler's, processes', signals' and
+  the disk's events and a few kernel frames: sim/trace/sdt_providers.py.
 """
 
 from __future__ import annotations
@@ -33,11 +34,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-from sim.core.events import Fork, ProcessExit
 from sim.core.log import Event
 from sim.core.walker import ThreadTable, Walker, thread_change
-from sim.kern.dtrace_probe import PROC_PROBE_OF_EVENT
 from sim.kern.ksyms import kernel_symbol
+from sim.trace.sdt_providers import SDT_PROVIDERS, SdtFirings
 from sim.vm.vm_meter import vminfo_probes
 
 MODULE_KERNEL = "kernel"
@@ -46,6 +46,7 @@ SYSTRACE = "systrace_probe_func"
 STACK_FRAMES = 20  # dtrace's default stackframes option
 NEVER = float("inf")  # when no profile probe is enabled, no sample is ever due
 RARE_KINDS = frozenset(("syscall", "sysret", "proc", "start", "trap", "fault"))
+SDT_KINDS = frozenset(("signal", "mem"))  # also rare, and read only when an SDT provider is enabled
 PROFILE_MIN_PERIOD_NS = 200_000  # illumos/FreeBSD profile_interval_min: nothing faster than 5000 Hz
 
 # The profile provider's ready-made probes (dtrace -l -P profile lists them before any is asked for).
@@ -61,16 +62,13 @@ FREEBSD_KERNEL_FUNCTIONS = ("trap", "trap_pfault", "trap_fatal", "vm_fault_trap"
                             "pmap_zero_page", "pmap_copy_page", "pagezero", "PHYS_TO_VM_PAGE", "copyin",
                             "copyout", "fueword", "uiomove", "zero_read", "null_write")  # fmt: skip
 
-# proc provider: FreeBSD's SDT probe name for each "proc" event the kernel model records (the kernel side charges
-# the same firings: sim/kern/dtrace_probe.py).
-PROC_EVENTS = PROC_PROBE_OF_EVENT
+# The proc probes, in the order their IDs were given before sched, io and proc:::signal-discard came (after the
+# profile provider's, so that no earlier probe's ID changed)
 PROC_PROBES = ("create", "exec", "exec-success", "exec-failure", "exit", "signal-send")
 # vminfo provider: Solaris's, which FreeBSD does not have (its dtrace matches no vminfo probes); kept for teaching
 # and labelled so on the trace page, beside FreeBSD's route (fbt::vm_fault, sysctl vm.stats.vm.v_zfod).
 # What each kind of fault fires is vminfo_probes(kind, kernel_mode).
 VMINFO_PROBES = ("as_fault", "zfod", "cow_fault", "maj_fault", "prot_fault", "kernel_asflt")
-
-CLD_EXITED, CLD_KILLED = 1, 2  # sys/wait.h: proc:::exit's arg0
 
 
 @dataclass(frozen=True)
@@ -157,6 +155,10 @@ def _static_probes() -> tuple[Probe, ...]:
         add("vminfo", MODULE_KERNEL, "vm_fault", name)
     for name in DEFAULT_PROFILE_PROBES:
         add("profile", "", "", name, profile_period(name))
+    for provider, names in SDT_PROVIDERS.items():
+        for name in names:
+            if provider != "proc" or name not in PROC_PROBES:
+                add(provider, MODULE_KERNEL, "", name)
     return tuple(probes)
 
 
@@ -355,12 +357,24 @@ class Enabling:
     syscall_entry: dict[str, Probe] | None = None
     syscall_return: dict[str, Probe] | None = None
     proc: dict[str, Probe] | None = None
+    sched: dict[str, Probe] | None = None
+    io: dict[str, Probe] | None = None
     vminfo: dict[str, Probe] | None = None
     profile: list[Probe] | None = None
 
     @classmethod
     def of(cls, probes: Iterable[Probe]) -> Enabling:
-        e = cls(fbt_entry={}, fbt_return={}, syscall_entry={}, syscall_return={}, proc={}, vminfo={}, profile=[])
+        e = cls(
+            fbt_entry={},
+            fbt_return={},
+            syscall_entry={},
+            syscall_return={},
+            proc={},
+            vminfo={},
+            profile=[],
+            sched={},
+            io={},
+        )
         for p in probes:
             if p.provider == "dtrace":
                 if p.name == "BEGIN":
@@ -371,8 +385,8 @@ class Enabling:
                 (e.fbt_entry if p.name == "entry" else e.fbt_return)[p.function] = p
             elif p.provider == "syscall":
                 (e.syscall_entry if p.name == "entry" else e.syscall_return)[p.function] = p
-            elif p.provider == "proc":
-                e.proc[p.name] = p
+            elif p.provider in SDT_PROVIDERS:
+                getattr(e, p.provider)[p.name] = p
             elif p.provider == "vminfo":
                 e.vminfo[p.name] = p
             elif p.provider == "profile" and p not in e.profile:
@@ -442,6 +456,10 @@ class ProbeWalk:
         self.begin = begin  # fires BEGIN with the first event; True if the program called exit() there
         self.stopped = False  # the program called exit(): nothing fires any more
         self.closed = True  # feed must take its slow path (_opens): before the first event, while held, stopped
+        sdt = {"sched": enabling.sched, "proc": enabling.proc, "io": enabling.io}
+        self.sdt = SdtFirings(self, sdt) if any(sdt.values()) else None
+        self.sdt_enter = self.sdt.on_enter or None if self.sdt is not None else None  # enter events that fire SDT
+        self.rare_kinds = RARE_KINDS | SDT_KINDS if self.sdt is not None else RARE_KINDS
 
     # One call per event, the hot path: frame events (about half of them) are handled here; the rare kinds go to
     # _other(); the rest (user steps, instructions, hooks) cost the walker's step and a comparison or two.
@@ -471,6 +489,8 @@ class ProbeWalk:
                     probe = self.fbt_entry.get(name)
                     if probe is not None:
                         self._fbt(probe, t, name, _ENTRY, event.data)
+                if self.sdt_enter is not None and name in self.sdt_enter:
+                    self.sdt_enter[name](t, event)
                 w.step(event)
             elif kind == "exit":
                 w.step(event)
@@ -482,7 +502,7 @@ class ProbeWalk:
                     probe = self.fbt_return.get(name)
                     if probe is not None:
                         self._fbt(probe, t, name, event.data)
-            elif kind in RARE_KINDS:
+            elif kind in self.rare_kinds:
                 self._other(event, t, kind, name)
             elif event.deltas:  # the walker reads no other kind's name or data: only its deltas (ring, %rip)
                 w.step(event)
@@ -550,7 +570,14 @@ class ProbeWalk:
             if change is not None:
                 self._on_cpu(w.tid, t)
         syscall = w.syscall  # the call a "sysret" event ends
+        sdt = self.sdt
+        if sdt is not None:
+            sdt.before(t, event)
         w.step(event)
+        if sdt is not None:
+            sdt.after(t, event)
+            if kind == "sysret" and syscall is not None and syscall.name == "execve" and event.data.error > 0:
+                sdt.execve_failed(t, event.data.error)  # (EJUSTRETURN, negative, is its success)
         if kind == "syscall":
             if e.syscall and not self.systrace_frames:
                 probe = e.syscall_entry.get(name)
@@ -560,8 +587,6 @@ class ProbeWalk:
         elif kind == "sysret":
             if e.syscall and not self.systrace_frames and syscall is not None:
                 self._syscall_return(t, event, syscall.name)
-        elif kind == "proc" and e.proc:
-            self._proc(t, event)
         elif kind == "fault" and e.vminfo:
             self._fault(t, event)
 
@@ -653,20 +678,6 @@ class ProbeWalk:
                 self.fire(self._prepare(probe, t, lambda: (value, value), error))
             finally:
                 self.callee = None
-
-    def _proc(self, t: int, event: Event) -> None:
-        name = PROC_EVENTS.get(event.name)
-        probe = self.e.proc.get(name) if name else None
-        if probe is None:
-            return
-        data = event.data
-        if type(data) is Fork:
-            args = (data.child,)
-        elif type(data) is ProcessExit:
-            args = (CLD_KILLED if data.signal else CLD_EXITED,)
-        else:
-            args = ()
-        self.fire(self._prepare(probe, t, lambda: args))
 
     def _fault(self, t: int, event: Event) -> None:
         vminfo = self.e.vminfo

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from sim.kern.errno import ENOENT
 from sim.user import crt
 from sim.user.ipc_benchmark import BUFFERSIZE, TOTALSIZE, Benchmark, MissingArgument, Options, getopt
-from sim.user.programs import program
+from sim.user.programs import check_limits, program
 
 EX_USAGE, EX_OSERR, EX_IOERR = 64, 71, 74
 TCP_PORT = 10141
@@ -125,12 +125,8 @@ def validate(argv: tuple[str, ...], env: dict[str, str]) -> None:
         o = parse(argv)
     except UsageError:
         return
-    from sim.user.shell import CommandLineError
-
-    for what, value, limit in (("-b", o.buffersize, MAX_BUFFERSIZE), ("-t", o.totalsize, MAX_TOTALSIZE),
-                               ("-n", o.iterations, MAX_ITERATIONS)):  # fmt: skip
-        if value > limit:
-            raise CommandLineError(f"{argv[0]}: {what} {value}: the simulated machine runs at most {limit:,} here")
+    check_limits(argv[0], (("-b", o.buffersize, MAX_BUFFERSIZE), ("-t", o.totalsize, MAX_TOTALSIZE),
+                           ("-n", o.iterations, MAX_ITERATIONS)))  # fmt: skip
 
 
 class Xo:

@@ -20,6 +20,7 @@ from dataclasses import fields
 
 from sim.core.pcpu import pcpu
 from sim.kern.kern_descrip import DTYPE_VNODE
+from sim.kern.sched import sched
 from sim.kern.sys_pipe import Pipe
 from sim.kern.uipc_socket import Socket
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
@@ -64,7 +65,8 @@ class SteadyLoop:
             return 0
         counters, state = self._before
         added = self._difference(self._counters(), counters)
-        steady = self._state() == state
+        now_state = self._state()
+        steady = now_state == state and not now_state[-1]
         previous, self._last = self._last, (added, progress)
         if steady and previous == (added, progress) and remaining > 0:
             self._replay(added, remaining)
@@ -78,8 +80,12 @@ class SteadyLoop:
     # -- what an iteration adds, and what it must leave as it was --------------------------------------------------
 
     @staticmethod
-    def _counters() -> tuple[dict[str, int], Counter]:
-        machine, kernel, td = pcpu.machine, pcpu.kernel, pcpu.curthread
+    def _threads() -> list:
+        """The threads whose counters an iteration adds to and whose state it must leave as it was."""
+        return [pcpu.curthread]
+
+    def _counters(self) -> tuple[dict[str, int], Counter]:
+        machine, kernel = pcpu.machine, pcpu.kernel
         log, mmu, cnt = machine.log, machine.mmu, kernel.vm.cnt
         values = {
             "now": log.now,
@@ -87,14 +93,22 @@ class SteadyLoop:
             "ring_since": machine._ring_since,
             "user_closed": machine._closed_ns[USER_CPL],
             "kernel_closed": machine._closed_ns[KERNEL_CPL],
-            "td_syscalls": td.td_syscalls,
             "tlb_hits": mmu.hits,
             "tlb_misses": mmu.misses,
             "walks": mmu.walks,
             "flushes": mmu.flushes,
         }
-        for name, value in td.td_proc.p_ru.items():  # rusage counters (system calls on sockets count messages)
-            values[f"ru.{name}"] = value
+        procs = []
+        for i, td in enumerate(self._threads()):
+            values[f"td{i}.syscalls"] = td.td_syscalls
+            values[f"td{i}.rux_user"], values[f"td{i}.rux_sys"] = td.td_rux_base  # moves as the thread switches
+            if td.td_proc not in procs:
+                procs.append(td.td_proc)
+        for i, p in enumerate(procs):
+            for name, value in p.p_ru.items():  # rusage counters (system calls on sockets count messages)
+                values[f"p{i}.ru.{name}"] = value
+            for j, value in enumerate((*p.p_rux, *p.p_crux)):  # user and system time, its own and its children's
+                values[f"p{i}.rux{j}"] = value
         for f in fields(cnt):
             value = getattr(cnt, f.name)
             if isinstance(value, int) and not isinstance(value, bool):
@@ -108,18 +122,23 @@ class SteadyLoop:
         calls.subtract(before[1])
         return values, tuple(sorted((name, n) for name, n in calls.items() if n))
 
-    @staticmethod
-    def _state() -> tuple | None:
-        machine, kernel, td = pcpu.machine, pcpu.kernel, pcpu.curthread
+    def _state(self) -> tuple | None:
+        machine, kernel = pcpu.machine, pcpu.kernel
         mmu = machine.mmu
-        files = []
-        for fp in td.td_proc.p_fd.fd_ofiles:
-            if fp is None:
+        threads = self._threads()
+        files, procs = [], []
+        for td in threads:
+            if td.td_proc in procs:
                 continue
-            files.append((fp.f_flag, fp.f_offset, fp.f_vnode if fp.f_type == DTYPE_VNODE else _ipc_state(fp.f_data)))
+            procs.append(td.td_proc)
+            for fp in td.td_proc.p_fd.fd_ofiles if td.td_proc.p_fd else ():  # kernel processes have none
+                if fp is not None:
+                    data = fp.f_vnode if fp.f_type == DTYPE_VNODE else _ipc_state(fp.f_data)
+                    files.append((fp.f_flag, fp.f_offset, data))
+        scheduler = sched(kernel)
         return (
             tuple(machine.cpu.regs.items()),
-            tuple(td.td_frame.regs.items()),
+            tuple(_thread_state(td) for td in threads),
             tuple(mmu.tlb.items()),
             tuple(mmu.tlb_large.items()),
             tuple(mmu.pde_cache.items()),
@@ -128,10 +147,12 @@ class SteadyLoop:
             tuple(sorted(kernel.vm.cnt.faults_kernel.items())),
             len(kernel.console),
             len(kernel.procs),
+            tuple(sorted((priority, td.td_tid) for priority, _, td in scheduler.runq)),
+            bool(scheduler.callouts),  # a pending callout: time cannot be skipped past it (checked in after())
         )
 
     def _replay(self, added: tuple, times: int) -> None:
-        machine, kernel, td = pcpu.machine, pcpu.kernel, pcpu.curthread
+        machine, kernel = pcpu.machine, pcpu.kernel
         log, mmu, cnt = machine.log, machine.mmu, kernel.vm.cnt
         values, calls = added
         delta = dict(values)
@@ -143,17 +164,59 @@ class SteadyLoop:
         machine._ring_since += delta["ring_since"] * times
         machine._closed_ns[USER_CPL] += delta["user_closed"] * times
         machine._closed_ns[KERNEL_CPL] += delta["kernel_closed"] * times
-        td.td_syscalls += delta["td_syscalls"] * times
         mmu.hits += delta["tlb_hits"] * times
         mmu.misses += delta["tlb_misses"] * times
         mmu.walks += delta["walks"] * times
         mmu.flushes += delta["flushes"] * times
+        procs = []
+        for i, td in enumerate(self._threads()):
+            td.td_syscalls += delta[f"td{i}.syscalls"] * times
+            user, sys = td.td_rux_base
+            td.td_rux_base = (user + delta[f"td{i}.rux_user"] * times, sys + delta[f"td{i}.rux_sys"] * times)
+            if td.td_proc not in procs:
+                procs.append(td.td_proc)
+        for i, p in enumerate(procs):
+            for j in range(4):
+                rux = p.p_rux if j < 2 else p.p_crux
+                rux[j % 2] += delta[f"p{i}.rux{j}"] * times
         for name, value in delta.items():
             if name.startswith("vm."):
                 attribute = name.removeprefix("vm.")
                 setattr(cnt, attribute, getattr(cnt, attribute) + value * times)
-        for name, value in delta.items():
-            if name.startswith("ru."):
-                td.td_proc.p_ru[name.removeprefix("ru.")] += value * times
+            elif name.startswith("p") and ".ru." in name:
+                index, _, field_name = name.partition(".ru.")
+                procs[int(index[1:])].p_ru[field_name] += value * times
         for name, n in calls:
             kernel.syscall_counts[name] += n * times
+
+
+def _thread_state(td) -> tuple:
+    """What a loop iteration must leave as it was in a thread: where it is and how it waits, its registers."""
+    md_regs = tuple(td.td_md_regs.items()) if td.td_md_regs else None
+    return (td.td_tid, td.td_state, td.td_priority, td.td_user_pri, td.td_flags, td.td_pflags, id(td.td_wchan),
+            td.td_wmesg, td.td_kdepth, td.td_errno_user, tuple(td.td_frame.regs.items()), md_regs)  # fmt: skip
+
+
+class SteadyCycle(SteadyLoop):
+    """The same for a benchmark whose loop runs in two threads (2thread) or two processes (2proc): the receiving
+    loop measures each of its iterations, in which the sender's loop takes one of its own, and once two in a row
+    have added the same to every thread's counters and left every thread as it was, the rest are replayed for
+    both. The sender learns how much its replayed iterations moved from take_credit()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.credit = 0
+
+    @staticmethod
+    def _threads() -> list:
+        return [td for p in pcpu.kernel.procs for td in p.p_threads]
+
+    def after(self, progress: tuple[int, ...], remaining: int) -> int:
+        replayed = super().after(progress, remaining)
+        self.credit += replayed * progress[0]
+        return replayed
+
+    def take_credit(self) -> int:
+        """The bytes the sender's replayed iterations moved, once."""
+        credit, self.credit = self.credit, 0
+        return credit

@@ -44,6 +44,14 @@ def validate(argv: tuple[str, ...], env: dict[str, str]) -> None:
         check(argv, env)
 
 
+def check_limits(prog: str, limits: tuple[tuple[str, int, int], ...]) -> None:
+    """The simulator's own limits on a program's sizes, each (flag, value, limit): a CommandLineError naming the
+    first that is passed (the program's own usage errors are its own, made in the run)."""
+    for flag, value, limit in limits:
+        if value > limit:
+            raise CommandLineError(f"{prog}: {flag} {value}: the simulated machine runs at most {limit:,} here")
+
+
 def lookup(name: str) -> Program:
     if name not in PROGRAMS:
         known = ", ".join(sorted(PROGRAMS))
@@ -71,3 +79,4 @@ def getpid_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:
 
 # The programs in their own modules register themselves when imported.
 from sim.user import dd, ipc_benchmark, ipc_benchmark_xo, kernel_bugs, lecture_files, lecture_more, lecture_programs  # noqa: E402, F401  isort: skip
+from sim.user import io_benchmark  # noqa: E402, F401  isort: skip

@@ -6,8 +6,9 @@ that source makes, in its order:
 
   init_rtld       rtld's malloc takes its first page pool (mmap)
   issetugid       trust = !issetugid(): may LD_* variables be honoured?
-  lm_init         /etc/libmap.conf: openat, fstat, read, close; its `includedir /usr/local/etc/libmap.d`
-                  is opened as a directory (openat fails: there is none), so libmap ends up disabled
+  lm_init         /etc/libmap.conf: realpath()'s lstat of /etc and of the file, openat, fstat, mmap, close;
+                  its `includedir /usr/local/etc/libmap.d`: realpath()'s lstat of each prefix, the last failing
+                  (there is none); munmap; libmap ends up disabled (rtld_libmap.py)
   find_library    the ldconfig hints: openat, read (header), lseek, read (directory list), close;
                   then access() of each candidate until /lib/libc.so.7 is found
   load_object     openat, fstat; map_object: mmap the ELF header page, mmap the whole address range
@@ -22,9 +23,10 @@ that source makes, in its order:
 
 rtld_exit() (called by exit() through atexit) takes the lock again for the fini functions.
 
-FreeBSD 11 specifics (they changed later): the hints are read with lseek+read (pread since 12), the ELF header
-with an mmap of its first page (pread since 13), libc has no RELRO segment (base binutils 2.17 did not emit
-PT_GNU_RELRO), so no mprotect. Image sizes below are approximations of FreeBSD 11/amd64's binaries.
+FreeBSD 11 specifics (they changed later): libmap.c's realpath() calls (until r324856, 2017), the hints are
+read with lseek+read (pread since 12), the ELF header with an mmap of its first page (pread since 13), libc has
+no RELRO segment (base binutils 2.17 did not emit PT_GNU_RELRO), so no mprotect. Image sizes below are
+approximations of FreeBSD 11/amd64's binaries.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sim.core.events import JumpSlots, ObjectFini, ObjectInit, Relocations, RtldEnvironment, RtldStart, StaticStart
+from sim.user import rtld_libmap
 
 if TYPE_CHECKING:
     from sim.user.crt import Runtime
@@ -42,7 +45,7 @@ PAGE = 4096
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0x0, 0x1, 0x2, 0x4
 MAP_PRIVATE, MAP_FIXED, MAP_ANON = 0x0002, 0x0010, 0x1000
 MAP_NOCORE, MAP_PREFAULT_READ = 0x00020000, 0x00040000
-O_RDONLY, O_NONBLOCK, O_DIRECTORY, O_CLOEXEC, O_VERIFY = 0x0000, 0x0004, 0x00020000, 0x00100000, 0x00200000
+O_RDONLY, O_CLOEXEC, O_VERIFY = 0x0000, 0x00100000, 0x00200000
 SEEK_SET = 0
 F_OK = 0
 SIG_BLOCK, SIG_SETMASK = 1, 3
@@ -115,6 +118,15 @@ IMAGES = {
         npltrela=60,
         has_init=True,
     ),  # fmt: skip
+    "io-dynamic": ElfImage(
+        "/usr/bin/io-dynamic",
+        (Segment(0x400000, 0, 0x2000, 0x2000, PF_R | PF_X), Segment(0x602000, 0x2000, 0x200, 0x600, PF_R | PF_W)),
+        needed=("libc.so.7",),
+        dynsymcount=40,
+        nrela=6,
+        npltrela=25,
+        has_init=True,
+    ),  # fmt: skip
     "ipc-dynamic": ElfImage(
         "/usr/bin/ipc-dynamic",
         (Segment(0x400000, 0, 0x4000, 0x4000, PF_R | PF_X), Segment(0x604000, 0x4000, 0x300, 0x900, PF_R | PF_W)),
@@ -161,7 +173,7 @@ def install_files() -> None:
     from sim.kern.vfs_bio import B_CACHE, Buf
 
     names = vfs_subr.vfs().names
-    for path in ("/lib", "/var/run"):
+    for path in ("/lib", "/var/run", "/usr/local", "/usr/local/etc"):  # BSD.local.dist makes /usr/local/etc
         if path not in names:
             names[path] = vfs_subr.new_vnode(vfs_subr.VDIR, path, 0o755)
     files = [(path, data, None) for path, data in FILES.items()]
@@ -256,34 +268,6 @@ class Rtld:
         sigset = self.rt.scratch(16)
         self.rt.sys("sigprocmask", SIG_SETMASK, sigset, 0)
         self.wlocked = False
-
-    def lm_init(self) -> bool:
-        """libmap.c: parse /etc/libmap.conf and its includedirs; true (disable libmap) if it maps nothing."""
-        rt = self.rt
-        fd = rt.open(LIBMAP_CONF, O_RDONLY | O_CLOEXEC)
-        if fd == -1:
-            return True
-        sb = rt.scratch(120)
-        if rt.sys("fstat", fd, sb) == -1:
-            rt.sys("close", fd)
-            return True
-        size = int.from_bytes(rt.load_bytes(sb + 72, 8), "little")  # st_size
-        lm_map = self.xmalloc.malloc(size)
-        rt.sys("read", fd, lm_map, size)
-        rt.sys("close", fd)
-        self.xmalloc.malloc(48)  # struct lmc
-        text = rt.load_bytes(lm_map, size).decode(errors="replace")
-        count = 0
-        for line in text.splitlines():
-            words = line.split("#", 1)[0].split()
-            if len(words) == 2 and words[0] == "includedir":
-                # lmc_parse_dir(): opendir() is an open of the directory; a missing one ends it.
-                dfd = rt.open(words[1], O_RDONLY | O_NONBLOCK | O_DIRECTORY | O_CLOEXEC)
-                if dfd != -1:
-                    rt.sys("close", dfd)
-            elif len(words) == 2:
-                count += 1
-        return count == 0
 
     def gethints(self) -> str | None:
         rt = self.rt
@@ -431,7 +415,7 @@ def rtld_start(rt: Runtime, image_name: str) -> None:
     for _ in main_image.needed:
         ld.xmalloc.malloc(24)  # digest_dynamic(): a Needed_Entry each
     ld.objs.append(main)
-    ld.lm_init()
+    rtld_libmap.lm_init(ld, LIBMAP_CONF)
     for name in main_image.needed:
         ld.objs.append(ld.load_object(name))
     for _ in ld.objs:

@@ -279,3 +279,33 @@ def vm_page_rename(m: VmPage, new_object, new_pindex: int) -> None:
     vm_page_insert(m, new_object, new_pindex)
     m.dirty = VM_PAGE_BITS_ALL
     _record(m, old)
+
+
+def vm_page_wire(m: VmPage) -> None:
+    """Wire a managed page: off the paging queues, so the page daemon leaves it alone until it is unwired."""
+    if m.oflags & VPO_UNMANAGED or m.flags & PG_FICTITIOUS:
+        return
+    old = m.state() if pcpu.machine.log.recording else None
+    if m.wire_count == 0:
+        vm_page_dequeue(m)
+        pcpu.kernel.vm.v_wire_count += 1
+    m.wire_count += 1
+    _record(m, old)
+
+
+@kfunc
+def vm_page_grab(object, pindex: int, allocflags: int) -> VmPage:
+    """The object's page at pindex: the resident one (wired if asked), else a new page, not yet valid. The
+    buffer cache takes a file's pages this way (vfs_vmio_extend), so a buffer and a mapping share them."""
+    m = object.memq.get(pindex)
+    if m is not None:
+        if allocflags & VM_ALLOC_WIRED:
+            vm_page_wire(m)
+        return m
+    m = vm_page_alloc(object, pindex, allocflags)
+    while m is None:  # VM_ALLOC_SYSTEM digs into the reserve; past it, wait for the page daemon (VM_WAIT)
+        from sim.vm.vm_pageout import vm_wait
+
+        vm_wait()
+        m = object.memq.get(pindex) or vm_page_alloc(object, pindex, allocflags)
+    return m

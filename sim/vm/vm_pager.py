@@ -18,7 +18,7 @@ from sim.core.events import DiskWait, FrameContents, VnodeRef
 from sim.core.kfunc import kfunc
 from sim.core.pcpu import pcpu
 from sim.machine.physmem import PAGE_SIZE, frame_contents
-from sim.vm.vm_object import OBJT_DEVICE, OBJT_PHYS, OBJT_SWAP, OBJT_VNODE, VmObject, vm_object_allocate
+from sim.vm.vm_object import OBJT_DEVICE, OBJT_PHYS, OBJT_SWAP, OBJT_VNODE, VmObject, _record, vm_object_allocate
 from sim.vm.vm_param import atop, round_page
 
 FRAME_BEING_READ = FrameContents(None, None, being_read=True)  # a frame the pager is filling from disk
@@ -75,8 +75,10 @@ def vnode_pager_alloc(vp, size: int = 0) -> VmObject:
         object.ref_count += 1
         return object
     object = vm_object_allocate(OBJT_VNODE, atop(round_page(max(size, vnode_size(vp)))))
+    old = object.state() if pcpu.machine.log.recording else None
     object.handle = vp
     vp.v_object = object
+    _record(object, old)  # the VM view names the object by its file
     if vnode_is_cached(vp):
         _populate_page_cache(object)
     return object

@@ -49,3 +49,18 @@ def test_b_focuses_the_breakpoint_field_in_projector_mode(page: Page, getpid_sto
     page.keyboard.press("Enter")
     expect(page.locator(".breakpoint-list")).to_contain_text("zero_read()")
     expect(page.locator("#step-number")).to_have_text(str(step))
+
+
+def test_a_stop_url_typed_or_reloaded_shows_the_stop_s_view(page: Page):
+    """A lecturer who types `?stop=` (or reloads a stop's page) sees the stop's view, as PageDown would show it:
+    mmap-file's first-touch stop is told by the cpu view, which projector mode does not show by default."""
+    scenario = lookup("mmap-file")
+    stop = next(s for s in resolve_stops(scenario.stops, record(scenario.spec()).events) if s.view == "cpu")
+    open_projector(page, f"/scenarios/mmap-file?mode=projector&stop={stop.name}")
+    expect(page).to_have_url(re.compile(rf"stop={stop.name}&step={stop.step}$"))
+    expect(page.locator("#step-panel[data-stop-view=cpu]")).to_have_count(1)
+    expect(page.locator("#registers")).to_be_visible()
+    page.reload()
+    expect(page.locator("html[data-ready=true]")).to_have_count(1)
+    expect(page.locator("#registers")).to_be_visible()
+    expect(page.locator("#toggle-cpu")).to_have_attribute("aria-pressed", "true")

@@ -129,3 +129,20 @@ def test_dd_syscall_times_reproduce_slide_16_a_few_ms_with_read_under_1_ms_and_m
     assert 600_000 < times["read"] < 1_000_000  # the 10 MiB copyout; rtld's small reads are from the cache
     assert max(times, key=times.get) == "mmap"
     assert "clock_gettime" in times  # dd's setup() times the copy: a system call on the lecture's machine
+
+
+# The probefunc column of slide 16's table, as the lecture printed it.
+SLIDE_16_CALLS = {
+    "sysarch", "issetugid", "lseek", "sigaction", "clock_gettime", "ioctl", "write", "readlink", "access",
+    "sigprocmask", "fstat", "munmap", "close", "lstat", "openat", "read", "mmap",
+}  # fmt: skip
+
+
+@needs_dd
+def test_dd_syscall_times_list_exactly_slide_16s_calls_lstat_from_rtlds_libmap_realpath():
+    """lstat is FreeBSD 11's libc realpath(), which rtld's libmap.c calls on /etc/libmap.conf and its includedir
+    (sim/user/rtld_libmap.py): six calls, one per prefix of each path."""
+    result = run_dtrace(LECTURE_SYSCALL_TIMES, DD + " status=none", quiet=True)
+    assert {key[0] for key in result.aggregations["syscall_time"].data} == SLIDE_16_CALLS
+    run = record(RunSpec(command=DD + " status=none"), record_budget=0)
+    assert run.syscalls_by_name["lstat"] == 6

@@ -151,7 +151,7 @@ def test_proc_and_vminfo_probes_fire_from_proc_and_fault_events():
     log.emit(10, "proc", "exit", ProcessExit(pid=1000, comm="sh", status=0, signal=0))
     log.end()
     result = trace(
-        'proc:::create { printf("child %d\\n", arg0); } proc:::exit { printf("exit %d\\n", arg0); }'
+        'proc:::create { printf("child %d\\n", args[0]->p_pid); } proc:::exit { printf("exit %d\\n", arg0); }'
         " vminfo:::zfod, vminfo:::cow_fault, vminfo:::as_fault, vminfo:::kernel_asflt { @[probename] = sum(arg0); }",
         log,
     )

@@ -61,15 +61,17 @@ def test_enums_typedefs_inlines_and_casts():
     typedef unsigned char byte_t;
     typedef struct pair { int x; int y; } pair_t;
     inline int seven = 3 + 4;
-    inline int sum[int x, int y] = x + y;
+    inline int add[int x, int y] = x + y;  /* not sum: a D function's name (D_DECL_IDRED) */
     pair_t pr;
     BEGIN {
         pr.y = BLUE;
-        printf("%d %d %d %d %d %d\\n", RED, pr.y, (byte_t)300, (char)255, seven, sum[GREEN, 1]);
+        printf("%d %d %d %d %d %d\\n", RED, pr.y, (byte_t)300, (char)255, seven, add[GREEN, 1]);
         printf("%d %d\\n", sizeof (pair_t), sizeof (byte_t));
         exit(0);
     }"""
-    assert printed(program) == "0 6 44 -1 7 6\n8 1"
+    # (char)255 is folded as dt_parser.c folds it (a logical shift): 255, as the suite's printf/tst.ints.d prints
+    # (char)0x1234567890abcdef with %d as 239
+    assert printed(program) == "0 6 44 255 7 6\n8 1"
 
 
 def test_typed_globals_and_self_this_declarations_convert_as_c_does():
@@ -226,3 +228,20 @@ def test_an_armed_runs_entry_events_carry_the_arguments_in_words():
     )
     plain = next(e for e in result.run.events if e.kind == "enter" and e.name == "pipe_read")
     assert plain.data is None  # an unarmed function's entry records nothing
+
+
+def test_a_declared_associative_array_holds_its_declared_type():
+    program = """
+    int64_t val[int];
+    string name[int, string];
+    BEGIN {
+        val[1] = 1LL << 40;
+        name[2, "x"] = "two";
+        printf("%d %s %d", val[1], name[2, "x"], val[7]);
+        exit(0);
+    }"""
+    assert printed(program) == "1099511627776 two 0"
+
+
+def test_an_inline_may_not_take_a_d_functions_name():
+    assert "identifier redefined: rand\n\t current: inline definition" in refused("inline int rand = 7;")

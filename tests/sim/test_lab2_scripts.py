@@ -93,3 +93,39 @@ def test_the_later_labs_read_pipe_state_through_args_f_data():
     resid = {int(v): int(c) for v, c in re.findall(r"^\s+(\d+) \|@*\s+(\d+)", result.output, re.M) if int(c)}
     assert resid == {4096: 16}  # 64 KiB in 4 KiB writes, each pipe_write with the whole buffer left to move
     assert re.search(r"^\s+16384\s*$", result.output, re.M)  # the peer's buffer: PIPE_SIZE, never grown
+
+
+# The 2017-18 Lab 2 template notebook's script (teachbsd/cambridge-l41-aos-labs,
+# 2017-2018/Laboratories/2017-2018-l41-lab-2-ipc-template.ipynb), verbatim: read() and write() return values
+# inside the benchmark's clock_gettime brackets, over the notebook's own command.
+LAB2_2017_TEMPLATE = """
+syscall::clock_gettime:return
+/execname == "ipc-static" && !self->ipc_loop/
+{
+    self->ipc_loop = 1;
+}
+
+syscall::clock_gettime:entry
+/self->ipc_loop/
+{
+    self->ipc_loop = 0;
+}
+
+syscall:::return
+/self->ipc_loop/
+{
+    @a[probefunc] = quantize(arg0);
+}
+"""
+
+
+def test_the_2017_lab_2_templates_script_runs_verbatim_over_its_command():
+    result = run_dtrace(LAB2_2017_TEMPLATE, "ipc-static -B -q -i local 1thread", quiet=True, script_name="lab2.d")
+    assert result.exit_status == 0
+    # The 1thread loop's non-blocking calls on a local socket move its 8 KiB send buffer's worth each time:
+    # 16 MiB of 128 KiB writes comes out as 2,048 writes and 2,048 reads of 8 KiB.
+    assert buckets(result.output, "read") == {8192: 2048}
+    assert buckets(result.output, "write") == {8192: 2048}
+    # DTrace runs a probe's clauses in order: the return that sets the flag is counted by the third clause too,
+    # as is the closing call's (the flag set again), and the close()s after the loop.
+    assert buckets(result.output, "clock_gettime") == {0: 2}

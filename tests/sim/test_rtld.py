@@ -15,6 +15,7 @@ from sim.user.malloc import Jemalloc
 
 PAGE = 4096
 SUPERPAGE = 2 << 20
+DIRECTORIES = {"/etc", "/lib", "/usr", "/usr/local", "/usr/local/etc", "/var", "/var/run"}
 
 
 class ProgramExited(Exception):
@@ -107,6 +108,9 @@ class FakeRuntime(crt.Runtime):
         if name == "close":
             self.fds.pop(args[0])
             return 0
+        if name == "lstat":  # a stock system's directories: /usr/local/etc exists, its libmap.d does not
+            path = self.load_bytes(args[0], 200).split(b"\0")[0].decode()
+            return 0 if path in self.files or path in DIRECTORIES else self._fail(ENOENT)
         if name in ("access", "readlink"):
             path = self.load_bytes(args[0], 200).split(b"\0")[0].decode()
             return 0 if name == "access" and path in self.files else self._fail(ENOENT)
@@ -117,6 +121,8 @@ class FakeRuntime(crt.Runtime):
             if length >= SUPERPAGE and not self.misalign:
                 self.next_map = (self.next_map + SUPERPAGE - 1) & ~(SUPERPAGE - 1)
             addr, self.next_map = self.next_map, self.next_map + ((length + PAGE - 1) & ~(PAGE - 1))
+            if args[4] in self.fds:  # a file mapping: its bytes, as the pager would bring them in
+                self.store_bytes(addr, self.files[self.fds[args[4]][0]][args[5] : args[5] + length])
             return addr
         return 0  # munmap, issetugid, sysarch, sigprocmask, sigaction, ...
 
@@ -135,10 +141,12 @@ def test_dd_start_up_makes_freebsd_11s_calls_in_order():
     calls = rt.names()
     # init_rtld's first allocation, then trust = !issetugid()
     assert calls[:2] == ["mmap", "issetugid"]
-    # libmap.conf, then its includedir (which does not exist), then the hints, then the library itself
-    i = calls.index("openat")
-    assert calls[i : i + 5] == ["openat", "fstat", "read", "close", "openat"]
-    assert calls[i + 5 : i + 10] == ["openat", "read", "lseek", "read", "close"]
+    # libmap.conf (FreeBSD 11's libmap.c: realpath() lstats each prefix, then the file is mapped), then its
+    # includedir (realpath's fourth lstat fails: there is no libmap.d), then the hints, then the library itself
+    assert calls[2:8] == ["lstat", "lstat", "openat", "fstat", "mmap", "close"]
+    assert calls[8:13] == ["lstat", "lstat", "lstat", "lstat", "munmap"]
+    i = calls.index("openat", 8)
+    assert calls[i : i + 5] == ["openat", "read", "lseek", "read", "close"]
     j = calls.index("access")
     assert calls[j : j + 3] == ["access", "openat", "fstat"]
     # map_object: header page, the whole range, text, data, the rest of bss; unmap the header; close
@@ -154,7 +162,25 @@ def test_dd_start_up_makes_freebsd_11s_calls_in_order():
 def test_the_paths_rtld_opens():
     rt = start_dd()
     opened = [rt.load_bytes(args[1], 60).split(b"\0")[0].decode() for name, args in rt.calls if name == "openat"]
-    assert opened == ["/etc/libmap.conf", "/usr/local/etc/libmap.d", "/var/run/ld-elf.so.hints", "/lib/libc.so.7"]
+    assert opened == ["/etc/libmap.conf", "/var/run/ld-elf.so.hints", "/lib/libc.so.7"]
+
+
+def test_libmaps_realpath_lstats_each_prefix_of_each_path():
+    """Slide 16's lstat: FreeBSD 11's libc realpath(), called by rtld's libmap.c for the file and its includedir."""
+    rt = start_dd()
+    lstats = [rt.load_bytes(args[0], 60).split(b"\0")[0].decode() for name, args in rt.calls if name == "lstat"]
+    assert lstats == ["/etc", "/etc/libmap.conf", "/usr", "/usr/local", "/usr/local/etc", "/usr/local/etc/libmap.d"]
+
+
+def test_an_existing_includedir_is_opened_after_realpath():
+    rt = FakeRuntime()
+    DIRECTORIES.add("/usr/local/etc/libmap.d")
+    try:
+        rtld.rtld_start(rt, "dd")
+    finally:
+        DIRECTORIES.discard("/usr/local/etc/libmap.d")
+    opened = [rt.load_bytes(args[1], 60).split(b"\0")[0].decode() for name, args in rt.calls if name == "openat"]
+    assert opened[:2] == ["/etc/libmap.conf", "/usr/local/etc/libmap.d"]
 
 
 def test_libc_init_starts_jemalloc_reading_its_options_and_mapping_a_base_chunk():
@@ -176,10 +202,10 @@ def test_each_write_lock_blocks_signals_and_each_release_restores_them():
 
 def test_start_up_call_counts_follow_from_the_model():
     counts = Counter(start_dd().names())
-    assert counts["openat"] == 4 and counts["close"] == 3 and counts["fstat"] == 2
+    assert counts["openat"] == 3 and counts["close"] == 3 and counts["fstat"] == 2 and counts["lstat"] == 6
     assert counts["issetugid"] == 2  # rtld's trust check and jemalloc's secure_getenv
     assert counts["sysarch"] == 1 and counts["access"] == 1 and counts["lseek"] == 1 and counts["readlink"] == 1
-    assert counts["mmap"] >= 7 and counts["munmap"] >= 1
+    assert counts["mmap"] >= 8 and counts["munmap"] >= 2
 
 
 def test_a_large_symbol_cache_makes_rtlds_malloc_take_a_new_pool():
