@@ -203,7 +203,7 @@ def zero_then_store_unrecorded(caches: MemoryHierarchy, addrs: list[int]) -> Non
         blocks, used, capacity = cache[1], cache[2], cache[3]
         if len(blocks_in_order) * BLOCK_SIZE > capacity:
             blocks.clear()
-            kept = blocks_in_order[len(blocks_in_order) - capacity // BLOCK_SIZE :] if capacity >= BLOCK_SIZE else []
+            kept = blocks_in_order[len(blocks_in_order) - capacity // BLOCK_SIZE :]
             blocks.update(dict.fromkeys(kept, BLOCK_SIZE))
             cache[2] = len(kept) * BLOCK_SIZE
             continue
