@@ -67,6 +67,7 @@ async def stepper_context(query: StepperQuery, runs: RunCache, fragment: bool) -
         "view": view,
         "trace_url": trace_url(query.spec.command, query.profile),
         "fragment": fragment,
+        "morphed": False,  # a step's panel alone, which the page morphs in (step_panel.html): set by the route
         "views": VIEWS,
         "knobs": KNOBS,
         "event_kinds": EVENT_KIND_NAMES,
@@ -120,6 +121,7 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
         context["room_bar"] = await room_bar(request, query)
     if wants_panel_only(request):
         template = "partials/step_panel.html"
+        context["morphed"] = True
     else:
         add_figures(context, derived)
         template = "partials/stepper.html" if is_htmx(request) else "scenario.html"

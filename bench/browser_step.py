@@ -4,8 +4,10 @@
 page with its default views at 1366x768 and presses → many times. Each press is timed in the page from the
 keydown event's timestamp to the first frame after the step panel shows the new step (a requestAnimationFrame
 callback, then a task: the frame has been produced). Reported: median and 95th percentile per page (target: under
-50 ms median, 100 ms p95), the browser-history entries the walk added, and holding → for 3 s (steps painted per
-second and the longest gap between two painted steps: a smooth animation has no long gap).
+50 ms median, 100 ms p95); what a step costs the page's main thread, from Chromium's own counters (its CPU time,
+which other work on the host inflates far less than the wall time, and the wall time in script, style and layout);
+the browser-history entries the walk added; and holding → for 3 s (steps painted per second and the longest gap
+between two painted steps: a smooth animation has no long gap).
 
     python -m bench.browser_step [--root TREE] [--steps N]
 
@@ -90,6 +92,27 @@ def serve(root: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"the server in {root} did not start")
 
 
+class MainThread:
+    """The renderer's cumulative figures (CDP Performance.getMetrics, counted from enable()), in ms: its main
+    thread's CPU time (ThreadTime: what a step costs whatever else the host runs) and the wall time it spent in
+    script, style and layout."""
+
+    NAMES = {
+        "cpu": "ThreadTime",
+        "script": "ScriptDuration",
+        "style": "RecalcStyleDuration",
+        "layout": "LayoutDuration",
+    }
+
+    def __init__(self, page: Page) -> None:
+        self.session = page.context.new_cdp_session(page)
+        self.session.send("Performance.enable")
+
+    def read(self) -> dict[str, float]:
+        metrics = {m["name"]: m["value"] for m in self.session.send("Performance.getMetrics")["metrics"]}
+        return {key: metrics[name] * 1000 for key, name in self.NAMES.items()}
+
+
 def press_times(page: Page, steps: int) -> list[float]:
     times = []
     for _ in range(steps):
@@ -136,14 +159,20 @@ def main() -> None:
                 page.wait_for_timeout(500)
                 press_times(page, 5)  # warm: the run recorded, the figures drawn once
                 history_before = page.evaluate("history.length")
+                main_thread = MainThread(page)
+                before = main_thread.read()
                 times = sorted(press_times(page, args.steps))
+                after = main_thread.read()
+                cost = {key: (after[key] - before[key]) / len(times) for key in after}
                 added = page.evaluate("history.length") - history_before
                 rate, gap = hold_arrow(page)
                 p95 = times[max(0, round(0.95 * len(times)) - 1)]
                 median = statistics.median(times)
                 print(
                     f"{path}: key press to step painted, {len(times)} presses: median {median:.1f} ms,"
-                    f" p95 {p95:.1f} ms, max {times[-1]:.1f} ms; history entries added: {added};"
+                    f" p95 {p95:.1f} ms, max {times[-1]:.1f} ms; a step's main-thread CPU {cost['cpu']:.1f} ms"
+                    f" (script {cost['script']:.1f}, style {cost['style']:.1f}, layout {cost['layout']:.1f} ms wall);"
+                    f" history entries added: {added};"
                     f" holding → {HOLD_S:.0f} s: {rate:.1f} steps painted/s, longest gap {gap:.0f} ms"
                 )
                 page.close()

@@ -65,7 +65,7 @@
     const forward = document.querySelector("#step-forward[hx-get], #step-back[hx-get]");
     if (!forward || !Number.isInteger(step) || step < 0) return;
     const url = forward.getAttribute("hx-get").replace(/([?&]step=)\d+/, `$1${step}`);
-    htmx.ajax("GET", url, { target: "#step-panel", swap: "outerHTML", headers: { "HX-Target": "section#step-panel" } });
+    htmx.ajax("GET", url, { target: "#step-panel", swap: "outerMorph", headers: { "HX-Target": "section#step-panel" } });
   }
 
   window.addEventListener("message", (event) => {

@@ -366,7 +366,7 @@
     setBusy(true);
     htmx.ajax("GET", url.pathname + url.search, {
       target: "#step-panel",
-      swap: "outerHTML",
+      swap: "outerMorph",
       headers: { "HX-Target": "section#step-panel" }, // as a step control's request says: answer with the panel
     });
   }

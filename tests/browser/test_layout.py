@@ -191,3 +191,37 @@ def test_a_phone_shows_the_ring_the_narrative_and_one_view(page: Page):
     assert ring["bottom"] <= narrative["top"] <= cpu["top"], "ring, then narrative, then the chosen view"
     assert horizontal_overflow(page) <= 0
     shot(page, "phone-cpu.png")
+
+
+@pytest.mark.browser_context_args(viewport=LAPTOP)
+def test_a_step_changes_only_what_changed_and_views_off_screen_wait(page: Page):
+    """A step's panel is morphed into the page (issue 15.1): the timeline keeps its drawing (not taken out of the page
+    and put back), a view scrolled inside keeps its place, and a view off screen is not rendered until seen."""
+    open_page(page, "/scenarios/getpid?step=24")  # in syscallenter for two steps, taller than its box
+    page.locator("#source").scroll_into_view_if_needed()
+    page.evaluate(
+        """() => {
+          window.timelineMoves = 0;
+          const box = document.querySelector('.timeline-box');
+          new MutationObserver((records) => {
+            window.timelineMoves += records.filter((r) => [...r.removedNodes].includes(box)).length;
+          })
+            .observe(box.parentNode, { childList: true });
+          window.drawing = document.querySelector('#timeline .main-svg');
+          window.forward = document.getElementById('step-forward');
+          document.getElementById('source').scrollTop = 60;
+        }"""
+    )
+    assert page.evaluate("document.getElementById('source').scrollTop") > 0, "the source view scrolls inside"
+    scrolled = page.evaluate("document.getElementById('source').scrollTop")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#step-number")).to_have_text("25")
+    assert page.evaluate("document.querySelector('#timeline .main-svg') === window.drawing"), "the timeline redrawn"
+    assert page.evaluate("document.getElementById('step-forward') === window.forward"), "the controls replaced"
+    assert page.evaluate("document.getElementById('step-forward').getAttribute('hx-get')").endswith("step=26")
+    assert page.evaluate("window.timelineMoves") == 0, "the timeline's box was taken out and put back"
+    assert page.evaluate("document.getElementById('source').scrollTop") == scrolled, "the source view jumped"
+    page.evaluate("window.scrollTo(0, 0)")
+    below = "#latency"
+    assert not inside_viewport(page, below)
+    assert page.evaluate(f"getComputedStyle(document.querySelector('{below}')).contentVisibility") == "auto"
