@@ -18,6 +18,7 @@ from sim.core.events import DiskWait
 from sim.machine.cpu import USER_CPL
 from sim.run import Run, RunSpec, record
 from sim.scenarios.registry import SCENARIOS
+from sim.trace.flame import flame_from_run
 from tests.steps import scenario_run
 
 PANEL = {"HX-Request": "true", "HX-Target": "section#step-panel"}
@@ -60,6 +61,9 @@ def test_a_pager_s_disk_wait_is_off_the_cpu_not_system_time(slug):
     program = next(stretches for name, stretches in lanes_of(run).items() if name.endswith("pid 1000"))
     halted = sum(end - start for start, end, code in program if code == "h")
     assert halted == waits
+    comm = next(comm for pid, comm in run.threads.values() if pid == 1000)
+    on_cpu = flame_from_run(run).stacks
+    assert sum(ns for stack, ns in on_cpu.items() if stack[:2] == (comm, "-")) == run.sys_ns, "the flame graph too"
 
 
 def test_after_write_file_exits_the_idle_cpu_and_the_syncer_are_not_its_exit_call():

@@ -9,7 +9,8 @@ the CPU (its self value). Two sources, following Brendan Gregg's FlameGraph conv
   frame `user` above it (`dd;user`), and kernel time sits above the grey separator frame `-` that
   flamegraph.pl draws between user and kernel frames (`dd;-;Xpage;trap;trap_pfault;vm_fault;...`). A step
   that changes ring (syscall, sysretq, a trap's entry, iretq) is kernel time, as time(1) bills it, spent in the
-  assembly entry point it enters or leaves. The idle thread's halt (`cpu_idle`) is billed to nobody and left out.
+  assembly entry point it enters or leaves. The idle thread's halt (`cpu_idle`) and a pager's disk wait are billed
+  to nobody and left out.
   So a process's `user` frame equals its user time and its `-` frame its system time.
 - Profile samples (`flame_from_aggregation`): a D aggregation keyed by stack(), e.g. the lecture's
   `profile-997 { @traces[stack()] = count(); }`, folded as stackcollapse.pl folds dtrace's output: frames leaf
@@ -28,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from sim.core.events import DiskWait
 from sim.core.walker import Walker
 from sim.run import Run
 from sim.trace.d_output import Aggregation
@@ -151,6 +153,8 @@ def timeline(run: Run, first_steps: dict[Stack, int] | None = None) -> Iterator[
                 first[stack] = i
         dt = t - prev_t
         prev_t = t
+        if kind == "proc" and name == "sleep" and event.data.__class__ is DiskWait:
+            dt -= event.data.ns  # a pager's disk wait ends its step: off the CPU, as a halt is (sim/vm/vm_pager.py)
         if dt > 0 and not (kind == "proc" and name == HALT_EVENT):
             if (crossing or walker.cpl == 0) and not frames:
                 # a ring change's step runs in the entry point it enters or leaves: billed there, but the
