@@ -19,11 +19,13 @@ from sim.core.sdt import sdt_fire
 from sim.kern.sched import PRIBIO, Callout, callout_reset
 from sim.kern.vfs_subr import FILEDELAY, VREG, Vnode, vfs, vn_syncer_add_to_worklist
 from sim.kern.vfs_vmio import (
+    B_VMIO,
     allocbuf,
     vfs_bio_clrbuf,
     vfs_buf_test_cache,
     vfs_clean_pages_dirty_buf,
     vfs_vmio_iodone,
+    vfs_vmio_release,
     vmio_block,
     vnode_create_vobject,
 )
@@ -175,6 +177,8 @@ def brelse(bp: Buf) -> None:
     bufobj = bp.b_vp.v_bufobj
     if bp.b_flags & B_RELBUF and not bp.b_busy and not bp.b_flags & B_DELWRI and bufobj.get(bp.b_lblkno) is bp:
         del bufobj[bp.b_lblkno]
+        if bp.b_flags & B_VMIO:
+            vfs_vmio_release(bp, bool(bp.b_flags & B_DIRECT))
 
 
 def bufwait(bp: Buf, wmesg: str) -> None:

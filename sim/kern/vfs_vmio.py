@@ -10,8 +10,9 @@ uiomove_fromphys over b_pages, through the direct map, not through b_data.
 A block's pages become valid when its disk read completes (vfs_vmio_iodone), when a write fills them
 (vfs_clean_pages_dirty_buf, at bdwrite and bwrite) or when a block the disk does not hold is zeroed
 (vfs_bio_clrbuf). A read that finds some pages valid already (a fault brought one in) fills only the others, as
-FreeBSD's bogus_page arranges. Not modelled: buffers are never released, so their pages stay wired; pages dirtied
-through a shared mapping reach the disk only through a buffer (no msync, no vnode_pager_putpages).
+FreeBSD's bogus_page arranges. A buffer released (brelse with B_RELBUF) unwires its pages (vfs_vmio_release).
+Not modelled: pages dirtied through a shared mapping reach the disk only through a buffer (no msync, no
+vnode_pager_putpages).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from sim.kern.uio import UIO_READ, Uio, uiomove
 from sim.machine.physmem import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, frame_contents
 from sim.vm.pmap import pmap_zero_page
 from sim.vm.vm_object import VmObject, vm_object_page_remove
-from sim.vm.vm_page import VM_ALLOC_SYSTEM, VM_ALLOC_WIRED, VM_PAGE_BITS_ALL, vm_page_grab
+from sim.vm.vm_page import (
+    VM_ALLOC_SYSTEM,
+    VM_ALLOC_WIRED,
+    VM_PAGE_BITS_ALL,
+    vm_page_deactivate,
+    vm_page_free,
+    vm_page_grab,
+    vm_page_unwire,
+)
 from sim.vm.vm_pager import vnode_pager_alloc
 from sim.vm.vm_param import atop, round_page
 
@@ -64,6 +73,20 @@ def vfs_vmio_extend(bp, desiredpages: int, size: int) -> None:
     first = atop(bp.b_lblkno * size)
     while len(bp.b_pages) < desiredpages:
         bp.b_pages.append(vm_page_grab(object, first + len(bp.b_pages), VMIO_GRAB))
+
+
+@kfunc
+def vfs_vmio_release(bp, direct: bool) -> None:
+    """brelse() lets a VMIO buffer go: each page is unwired, and one that no mapping uses and that holds nothing
+    unwritten is freed at once for an O_DIRECT buffer (vm_page_try_to_free), so its block comes from the disk
+    again; any other page stays valid in the file's object, on the inactive queue."""
+    for m in bp.b_pages:
+        if vm_page_unwire(m):
+            if direct and not m.pv and not m.dirty:
+                vm_page_free(m)
+            else:
+                vm_page_deactivate(m)
+    bp.b_pages = []
 
 
 def vfs_buf_test_cache(bp) -> bool:

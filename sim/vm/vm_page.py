@@ -186,6 +186,18 @@ def vm_page_remove(m: VmPage) -> None:
         m.object = None
 
 
+def vm_page_unwire(m: VmPage) -> bool:
+    """Drop one wiring of a managed page; True when it was the last (the caller then queues or frees it)."""
+    if m.oflags & VPO_UNMANAGED or m.flags & PG_FICTITIOUS or not m.wire_count:
+        return False
+    old = m.state() if pcpu.machine.log.recording else None
+    m.wire_count -= 1
+    if m.wire_count == 0:
+        pcpu.kernel.vm.v_wire_count -= 1
+    _record(m, old)
+    return m.wire_count == 0
+
+
 @kfunc
 def vm_page_free(m: VmPage) -> None:
     """Return a page to the free pool: take it off its object and queue (it must be unmapped already)."""

@@ -94,6 +94,12 @@ def test_o_direct_gives_each_buffer_back_so_the_second_half_of_each_block_comes_
     assert disk_reads("io-static -r -B -q -d -b 32768 -t 1048576 iofile") == 0
 
 
+def test_o_direct_frees_a_released_buffers_pages_so_every_later_read_of_the_block_goes_to_the_disk():
+    """8 KiB reads: four per 32 KiB block, the first from the cache; the pages of each buffer released are freed
+    (vfs_vmio_release), so the other three find none valid in the file's VM object and read the disk."""
+    assert disk_reads("io-static -r -B -q -d -b 8192 -t 1048576 iofile") == 3 * 32
+
+
 def test_o_direct_costs_time_on_the_disk():
     cached = run("io-static -r -B -q -t 1048576 iofile")
     direct = run("io-static -r -B -q -d -t 1048576 iofile")
