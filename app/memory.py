@@ -14,7 +14,7 @@ from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 
 import msgspec
 
-SAMPLE = 200  # elements measured of a container longer than that
+SAMPLE = 1000  # elements measured of a container longer than that
 SHARED_REFS = 16  # an object referred to more often than this (a kind name, a shared detail) is counted once
 
 # Shared by everything, owned by nothing: code, classes and modules are not part of a run.

@@ -3,17 +3,17 @@
 A recording is seconds of pure-Python CPU. In a thread it shares the server's one GIL with the event loop, which
 then serves followers and cached steps at half speed or less: under the lecture's load (bench/lecture_load.py,
 2 cores) the p99 step took seconds while a run recorded. Here a child process records the run and derives the
-stepper's views on the other core; the server only unpickles the result, on the event loop itself, one pickle per
-turn of the loop (a dd bs=10m run: ~0.15 s of unpickling in ~130 turns, most of them ~3 ms), so that requests and
-broadcasts are served between them. Unpickled in the recording thread instead, it left the event loop waiting for
-the GIL after each of its system calls (up to the switch interval each: 300 socket writes a broadcast) for as long
-as the unpickling ran. The child is replaced after TASKS_PER_CHILD recordings, so the memory a recording's peak
-took (allocator fragmentation included) is given back to the system with it.
+stepper's views on the other core. The server unpickles the result on the event loop itself, pickle after pickle
+for a few milliseconds at a time (a dd bs=10m run: ~0.15 s in ~470 pickles, most under 1 ms, the largest ~10 ms),
+requests and broadcasts being served in between. Unpickled in the recording thread instead, it made the event
+loop wait for the GIL after each of its system calls (up to the switch interval each, and a broadcast to 300
+followers is 300 socket writes) for as long as the unpickling ran. The child is replaced after TASKS_PER_CHILD
+recordings, so the memory a recording's peak took (allocator fragmentation included) is given back with it.
 
-The result crosses as a list of pickles (`pack`/`unpack`): the events in chunks first, then each derived view's
-parts, then the views, then the run and its replay. Objects an earlier pickle holds (every event, the events
-tuple, every earlier part) are written by reference (pickle's persistent ids), so nothing is duplicated and every
-reference of the original graph is kept.
+The result crosses as a list of pickles (`pack`/`unpack`): the events in chunks first, then the replay's parts
+(checkpoints, keyed tables, the run), then each derived view's parts, the views, and last the replay and views.
+Objects an earlier pickle holds (every event, the events tuple, every earlier part) are written by reference
+(pickle's persistent ids), so nothing is duplicated and every reference of the original graph is kept.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import pickle
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +34,7 @@ from app.runs import CachedRun
 from sim.run import Run, RunSpec
 
 EVENTS_PER_PICKLE = 5_000  # ~3 ms of unpickling each (dd's events)
+UNPACK_TURN_S = 0.004  # how long unpacking holds the event loop before other tasks' turn (plus one pickle at most)
 TASKS_PER_CHILD = 20  # recordings before the child is replaced (~50 ms to fork a new one from the forkserver)
 _PRELOAD = ["app.main"]  # what the forkserver imports once, so each child starts with the simulator loaded
 Packed = tuple[list[bytes], list[bytes], int]  # pickles of the events, pickles of what holds them, bytes unpacked
@@ -73,11 +75,14 @@ class RecorderProcess:
         return result
 
     async def unpack(self, packed: Packed) -> CachedRun:
-        """On the event loop, a pickle at a time, other tasks running between two."""
+        """On the event loop, pickle after pickle for UNPACK_TURN_S at most, then other tasks run, and so on."""
+        turn_ends = time.perf_counter() + UNPACK_TURN_S
         for cached in _unpacking(packed):
             if cached is not None:
                 return cached
-            await asyncio.sleep(0)
+            if time.perf_counter() >= turn_ends:
+                await asyncio.sleep(0)
+                turn_ends = time.perf_counter() + UNPACK_TURN_S
         raise AssertionError("unpacking ends with the run")
 
     def shutdown(self) -> None:

@@ -272,8 +272,9 @@ PROBE_KINDS = {
             "`fbt_invop`, `dtrace_probe`, the displaced instruction emulated, `iretq`"),
     "profile": ("profile / tick", "the cyclic's timer interrupt, every period, whatever the CPU is running: "
                 "`profile_fire`, `dtrace_probe` (paid here at the next kernel function boundary)"),
-    "sdt": ("proc / vminfo (Solaris's)", "an SDT probe site in the kernel (`do_fork`, `exit1`, `do_execve`, the "
-            "fault path) calls `dtrace_probe` through `sdt_probe_func`"),
+    "sdt": ("sched / proc / io / vminfo (Solaris's)", "an SDT probe site in the kernel (`sched_switch`, "
+            "`sleepq_switch`, `do_fork`, `exit1`, `do_execve`, `tdsendsignal`, the disk's start and completion, "
+            "the fault path) calls `dtrace_probe` through `sdt_probe_func`"),
 }  # fmt: skip
 
 

@@ -28,7 +28,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--json", action="store_true", help="print one JSON object of counters instead")
     run.add_argument("-c", dest="command", required=True, metavar="'COMMAND LINE'", help="what to run")
     run.set_defaults(handler=_run)
-    dtrace.add_parser(subparsers)
+    dtrace.add_parser(subparsers, _scenario_spec)
     walk = subparsers.add_parser("pagewalk", help="run a command line, then walk an address in its page tables")
     walk.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help=PROFILE_HELP)
     walk.add_argument("--json", action="store_true", help="print the walk as one JSON object")
@@ -38,6 +38,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     walk.set_defaults(handler=_pagewalk)
     export.add_parser(subparsers)
     listing.add_parser(subparsers)
+
+
+def _scenario_spec(slug: str) -> RunSpec:
+    """A scenario's run, with its default knobs (`trapscope dtrace --scenario NAME`)."""
+    from sim.scenarios.registry import lookup
+
+    return lookup(slug).spec()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from sim.kern.vfs_subr import FS_BSIZE
 from sim.machine.physmem import PAGE_SIZE
 from sim.run import record
 from sim.scenarios.registry import lookup
-from sim.user.lecture_more import MMAP_PATH
+from sim.user.lecture_mapped import MMAP_PATH
 from tests.steps import scenario_run
 
 PS = 0x80  # PG_PS: the page-directory entry maps 2 MiB

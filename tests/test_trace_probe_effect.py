@@ -81,7 +81,7 @@ def test_a_program_with_no_costly_probe_says_so(client):
 
 def test_sdt_probes_are_shown_with_their_firings(client):
     page = client.get("/trace", params={"command": DD, "script": "vminfo:::zfod { @ = count(); }"}).text
-    assert 'id="probe-firings-sdt"' in page and "proc / vminfo" in page
+    assert 'id="probe-firings-sdt"' in page and "sched / proc / io / vminfo" in page
     assert not cell(page, "probe-sys-delta").startswith("+0 ns")
 
 

@@ -32,6 +32,7 @@ from sim.kern.trap_pfault import (
     _user_fault,
 )
 from sim.machine.cpu import KERNEL_CPL, USER_CPL
+from sim.machine.fastforward import zero_then_store_unrecorded
 from sim.machine.mmu import (
     PG_A,
     PG_FRAME,
@@ -121,6 +122,11 @@ def memset_pages_unrecorded(va: int, end: int, byte: int) -> int:
                     if run is None:
                         return va  # (tried again at the next page: the general path may make it replayable)
                     region = va >> 21
+                if run[4][0] is pt and pde & PG_RW and pde & PG_U:
+                    done = _zero_fill_pages(machine, kvm, td, va, end, byte, run)
+                    if done != va:
+                        va = done
+                        continue
                 replay, map, entry, object, pt_and_pa, rv, key_end = run
                 pindex = (va - entry.start + entry.offset) >> 12
                 index = vpn & 0x1FF  # (pindex + pg_color) & 511: the object is coloured to match the region
@@ -170,6 +176,109 @@ def memset_pages_unrecorded(va: int, end: int, byte: int) -> int:
     return va
 
 
+def _zero_fill_pages(machine, kvm, td, va: int, end: int, byte: int, run: tuple) -> int:
+    """memset_pages_unrecorded's pages from va on (below end, in va's region) while each is what the loop would
+    replay from run's reservation: a TLB miss, a PTE not present, the demand-zero fault, the walk again, the TLB
+    fill and the store. The same state changes, time and event counts as the loop page by page; what repeats is
+    done once: the counters, the trapframe and %cr2 (the last fault's), the ring billing's sums, and the cache
+    model's stores (each frame was just zeroed by non-temporal stores, so each store comes from memory). Stops
+    before a page the loop would treat otherwise, the reservation's last page (it promotes), memory running
+    short or the event budget running out: the loop takes those. Returns where it stopped (va: no page)."""
+    replay, map, entry, object, (pt, pt_pa), rv, key_end = run
+    log, mmu = machine.log, machine.mmu
+    user_ns, sys_ns, events = replay
+    per_page = 3 + events + 4 + 1  # the walk that faults, the fault, the walk again, the store
+    first = va >> 12
+    index = first & 0x1FF  # (pindex + pg_color) & 511: the object is coloured to match the region
+    pindex = (va - entry.start + entry.offset) >> 12
+    room = min(
+        (min(end, key_end, (va | 0x1FFFFF) + 1) - va) >> 12,
+        511 - rv.popcnt,  # the page that completes the reservation promotes it
+        kvm.phys.free_count + kvm.v_reserved_free - kvm.v_free_reserved - 1,  # zero_fill_replay_key's memory test
+        (log.event_budget - log.record_budget - log.unrecorded) // per_page,
+    )
+    tlb, memq, swblk, popmap = mmu.tlb, object.memq, object.swblk, rv.popmap
+    n = 0
+    while n < room and not (
+        first + n in tlb or pt[index + n] & PG_V or pindex + n in memq or pindex + n in swblk or popmap >> index + n & 1
+    ):
+        n += 1
+    if not n:
+        return va
+    # What zero_fill_unrecorded does to each page (from the reservation, not prezeroed), and the TLB fill.
+    frames, page_array, active = machine.physmem.frames, kvm.page_array, kvm.queues[PQ_ACTIVE].pages
+    host = machine.host
+    backed, first_touch_ns = host.backed, host.first_touch_ns
+    pmap, prot = map.pmap, entry.protection
+    flags = PG_V | PG_A | PG_U | PG_MANAGED | PG_RW | PG_M | (0 if prot & VM_PROT_EXECUTE else PG_NX)
+    pde = mmu.pde_cache[va >> 21]
+    tlb_bits = (pde & flags & (PG_RW | PG_U)) | ((pde | flags) & PG_NX) | (flags & (PG_G | PG_M))
+    tlb_entries = mmu.tlb_entries
+    level_ns = mmu.level_ns
+    store_ns = machine.caches.memory.write_ps * 4096 // 1000
+    now, since = log.now, machine._ring_since
+    user_closed = sys_closed = host_ns = 0
+    for i in range(index, index + n):
+        pfn = rv.pfn + i
+        m = page_array.get(pfn)
+        if m is None:
+            m = page_array[pfn] = VmPage(pfn << 12)
+        m.reserv = rv
+        m.flags = m.oflags = m.wire_count = 0
+        m.object = object
+        m.pindex = pindex
+        memq[pindex] = m
+        frames.pop(pfn, None)
+        fault_ns = sys_ns
+        if backed is not None and not backed[pfn]:  # HostBacking.first_write
+            backed[pfn] = 1
+            fault_ns += first_touch_ns
+            host_ns += first_touch_ns
+        m.valid = m.dirty = VM_PAGE_BITS_ALL
+        m.aflags = PGA_WRITEABLE
+        pt[i] = pte = m.phys_addr | flags
+        m.pv.append((pmap, va))
+        m.queue = PQ_ACTIVE
+        m.act_count = ACT_INIT
+        active[m] = None
+        if len(tlb) >= tlb_entries:
+            del tlb[next(iter(tlb))]
+        tlb[va >> 12] = (pte & PG_FRAME) | tlb_bits
+        if byte:
+            frames[pfn] = byte
+        # The time: the walk, the fault's user part, its system part (a ring each), the walk again, the store.
+        now += level_ns + user_ns
+        user_closed += now - since
+        sys_closed += fault_ns
+        now = since = now + fault_ns
+        now += level_ns + store_ns
+        pindex += 1
+        va += 4096
+    closed = machine._closed_ns
+    closed[USER_CPL] += user_closed
+    closed[KERNEL_CPL] += sys_closed
+    log.now, machine._ring_since = now, since
+    host.ns += host_ns
+    zero_then_store_unrecorded(machine.caches, [(rv.pfn + i) << 12 for i in range(index, index + n)])
+    rv.popmap |= ((1 << n) - 1) << index
+    rv.popcnt += n
+    kvm.v_reserved_free -= n
+    object.resident_page_count += n
+    page_array[pt_pa >> 12].wire_count += n  # the PT page holds n more valid entries
+    pmap.pm_resident += n
+    cnt = kvm.cnt
+    cnt.v_trap += n
+    cnt.v_vm_faults += n
+    cnt.v_pagezero += n
+    cnt.v_zfod += n
+    cnt.faults_user["zero_fill"] += n
+    mmu.misses += 2 * n
+    mmu.walks += 2 * n
+    log.unrecorded += per_page * n
+    _fault_frame(machine, td, va - 4096, PGEX_W | PGEX_U)
+    return va
+
+
 def _zero_fill_run(td, va: int, access: int) -> tuple | None:
     """What memset_pages_unrecorded needs to replay the demand-zero faults of va's 2 MiB region: the replay and
     context of the fault at va (zero_fill_replay_key), if it comes from an existing reservation and was measured
@@ -212,6 +321,19 @@ def _replay_fault(td, va: int, err: int, replay: tuple[int, int, int], context: 
     closed[USER_CPL] += now - machine._ring_since
     regs["cpl"] = KERNEL_CPL
     sys_ns += zero_fill_unrecorded(td, va, err, context)
+    _fault_frame(machine, td, va, err)
+    closed[KERNEL_CPL] += sys_ns
+    log.now = machine._ring_since = now + sys_ns
+    regs["cpl"] = USER_CPL
+    log.unrecorded += events
+    if log.unrecorded + log.record_budget > log.event_budget:
+        raise EventBudgetExceeded(log.event_budget)
+
+
+def _fault_frame(machine, td, va: int, err: int) -> None:
+    """What a replayed user fault leaves in the thread's trapframe and in %cr2 (the registers it saved, the
+    exception's frame), as trap() would."""
+    regs = machine.cpu.regs
     tf = td.td_frame.regs
     saved = _saved_values(regs)
     if _saved_in_frame(tf) != saved:  # a loop's faults find the same registers in the frame: nothing to write
@@ -225,12 +347,6 @@ def _replay_fault(td, va: int, err: int, replay: tuple[int, int, int], context: 
     tf["tf_err"] = err
     tf["tf_addr"] = va
     regs["cr2"] = va
-    closed[KERNEL_CPL] += sys_ns
-    log.now = machine._ring_since = now + sys_ns
-    regs["cpl"] = USER_CPL
-    log.unrecorded += events
-    if log.unrecorded + log.record_budget > log.event_budget:
-        raise EventBudgetExceeded(log.event_budget)
 
 
 def not_present_fault_unrecorded(va: int, err: int) -> None:

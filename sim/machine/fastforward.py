@@ -13,6 +13,7 @@ replays built on them (the kernel's side) are in sim/kern/fastforward.py.
 from __future__ import annotations
 
 from sim.core.log import EventBudgetExceeded
+from sim.machine.memhier import BLOCK_SHIFT, BLOCK_SIZE, MemoryHierarchy
 from sim.machine.mmu import (
     ADDRESS_MASK,
     KERNEL_BOTTOM,
@@ -184,3 +185,34 @@ def _fill(mmu: Mmu, va: int, access: int, pt: list[int], i1: int, e1: int, eff: 
         del tlb[next(iter(tlb))]
     tlb[va >> PAGE_SHIFT] = frame | eff
     return frame | (va & PAGE_MASK)
+
+
+def zero_then_store_unrecorded(caches: MemoryHierarchy, addrs: list[int]) -> None:
+    """For each block in order, what pagezero's non-temporal stores and then a store over the whole block do to the
+    caches (caches.evict(addr); caches.touch(addr, BLOCK_SIZE)), each store coming from memory: in one pass per
+    cache when every cache is LRU. Exact: a whole block is as large as a block gets, so the cache ends holding the
+    longest run of most recently used blocks that fits, as it would block by block; when the stores alone overfill
+    it, that is the last of them."""
+    if caches._lru is None:  # random replacement: its ghosts, block by block
+        for addr in addrs:
+            caches.evict(addr)
+            caches.touch(addr, BLOCK_SIZE)
+        return
+    blocks_in_order = [addr >> BLOCK_SHIFT for addr in addrs]
+    for cache in caches._lru:
+        blocks, used, capacity = cache[1], cache[2], cache[3]
+        if len(blocks_in_order) * BLOCK_SIZE > capacity:
+            blocks.clear()
+            kept = blocks_in_order[len(blocks_in_order) - capacity // BLOCK_SIZE :]
+            blocks.update(dict.fromkeys(kept, BLOCK_SIZE))
+            cache[2] = len(kept) * BLOCK_SIZE
+            continue
+        pop = blocks.pop
+        for block in blocks_in_order:
+            used -= pop(block, 0)
+            blocks[block] = BLOCK_SIZE
+        used += len(blocks_in_order) * BLOCK_SIZE
+        popitem = blocks.popitem
+        while used > capacity:
+            used -= popitem(False)[1]
+        cache[2] = used

@@ -17,17 +17,25 @@ from sim.trace.d_options import UNSET, OptionError, option_value
 from sim.trace.d_parser import CompileError, DtraceError
 from sim.trace.providers import Probe, ProbeCatalog, split_description
 
-_TOKENS = re.compile(r'"(?:\\.|[^"\\\n])*"|/\*.*?\*/|\$\$(\d+)|\$(\d+)', re.S)
+_TOKENS = re.compile(r'"(?:\\.|[^"\\\n])*"|/\*.*?\*/|\$\$(\d+)|\$(\d+)|\$([a-z]+)\b', re.S)
 _NUMBER = re.compile(r"[-+]?(0[xX][0-9a-fA-F]+|[0-9]+)[uUlL]*")
 
 
-def expand_macros(text: str, arguments: list[str], script_name: str, defaults: bool = False) -> str:
-    """The program with its $N and $$N replaced by the macro arguments (arguments[0] is $1)."""
+def expand_macros(
+    text: str, arguments: list[str], script_name: str, defaults: bool = False, variables: dict[str, int] | None = None
+) -> str:
+    """The program with its $N and $$N replaced by the macro arguments (arguments[0] is $1), and its macro
+    variables ($target, $pid, ...: d_grab.macro_variables) by their values."""
     values = [script_name, *arguments]
     used: set[int] = set()
 
     def replace(match: re.Match) -> str:
-        quoted, bare = match.group(1), match.group(2)
+        quoted, bare, named = match.group(1), match.group(2), match.group(3)
+        if named is not None:
+            if variables is None or named not in variables:
+                line = text.count("\n", 0, match.start()) + 1
+                raise CompileError(f"macro variable ${named} is not defined", line)
+            return str(variables[named])
         if quoted is None and bare is None:
             return match.group(0)  # a string or a comment: left as it is
         number = int(quoted if quoted is not None else bare)

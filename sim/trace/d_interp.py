@@ -88,7 +88,7 @@ ACTIONS = {"trace", "printf", "printa", "stack", "exit", "clear", "trunc"}
 # D functions this interpreter does not provide (the simulator records no user stacks, memory or strings
 # beyond what its events carry); naming one gets a clear message rather than "undefined function".
 UNSUPPORTED_FUNCTIONS = {
-    "ustack", "jstack", "printm", "print", "system", "copyin", "copyinstr", "copyout", "copyoutstr", "stringof",
+    "ustack", "jstack", "printm", "print", "system", "copyout", "copyoutstr", "stringof",
     "substr", "index", "rindex", "ftruncate", "freopen", "sym", "func", "mod",
     "usym", "ufunc", "umod", "uaddr", "progenyof", "mutex_owned", "alloca", "bcopy", "inet_ntoa", "tracemem",
     "htons", "ntohs", "htonl", "ntohl", "getmajor", "getminor", "ddi_pathname", "cleanpath",
@@ -151,6 +151,7 @@ class TraceState:
     memory: Memory | None = None  # the program's typed objects (d_memory.py)
     speculations: Any = None  # d_speculation.Speculations, when the program speculates
     options: dict[str, int | str] = field(default_factory=dict)  # the program's options; setopt() changes them
+    address_spaces: Any = None  # a live run's processes' user memory, which copyin() reads (d_copyin.py)
 
 
 class Program:
@@ -1069,6 +1070,7 @@ class _Compiler:
         if name in self.library.ACTIONS:
             raise _fail(node, f"{name}( ) is an action: it may only be used as a statement")
         if name in UNSUPPORTED_FUNCTIONS:
+            self.library.check_unsupported_call(self, node, name, self._args(node))
             raise _fail(node, f"{name}( ) is not supported by trapscope's D")
         raise _fail(node, f"undefined function name: {name}")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from lark import Tree
 
-from sim.trace import d_aggactions, d_speculation, d_subroutines
+from sim.trace import d_aggactions, d_copyin, d_speculation, d_subroutines
 from sim.trace.d_interp import BUILTINS, MAX_DYNAMIC_VARIABLES, TUPLE_REGISTERS, Expr
 from sim.trace.d_output import AGGREGATING_FUNCTIONS, INT64, UINT
 from sim.trace.d_parser import CompileError
@@ -20,6 +20,7 @@ from sim.trace.providers import Firing
 SUBROUTINES: dict[str, Callable] = {
     "speculation": d_speculation.compile_speculation,
     **d_subroutines.SUBROUTINES,
+    **d_copyin.SUBROUTINES,
 }
 ACTIONS: dict[str, Callable] = {
     "speculate": d_speculation.compile_speculate,
@@ -163,3 +164,19 @@ def predeclare(compiler) -> None:
     for name in sorted(modified - assigned):
         if name not in compiler.globals and name not in BUILTINS:
             compiler.globals[name] = INT64
+
+
+def check_unsupported_call(compiler, node: Tree, name: str, args: list[Tree]) -> None:
+    """The compile-time checks libdtrace makes of a call trapscope cannot run (dt_cc.c's dt_action_ustack for
+    ustack() and jstack(): the simulator keeps no user stacks), so a bad call gets libdtrace's error, not ours."""
+    if name not in ("ustack", "jstack"):
+        return
+    if len(args) > 2:
+        raise CompileError(f"{name}( ) prototype mismatch: too many arguments", *_where(node))
+    constants = [compiler._expr(arg) for arg in args]
+    if constants and (not constants[0].is_const or not constants[0].type.is_int or int(constants[0].const) <= 0):
+        raise CompileError(f"{name}( ) argument #1 must be a non-zero positive integer constant", *_where(args[0]))
+    if len(constants) > 1 and (
+        not constants[1].is_const or not constants[1].type.is_int or int(constants[1].const) < 0
+    ):
+        raise CompileError(f"{name}( ) argument #2 must be a positive integer constant", *_where(args[1]))

@@ -22,11 +22,13 @@ from pathlib import Path
 from sim.core.log import Event
 from sim.core.walker import ThreadTable, Walker
 from sim.kern.dtrace_probe import fbt_clock_read_ns, firing_ns
-from sim.kern.kernel import KernelConfig
+from sim.kern.kernel import Kernel, KernelConfig
 from sim.machine.profiles import DEFAULT_PROFILE, PROFILES
 from sim.run import DEFAULT_RECORD_BUDGET, Run, RunSpec, record
 from sim.trace import d_interp
 from sim.trace.d_command import command_options, expand_macros, list_probes
+from sim.trace.d_copyin import AddressSpaces
+from sim.trace.d_grab import Grab, macro_variables
 from sim.trace.d_interp import Program, TraceState, compile_program
 from sim.trace.d_output import Aggregation
 from sim.trace.d_parser import CompileError, DtraceError, EnableError, parse
@@ -72,10 +74,11 @@ def compile_script(
     *,
     options: dict[str, int | str] | None = None,
     macro_args: list[str] | None = None,
+    target: int = Kernel.FIRST_PID,
 ) -> CompiledScript:
     """Compile a D program. `script_name` names a -s script file; without it the text is a -n description.
     `options` are set before the program's own (dtrace -x); `macro_args` are its $1, $2, ... (None: no macro
-    expansion, as for a program that is not from dtrace's command line).
+    expansion, as for a program that is not from dtrace's command line); `target` is $target's pid.
 
     Raises DtraceError with dtrace's message, e.g. "dtrace: failed to compile script x.d: line 3: ...".
     """
@@ -84,7 +87,7 @@ def compile_script(
     try:
         if macro_args is not None:
             defaults = "defaultargs" in (options or {})
-            script = expand_macros(script, macro_args, script_name or "", defaults)
+            script = expand_macros(script, macro_args, script_name or "", defaults, macro_variables(target))
         parsed = parse(script, from_file)
         parsed.options = {**(options or {}), **parsed.options}
         program = compile_program(parsed, catalog)
@@ -168,17 +171,36 @@ def run_dtrace(
 
 
 def trace_live(
-    compiled: CompiledScript, spec: RunSpec, quiet: bool = False, *, record_budget: int = DEFAULT_RECORD_BUDGET
+    compiled: CompiledScript,
+    spec: RunSpec,
+    quiet: bool = False,
+    *,
+    record_budget: int = DEFAULT_RECORD_BUDGET,
+    grab: Grab | None = None,
 ) -> DtraceResult:
-    """Record `spec` (made with required_config's configuration) with the program evaluated live over its events."""
+    """Record `spec` (made with required_config's configuration) with the program evaluated live over its events;
+    with `grab` (dtrace -p), tracing ends when that process exits."""
     with compiled.session:
         tracing = _Tracing(compiled, quiet, systrace_armed(spec.config), _fbt_firing(spec))
 
         def consumer(threads: ThreadTable) -> Callable[[Event], None]:
-            return tracing.begin(threads)
+            feed = tracing.begin(threads)
+            tracing.state.address_spaces = AddressSpaces()  # copyin() reads them live
+            if grab is None:
+                return feed
+
+            def feed_until_exit(event: Event) -> None:
+                feed(event)
+                if grab.saw(event):
+                    tracing.walk.stopped = tracing.walk.closed = True
+
+            return feed_until_exit
 
         run = record(spec, record_budget=record_budget, live=consumer)
-        return tracing.end(_end_ns(run), run.exit_status, run.output, run, unrecorded=0, recorded=len(run.events))
+        if grab is not None:
+            grab.check(run.threads)
+        end_ns = grab.exit_ns if grab is not None and grab.exited is not None else _end_ns(run)
+        return tracing.end(end_ns, run.exit_status, run.output, run, unrecorded=0, recorded=len(run.events), grab=grab)
 
 
 def systrace_armed(config: KernelConfig) -> bool:
@@ -281,7 +303,7 @@ class _Tracing:
 
     def end(
         self, end_ns: int, command_status: int | None, program_output: str, run: Run | None, *, unrecorded: int,
-        recorded: int,
+        recorded: int, grab: Grab | None = None,
     ) -> DtraceResult:  # fmt: skip
         program, state, stderr = self.program, self.state, self.stderr
         walk = self.walk
@@ -291,10 +313,15 @@ class _Tracing:
             self._begin(_NO_EVENT)
         stopped = self.stopped
         if not stopped:
+            if grab is not None and grab.exited is not None and not state.stopping:
+                walk.stopped = False  # the grabbed process's exit stopped the walk: the samples due till then fire
             last = walk.finish(end_ns)
             stderr.extend(state.errors)  # runtime errors print as they happen: before the process's exit is noticed
             if state.stopping:
                 end_ns = last.t
+            elif grab is not None:
+                if not state.quiet:
+                    stderr.append(grab.exit_message())
             elif not state.quiet:
                 how = f"exited with status {command_status}" if command_status else "has exited"
                 stderr.append(f"dtrace: pid {self.pid} {how}")
@@ -400,8 +427,9 @@ class _Program(argparse.Action):
         namespace.programs = [*(namespace.programs or []), (option_string, value)]
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """`trapscope dtrace [-q] [-l] [-x OPT[=VAL]] [--profile P] (-n 'PROGRAM' | -s FILE)... -c 'COMMAND' [ARG...]`."""
+def add_parser(subparsers: argparse._SubParsersAction, scenario_spec: Callable[[str], RunSpec] | None = None) -> None:
+    """`trapscope dtrace [-q] [-l] [-x OPT[=VAL]] [--profile P] (-n 'PROGRAM' | -s FILE)... (-c 'COMMAND' |
+    --scenario NAME) [-p PID] [ARG...]`; `scenario_spec` gives a scenario's run (sim/cli.py: the scenarios layer)."""
     parser = subparsers.add_parser("dtrace", help="trace a command line with a D program, as dtrace -c does")
     parser.add_argument("-q", dest="quiet", action="store_true", help="quiet: only what the program prints")
     parser.add_argument("-l", dest="list", action="store_true", help="list the probes the -n descriptions match")
@@ -414,8 +442,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-n", action=_Program, dest="programs", metavar="'PROGRAM'", help="a D program (repeatable)")
     parser.add_argument("-s", action=_Program, dest="programs", metavar="FILE", help="a D script file (repeatable)")
     parser.add_argument("-c", dest="command", metavar="'COMMAND LINE'", help="what to run")
+    parser.add_argument("--scenario", metavar="NAME", help="run a lecture scenario's command (instead of -c)")
+    parser.add_argument(
+        "-p", dest="grab", type=int, metavar="PID", help="grab a process of the run: $target, and tracing ends with it"
+    )
     parser.add_argument("macro_args", nargs="*", metavar="ARG", help="the program's $1, $2, ...")
-    parser.set_defaults(handler=main, programs=[])
+    parser.set_defaults(handler=main, programs=[], scenario_spec=scenario_spec)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -426,11 +458,12 @@ def main(args: argparse.Namespace) -> int:
             return 0
         if not args.programs:
             raise DtraceError("dtrace: no probes specified: give a program with -n or -s")
-        if args.command is None:
-            raise DtraceError("dtrace: trapscope traces a command it runs: give it with -c")
-        compiled = compile_command(args.programs, args.options, args.macro_args)
-        spec = RunSpec(command=args.command, profile=args.profile, config=required_config(compiled, KernelConfig()))
-        result = trace_live(compiled, spec, args.quiet)
+        spec = _run_of(args)
+        target = args.grab if args.grab is not None else Kernel.FIRST_PID
+        compiled = compile_command(args.programs, args.options, args.macro_args, target)
+        spec = replace(spec, config=required_config(compiled, spec.config))
+        grab = Grab(args.grab) if args.grab is not None else None
+        result = trace_live(compiled, spec, args.quiet, grab=grab)
     except DtraceError as error:
         print(error, file=sys.stderr)
         if error.context:
@@ -442,7 +475,30 @@ def main(args: argparse.Namespace) -> int:
     return result.exit_status & 0xFF
 
 
-def compile_command(programs: list[tuple[str, str]], settings: list[str], macro_args: list[str]) -> CompiledScript:
+def _run_of(args: argparse.Namespace) -> RunSpec:
+    """The run to trace: -c's command line on --profile's machine, or a scenario's command on its own."""
+    if args.command is not None and args.scenario is not None:
+        raise DtraceError("dtrace: give the run to trace with -c or with --scenario, not both")
+    if args.scenario is not None:
+        if args.scenario_spec is None:
+            raise DtraceError("dtrace: --scenario needs the scenarios, which this command line was made without")
+        try:
+            return args.scenario_spec(args.scenario)
+        except LookupError as error:
+            raise DtraceError(f"dtrace: {error}") from None
+    if args.command is None:
+        if args.grab is not None:
+            raise DtraceError(
+                f"dtrace: failed to grab pid {args.grab}: trapscope has no process running outside a run; give the "
+                "run with -c 'COMMAND' or --scenario NAME, and -p one of its pids (e.g. -c 'ipc-static 2proc' -p 1001)"
+            )
+        raise DtraceError("dtrace: trapscope traces a command it runs: give it with -c")
+    return RunSpec(command=args.command, profile=args.profile, config=KernelConfig())
+
+
+def compile_command(
+    programs: list[tuple[str, str]], settings: list[str], macro_args: list[str], target: int = Kernel.FIRST_PID
+) -> CompiledScript:
     """The -n/-s programs of a command line, each compiled on its own (so that errors name it, and so that each
     reports its matched probes), then together: one program, as dtrace enables them all at once."""
     sources: list[tuple[str, str | None]] = []
@@ -456,11 +512,12 @@ def compile_command(programs: list[tuple[str, str]], settings: list[str], macro_
             reason = getattr(error, "strerror", None) or str(error)
             raise DtraceError(f"dtrace: failed to open {value}: {reason}") from None
     options = _command_options(settings)
-    parts = [compile_script(text, name, options=options, macro_args=macro_args) for text, name in sources]
+    parts = [compile_script(text, name, options=options, macro_args=macro_args, target=target)
+             for text, name in sources]  # fmt: skip
     if len(parts) == 1:
         return parts[0]
     together = "\n".join(text for text, _ in sources)
-    combined = compile_script(together, sources[0][1] or "", options=options, macro_args=macro_args)
+    combined = compile_script(together, sources[0][1] or "", options=options, macro_args=macro_args, target=target)
     combined.matched_messages = [part.matched_message() for part in parts]
     return combined
 

@@ -14,11 +14,10 @@ sim/scenarios/lecture_slides.py run them).
   writer (slide "So: back to VM").
 - aio-reuse: aio_write() and the buffer overwritten before aio_return(): shared semantics (slide "System-call
   asynchrony").
-- mmap-file: a file on the disk, not in memory, mapped with mmap() and read through the mapping: demand paging
-  of a file, each first touch a hard fault that reads the page from the disk (slide "System-call asynchrony").
-  With -r it is read() after mmap(), and the first touch finds the buffer cache's pages resident in the file's
-  vm_object;
-  with -w a write() shows through the mapping at once (slide "Mach VM": the merged VM/buffer cache).
+- mmap-file: a file on the disk, in no page of memory, mapped and read through the mapping: each first touch a
+  hard fault that reads the page from the disk (slide "System-call asynchrony"). With -r it is read() after
+  mmap(): the touch finds the buffer's pages resident in the file's vm_object; with -w a write() shows through
+  the mapping (slide "Mach VM": the merged VM/buffer cache).
 - forkexec: fork() then execve(): the child's copied address space is replaced (slide "Mach VM").
 - prezero: sleeps, then touches new pages: with idle page zeroing on, they were zeroed while the CPU was idle
   (slide "So: back to VM": background page zeroing).
@@ -203,55 +202,33 @@ def aio_reuse_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> in
     return 0
 
 
-# -- mmap() of a file: demand paging, and the merged VM/buffer cache -------------------------------------------
+# -- mmap() of a file: demand paging, and the merged VM/buffer cache (sim/user/lecture_mapped.py) ---------------
 
-MMAP_PATH = "/var/tmp/mapped"
-MMAP_PAGES = 3
 MMAP_USAGE = "mmap-file [-rw]"
-SEEK_SET = 0
-
-
-def install_mapped_file() -> None:
-    """The file the program maps, as an earlier boot left it: on the disk, in no page of memory. It stands for
-    state from before the run began, so it is neither charged nor recorded (compare rtld.install_files)."""
-    from sim.kern import vfs_subr
-
-    names = vfs_subr.vfs().names
-    if MMAP_PATH not in names:
-        data = b"".join(bytes([ord("A") + page]) * PAGE_SIZE for page in range(MMAP_PAGES))
-        names[MMAP_PATH] = vfs_subr.new_vnode(vfs_subr.VREG, MMAP_PATH, 0o644, i_size=len(data), v_disk={0: data})
 
 
 @program(
     "mmap-file",
-    f"maps {MMAP_PATH} ({MMAP_PAGES} pages on the disk, not in memory) with mmap() and reads one byte of each page: "
-    "mmap() loads nothing; each first touch faults, and the vnode pager brings the page in. With -r, read() the "
-    "file after mmap(): its buffers' pages are the file's VM pages, so the first touch finds them resident, a soft "
-    "fault (the merged VM/buffer cache). With -w, write() a byte into page 1 afterwards and load it through the "
-    "mapping",
+    "maps a file of 3 pages on the disk, in no page of memory, and reads a byte of each page: each first touch faults "
+    "and the vnode pager reads the page. -r: read() the file after mmap(): the touch finds the buffer's pages "
+    "resident (a soft fault). -w: then write() a byte into page 1 and load it through the mapping",
     validate=validator(MMAP_USAGE, flags="rw"),
 )
 def mmap_file_main(libc: Libc, argv: tuple[str, ...], env: dict[str, str]) -> int:
-    flags, _ = getopt(argv, MMAP_USAGE, flags="rw")
-    install_mapped_file()
-    size = MMAP_PAGES * PAGE_SIZE
-    fd = open_file(libc, MMAP_PATH, O_RDWR if "w" in flags else O_RDONLY)
+    from sim.user.lecture_mapped import MMAP_PAGES, install_mapped_file, read_after_mmap, write_through
+
+    flags, size = getopt(argv, MMAP_USAGE, flags="rw")[0], MMAP_PAGES * PAGE_SIZE
+    fd = open_file(libc, install_mapped_file(), O_RDWR if "w" in flags else O_RDONLY)
     mapped = libc.syscall("mmap", 0, size, PROT_READ, MAP_SHARED, fd, 0)
     if mapped == -1:
         err(libc, 1, argv[0], "mmap")
-    mapped &= (1 << 64) - 1
-    printf(libc, f"mmap() returned {mapped:#x}: nothing read yet\n")
-    if "r" in flags:  # after mmap(), which would otherwise map the resident pages at once (MAP_PREFAULT_PARTIAL)
-        buf = anonymous(libc, size)
-        printf(libc, result(libc, f"read(fd, buf, {size})", libc.syscall("read", fd, buf, size)))
+    printf(libc, f"mmap() returned {mapped & (1 << 64) - 1:#x}: nothing read yet\n")
+    if "r" in flags:
+        read_after_mmap(libc, fd, size)
     seen = bytes(umem.load(mapped + page * PAGE_SIZE, 1)[0] for page in range(MMAP_PAGES))
     printf(libc, f"first byte of each mapped page: {seen!r}\n")
     if "w" in flags:
-        libc.syscall("lseek", fd, PAGE_SIZE, SEEK_SET)
-        with stack_locals(libc, 1) as byte:
-            umem.store(byte, b"b")
-            printf(libc, result(libc, 'write(fd, "b", 1) at offset 4096', libc.syscall("write", fd, byte, 1)))
-        printf(libc, f"first byte of mapped page 1 now: {umem.load(mapped + PAGE_SIZE, 1)!r}\n")
+        write_through(libc, fd, mapped)
     libc.syscall("close", fd)
     return 0
 

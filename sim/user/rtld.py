@@ -186,6 +186,7 @@ def install_files() -> None:
                                                   v_image=image)  # fmt: skip
             if path in FILES:
                 vp.v_bufobj.update({n: Buf(vp, n, bytearray(block), B_CACHE) for n, block in blocks.items()})
+                vp.v_cached = True  # VMIO: those buffers' pages are the vnode object's, resident (an mmap: soft)
 
 
 class RtldMalloc:

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from sim.cli import run_command
+from sim.cli import _scenario_spec, run_command
 from sim.trace import dtrace
 from sim.trace.d_command import expand_macros
 from sim.trace.d_parser import CompileError
@@ -14,7 +14,7 @@ from sim.trace.d_parser import CompileError
 
 def dtrace_cli(capsys, *argv: str) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser(prog="trapscope")
-    dtrace.add_parser(parser.add_subparsers(dest="command_name", required=True))
+    dtrace.add_parser(parser.add_subparsers(dest="command_name", required=True), _scenario_spec)
     status = run_command(parser.parse_args(["dtrace", *argv]))
     out, err = capsys.readouterr()
     return status, out, err
@@ -81,3 +81,47 @@ def test_several_programs_run_together_in_order(capsys, tmp_path):
     status, out, err = dtrace_cli(capsys, "-n", "BEGIN {}", "-s", str(script), "-c", "getpid 1")
     assert "dtrace: description 'BEGIN ' matched 1 probe" in err
     assert f"dtrace: script '{script}' matched 1 probe" in err
+
+
+IPC = "ipc-static -q -t 65536 -b 8192 2proc"
+LAST_EXIT = 'proc:::exit { last = timestamp; } END { printf("%d %d %d", $target, last, timestamp); }'
+
+
+def test_target_is_the_commands_pid_and_dollar_pid_is_dtraces(capsys):
+    status, out, _ = dtrace_cli(capsys, "-q", "-n", 'BEGIN { printf("%d %d", $target, $pid); exit(0); }', "-c", IPC)
+    assert (status, out.split()) == (0, ["1000", "999"])
+
+
+def test_p_grabs_a_process_of_the_run_and_tracing_ends_when_it_exits(capsys):
+    _, whole, _ = dtrace_cli(capsys, "-q", "-n", LAST_EXIT, "-c", IPC)
+    status, grabbed, err = dtrace_cli(capsys, "-n", LAST_EXIT, "-c", IPC, "-p", "1001")
+    target, last_exit, end = (int(word) for word in grabbed.split()[-3:])
+    assert status == 0 and target == 1001 and "dtrace: pid 1001 has exited" in err
+    assert end == last_exit  # END fires as the child exits ...
+    assert end < int(whole.split()[-1])  # ... before the parent, whose exit ends the whole run
+
+
+def test_p_refuses_a_pid_the_run_never_had_and_a_kernel_process(capsys):
+    status, _, err = dtrace_cli(capsys, "-n", "BEGIN {}", "-c", "getpid 1", "-p", "1234")
+    assert status == 1 and "failed to grab pid 1234: No such process (the run's pids: 1000)" in err
+    status, _, err = dtrace_cli(capsys, "-n", "BEGIN {}", "-c", "getpid 1", "-p", "11")
+    assert status == 1 and "failed to grab pid 11: system process" in err
+    status, _, err = dtrace_cli(capsys, "-n", "BEGIN {}", "-p", "1001")
+    assert status == 1 and "give the run with -c 'COMMAND' or --scenario NAME" in err
+
+
+def test_scenario_gives_the_run_and_an_unknown_one_is_named(capsys):
+    status, out, _ = dtrace_cli(capsys, "-q", "-n", LAST_EXIT, "--scenario", "fork-returns-twice", "-p", "1001")
+    assert status == 0 and out.split()[-3] == "1001"  # after what the program printed
+    status, _, err = dtrace_cli(capsys, "-n", "BEGIN {}", "--scenario", "nope")
+    assert status == 1 and "no scenario named 'nope'" in err
+
+
+def test_q_x_l_mixed_n_and_s_and_macro_arguments_together(capsys, tmp_path):
+    script = tmp_path / "two.d"
+    script.write_text('BEGIN { printf("%s %d|", $$1, $2); exit(0); }')
+    status, out, err = dtrace_cli(
+        capsys, "-x", "quiet", "-n", 'BEGIN { printf("%d %s|", $2 + 1, $$1); }', "-s", str(script), "-c",
+        "getpid 1", "hello", "41",
+    )  # fmt: skip
+    assert status == 0 and out.startswith("42 hello|hello 41|") and err == ""  # -x quiet: no "matched" lines

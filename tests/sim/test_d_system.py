@@ -3,7 +3,10 @@ the address), checked by what a program prints over a real run."""
 
 from __future__ import annotations
 
-from sim.trace.dtrace import run_dtrace
+import pytest
+
+from sim.trace.d_parser import DtraceError
+from sim.trace.dtrace import compile_script, run_dtrace
 
 
 def error_report(body: str) -> tuple[str, str]:
@@ -33,3 +36,14 @@ def test_the_fault_codes_are_unistd_d_s():
         quiet=True,
     )
     assert result.output.strip() == "0 5 9"
+
+
+def test_ustack_arguments_are_checked_as_libdtrace_checks_them_before_it_is_refused():
+    for program, message in [
+        ("BEGIN { ustack(0, 200); }", "ustack( ) argument #1 must be a non-zero positive integer constant"),
+        ('BEGIN { ustack(1, "x"); }', "ustack( ) argument #2 must be a positive integer constant"),
+        ("BEGIN { jstack(1, 2, 3); }", "jstack( ) prototype mismatch: too many arguments"),
+        ("BEGIN { ustack(5); }", "ustack( ) is not supported by trapscope's D"),
+    ]:
+        with pytest.raises(DtraceError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            compile_script(program)

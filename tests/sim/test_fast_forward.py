@@ -73,6 +73,13 @@ def test_a_fast_forwarded_memset_leaves_the_machine_as_the_recorded_one_does():
     assert fast.cpu.regs == slow.cpu.regs
     pages = {pfn: (m.object is not None, m.pindex, m.queue, m.dirty) for pfn, m in fast.vm.page_array.items()}
     assert pages == {pfn: (m.object is not None, m.pindex, m.queue, m.dirty) for pfn, m in slow.vm.page_array.items()}
+    assert _caches_state(fast.machine) == _caches_state(slow.machine)
+    assert (fast.machine.host.ns, fast.machine.host.backed) == (slow.machine.host.ns, slow.machine.host.backed)
+
+
+def _caches_state(machine) -> list:
+    """What each cache of the memory hierarchy holds, least recently used first, with the bytes of each block."""
+    return [(cache[0].name, list(cache[1].items()), cache[2]) for cache in machine.caches._lru]
 
 
 def test_the_default_record_budget_keeps_every_step_of_the_lectures_dd():

@@ -115,3 +115,30 @@ def test_a_random_replacement_cache_loses_a_loop_a_little_larger_than_itself_gra
     assert loop_cost(lru, 8) == loop_cost(rnd, 8) == 1  # fits: all hits either way
     assert loop_cost(lru, 9) == 100  # LRU's cliff
     assert 1 < loop_cost(rnd, 9) < loop_cost(rnd, 14) < loop_cost(rnd, 20) < 100  # a slope
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+@pytest.mark.parametrize("stores", [3, 40, 700])  # fewer than any cache holds, more than L1 holds, more than L2
+def test_the_fast_forwards_zeroed_then_stored_blocks_leave_the_caches_as_block_by_block(profile, stores):
+    """sim/machine/fastforward.py's zero_then_store_unrecorded (a memset's fresh pages in one pass) against
+    evict + touch of each block, after a mixed history (blocks of several sizes, some of them stored again)."""
+    from sim.machine.fastforward import zero_then_store_unrecorded
+
+    def history(caches: MemoryHierarchy) -> None:
+        for i in range(3000):
+            caches.touch((i * 7919 % 2000) * PAGE, (16, 4096, 1024, 64)[i % 4])
+
+    def state(caches: MemoryHierarchy) -> list:
+        if caches._lru is not None:
+            return [(list(cache[1].items()), cache[2]) for cache in caches._lru]
+        return [[(list(s[0].items()), s[1]) for s in segments] for _, segments in caches._caches]
+
+    addrs = [(1900 + 3 * i) * PAGE for i in range(stores)]  # some held after the history, most not
+    one_by_one, in_one_pass = MemoryHierarchy(PROFILES[profile].memory), MemoryHierarchy(PROFILES[profile].memory)
+    history(one_by_one)
+    history(in_one_pass)
+    for addr in addrs:
+        one_by_one.evict(addr)
+        one_by_one.touch(addr, PAGE)
+    zero_then_store_unrecorded(in_one_pass, addrs)
+    assert state(in_one_pass) == state(one_by_one)
