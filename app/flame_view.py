@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.trace.flame import KERNEL_SEPARATOR, USER_FRAME, FlameGraph, Stack
+from sim.trace.flame import KERNEL_SEPARATOR, USER_FRAME, FlameDiff, FlameGraph, Stack
 from sim.trace.flame_chart import FlameChart
 
 PROCESS, USER, SEPARATOR, KERNEL = "p", "u", "s", "k"
@@ -66,6 +66,16 @@ def flame_data(graph: FlameGraph) -> dict[str, Any]:
     table = _StackTable(graph.unit)
     stacks = [[*table.row(stack), value] for stack, value in sorted(graph.stacks.items())]
     return {"names": list(table.names), "stacks": stacks, "total": graph.total, "kinds": KIND_NAMES}
+
+
+def diff_data(diff: FlameDiff) -> dict[str, Any]:
+    """A differential flame graph as the browser lays it out: the second run's stacks (the widths, as flame_data),
+    each of its frames' value in the first run (inclusive, scaled if the diff is normalised), keyed by its stack
+    as the browser names it (`;`-joined, the root ""), and the largest change, which the deepest colour stands for."""
+    data = flame_data(diff.after)
+    data["before"] = {";".join(node.stack): node.before for node in diff.nodes if node.after > 0}
+    data["maxChange"] = diff.max_abs_delta
+    return data
 
 
 def chart_data(chart: FlameChart, start_ns: int, end_ns: int, width_px: int) -> dict[str, Any]:

@@ -70,6 +70,8 @@ QUERY_PARAMETERS = (
     "add_bp",
     "room",
     "profile",
+    "script",  # the D console's program and its -q (app/routes_console.py checks them)
+    "quiet",
     *KNOBS,
     *SWITCHES,
 )

@@ -4,9 +4,11 @@
 
 The console sits below the stepper (partials/console.html). Its Trace button sends the editor's program and -q with
 the page's run parameters, read from the page's URL as it is sent (static/console.js), so the program traces the
-run the stepper shows. The answer replaces only the console's results (partials/console_results.html): the
-stepper's step and URL do not change. Tracing itself is the trace page's (app/routes_trace.py): its query checks,
-its run and result caches, its view of the results and its error panel.
+run the stepper shows. The answer replaces only the console's results (partials/console_results.html); the step
+stays, and the page's URL gains the program (script=, quiet=), kept as the reader steps on, so a link or a reload
+opens the page with the program in the editor and traces it again (console_program). Tracing itself is the trace
+page's (app/routes_trace.py): its query checks, its run and result caches, its view of the results and its error
+panel.
 
 A program that does not compile, a script that is too long or a tampered parameter answers 4xx with the error
 panel (partials/trace_error.html) retargeted into place, its line and column marked; the last results stay shown.
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -69,6 +72,20 @@ def console_query(slug: str, params: QueryParams) -> tuple[stepper_params.Steppe
     if query.script is None:
         raise BadParameter("script", "the editor is empty: write a D program, or pick an example script")
     return page, replace(query, config=page.config)
+
+
+def console_program(params: QueryParams) -> tuple[str | None, bool]:
+    """The program a stepping page's URL gives its console (script=, quiet=: the console puts them there once it has
+    traced), checked as the console checks them (a script over the limit is a 4xx naming it). The page opens with
+    it in the editor and traces it again (static/console.js)."""
+    query = parse_query(QueryParams([(k, v) for k, v in params.multi_items() if k in CONSOLE_PARAMETERS]))
+    return query.script, query.quiet
+
+
+def with_console_program(url: str, params: QueryParams) -> str:
+    """A stepping page's `url` with the console's parameters `params` holds (a redirect keeps the program)."""
+    pairs = [(k, v) for k, v in params.multi_items() if k in CONSOLE_PARAMETERS]
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(pairs)}" if pairs else url
 
 
 def untraced_switches(page: stepper_params.StepperQuery) -> list[str]:

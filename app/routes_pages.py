@@ -24,6 +24,7 @@ from app.figures import latency_layout, timeline_layout
 from app.fragments import SHAREABLE
 from app.params import EVENT_KIND_NAMES, VIEWS, MalformedStep, StepperQuery, parse_query, step_problem
 from app.room_views import room_bar
+from app.routes_console import console_program, with_console_program
 from app.routes_trace import trace_url
 from app.runs import RunCache, get_run_cache
 from app.security import embed_policy
@@ -98,6 +99,7 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
         query = parse_query(request.url.path, scenario, {k: v for k, v in params.items() if k != "step"}, {})
         cached = await runs.get(query.spec)
         raise step_problem(error, cached.last_step) from None
+    program = console_program(params)
     cached = await runs.get(query.spec, prepare=PrepareStepper(query.scenario.slug))
     derived = await derived_stepper_run(runs, cached)
     stops = await run_stops(runs, cached, scenario)
@@ -109,14 +111,16 @@ async def scenario_page(request: Request, slug: str, runs: Runs, templates: Temp
         # a step past the end (a link made for a longer run, a typo): the last step, and the URL says so
         query = replace(query, step=derived.index.last_step, stop="")
         if not is_htmx(request):
-            return RedirectResponse(query.url(query.step), status_code=303)
+            return RedirectResponse(with_console_program(query.url(query.step), params), status_code=303)
     if (named_no_step or "at" in params) and not is_htmx(request):
-        return RedirectResponse(query.url(query.step), status_code=303)  # the canonical URL names the step
+        canonical = with_console_program(query.url(query.step), params)  # the canonical URL names the step
+        return RedirectResponse(canonical, status_code=303)
     step = query.step or 0
     headers = {}
     if is_htmx(request) and request.headers.get("hx-history-restore-request") != "true":
         headers["HX-Push-Url"] = query.url(step)  # the canonical URL, whatever the form or link sent
     context = await stepper_context(query, runs, fragment=is_htmx(request))
+    context["console_program"] = program
     if query.room and not is_htmx(request):
         context["room_bar"] = await room_bar(request, query)
     if wants_panel_only(request):

@@ -553,12 +553,12 @@ async def diff_fragment(request: Request, runs: Runs, templates: Templates) -> R
     after_graph = await run_in_threadpool(run_flame, after)
     before_graph = await run_in_threadpool(run_flame, before)
     diff = flame.differential(before_graph, after_graph)
-    min_value = after_graph.total * flame.DEFAULT_MIN_WIDTH_PX / flame.DEFAULT_WIDTH_PX
     changes = sorted(flame.self_changes(diff), key=lambda n: -abs(n.delta))
     context = {
         "q": query,
         "diff": diff,
-        "figure": trace_figures.diff_figure(diff, min_value),
+        "data": flame_view.diff_data(diff),
+        "unit": trace_figures.UNITS.get(after_graph.unit, after_graph.unit),
         "changes": changes[:12],
         "before": before.run,
         "after": after.run,

@@ -1,10 +1,6 @@
-"""Plotly figures for the trace page: differential flame graphs and charts of D aggregations. Each is a
-JSON-ready dict that static/trace.js hands to Plotly.newPlot. (The flame graph itself is laid out and drawn in
-the browser, static/flame.js, from app/flame_view.py's data.)
-
-A differential flame graph is a go.Icicle of every drawn frame, identified by its stack (`dd;-;Xpage;trap`, so a
-name that occurs in several places stays distinct), valued by its inclusive value with branchvalues="total", in
-flamegraph.pl's order (siblings by name), tiled bottom-up: tiling=dict(orientation="v", flip="y").
+"""Plotly figures for the trace page: charts of D aggregations. Each is a JSON-ready dict that static/trace.js
+hands to Plotly.newPlot. (The flame graphs, the differential one too, are laid out and drawn in the browser,
+static/flame.js, from app/flame_view.py's data.)
 """
 
 from __future__ import annotations
@@ -14,29 +10,21 @@ from typing import Any
 import plotly.graph_objects as go
 
 from sim.trace.d_output import QUANTIZE_ZEROBUCKET, Aggregation, Buckets, quantize_bucket_value
-from sim.trace.flame import FlameDiff, FlameGraph, stack_text
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Liberation Sans', sans-serif"
 FRAME_FONT = "ui-monospace, 'DejaVu Sans Mono', 'Liberation Mono', Menlo, monospace"
-PATHBAR_PX = 30  # room above the plot for the path bar a zoomed icicle shows
-FRAME_HEIGHT_PX = 24  # flamegraph.pl draws 16 px frames; a projector wants them taller
-MIN_FLAME_HEIGHT_PX, MAX_FLAME_HEIGHT_PX = 320, 900
+TOP_MARGIN_PX = 30
 MAX_BARS = 40  # the largest entries of a keyed aggregation that a bar chart shows
 MAX_HISTOGRAMS = 6  # quantize() keys drawn, largest first
 
 UNITS = {"nanoseconds": "ns", "samples": "samples", "none": ""}
 
 
-def _unit(graph: FlameGraph) -> str:
-    unit = UNITS.get(graph.unit, graph.unit)
-    return f" {unit}" if unit else ""
-
-
 def _layout(height: int, title: str | None = None) -> dict[str, Any]:
     return dict(
         template="none",
         height=height,
-        margin=dict(l=4, r=4, t=36 if title else PATHBAR_PX, b=4),
+        margin=dict(l=4, r=4, t=36 if title else TOP_MARGIN_PX, b=4),
         title=dict(text=title, x=0, xanchor="left", font=dict(size=15)) if title else None,
         font=dict(family=FONT, size=14, color="#1b1b1b"),
         paper_bgcolor="#ffffff",
@@ -49,47 +37,6 @@ def _figure(fig: go.Figure) -> dict[str, Any]:
     figure = fig.to_plotly_json()
     figure["config"] = {"displayModeBar": False, "responsive": True}
     return figure
-
-
-def flame_height(depth: int) -> int:
-    """Tall enough for every level (the root is level 0) at FRAME_HEIGHT_PX, and for the path bar above."""
-    return min(max((depth + 1) * FRAME_HEIGHT_PX + 40, MIN_FLAME_HEIGHT_PX), MAX_FLAME_HEIGHT_PX)
-
-
-def diff_colour(delta: int, max_abs: int) -> str:
-    """difffolded's colours: red for more, blue for less, deeper with the size of the change; white if equal."""
-    if not delta or not max_abs:
-        return "rgb(245,245,245)"
-    fade = round(210 * (1 - min(abs(delta) / max_abs, 1.0)))
-    return f"rgb(255,{fade},{fade})" if delta > 0 else f"rgb({fade},{fade},255)"
-
-
-def diff_figure(diff: FlameDiff, min_value: float) -> dict[str, Any]:
-    """A differential flame graph: widths are the second run's, colours the change from the first."""
-    unit = _unit(diff.after)
-    kept = {node.stack for node in diff.nodes if not node.stack or node.after >= min_value and node.after > 0}
-    nodes = [n for n in diff.nodes if n.stack in kept and (not n.stack or n.stack[:-1] in kept)]
-    max_abs = diff.max_abs_delta
-    icicle = go.Icicle(
-        ids=[stack_text(n.stack) for n in nodes],
-        labels=[n.name for n in nodes],
-        parents=[stack_text(n.stack[:-1]) if n.stack else "" for n in nodes],
-        values=[n.after for n in nodes],
-        branchvalues="total",
-        sort=False,
-        tiling=dict(orientation="v", flip="y"),
-        marker=dict(colors=[diff_colour(n.delta, max_abs) for n in nodes], line=dict(color="#888888", width=0.5)),
-        leaf=dict(opacity=1),
-        customdata=[[n.before, n.delta] for n in nodes],
-        texttemplate="%{label}",
-        textfont=dict(family=FRAME_FONT, size=13, color="#1b1b1b"),
-        hovertemplate=(
-            f"%{{label}}<br>after %{{value:,}}{unit}, before %{{customdata[0]:,}}{unit}"
-            f"<br>change %{{customdata[1]:+,}}{unit}<extra></extra>"
-        ),
-        pathbar=dict(visible=True, side="top", textfont=dict(family=FRAME_FONT, size=13)),
-    )
-    return _figure(go.Figure(icicle, layout=_layout(flame_height(max(len(n.stack) for n in nodes)))))
 
 
 # --- aggregations -------------------------------------------------------------------------------------------

@@ -7,7 +7,12 @@
 //  - palettes: colour-blind safe (kernel orange, user blue), flamegraph.pl's hot, greys; user-mode frames are
 //    hatched and every readout names the ring, so kernel and user never differ by colour alone;
 //  - keys on the graph: arrows choose a frame, Enter zooms, Escape resets, / searches, n / N the next match;
-//  - the view, orientation, palette, zoom and search live in the URL (history.replaceState).
+//  - the view, orientation, palette, zoom and search live in the URL (history.replaceState);
+//  - the differential flame graph (#diff-flame, its controls' ids prefixed "diff-") is the same graph: widths are
+//    the second run's, colours its change from the first (red more time, blue less, as difffolded.pl colours; or
+//    a colour-blind-safe orange and purple), a mark before each name (▲ more, ▼ less) and every readout giving
+//    the change in words; flame graph and left heavy orders, zoom, keys and search as above; its state stays out
+//    of the URL, which the other graph's is.
 (function () {
   "use strict";
 
@@ -19,6 +24,7 @@
   const SEARCH_COLOUR = "#e600e6"; // flamegraph.pl's search highlight; matches also get a thick outline
   const SEARCH_DELAY_MS = 150;
   const VIEWS = ["alpha", "heavy", "time", "sandwich"];
+  const DIFF_VIEWS = ["alpha", "heavy"]; // a re-rooted sandwich or a time order has no first run to compare with
   const SPEEDSCOPE_VIEWS = { alpha: "left-heavy", heavy: "left-heavy", time: "time-ordered", sandwich: "sandwich" };
 
   // ---- palettes: a colour per frame, from its kind and a hash of its name (so a function keeps its colour)
@@ -53,6 +59,24 @@
       return `hsl(0 0% ${kind === "u" ? 92 : 74 + (hash(name) % 14)}%)`;
     },
   };
+
+  // A differential graph's colours, from a frame's change (node.change, of the largest change `most`): deeper for
+  // a bigger change, near white for none.
+  const DIFF_PALETTES = {
+    redblue(node, most) {
+      // difffolded.pl's: red for more time, blue for less
+      if (!node.change || !most) return "rgb(245,245,245)";
+      const fade = Math.round(210 * (1 - Math.min(Math.abs(node.change) / most, 1)));
+      return node.change > 0 ? `rgb(255,${fade},${fade})` : `rgb(${fade},${fade},255)`;
+    },
+    orangepurple(node, most) {
+      // ColorBrewer's PuOr ends: orange for more, purple for less, told apart with every colour-vision deficiency
+      if (!node.change || !most) return "rgb(245,245,245)";
+      const lightness = 92 - Math.round(50 * Math.min(Math.abs(node.change) / most, 1));
+      return node.change > 0 ? `hsl(30 95% ${lightness}%)` : `hsl(265 45% ${lightness}%)`;
+    },
+  };
+  const CHANGE_MARKS = { more: "▲ ", less: "▼ " };
 
   // ---- laying out the stacks
 
@@ -140,17 +164,23 @@
 
   function FlameGraph(host) {
     this.host = host;
+    this.prefix = host.id.slice(0, -"flame".length); // "" or "diff-": the ids of this graph's controls
+    this.section = host.closest("section");
     this.data = JSON.parse(document.getElementById(host.dataset.data).textContent);
     this.unit = host.dataset.unit;
     this.root = tree(this.data.stacks, this.data.names);
+    this.diff = Boolean(this.data.before);
+    if (this.diff) compare(this.root, this.data.before);
+    this.views = this.diff ? DIFF_VIEWS : VIEWS;
+    this.palettes = this.diff ? DIFF_PALETTES : PALETTES;
     this.chart = null; // time order: {range, frames} of the last range fetched
-    const params = new URL(location.href).searchParams;
+    const params = this.diff ? new URLSearchParams() : new URL(location.href).searchParams;
     const view = params.get("view");
-    this.view = VIEWS.includes(view) && !(view === "time" && !host.dataset.chartUrl) ? view : "alpha";
+    this.view = this.views.includes(view) && !(view === "time" && !host.dataset.chartUrl) ? view : "alpha";
     this.orient = params.get("orient") === "icicle" ? "icicle" : "flame";
-    this.palette = PALETTES[params.get("palette")] ? params.get("palette") : "safe";
+    this.palette = this.palettes[params.get("palette")] ? params.get("palette") : Object.keys(this.palettes)[0];
     this.fn = params.get("fn") || null;
-    this.search = (document.getElementById("flame-search") || {}).value || "";
+    this.search = (this.element("flame-search") || {}).value || "";
     this.selected = null;
     this.matchIndex = -1;
     this.frames = this.layout();
@@ -158,6 +188,21 @@
     this.range = focus ? [focus.x0, focus.x1] : this.whole();
     if (focus) this.selected = focus;
   }
+
+  // Each node's value in the first run (`before`, by stack: the server's, scaled as difffolded.pl -n scales) and
+  // its change.
+  function compare(root, before) {
+    const visit = (n) => {
+      n.before = before[n.id] || 0;
+      n.change = n.value - n.before;
+      for (const child of n.children.values()) visit(child);
+    };
+    visit(root);
+  }
+
+  FlameGraph.prototype.element = function (id) {
+    return document.getElementById(this.prefix + id);
+  };
 
   FlameGraph.prototype.whole = function () {
     const rootFrame = this.frames.find((f) => f.row === 0) || { x0: 0, x1: this.root.value || 1 };
@@ -247,6 +292,11 @@
         `${frame.merged.busy.toLocaleString("en")}${unit} of the ${value.toLocaleString("en")}${unit} they span`;
     }
     if (frame.at !== undefined) parts.push(`began at ${frame.at.toLocaleString("en")} ns of simulated time`);
+    if (this.diff) {
+      const change = n.change > 0 ? "more" : n.change < 0 ? "less" : "no change";
+      const by = n.change ? ` (${n.change > 0 ? "+" : "−"}${Math.abs(n.change).toLocaleString("en")}${unit})` : "";
+      parts.push(`before ${n.before.toLocaleString("en")}${unit}: ${change}${by}`);
+    }
     return parts;
   };
 
@@ -257,7 +307,8 @@
     const fontPx = TEXT_PX[mode];
     const matches = this.matcher();
     const shown = this.frames.filter((f) => f.x1 > a && f.x0 < b && (Math.min(f.x1, b) - Math.max(f.x0, a)) * pxPerUnit >= MIN_FRAME_PX);
-    const palette = PALETTES[this.palette];
+    const palette = this.palettes[this.palette];
+    const most = this.data.maxChange;
     const trace = {
       type: "bar", orientation: "h", base: [], x: [], y: [], text: [], hovertext: [],
       marker: { color: [], opacity: [], line: { color: [], width: [] },
@@ -274,14 +325,15 @@
       const x1 = Math.min(f.x1, b);
       const px = (x1 - x0) * pxPerUnit;
       const chars = Math.floor((px - 6) / (fontPx * GLYPH_EM));
-      const name = f.node.name;
-      const hit = matches && f.node.kind !== "r" && matches(name);
+      const name = this.label(f.node);
+      const hit = matches && f.node.kind !== "r" && matches(f.node.name);
       trace.base.push(x0);
       trace.x.push(x1 - x0);
       trace.y.push(f.row);
       trace.text.push(chars >= name.length ? name : chars >= 3 ? `${name.slice(0, chars - 1)}…` : "");
       trace.hovertext.push(this.describe(f).join("<br>"));
-      trace.marker.color.push(hit ? SEARCH_COLOUR : palette(f.node.kind, name));
+      const colour = this.diff ? palette(f.node, most) : palette(f.node.kind, f.node.name);
+      trace.marker.color.push(hit ? SEARCH_COLOUR : colour);
       const outside = focus && f.row < focus.row && this.view !== "sandwich";
       // the zoomed frame's ancestors, as flamegraph.pl greys them, and blocks of merged narrow frames
       trace.marker.opacity.push(outside || f.merged ? 0.6 : 1);
@@ -318,6 +370,12 @@
     return Plotly.react(this.host, [trace], layout, config);
   };
 
+  // A frame's text: its name, after a mark of its change in a differential graph.
+  FlameGraph.prototype.label = function (n) {
+    if (!this.diff || !n.change) return n.name;
+    return CHANGE_MARKS[n.change > 0 ? "more" : "less"] + n.name;
+  };
+
   FlameGraph.prototype.sameFrame = function (x, y) {
     return x.node.id === y.node.id && x.x0 === y.x0 && x.row === y.row;
   };
@@ -332,7 +390,7 @@
   };
 
   FlameGraph.prototype.readout = function (matches, value, frames) {
-    const out = document.getElementById("flame-matched");
+    const out = this.element("flame-matched");
     if (!out) return;
     if (!matches) {
       out.textContent = "";
@@ -347,16 +405,16 @@
   };
 
   FlameGraph.prototype.toolbar = function () {
-    for (const button of document.querySelectorAll("#trace-flame button[data-view]")) {
+    for (const button of this.section.querySelectorAll("button[data-view]")) {
       button.setAttribute("aria-pressed", String(button.dataset.view === this.view));
     }
-    const orient = document.getElementById("flame-orient");
+    const orient = this.element("flame-orient");
     if (orient) orient.setAttribute("aria-pressed", String(this.orient === "icicle"));
-    const palette = document.getElementById("flame-palette");
+    const palette = this.element("flame-palette");
     if (palette) palette.value = this.palette;
-    const link = document.getElementById("open-speedscope");
+    const link = this.element("open-speedscope");
     if (link) link.href = link.dataset.base.replace(/&view=[^&]*|$/, `&view=${SPEEDSCOPE_VIEWS[this.view]}`);
-    const table = document.getElementById("flame-functions");
+    const table = this.element("flame-functions");
     if (table) {
       table.hidden = this.view !== "sandwich";
       if (!table.hidden) this.functionTable(table);
@@ -396,6 +454,7 @@
   };
 
   FlameGraph.prototype.remember = function () {
+    if (this.diff) return;
     const url = new URL(location.href);
     const set = (name, value) => (value ? url.searchParams.set(name, value) : url.searchParams.delete(name));
     const focus = this.zoomedFrame();
@@ -411,7 +470,7 @@
   // ---- actions
 
   FlameGraph.prototype.setView = function (view) {
-    if (!VIEWS.includes(view) || (view === "time" && !this.host.dataset.chartUrl)) return;
+    if (!this.views.includes(view) || (view === "time" && !this.host.dataset.chartUrl)) return;
     const keep = this.zoomedFrame();
     if (view === "sandwich" && this.selected) this.fn = this.selected.node.name;
     this.view = view;
@@ -441,7 +500,7 @@
   };
 
   FlameGraph.prototype.announce = function (frame) {
-    const out = document.getElementById("flame-selected");
+    const out = this.element("flame-selected");
     if (out) out.textContent = frame ? this.describe(frame).join(" · ") : "";
   };
 
@@ -506,7 +565,7 @@
       " ": () => this.selected && this.zoom(this.selected),
       Escape: () => this.reset(),
       0: () => this.reset(),
-      "/": () => document.getElementById("flame-search").focus(),
+      "/": () => this.element("flame-search").focus(),
       n: () => this.nextMatch(1),
       N: () => this.nextMatch(-1),
       a: () => this.setView("alpha"),
@@ -534,8 +593,7 @@
       if (frame) this.zoom(frame);
     });
     host.addEventListener("keydown", (event) => this.onKey(event));
-    const section = document.getElementById("trace-flame");
-    section.addEventListener("click", (event) => {
+    this.section.addEventListener("click", (event) => {
       const target = event.target instanceof Element ? event.target : null;
       const viewButton = target && target.closest("button[data-view]");
       const fnButton = target && target.closest("button[data-fn]");
@@ -546,19 +604,19 @@
         this.range = this.whole();
         this.selected = null;
         this.render();
-      } else if (target && target.closest("#flame-orient")) this.flip();
-      else if (target && target.closest("#flame-reset")) this.reset();
-      else if (target && target.closest("#flame-next")) this.nextMatch(1);
-      else if (target && target.closest("#flame-prev")) this.nextMatch(-1);
+      } else if (target && target.closest(`#${this.prefix}flame-orient`)) this.flip();
+      else if (target && target.closest(`#${this.prefix}flame-reset`)) this.reset();
+      else if (target && target.closest(`#${this.prefix}flame-next`)) this.nextMatch(1);
+      else if (target && target.closest(`#${this.prefix}flame-prev`)) this.nextMatch(-1);
     });
-    const palette = document.getElementById("flame-palette");
+    const palette = this.element("flame-palette");
     if (palette) {
       palette.addEventListener("change", () => {
-        this.palette = PALETTES[palette.value] ? palette.value : "safe";
+        this.palette = this.palettes[palette.value] ? palette.value : Object.keys(this.palettes)[0];
         this.render();
       });
     }
-    const box = document.getElementById("flame-search");
+    const box = this.element("flame-search");
     let timer = 0;
     if (box) {
       box.addEventListener("input", () => {
@@ -584,8 +642,7 @@
     });
   };
 
-  function drawFlame() {
-    const host = document.getElementById("flame");
+  function drawFlame(host) {
     if (!host || host.dataset.drawn || !window.Plotly) return;
     host.dataset.drawn = "true";
     const graph = new FlameGraph(host);
@@ -598,6 +655,11 @@
     });
   }
 
-  document.addEventListener("htmx:after:swap", drawFlame);
-  drawFlame();
+  function drawFlames() {
+    drawFlame(document.getElementById("flame"));
+    drawFlame(document.getElementById("diff-flame"));
+  }
+
+  document.addEventListener("htmx:after:swap", drawFlames);
+  drawFlames();
 })();

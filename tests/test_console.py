@@ -164,3 +164,35 @@ def test_on_another_programs_page_the_examples_name_that_program(client):
     )
     assert response.status_code == 200
     assert re.search(r"^  fork +\d+$", text_of(response.text, "d-stdout"), re.M)  # fork's own syscall, timed
+
+
+def test_a_program_in_the_pages_url_opens_in_the_editor_to_be_traced_again(client):
+    response = client.get(PAGE, params={**SMALL, "step": "3", "script": LECTURE_TRAPS, "quiet": "1"})
+    assert response.status_code == 200
+    page = html.unescape(response.text)
+    assert f">{LECTURE_TRAPS}</textarea>" in page, "the URL's program, not the first example"
+    form = page[page.index('<form id="trace-form"') : page.index("</form>", page.index('<form id="trace-form"'))]
+    assert 'data-trace-on-load="true"' in form, "static/console.js traces it as the page opens"
+    assert re.search(r'<input id="console-quiet" type="checkbox" name="quiet" value="1" checked>', form)
+    plain = html.unescape(client.get(PAGE, params={**SMALL, "step": "3"}).text)
+    assert "data-trace-on-load" not in plain and f">{LECTURE_TRAPS}</textarea>" not in plain
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"script": "x" * (MAX_SCRIPT_BYTES + 1)}, f"the limit is {MAX_SCRIPT_BYTES:,}"),
+        ({"script": [LECTURE_TRAPS, LECTURE_TRAPS]}, "given 2 times"),
+    ],
+)
+def test_a_program_in_the_pages_url_over_the_limit_is_a_4xx_naming_it(client, params, says):
+    response = client.get(PAGE, params={**SMALL, "step": "3", **params})
+    assert response.status_code == 422, response.status_code
+    assert "script" in html.unescape(response.text) and says in html.unescape(response.text)
+
+
+def test_a_redirect_to_the_canonical_url_keeps_the_program(client):
+    response = client.get(PAGE, params={**SMALL, "step": "999999", "script": LECTURE_TRAPS}, follow_redirects=False)
+    assert response.status_code == 303
+    query = parse_qs(urlparse(response.headers["location"]).query)
+    assert query["script"] == [LECTURE_TRAPS] and query["step"] != ["999999"]

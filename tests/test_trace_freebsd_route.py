@@ -28,7 +28,7 @@ def counter(page: str, name: str) -> int:
 
 def printed_counts(page: str) -> list[int]:
     """The counts dtrace printed (one count() aggregation a line, in the order the program declared them)."""
-    stdout = html.unescape(re.search(r'<pre id="d-stdout" class="terminal">(.*?)</pre>', page, re.S).group(1))
+    stdout = html.unescape(re.search(r'<pre id="d-stdout" class="terminal"[^>]*>(.*?)</pre>', page, re.S).group(1))
     return [int(n) for n in re.findall(r"^\s+(\d+)\s*$", stdout, re.M)]
 
 

@@ -224,13 +224,23 @@ def test_a_frame_of_a_command_no_scenario_names_opens_the_any_command_stepper(cl
 def test_the_differential_flame_graph_colours_junk_fillings_faults_red_and_reads_blue(client):
     response = client.get("/trace/diff", params={"command": JUNK_TRUE, "baseline": JUNK_FALSE})
     assert response.status_code == 200
-    (icicle,) = figure(response.text, "diff-figure")["data"]
-    colour = dict(zip(icicle["ids"], icicle["marker"]["colors"], strict=True))
-    assert colour["dd;-;Xpage"].startswith("rgb(255,")  # more time: red
-    assert re.fullmatch(r"rgb\((\d+),\1,255\)", colour["dd;-;Xfast_syscall"])  # less time: blue
+    data = figure(response.text, "diff-data")  # static/flame.js lays out and colours these stacks
+    after = flame_from_run(record(RunSpec(JUNK_TRUE)))
+    before = flame_from_run(record(RunSpec(JUNK_FALSE)))
+    names = data["names"]
+    stacks = {tuple(names[i] for i in indices): value for indices, _, value in data["stacks"]}
+    assert stacks == after.stacks, "the widths are the second run's"
+    inclusive = {node.stack: node.inclusive for node in before.nodes()}
+    for stack in (("dd", "-", "Xpage"), ("dd", "-", "Xfast_syscall")):
+        assert data["before"][";".join(stack)] == inclusive[stack], "each frame's time in the first run"
+    change = {node.stack: node.inclusive for node in after.nodes()}
+    assert change[("dd", "-", "Xpage")] > inclusive[("dd", "-", "Xpage")]  # more time: red
+    assert change[("dd", "-", "Xfast_syscall")] < inclusive[("dd", "-", "Xfast_syscall")]  # less time: blue
+    assert data["maxChange"] == max(abs(change.get(s, 0) - inclusive.get(s, 0)) for s in {*change, *inclusive} if s)
+    assert 'id="diff-flame"' in response.text and 'data-data="diff-data"' in response.text
     # read()'s copyout no longer faults at all: that frame has no width now, so the table lists it as less
     gone = re.findall(r'<tr class="less"><td><code title="([^"]*)">pagezero</code>', response.text)
-    assert any("sys_read" in stack and stack not in icicle["ids"] for stack in gone)
+    assert any("sys_read" in stack and stack not in data["before"] for stack in gone)
     assert client.get("/trace/diff", params={"command": DD}).status_code == 422
 
 

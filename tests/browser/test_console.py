@@ -1,5 +1,6 @@
 """The D console on the stepping page, in real Chromium: the lecture's script traced over the page's own dd run
-without the step or the URL changing, an example picked, a compile error marked at its line and column, stepping
+without the step changing, the program put in the URL (kept as the reader steps, traced again on a reload), an
+example picked, a compile error marked at its line and column, stepping
 while the output stays, a new run marking old output, and the trace page link carrying the program.
 
 Every test also fails on a console error (a CSP violation shows as one: tests/browser/conftest.py). Screenshots
@@ -41,19 +42,38 @@ def open_page(page: Page, url: str = PAGE) -> None:
 def test_the_lectures_script_traced_from_the_stepper_keeps_the_step_and_the_url(page: Page):
     open_page(page)
     expect(page.locator("#d-script")).to_have_value(LECTURE_SYSCALL_TIMES)
-    url_before = page.url
     page.locator("#console-run").click()
     stdout = page.locator("#d-stdout")
     expect(stdout).to_be_visible(timeout=SLOW)
     assert stdout.text_content() == run_dtrace(LECTURE_SYSCALL_TIMES, DD, script_name="script.d").output
     expect(page.locator("#console-command-line")).to_have_text(f"dtrace -s script.d -c '{DD}'")
     expect(page.locator("[data-figure='console-aggregation-syscall_time-figure'] .main-svg").first).to_be_visible()
-    assert page.url == url_before
+    query = parse_qs(urlparse(page.url).query)
+    assert query["step"] == ["40"] and query["script"] == [LECTURE_SYSCALL_TIMES], "the program is in the URL"
     expect(page.locator("#step-number")).to_have_text("40")
     expect(page.locator("#console-stale")).to_be_hidden()
     screenshot(page, "console-lecture-script.png")
     page.reload()
     expect(page.locator("#step-number")).to_have_text("40")
+
+
+def test_a_traced_program_stays_in_the_url_as_the_reader_steps_and_a_reload_traces_it_again(page: Page):
+    open_page(page)
+    page.locator("#d-script").fill(LECTURE_TRAPS)
+    page.locator("#console-quiet").check()
+    page.locator("#console-run").click()
+    expect(page.locator("#d-stdout")).to_be_visible(timeout=SLOW)
+    traced = page.locator("#d-stdout").text_content()
+    page.locator("#step-forward").click()
+    expect(page.locator("#step-number")).to_have_text("41")
+    query = parse_qs(urlparse(page.url).query)
+    assert query["step"] == ["41"] and query["script"] == [LECTURE_TRAPS] and query["quiet"] == ["1"], page.url
+    page.reload()  # as a link shared: the program in the editor, traced again over the page's run
+    expect(page.locator("#step-number")).to_have_text("41")
+    expect(page.locator("#d-script")).to_have_value(LECTURE_TRAPS)
+    expect(page.locator("#console-quiet")).to_be_checked()
+    expect(page.locator("#d-stdout")).to_have_text(traced, timeout=SLOW)
+    screenshot(page, "console-from-url.png")
 
 
 def test_a_compile_error_is_marked_at_its_line_and_the_output_stays(page: Page, console_errors):
@@ -98,7 +118,7 @@ def test_an_example_is_picked_and_traced_and_stepping_goes_on_beside_it(page: Pa
     stdout = page.locator("#d-stdout")
     expect(stdout).to_be_visible(timeout=SLOW)
     assert stdout.text_content() == run_dtrace(LECTURE_TRAPS, DD, script_name="script.d").output
-    assert urlparse(page.url).query == "step=40"
+    assert parse_qs(urlparse(page.url).query) == {"step": ["40"], "script": [LECTURE_TRAPS]}
     page.keyboard.press("ArrowRight")  # the stepper's keys still step, and the output stays
     expect(page.locator("#step-number")).to_have_text("41")
     expect(stdout).to_be_visible()
@@ -116,6 +136,7 @@ def test_a_new_run_marks_the_old_output_and_the_next_trace_is_of_the_new_run(pag
     expect(page.locator("#d-stdout")).to_be_visible(timeout=SLOW)
     page.locator("#params-form input[name=count]").fill("3")
     page.locator("#params-run").click()
+    # the output shown is of the old run: the new run's URL does not carry its program
     expect(page).to_have_url("/scenarios/dd-system-time?bs=64k&count=3&step=0", timeout=SLOW)
     expect(page.locator("#console-stale")).to_be_visible()
     page.locator("#console-run").click()

@@ -225,3 +225,13 @@ def test_a_step_changes_only_what_changed_and_views_off_screen_wait(page: Page):
     below = "#latency"
     assert not inside_viewport(page, below)
     assert page.evaluate(f"getComputedStyle(document.querySelector('{below}')).contentVisibility") == "auto"
+
+
+@pytest.mark.browser_context_args(viewport=PHONE)
+def test_a_bad_commands_error_page_fits_a_phone(page: Page, console_errors):
+    page.goto("/scenarios/command?command=ipc-static+-z")  # a usage, column-aligned, and the form to run again
+    expect(page.locator(".retry-form input")).to_be_visible()
+    assert horizontal_overflow(page) <= 0, f"{horizontal_overflow(page)} px too wide"
+    shot(page, "phone-error-page.png")
+    console_errors.flush()  # Chromium logs the page's 400, provoked on purpose; any other error stays
+    console_errors.errors = [e for e in console_errors.clear() if "status of 400" not in e]

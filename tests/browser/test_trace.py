@@ -82,16 +82,70 @@ def test_a_compile_error_is_marked_at_its_line_and_the_results_stay(page: Page, 
     expect(page.locator("#d-gutter .error-line")).to_have_count(0)
 
 
-def test_the_differential_flame_graph_of_junk_filling_renders(page: Page):
+DIFF_FRAMES = """() => {
+  const host = document.getElementById('diff-flame');
+  const bars = [...host.querySelectorAll('g.trace.bars g.point path')];
+  const trace = host.data[0];
+  return host.flameGraph.shown.map((f, i) => ({
+    id: f.node.id, change: f.node.change, colour: trace.marker.color[i], text: trace.text[i],
+    px: bars[i] ? bars[i].getBoundingClientRect().width : null }));
+}"""
+FAULTS = "dd;-;Xpage;trap;trap_pfault"
+
+
+def test_the_differential_flame_graph_of_junk_filling_is_a_flame_graph_that_zooms(page: Page):
     page.goto("/trace?" + urlencode({"command": JUNK_TRUE, "baseline": JUNK_FALSE}))
-    expect(page.locator("#diff-flame .main-svg").first).to_be_visible(timeout=SLOW)
+    host = page.locator("#diff-flame")
+    expect(host).to_have_attribute("data-ready", "true", timeout=SLOW)
     expect(page.locator(".diff-changes tr.more").first).to_be_visible()
     expect(page.locator(".diff-changes tr.less").first).to_be_visible()
-    colours = page.evaluate("document.getElementById('diff-flame').data[0].marker.colors")
-    assert any(c.startswith("rgb(255,") and c != "rgb(255,255,255)" for c in colours)  # red: more
-    assert any(re.fullmatch(r"rgb\((\d+),\1,255\)", c) for c in colours)  # blue: less
+    frames = {f["id"]: f for f in page.evaluate(DIFF_FRAMES)}
+    more, less = frames["dd;-;Xpage"], frames["dd;-;Xfast_syscall"]
+    assert more["change"] > 0 and more["colour"].startswith("rgb(255,"), more  # red: more time
+    assert less["change"] < 0 and re.fullmatch(r"rgb\((\d+),\1,255\)", less["colour"]), less  # blue: less
+    assert more["text"].startswith("▲ Xpage"), "the change is not in colour alone"
+    less_label = page.evaluate(
+        "(() => { const g = document.getElementById('diff-flame').flameGraph;"
+        " return g.label(g.shown.find((f) => f.node.id === 'dd;-;Xfast_syscall').node); })()"
+    )
+    assert less_label == "▼ Xfast_syscall", less_label  # (too narrow here to show its text)
     page.locator("#trace-diff").scroll_into_view_if_needed()
     page.locator("#trace-diff").screenshot(path=ARTIFACTS / "trace-diff.png")
+
+    # a click zooms into the frame: it takes the whole width, its children keep their shares of it
+    host.scroll_into_view_if_needed()
+    centre = page.evaluate(
+        """(id) => {
+          const host = document.getElementById('diff-flame');
+          const i = host.flameGraph.shown.findIndex((f) => f.node.id === id);
+          const box = host.querySelectorAll('g.trace.bars g.point path')[i].getBoundingClientRect();
+          return [box.left + box.width / 2, box.top + box.height / 2];
+        }""",
+        FAULTS,
+    )
+    page.mouse.click(*centre)
+    width = page.evaluate("document.querySelector('#diff-flame .nsewdrag').getBoundingClientRect().width")
+    zoomed = {f["id"]: f for f in page.evaluate(DIFF_FRAMES)}
+    assert zoomed[FAULTS]["px"] == pytest.approx(width, abs=2)
+    values = page.evaluate(
+        """() => { const out = {}; const walk = (n) => { out[n.id] = n.value; n.children.forEach(walk); };
+                   walk(document.getElementById('diff-flame').flameGraph.root); return out; }"""
+    )
+    children = [i for i in zoomed if i.startswith(FAULTS + ";") and i.count(";") == FAULTS.count(";") + 1]
+    assert children
+    for child in children:
+        assert zoomed[child]["px"] == pytest.approx(values[child] / values[FAULTS] * width, abs=1.5), child
+    expect(page.locator("#diff-flame-selected")).to_contain_text("more")  # the change, in words
+    page.locator("#trace-diff").screenshot(path=ARTIFACTS / "trace-diff-zoom.png")
+
+    # the keys: Escape resets the zoom; then the colour-blind-safe palette
+    host.focus()
+    page.keyboard.press("Escape")
+    expect(host).to_have_attribute("data-range", re.compile(r"^0 "))
+    page.locator("#diff-flame-palette").select_option("orangepurple")
+    colours = {f["id"]: f["colour"] for f in page.evaluate(DIFF_FRAMES)}
+    assert colours["dd;-;Xpage"].startswith("hsl(30") and colours["dd;-;Xfast_syscall"].startswith("hsl(265")
+    assert "focus=" not in page.url and "palette=" not in page.url, "the diff's state stays out of the URL"
 
 
 def test_an_example_with_a_histogram_draws_it(page: Page):
